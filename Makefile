@@ -1,0 +1,116 @@
+# sipha — top-level build.  `make` builds everything, `make test` runs every
+# test, `make deps` installs the Debian packages, `make demo` shows the pair.
+#
+# Sources are picked up by directory: a new .c file under userspace/<module>/
+# or kernel-helpers/ joins libsipha.a, a new tests/unit/test_*.c becomes a
+# sanitizer-built cmocka binary, a new bpf/*.bpf.c gets an object and a
+# skeleton.  Nobody edits this file to add a module.
+
+B       := build
+CLANG   ?= clang
+BPFTOOL ?= bpftool
+
+PKGS     := libosip2 liburing libbpf libmnl libnl-route-3.0 inih jansson libsystemd
+PKG_CF   := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CPPFLAGS += -D_GNU_SOURCE -Iuserspace -Ikernel-helpers -Ibpf -I$(B) $(PKG_CF)
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -fno-strict-aliasing
+LDLIBS   += -Wl,--as-needed $(PKG_LIBS) -lpthread
+SAN      := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+
+LIB_DIRS := userspace/core userspace/sip userspace/server userspace/ha userspace/xdp kernel-helpers
+LIB_SRC  := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(B)/obj/%.o)
+SAN_OBJ  := $(LIB_SRC:%.c=$(B)/san/%.o)
+
+BPF_SRC  := $(wildcard bpf/*.bpf.c)
+BPF_OBJ  := $(BPF_SRC:bpf/%.bpf.c=$(B)/%.bpf.o)
+SKELS    := $(BPF_SRC:bpf/%.bpf.c=$(B)/%.skel.h)
+
+LOAD_SRC := $(wildcard userspace/sipha-load/*.c)
+LOAD_OBJ := $(LOAD_SRC:%.c=$(B)/obj/%.o)
+
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:%.c=$(B)/%)
+BPFT_SRC := $(wildcard tests/bpf/test_*.c)
+BPFT_BIN := $(BPFT_SRC:%.c=$(B)/%)
+TOOL_SRC := $(wildcard tests/tools/*.c)
+TOOL_BIN := $(TOOL_SRC:%.c=$(B)/%)
+
+BINS := $(B)/siphad $(B)/siphactl $(B)/sipha-load
+
+.PHONY: all tests test unit deps demo clean format
+.SECONDARY:
+all: $(BINS) $(BPF_OBJ) tests
+tests: $(UNIT_BIN) $(BPFT_BIN) $(TOOL_BIN)
+
+# --- BPF: .bpf.c -> .bpf.o -> .skel.h (libbpf-bootstrap's chain) ---------------
+$(B)/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.h)
+	@mkdir -p $(@D)
+	$(CLANG) -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror \
+		-I/usr/include/$(shell gcc -dumpmachine) -Ibpf -c $< -o $@
+
+$(B)/%.skel.h: $(B)/%.bpf.o
+	$(BPFTOOL) gen skeleton $< > $@.tmp && mv $@.tmp $@
+
+# --- user space ----------------------------------------------------------------
+$(B)/obj/%.o: %.c | $(SKELS)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(B)/san/%.o: %.c | $(SKELS)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(SAN) -MMD -MP -c $< -o $@
+
+$(B)/libsipha.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/libsipha-san.a: $(SAN_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/siphad: $(B)/obj/userspace/siphad.o $(B)/libsipha.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/siphactl: $(B)/obj/userspace/siphactl.o $(B)/libsipha.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/sipha-load: $(LOAD_OBJ) $(B)/libsipha.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# Unit tests: sanitizers on, linked against the sanitizer build of the library.
+$(B)/tests/unit/%: $(B)/san/tests/unit/%.o $(B)/libsipha-san.a
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS) -lcmocka
+
+# BPF tests run the real object through BPF_PROG_TEST_RUN; sanitizers on too.
+$(B)/tests/bpf/%: $(B)/san/tests/bpf/%.o $(B)/libsipha-san.a $(BPF_OBJ)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $(filter %.o %.a,$^) $(LDLIBS) -lcmocka
+
+$(B)/tests/tools/%: $(B)/obj/tests/tools/%.o $(B)/libsipha.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# --- the two commands of the README ----------------------------------------------
+deps:
+	@scripts/deps.sh
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@tests/run.sh
+
+unit: all
+	@tests/run.sh unit
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/demo.sh
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(B)
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -1,0 +1,94 @@
+/* SIP messages: libosip2 does the parsing and serialisation; this file adds
+ * what libosip2 leaves to the application — stream framing, the RFC 3261
+ * checks a server must make before it acts on a request (the RFC 4475 torture
+ * cases), and building responses. */
+#ifndef SIPHA_SIP_MSG_H
+#define SIPHA_SIP_MSG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <osipparser2/osip_parser.h>
+
+#define SIPMSG_MAX 65535 /* largest message accepted, datagram or stream */
+
+enum sip_method {
+	SIP_UNKNOWN = 0,
+	SIP_INVITE,
+	SIP_ACK,
+	SIP_BYE,
+	SIP_CANCEL,
+	SIP_REGISTER,
+	SIP_OPTIONS,
+	SIP_SUBSCRIBE,
+	SIP_NOTIFY,
+	SIP_REFER,
+	SIP_INFO,
+	SIP_UPDATE,
+	SIP_PRACK,
+	SIP_MESSAGE,
+	SIP_PUBLISH,
+	SIP_METHOD_MAX
+};
+
+/* Methods sipha implements (the Allow header of 405/501 and OPTIONS). */
+#define SIPHA_ALLOW "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, UPDATE, INFO, PRACK"
+
+/* Once per process, before any parse (libosip2's parser_init). */
+void sipmsg_init(void);
+
+/* Case-sensitive method token → id (RFC 3261 methods are case-sensitive). */
+enum sip_method sipmsg_method_id(const char *method);
+const char *sipmsg_method_name(enum sip_method m);
+
+/* Stream framing (RFC 3261 §18.3): length of the first complete message in
+ * BUF — header section up to CRLFCRLF plus Content-Length body octets.
+ * Leading CRLFs (keep-alives, RFC 5626) count as a message of their own
+ * length and carry no SIP.  Returns 0 when more data is needed, or -EBADMSG
+ * when no message can be framed (Content-Length missing, invalid or several,
+ * or headers longer than SIPMSG_MAX): the caller closes the connection. */
+ssize_t sipmsg_frame(const char *buf, size_t len);
+
+/* Parses one message.  DATAGRAM: octets after the body that Content-Length
+ * declares are ignored (RFC 3261 §18.3); a Content-Length larger than what
+ * arrived is an error.  Returns 0 with *OUT (osip_message_free it), or
+ * -EBADMSG when libosip2 cannot make a message of it. */
+int sipmsg_parse(const char *buf, size_t len, bool datagram, osip_message_t **out);
+
+/* The answer a server owes a parsed request before acting on it. */
+struct sip_verdict {
+	int code;           /* 0: the request may be processed */
+	const char *reason; /* reason phrase for CODE */
+	const char *hname;  /* extra header for the response, or NULL ("Unsupported", "Accept") */
+	char hvalue[256];
+};
+
+/* Checks a parsed request against RFC 3261 rules libosip2 does not enforce:
+ * SIP/2.0 only (505), sip/sips Request-URI (416), the mandatory headers To,
+ * From, Call-ID, CSeq, Via, Max-Forwards (400), CSeq method equal to the
+ * request method (400), single-valued headers given once (400), Require /
+ * Proxy-Require of extensions sipha lacks (420 + Unsupported), a session
+ * body type other than application/sdp (415 + Accept), a request-line or
+ * header syntax that libosip2 accepted leniently but RFC 3261 forbids (400).
+ * RAW/LEN are the octets the message was parsed from. */
+void sipmsg_check_request(const osip_message_t *m, const char *raw, size_t len,
+			  struct sip_verdict *v);
+
+/* Checks a parsed response: returns 0, or -EBADMSG when it must be dropped
+ * (status outside 100..699, mandatory headers missing or malformed). */
+int sipmsg_check_response(const osip_message_t *m);
+
+/* Builds a response to REQ (RFC 3261 §8.2.6): Via (all), From, To, Call-ID,
+ * CSeq copied; TO_TAG added to To when To has no tag and CODE > 100
+ * (TO_TAG NULL: none added).  Returns 0 with *OUT or -ENOMEM. */
+int sipmsg_response(const osip_message_t *req, int code, const char *reason, const char *to_tag,
+		    osip_message_t **out);
+
+/* Serialises M; *BUF is malloc'd (free it).  Returns 0 or -ENOMEM/-EINVAL. */
+int sipmsg_to_str(osip_message_t *m, char **buf, size_t *len);
+
+/* Default reason phrase for a status code ("Unknown" if none). */
+const char *sipmsg_reason(int code);
+
+#endif
