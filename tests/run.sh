@@ -27,8 +27,8 @@ account() { # name rc logfile
 		echo "SKIP  $name: $(tail -n 1 "$log")"
 		return
 	fi
-	p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | awk '{s+=$1} END {print s+0}')
-	f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | awk '{s+=$1} END {print s+0}')
+	p=$(sed -n 's/.*\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | awk '{s+=$1} END {print s+0}')
+	f=$(sed -n 's/.*\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | awk '{s+=$1} END {print s+0}')
 	p=$((p + $(grep -c '^PASS ' "$log")))
 	f=$((f + $(grep -c '^FAIL ' "$log")))
 	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then

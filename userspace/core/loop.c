@@ -1,0 +1,853 @@
+/* io_uring backend of the loop API (core/loop.h).
+ *
+ * Every submitted operation's user_data points at a struct loop_op embedded
+ * in the object it serves; the op's kind picks the handler.  Objects with
+ * operations in flight are never freed directly: streams go to a zombie list
+ * and are finalised at the end of an iteration once nothing of theirs is in
+ * flight. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <liburing.h>
+
+#include "core/log.h"
+#include "core/loop.h"
+
+/* Provided buffers for datagrams: every datagram fits (SIP over UDP caps at
+ * 65,535 octets), so nothing is ever truncated by us; 256 of them absorb a
+ * burst while the handlers run. */
+#define DGRAM_NBUF 256
+#define DGRAM_PAYLOAD 65536
+#define DGRAM_CTRL 64
+#define DGRAM_BUFSZ                                                                                \
+	(sizeof(struct io_uring_recvmsg_out) + sizeof(struct sockaddr_storage) + DGRAM_CTRL +     \
+	 DGRAM_PAYLOAD)
+#define DGRAM_BGID 0
+
+#define RING_ENTRIES 4096
+
+enum op_kind {
+	OP_DGRAM_RECV = 1,
+	OP_DGRAM_SEND,
+	OP_ACCEPT,
+	OP_STREAM_RECV,
+	OP_STREAM_SEND,
+	OP_POLL,
+};
+
+struct loop_op {
+	enum op_kind kind;
+};
+
+struct dgram_sock {
+	struct loop_op op;
+	struct loop *l;
+	int fd;
+	loop_dgram_fn fn;
+	void *arg;
+	struct msghdr mh; /* template for multishot recvmsg: name and control sizes */
+	struct dgram_sock *next;
+};
+
+struct dgram_out {
+	struct loop_op op;
+	struct msghdr mh;
+	struct iovec iov;
+	struct sockaddr_storage to;
+	union {
+		char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
+		struct cmsghdr align;
+	} ctrl;
+	char data[];
+};
+
+struct listener {
+	struct loop_op op;
+	int fd;
+	loop_accept_fn fn;
+	void *arg;
+	struct sockaddr_storage peer; /* unused by multishot accept; kept for re-arm */
+	struct listener *next;
+};
+
+struct poll_watch {
+	struct loop_op op;
+	int fd;
+	loop_poll_fn fn;
+	void *arg;
+	struct poll_watch *next;
+};
+
+struct bytes {
+	char *data;
+	size_t len, off, cap;
+};
+
+struct loop_stream {
+	struct loop *l;
+	int fd;
+	const struct loop_stream_ops *ops;
+	void *arg;
+	struct loop_op rop, sop;
+	bool recv_busy, send_busy;
+	bool closing, flush, finalised;
+	int err;
+	struct bytes in;
+	struct bytes sending; /* owned by the in-flight send */
+	struct bytes pending; /* appended by loop_stream_write */
+	struct loop_stream *next, *prev; /* open streams, or the zombie list */
+};
+
+struct loop {
+	struct io_uring ring;
+	bool stop;
+	uint64_t now;
+	struct timer_wheel tw;
+	struct loop_stats st;
+
+	struct io_uring_buf_ring *br;
+	char *bufs;
+	size_t br_size;
+
+	struct dgram_sock *dgrams;
+	struct listener *listeners;
+	struct poll_watch *polls;
+	struct loop_stream *streams;
+	struct loop_stream *zombies;
+};
+
+static uint64_t clock_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static struct io_uring_sqe *get_sqe(struct loop *l)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&l->ring);
+
+	if (!sqe) {
+		/* SQ full: hand what we have to the kernel and take a fresh slot. */
+		io_uring_submit(&l->ring);
+		sqe = io_uring_get_sqe(&l->ring);
+	}
+	return sqe;
+}
+
+static int setup_buf_ring(struct loop *l)
+{
+	struct io_uring_buf_reg reg = { 0 };
+	int ret;
+
+	l->br_size = DGRAM_NBUF * sizeof(struct io_uring_buf);
+	l->br = mmap(NULL, l->br_size, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+	if (l->br == MAP_FAILED) {
+		l->br = NULL;
+		return -errno;
+	}
+	l->bufs = malloc((size_t)DGRAM_NBUF * DGRAM_BUFSZ);
+	if (!l->bufs)
+		return -ENOMEM;
+	reg.ring_addr = (unsigned long)l->br;
+	reg.ring_entries = DGRAM_NBUF;
+	reg.bgid = DGRAM_BGID;
+	ret = io_uring_register_buf_ring(&l->ring, &reg, 0);
+	if (ret) {
+		pr_err("io_uring: cannot register buffer ring: %s", strerror(-ret));
+		return ret;
+	}
+	io_uring_buf_ring_init(l->br);
+	for (unsigned i = 0; i < DGRAM_NBUF; i++)
+		io_uring_buf_ring_add(l->br, l->bufs + (size_t)i * DGRAM_BUFSZ, DGRAM_BUFSZ, i,
+				      io_uring_buf_ring_mask(DGRAM_NBUF), i);
+	io_uring_buf_ring_advance(l->br, DGRAM_NBUF);
+	return 0;
+}
+
+static void recycle_buf(struct loop *l, unsigned bid)
+{
+	io_uring_buf_ring_add(l->br, l->bufs + (size_t)bid * DGRAM_BUFSZ, DGRAM_BUFSZ, bid,
+			      io_uring_buf_ring_mask(DGRAM_NBUF), 0);
+	io_uring_buf_ring_advance(l->br, 1);
+}
+
+int loop_new(struct loop **out)
+{
+	struct io_uring_params p = { 0 };
+	struct loop *l;
+	int ret;
+
+	*out = NULL;
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	/* One thread owns the ring: let the kernel skip cross-thread locking and
+	 * run task work only when we wait, in batches. */
+	p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_CQSIZE;
+	p.cq_entries = RING_ENTRIES * 4;
+	ret = io_uring_queue_init_params(RING_ENTRIES, &l->ring, &p);
+	if (ret == -EINVAL) {
+		memset(&p, 0, sizeof(p));
+		p.flags = IORING_SETUP_CQSIZE;
+		p.cq_entries = RING_ENTRIES * 4;
+		ret = io_uring_queue_init_params(RING_ENTRIES, &l->ring, &p);
+	}
+	if (ret) {
+		pr_err("io_uring: cannot set up ring: %s", strerror(-ret));
+		free(l);
+		return ret;
+	}
+	if (!(p.features & IORING_FEAT_EXT_ARG)) {
+		pr_err("io_uring: kernel lacks IORING_FEAT_EXT_ARG (need Linux 5.11+)");
+		io_uring_queue_exit(&l->ring);
+		free(l);
+		return -EOPNOTSUPP;
+	}
+	ret = setup_buf_ring(l);
+	if (ret) {
+		loop_free(l);
+		return ret;
+	}
+	l->now = clock_ms();
+	timer_wheel_init(&l->tw, l->now);
+	*out = l;
+	return 0;
+}
+
+static void stream_free(struct loop_stream *s)
+{
+	free(s->in.data);
+	free(s->sending.data);
+	free(s->pending.data);
+	free(s);
+}
+
+void loop_free(struct loop *l)
+{
+	if (!l)
+		return;
+	/* Closing the ring cancels whatever is still in flight; only then are
+	 * the buffers those operations point into safe to free. */
+	io_uring_queue_exit(&l->ring);
+	for (int pass = 0; pass < 2; pass++) {
+		struct loop_stream *s = pass ? l->zombies : l->streams, *n;
+
+		for (; s; s = n) {
+			n = s->next;
+			if (s->ops->on_close)
+				s->ops->on_close(s, s->arg, s->err ? s->err : -ECANCELED);
+			close(s->fd);
+			stream_free(s);
+		}
+	}
+	for (struct dgram_sock *d = l->dgrams, *n; d; d = n) {
+		n = d->next;
+		free(d);
+	}
+	for (struct listener *li = l->listeners, *n; li; li = n) {
+		n = li->next;
+		free(li);
+	}
+	for (struct poll_watch *w = l->polls, *n; w; w = n) {
+		n = w->next;
+		free(w);
+	}
+	if (l->br)
+		munmap(l->br, l->br_size);
+	free(l->bufs);
+	free(l);
+}
+
+uint64_t loop_now(const struct loop *l)
+{
+	return l->now;
+}
+
+struct timer_wheel *loop_timers(struct loop *l)
+{
+	return &l->tw;
+}
+
+void loop_timer_in(struct loop *l, struct timer *t, uint64_t delay_ms)
+{
+	timer_add(&l->tw, t, l->now + delay_ms);
+}
+
+const struct loop_stats *loop_stats(const struct loop *l)
+{
+	return &l->st;
+}
+
+void loop_stop(struct loop *l)
+{
+	l->stop = true;
+}
+
+/* --- datagrams ------------------------------------------------------------ */
+
+static int arm_dgram(struct loop *l, struct dgram_sock *d)
+{
+	struct io_uring_sqe *sqe = get_sqe(l);
+
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_recvmsg_multishot(sqe, d->fd, &d->mh, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = DGRAM_BGID;
+	io_uring_sqe_set_data(sqe, &d->op);
+	return 0;
+}
+
+int loop_dgram_add(struct loop *l, int fd, loop_dgram_fn fn, void *arg)
+{
+	struct dgram_sock *d;
+	int one = 1, ret;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl))
+		return -errno;
+	if (ss.ss_family == AF_INET6) {
+		if (setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one)))
+			return -errno;
+		/* A dual-stack socket also reports v4-mapped destinations here. */
+		setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one));
+	} else if (setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one))) {
+		return -errno;
+	}
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	d->op.kind = OP_DGRAM_RECV;
+	d->l = l;
+	d->fd = fd;
+	d->fn = fn;
+	d->arg = arg;
+	d->mh.msg_namelen = sizeof(struct sockaddr_storage);
+	d->mh.msg_controllen = DGRAM_CTRL;
+	ret = arm_dgram(l, d);
+	if (ret) {
+		free(d);
+		return ret;
+	}
+	d->next = l->dgrams;
+	l->dgrams = d;
+	return 0;
+}
+
+static void read_pktinfo(struct io_uring_recvmsg_out *o, struct msghdr *mh, struct loop_dgram *d)
+{
+	for (struct cmsghdr *c = io_uring_recvmsg_cmsg_firsthdr(o, mh); c;
+	     c = io_uring_recvmsg_cmsg_nexthdr(o, mh, c)) {
+		if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+			struct in_pktinfo pi;
+			struct sockaddr_in *sin = (struct sockaddr_in *)&d->dst;
+
+			memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+			sin->sin_family = AF_INET;
+			sin->sin_addr = pi.ipi_addr;
+			d->ifindex = pi.ipi_ifindex;
+		} else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+			struct in6_pktinfo pi;
+			struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&d->dst;
+
+			memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+			sin6->sin6_family = AF_INET6;
+			sin6->sin6_addr = pi.ipi6_addr;
+			d->ifindex = (int)pi.ipi6_ifindex;
+		}
+	}
+}
+
+static void handle_dgram_recv(struct loop *l, struct dgram_sock *ds, struct io_uring_cqe *cqe)
+{
+	if (cqe->res >= 0 && (cqe->flags & IORING_CQE_F_BUFFER)) {
+		unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+		char *buf = l->bufs + (size_t)bid * DGRAM_BUFSZ;
+		struct io_uring_recvmsg_out *o = io_uring_recvmsg_validate(buf, cqe->res, &ds->mh);
+
+		if (o) {
+			struct loop_dgram d = { 0 };
+
+			d.buf = io_uring_recvmsg_payload(o, &ds->mh);
+			d.len = io_uring_recvmsg_payload_length(o, cqe->res, &ds->mh);
+			d.truncated = o->flags & MSG_TRUNC;
+			d.src = io_uring_recvmsg_name(o);
+			d.srclen = o->namelen;
+			read_pktinfo(o, &ds->mh, &d);
+			l->st.dgrams_in++;
+			if (d.truncated)
+				l->st.dgrams_truncated++;
+			ds->fn(ds->arg, ds->fd, &d);
+		}
+		recycle_buf(l, bid);
+	} else if (cqe->res == -ENOBUFS) {
+		l->st.nobufs++;
+	} else if (cqe->res < 0) {
+		pr_warn("udp recvmsg on fd %d: %s", ds->fd, strerror(-cqe->res));
+	}
+	if (!(cqe->flags & IORING_CQE_F_MORE) && cqe->res != -EBADF)
+		arm_dgram(l, ds);
+}
+
+int loop_dgram_send(struct loop *l, int fd, const void *buf, size_t len,
+		    const struct sockaddr *to, socklen_t tolen, const struct sockaddr *from)
+{
+	struct io_uring_sqe *sqe;
+	struct dgram_out *o;
+
+	if (tolen > sizeof(o->to))
+		return -EINVAL;
+	o = malloc(sizeof(*o) + len);
+	if (!o)
+		return -ENOMEM;
+	memset(o, 0, sizeof(*o));
+	o->op.kind = OP_DGRAM_SEND;
+	memcpy(o->data, buf, len);
+	memcpy(&o->to, to, tolen);
+	o->iov.iov_base = o->data;
+	o->iov.iov_len = len;
+	o->mh.msg_name = &o->to;
+	o->mh.msg_namelen = tolen;
+	o->mh.msg_iov = &o->iov;
+	o->mh.msg_iovlen = 1;
+	if (from && from->sa_family == AF_INET) {
+		struct cmsghdr *c = (struct cmsghdr *)o->ctrl.buf;
+		struct in_pktinfo pi = { 0 };
+
+		pi.ipi_spec_dst = ((const struct sockaddr_in *)from)->sin_addr;
+		o->mh.msg_control = o->ctrl.buf;
+		o->mh.msg_controllen = CMSG_SPACE(sizeof(pi));
+		c->cmsg_level = IPPROTO_IP;
+		c->cmsg_type = IP_PKTINFO;
+		c->cmsg_len = CMSG_LEN(sizeof(pi));
+		memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+	} else if (from && from->sa_family == AF_INET6) {
+		struct cmsghdr *c = (struct cmsghdr *)o->ctrl.buf;
+		struct in6_pktinfo pi = { 0 };
+
+		pi.ipi6_addr = ((const struct sockaddr_in6 *)from)->sin6_addr;
+		o->mh.msg_control = o->ctrl.buf;
+		o->mh.msg_controllen = CMSG_SPACE(sizeof(pi));
+		c->cmsg_level = IPPROTO_IPV6;
+		c->cmsg_type = IPV6_PKTINFO;
+		c->cmsg_len = CMSG_LEN(sizeof(pi));
+		memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+	}
+	sqe = get_sqe(l);
+	if (!sqe) {
+		free(o);
+		return -EBUSY;
+	}
+	io_uring_prep_sendmsg(sqe, fd, &o->mh, 0);
+	io_uring_sqe_set_data(sqe, &o->op);
+	l->st.dgrams_out++;
+	return 0;
+}
+
+static void handle_dgram_send(struct loop *l, struct dgram_out *o, struct io_uring_cqe *cqe)
+{
+	if (cqe->res < 0) {
+		l->st.dgram_send_errors++;
+		pr_debug("udp sendmsg: %s", strerror(-cqe->res));
+	}
+	free(o);
+}
+
+/* --- listeners and polls ---------------------------------------------------- */
+
+static int arm_accept(struct loop *l, struct listener *li)
+{
+	struct io_uring_sqe *sqe = get_sqe(l);
+
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_multishot_accept(sqe, li->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	io_uring_sqe_set_data(sqe, &li->op);
+	return 0;
+}
+
+int loop_listen_add(struct loop *l, int fd, loop_accept_fn fn, void *arg)
+{
+	struct listener *li = calloc(1, sizeof(*li));
+	int ret;
+
+	if (!li)
+		return -ENOMEM;
+	li->op.kind = OP_ACCEPT;
+	li->fd = fd;
+	li->fn = fn;
+	li->arg = arg;
+	ret = arm_accept(l, li);
+	if (ret) {
+		free(li);
+		return ret;
+	}
+	li->next = l->listeners;
+	l->listeners = li;
+	return 0;
+}
+
+static void handle_accept(struct loop *l, struct listener *li, struct io_uring_cqe *cqe)
+{
+	if (cqe->res >= 0) {
+		struct sockaddr_storage peer;
+		socklen_t pl = sizeof(peer);
+
+		if (getpeername(cqe->res, (struct sockaddr *)&peer, &pl)) {
+			close(cqe->res);
+		} else {
+			li->fn(li->arg, cqe->res, &peer, pl);
+		}
+	} else if (cqe->res != -ECANCELED) {
+		pr_warn("accept on fd %d: %s", li->fd, strerror(-cqe->res));
+	}
+	if (!(cqe->flags & IORING_CQE_F_MORE) && cqe->res != -EBADF)
+		arm_accept(l, li);
+}
+
+static int arm_poll(struct loop *l, struct poll_watch *w)
+{
+	struct io_uring_sqe *sqe = get_sqe(l);
+
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_poll_multishot(sqe, w->fd, POLLIN);
+	io_uring_sqe_set_data(sqe, &w->op);
+	return 0;
+}
+
+int loop_poll_add(struct loop *l, int fd, loop_poll_fn fn, void *arg)
+{
+	struct poll_watch *w = calloc(1, sizeof(*w));
+	int ret;
+
+	if (!w)
+		return -ENOMEM;
+	w->op.kind = OP_POLL;
+	w->fd = fd;
+	w->fn = fn;
+	w->arg = arg;
+	ret = arm_poll(l, w);
+	if (ret) {
+		free(w);
+		return ret;
+	}
+	w->next = l->polls;
+	l->polls = w;
+	return 0;
+}
+
+static void handle_poll(struct loop *l, struct poll_watch *w, struct io_uring_cqe *cqe)
+{
+	if (cqe->res > 0)
+		w->fn(w->arg, w->fd, (unsigned)cqe->res);
+	else if (cqe->res < 0 && cqe->res != -ECANCELED)
+		pr_warn("poll on fd %d: %s", w->fd, strerror(-cqe->res));
+	if (!(cqe->flags & IORING_CQE_F_MORE) && cqe->res != -EBADF)
+		arm_poll(l, w);
+}
+
+/* --- streams ----------------------------------------------------------------- */
+
+static void list_del_stream(struct loop_stream **head, struct loop_stream *s)
+{
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		*head = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	s->next = s->prev = NULL;
+}
+
+static void list_add_stream(struct loop_stream **head, struct loop_stream *s)
+{
+	s->prev = NULL;
+	s->next = *head;
+	if (*head)
+		(*head)->prev = s;
+	*head = s;
+}
+
+static void stream_kill(struct loop_stream *s, int err)
+{
+	if (s->closing && !s->flush)
+		return;
+	if (!s->err)
+		s->err = err;
+	s->closing = true;
+	s->flush = false;
+	/* Wakes a pending recv with 0 and fails a pending send, so every op of
+	 * this stream completes and it can be finalised. */
+	shutdown(s->fd, SHUT_RDWR);
+	list_del_stream(&s->l->streams, s);
+	list_add_stream(&s->l->zombies, s);
+}
+
+static void arm_recv(struct loop_stream *s)
+{
+	struct io_uring_sqe *sqe;
+
+	if (s->recv_busy || s->closing)
+		return;
+	if (s->in.cap - s->in.len < 2048) {
+		size_t cap = s->in.cap ? s->in.cap * 2 : 4096;
+		char *p;
+
+		if (cap > LOOP_STREAM_MAX_INBUF)
+			cap = LOOP_STREAM_MAX_INBUF;
+		if (cap == s->in.len) {
+			/* The peer filled our window without a message we could
+			 * consume: it is not speaking our framing. */
+			stream_kill(s, -EMSGSIZE);
+			return;
+		}
+		p = realloc(s->in.data, cap);
+		if (!p) {
+			stream_kill(s, -ENOMEM);
+			return;
+		}
+		s->in.data = p;
+		s->in.cap = cap;
+	}
+	sqe = get_sqe(s->l);
+	if (!sqe) {
+		stream_kill(s, -EBUSY);
+		return;
+	}
+	io_uring_prep_recv(sqe, s->fd, s->in.data + s->in.len, s->in.cap - s->in.len, 0);
+	io_uring_sqe_set_data(sqe, &s->rop);
+	s->recv_busy = true;
+}
+
+static void arm_send(struct loop_stream *s)
+{
+	struct io_uring_sqe *sqe;
+
+	if (s->send_busy)
+		return;
+	if (s->sending.off == s->sending.len) {
+		/* The in-flight buffer is done: the pending one becomes it. */
+		struct bytes t = s->sending;
+
+		s->sending = s->pending;
+		t.len = t.off = 0;
+		s->pending = t;
+	}
+	if (s->sending.off == s->sending.len) {
+		if (s->closing && s->flush)
+			stream_kill(s, 0);
+		return;
+	}
+	sqe = get_sqe(s->l);
+	if (!sqe) {
+		stream_kill(s, -EBUSY);
+		return;
+	}
+	io_uring_prep_send(sqe, s->fd, s->sending.data + s->sending.off,
+			   s->sending.len - s->sending.off, MSG_NOSIGNAL);
+	io_uring_sqe_set_data(sqe, &s->sop);
+	s->send_busy = true;
+}
+
+struct loop_stream *loop_stream_add(struct loop *l, int fd, const struct loop_stream_ops *ops,
+				    void *arg)
+{
+	struct loop_stream *s = calloc(1, sizeof(*s));
+
+	if (!s) {
+		close(fd);
+		return NULL;
+	}
+	s->l = l;
+	s->fd = fd;
+	s->ops = ops;
+	s->arg = arg;
+	s->rop.kind = OP_STREAM_RECV;
+	s->sop.kind = OP_STREAM_SEND;
+	list_add_stream(&l->streams, s);
+	l->st.streams_open++;
+	l->st.streams_total++;
+	arm_recv(s);
+	return s;
+}
+
+int loop_stream_fd(const struct loop_stream *s)
+{
+	return s->fd;
+}
+
+int loop_stream_write(struct loop_stream *s, const void *buf, size_t len)
+{
+	struct bytes *p = &s->pending;
+
+	if (s->closing)
+		return -EPIPE;
+	if (p->len + len + (s->sending.len - s->sending.off) > LOOP_STREAM_MAX_BACKLOG) {
+		stream_kill(s, -ENOBUFS);
+		return -ENOBUFS;
+	}
+	if (p->len + len > p->cap) {
+		size_t cap = p->cap ? p->cap : 4096;
+		char *n;
+
+		while (cap < p->len + len)
+			cap *= 2;
+		n = realloc(p->data, cap);
+		if (!n)
+			return -ENOMEM;
+		p->data = n;
+		p->cap = cap;
+	}
+	memcpy(p->data + p->len, buf, len);
+	p->len += len;
+	arm_send(s);
+	return 0;
+}
+
+void loop_stream_close(struct loop_stream *s, bool flush)
+{
+	if (s->closing)
+		return;
+	if (flush && (s->send_busy || s->pending.len)) {
+		s->closing = true;
+		s->flush = true;
+		return;
+	}
+	stream_kill(s, 0);
+}
+
+static void handle_stream_recv(struct loop_stream *s, struct io_uring_cqe *cqe)
+{
+	s->recv_busy = false;
+	if (s->closing && !s->flush)
+		return;
+	if (cqe->res <= 0) {
+		stream_kill(s, cqe->res);
+		return;
+	}
+	s->in.len += (size_t)cqe->res;
+	while (s->in.len && !(s->closing && !s->flush)) {
+		size_t used = s->ops->on_data(s, s->arg, s->in.data, s->in.len);
+
+		if (!used)
+			break;
+		if (used > s->in.len)
+			used = s->in.len;
+		memmove(s->in.data, s->in.data + used, s->in.len - used);
+		s->in.len -= used;
+	}
+	if (!s->closing)
+		arm_recv(s);
+}
+
+static void handle_stream_send(struct loop_stream *s, struct io_uring_cqe *cqe)
+{
+	s->send_busy = false;
+	if (cqe->res < 0) {
+		stream_kill(s, cqe->res);
+		return;
+	}
+	s->sending.off += (size_t)cqe->res;
+	if (s->closing && !s->flush)
+		return;
+	arm_send(s);
+}
+
+static void reap_zombies(struct loop *l)
+{
+	struct loop_stream *s = l->zombies, *n;
+
+	for (; s; s = n) {
+		n = s->next;
+		if (s->recv_busy || s->send_busy)
+			continue;
+		list_del_stream(&l->zombies, s);
+		l->st.streams_open--;
+		if (s->ops->on_close)
+			s->ops->on_close(s, s->arg, s->err);
+		close(s->fd);
+		stream_free(s);
+	}
+}
+
+/* --- the loop -------------------------------------------------------------------- */
+
+static void dispatch(struct loop *l, struct io_uring_cqe *cqe)
+{
+	struct loop_op *op = io_uring_cqe_get_data(cqe);
+
+	if (!op)
+		return;
+	switch (op->kind) {
+	case OP_DGRAM_RECV:
+		handle_dgram_recv(l, container_of(op, struct dgram_sock, op), cqe);
+		break;
+	case OP_DGRAM_SEND:
+		handle_dgram_send(l, container_of(op, struct dgram_out, op), cqe);
+		break;
+	case OP_ACCEPT:
+		handle_accept(l, container_of(op, struct listener, op), cqe);
+		break;
+	case OP_STREAM_RECV:
+		handle_stream_recv(container_of(op, struct loop_stream, rop), cqe);
+		break;
+	case OP_STREAM_SEND:
+		handle_stream_send(container_of(op, struct loop_stream, sop), cqe);
+		break;
+	case OP_POLL:
+		handle_poll(l, container_of(op, struct poll_watch, op), cqe);
+		break;
+	}
+}
+
+int loop_run(struct loop *l)
+{
+	l->stop = false;
+	while (!l->stop) {
+		struct __kernel_timespec ts, *tsp = NULL;
+		struct io_uring_cqe *cqe;
+		unsigned head, n = 0;
+		int64_t next;
+		int ret;
+
+		l->now = clock_ms();
+		timer_run(&l->tw, l->now);
+		reap_zombies(l);
+		if (l->stop)
+			break;
+		next = timer_next(&l->tw);
+		if (next >= 0) {
+			ts.tv_sec = next / 1000;
+			ts.tv_nsec = (next % 1000) * 1000000;
+			tsp = &ts;
+		}
+		/* One system call submits everything queued since the last
+		 * iteration and waits for at least one completion or the next
+		 * timer, whichever comes first. */
+		ret = io_uring_submit_and_wait_timeout(&l->ring, &cqe, 1, tsp, NULL);
+		if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
+			pr_err("io_uring wait: %s", strerror(-ret));
+			return ret;
+		}
+		l->st.iterations++;
+		l->now = clock_ms();
+		io_uring_for_each_cqe(&l->ring, head, cqe)
+		{
+			dispatch(l, cqe);
+			n++;
+		}
+		io_uring_cq_advance(&l->ring, n);
+		l->st.cqes += n;
+	}
+	return 0;
+}

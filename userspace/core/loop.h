@@ -1,0 +1,107 @@
+/* The event loop: a thin API over one io_uring per worker thread.
+ *
+ * The SIP, HA, CTI and control code never touches io_uring; it registers
+ * datagram sockets, listeners, byte streams and readable-fd watches here and
+ * gets plain callbacks, so unit tests can drive the same handlers with
+ * synthetic input.  Timers are the wheel of core/timer.h, advanced by the
+ * loop with a cached monotonic clock.
+ *
+ * What runs on io_uring: multishot recvmsg with a provided-buffer ring (UDP),
+ * multishot accept (listeners), recv/send per stream, multishot poll
+ * (signalfd, netlink), sendmsg for datagrams (copied, so the caller's buffer
+ * is free on return).  Submission is batched: SQEs queued by callbacks go to
+ * the kernel in one io_uring_enter per iteration, together with the wait. */
+#ifndef SIPHA_LOOP_H
+#define SIPHA_LOOP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "core/timer.h"
+
+struct loop;
+struct loop_stream;
+
+/* A received datagram.  DST is the local address it was sent to (from
+ * IP_PKTINFO/IPV6_PKTINFO), zeroed when the socket does not report it. */
+struct loop_dgram {
+	const char *buf;
+	size_t len;
+	bool truncated; /* larger than a receive buffer: BUF holds a prefix */
+	const struct sockaddr_storage *src;
+	socklen_t srclen;
+	struct sockaddr_storage dst;
+	int ifindex;
+};
+
+typedef void (*loop_dgram_fn)(void *arg, int fd, const struct loop_dgram *d);
+typedef void (*loop_accept_fn)(void *arg, int fd, const struct sockaddr_storage *peer,
+			       socklen_t peerlen);
+typedef void (*loop_poll_fn)(void *arg, int fd, unsigned revents);
+
+struct loop_stream_ops {
+	/* Bytes arrived; BUF holds everything not yet consumed.  Returns how many
+	 * bytes it consumed (the rest is kept and offered again with more). */
+	size_t (*on_data)(struct loop_stream *s, void *arg, const char *buf, size_t len);
+	/* The stream is gone (peer closed, error, or loop_stream_close); ERR is
+	 * 0 or -errno.  Called once; the stream is freed after it returns. */
+	void (*on_close)(struct loop_stream *s, void *arg, int err);
+};
+
+int loop_new(struct loop **out);
+void loop_free(struct loop *l);
+
+/* Runs until loop_stop(); returns 0 or -errno from io_uring. */
+int loop_run(struct loop *l);
+void loop_stop(struct loop *l);
+
+/* Monotonic milliseconds, read once per loop iteration. */
+uint64_t loop_now(const struct loop *l);
+struct timer_wheel *loop_timers(struct loop *l);
+/* Arms T to fire DELAY_MS from now. */
+void loop_timer_in(struct loop *l, struct timer *t, uint64_t delay_ms);
+
+/* Receives every datagram of FD (already bound, non-blocking) with
+ * multishot recvmsg; IP_PKTINFO/IPV6_RECVPKTINFO are enabled here. */
+int loop_dgram_add(struct loop *l, int fd, loop_dgram_fn fn, void *arg);
+/* Sends LEN bytes to TO; FROM (may be NULL) sets the source address through
+ * IP_PKTINFO/IPV6_PKTINFO.  The bytes are copied.  0 or -errno. */
+int loop_dgram_send(struct loop *l, int fd, const void *buf, size_t len,
+		    const struct sockaddr *to, socklen_t tolen, const struct sockaddr *from);
+
+/* Accepts every connection on listening socket FD (multishot accept). */
+int loop_listen_add(struct loop *l, int fd, loop_accept_fn fn, void *arg);
+
+/* Wraps connected socket FD (the loop owns it from now on, even on error). */
+struct loop_stream *loop_stream_add(struct loop *l, int fd, const struct loop_stream_ops *ops,
+				    void *arg);
+/* Queues bytes for sending (copied).  A stream whose backlog passes
+ * LOOP_STREAM_MAX_BACKLOG is closed with -ENOBUFS: a peer that does not read
+ * must not grow our memory.  0 or -errno. */
+int loop_stream_write(struct loop_stream *s, const void *buf, size_t len);
+/* Closes after the queued bytes are sent (FLUSH) or at once. */
+void loop_stream_close(struct loop_stream *s, bool flush);
+int loop_stream_fd(const struct loop_stream *s);
+#define LOOP_STREAM_MAX_BACKLOG (8u << 20)
+#define LOOP_STREAM_MAX_INBUF (256u << 10)
+
+/* Calls FN whenever FD is readable (multishot poll).  0 or -errno. */
+int loop_poll_add(struct loop *l, int fd, loop_poll_fn fn, void *arg);
+
+/* Counters of the loop itself, for metrics. */
+struct loop_stats {
+	uint64_t iterations;
+	uint64_t cqes;
+	uint64_t dgrams_in;
+	uint64_t dgrams_truncated;
+	uint64_t dgrams_out;
+	uint64_t dgram_send_errors;
+	uint64_t nobufs; /* provided-buffer ring ran dry */
+	uint64_t streams_open;
+	uint64_t streams_total;
+};
+const struct loop_stats *loop_stats(const struct loop *l);
+
+#endif

@@ -1,0 +1,366 @@
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "server/control.h"
+#include "server/server.h"
+
+#define CTL_MAX_LINE (64u << 10)
+
+struct control {
+	struct loop *l;
+	struct server *srv;
+	int fd;
+	char *path;
+};
+
+static json_t *refuse(const char *why, bool usage)
+{
+	return json_pack("{s:b, s:s, s:b}", "ok", 0, "error", why, "usage", usage);
+}
+
+static json_t *ok_obj(void)
+{
+	return json_pack("{s:b}", "ok", 1);
+}
+
+static const char *role_name(enum cfg_role r)
+{
+	return r == CFG_ROLE_PRIMARY ? "primary" : "backup";
+}
+
+static json_t *cmd_status(struct server *srv, json_t *args)
+{
+	const struct sipha_config *cfg = srv->cfg;
+	json_t *o = ok_obj();
+
+	(void)args;
+	json_object_set_new(o, "node", json_string(cfg->node.id));
+	json_object_set_new(o, "role", json_string(role_name(cfg->node.role)));
+	/* Alone (no [ha]) a node serves: it is the active one. */
+	json_object_set_new(o, "state", json_string("active"));
+	json_object_set_new(o, "redundancy",
+			    json_string(cfg->node.redundancy == CFG_RED_HOT ? "hot" : "warm"));
+	json_object_set_new(o, "epoch", json_integer(0));
+	json_object_set_new(o, "peer_connected", json_false());
+	json_object_set_new(o, "in_sync", json_false());
+	json_object_set_new(o, "sync_lag", json_integer(0));
+	json_object_set_new(o, "calls", json_integer(0));
+	json_object_set_new(o, "registrations", json_integer((json_int_t)reg_binding_count(srv->reg)));
+	json_object_set_new(o, "aors", json_integer((json_int_t)reg_aor_count(srv->reg)));
+	json_object_set_new(o, "workers", json_integer(1));
+	json_object_set_new(o, "ha", json_boolean(cfg->ha.present));
+	json_object_set_new(o, "sip_address", json_string(srv->adv_host));
+	json_object_set_new(o, "sip_port", json_integer(srv->adv_port));
+	json_object_set_new(o, "uptime_ms",
+			    json_integer((json_int_t)(loop_now(srv->loop) - srv->started_ms)));
+	return o;
+}
+
+struct reg_list_ctx {
+	json_t *list;
+	const char *domain;
+	uint64_t now;
+};
+
+static void add_binding(void *arg, const struct reg_aor *a, const struct reg_binding *b)
+{
+	struct reg_list_ctx *c = arg;
+	uint64_t left = b->expires > c->now ? (b->expires - c->now + 999) / 1000 : 0;
+	char aor[256];
+
+	snprintf(aor, sizeof(aor), "sip:%s@%s", a->user, c->domain);
+	json_array_append_new(c->list, json_pack("{s:s, s:s, s:I}", "aor", aor, "contact",
+						 b->contact, "expires", (json_int_t)left));
+}
+
+static json_t *cmd_registrations(struct server *srv, json_t *args)
+{
+	struct reg_list_ctx c = { json_array(), srv->cfg->sip.domain, loop_now(srv->loop) };
+	json_t *o = ok_obj();
+
+	(void)args;
+	reg_foreach(srv->reg, add_binding, &c);
+	json_object_set_new(o, "registrations", c.list);
+	return o;
+}
+
+static json_t *cmd_calls(struct server *srv, json_t *args)
+{
+	json_t *o = ok_obj();
+
+	(void)srv;
+	(void)args;
+	/* The call engine is not in this build yet: no call can exist. */
+	json_object_set_new(o, "calls", json_array());
+	return o;
+}
+
+static json_t *cmd_agents(struct server *srv, json_t *args)
+{
+	json_t *o = ok_obj();
+
+	(void)srv;
+	(void)args;
+	json_object_set_new(o, "agents", json_array());
+	return o;
+}
+
+static json_t *cmd_vip(struct server *srv, json_t *args)
+{
+	const struct sipha_config *cfg = srv->cfg;
+	json_t *o;
+	char addr[80];
+
+	(void)args;
+	if (!cfg->vip.present)
+		return refuse("no [vip] configured: this node serves on its listen address", false);
+	o = ok_obj();
+	snprintf(addr, sizeof(addr), "%s/%u", srv->adv_host, cfg->vip.address.prefixlen);
+	json_object_set_new(o, "address", json_string(addr));
+	json_object_set_new(o, "interface", json_string(cfg->vip.interface));
+	/* Alone, the node always expects to hold the VIP; the kernel's view
+	 * ("present") is added by siphactl through libnl. */
+	json_object_set_new(o, "expected", json_true());
+	return o;
+}
+
+static json_t *cmd_xdp(struct server *srv, json_t *args)
+{
+	json_t *o = ok_obj();
+
+	(void)args;
+	json_object_set_new(o, "attached", json_false());
+	json_object_set_new(o, "mode", json_string("off"));
+	json_object_set_new(o, "configured_mode",
+			    json_string(srv->cfg->xdp.mode == CFG_XDP_OFF ? "off" : "pending"));
+	json_object_set_new(o, "counters", json_object());
+	return o;
+}
+
+static json_t *cmd_block(struct server *srv, json_t *args)
+{
+	const char *op = json_string_value(json_array_get(args, 0));
+
+	(void)srv;
+	if (json_array_size(args) != 2 || !op || (strcmp(op, "add") && strcmp(op, "del")))
+		return refuse("usage: block add|del PREFIX", true);
+	return refuse("XDP is not attached on this node: no blocklist to change", false);
+}
+
+static json_t *cmd_switchover(struct server *srv, json_t *args)
+{
+	(void)args;
+	if (!srv->cfg->ha.present)
+		return refuse("no [ha] configured: there is no peer to hand over to", false);
+	return refuse("HA is not running in this build", false);
+}
+
+static void metric(FILE *f, const char *node, const char *name, const char *type,
+		   const char *help, uint64_t v)
+{
+	fprintf(f, "# HELP sipha_%s %s\n# TYPE sipha_%s %s\nsipha_%s{node=\"%s\"} %llu\n", name,
+		help, name, type, name, node, (unsigned long long)v);
+}
+
+static json_t *cmd_metrics(struct server *srv, json_t *args)
+{
+	const struct sipt_stats *ts = sipt_stats(srv->tp);
+	const struct loop_stats *ls = loop_stats(srv->loop);
+	const char *node = srv->cfg->node.id;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	json_t *o;
+
+	(void)args;
+	if (!f)
+		return refuse("out of memory", false);
+#define X(name, help) metric(f, node, #name, "counter", help, srv->st.name);
+	SRV_COUNTERS(X)
+#undef X
+#define T(name, help) metric(f, node, "transport_" #name, "counter", help, ts->name);
+	T(udp_in, "UDP datagrams received on the SIP port")
+	T(udp_out, "UDP datagrams sent")
+	T(udp_truncated, "UDP datagrams larger than a receive buffer, dropped")
+	T(udp_send_errors, "UDP sends that failed")
+	T(tcp_in, "SIP messages framed from TCP streams")
+	T(tcp_out, "SIP messages written to TCP streams")
+	T(tcp_accepted, "TCP connections accepted")
+	T(tcp_framing_errors, "TCP connections closed for unframeable input")
+	T(tcp_send_errors, "TCP writes that failed")
+	T(keepalives, "CRLF keep-alives received on streams")
+#undef T
+	metric(f, node, "tcp_connections", "gauge", "TCP connections open",
+	       ts->tcp_open);
+	metric(f, node, "registrations", "gauge", "registered contact bindings",
+	       reg_binding_count(srv->reg));
+	metric(f, node, "aors", "gauge", "addresses of record with a binding",
+	       reg_aor_count(srv->reg));
+	metric(f, node, "loop_iterations", "counter", "event loop iterations",
+	       ls->iterations);
+	metric(f, node, "loop_completions", "counter", "io_uring completions handled",
+	       ls->cqes);
+	metric(f, node, "loop_nobufs", "counter",
+	       "times the UDP provided-buffer ring ran dry", ls->nobufs);
+	fclose(f);
+	o = ok_obj();
+	json_object_set_new(o, "text", json_string(buf));
+	free(buf);
+	return o;
+}
+
+struct ctl_cmd {
+	const char *name;
+	json_t *(*fn)(struct server *srv, json_t *args);
+};
+
+static const struct ctl_cmd cmds[] = {
+	{ "status", cmd_status },   { "registrations", cmd_registrations },
+	{ "calls", cmd_calls },     { "agents", cmd_agents },
+	{ "vip", cmd_vip },         { "xdp", cmd_xdp },
+	{ "block", cmd_block },     { "switchover", cmd_switchover },
+	{ "metrics", cmd_metrics },
+};
+
+json_t *ctl_execute(struct server *srv, json_t *req)
+{
+	const char *name = json_string_value(json_object_get(req, "cmd"));
+	json_t *args = json_object_get(req, "args");
+
+	if (!name)
+		return refuse("request has no \"cmd\"", true);
+	if (args && !json_is_array(args))
+		return refuse("\"args\" must be an array", true);
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (!strcmp(cmds[i].name, name))
+			return cmds[i].fn(srv, args);
+	return refuse("unknown command", true);
+}
+
+static size_t ctl_data(struct loop_stream *s, void *arg, const char *buf, size_t len)
+{
+	struct control *c = arg;
+	const char *nl = memchr(buf, '\n', len);
+	json_error_t jerr;
+	json_t *req, *ans;
+	char *out;
+
+	if (!nl) {
+		if (len >= CTL_MAX_LINE)
+			loop_stream_close(s, false);
+		return 0;
+	}
+	req = json_loadb(buf, (size_t)(nl - buf), 0, &jerr);
+	if (!req || !json_is_object(req))
+		ans = refuse("request is not a JSON object", true);
+	else
+		ans = ctl_execute(c->srv, req);
+	json_decref(req);
+	out = json_dumps(ans, JSON_COMPACT);
+	json_decref(ans);
+	if (out) {
+		loop_stream_write(s, out, strlen(out));
+		loop_stream_write(s, "\n", 1);
+		free(out);
+	}
+	return (size_t)(nl - buf) + 1;
+}
+
+static const struct loop_stream_ops ctl_ops = {
+	.on_data = ctl_data,
+};
+
+static void ctl_accept(void *arg, int fd, const struct sockaddr_storage *peer, socklen_t len)
+{
+	struct control *c = arg;
+
+	(void)peer;
+	(void)len;
+	loop_stream_add(c->l, fd, &ctl_ops, c);
+}
+
+static int mkdir_parent(const char *path)
+{
+	char tmp[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char *p;
+
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	for (p = tmp + 1; (p = strchr(p, '/')); p++) {
+		*p = '\0';
+		if (mkdir(tmp, 0755) && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	return 0;
+}
+
+int ctl_open(struct control **out, struct loop *l, const char *path, struct server *srv)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct control *c;
+	int ret, fd = -1;
+
+	*out = NULL;
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		pr_err("control: socket path too long: %s", path);
+		return -ENAMETOOLONG;
+	}
+	strcpy(sun.sun_path, path);
+	ret = mkdir_parent(path);
+	if (ret) {
+		pr_err("control: cannot create the directory of %s: %s", path, strerror(-ret));
+		return ret;
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	/* A socket file that nobody answers on is a leftover of a crash; one
+	 * that answers belongs to a running daemon, which we must not steal. */
+	if (!connect(fd, (struct sockaddr *)&sun, sizeof(sun))) {
+		pr_err("control: %s is in use by a running siphad", path);
+		close(fd);
+		return -EADDRINUSE;
+	}
+	unlink(path);
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) || listen(fd, 16)) {
+		ret = -errno;
+		pr_err("control: cannot listen on %s: %s", path, strerror(-ret));
+		close(fd);
+		return ret;
+	}
+	chmod(path, 0660);
+	c = calloc(1, sizeof(*c));
+	if (!c || !(c->path = strdup(path))) {
+		free(c);
+		close(fd);
+		unlink(path);
+		return -ENOMEM;
+	}
+	c->l = l;
+	c->srv = srv;
+	c->fd = fd;
+	ret = loop_listen_add(l, fd, ctl_accept, c);
+	if (ret) {
+		ctl_close(c);
+		return ret;
+	}
+	*out = c;
+	return 0;
+}
+
+void ctl_close(struct control *c)
+{
+	if (!c)
+		return;
+	close(c->fd);
+	unlink(c->path);
+	free(c->path);
+	free(c);
+}

@@ -1,0 +1,66 @@
+/* The SIP server of one worker: receives what the transports deliver, makes
+ * the RFC 3261 checks, and dispatches requests to the registrar and (later)
+ * the call engine.  Everything a worker owns hangs off struct server. */
+#ifndef SIPHA_SERVER_H
+#define SIPHA_SERVER_H
+
+#include <stdint.h>
+
+#include "core/config.h"
+#include "core/loop.h"
+#include "sip/msg.h"
+#include "sip/transport.h"
+#include "server/registrar.h"
+
+/* Counters: name, help.  One list, so metrics, JSON and docs agree. */
+#define SRV_COUNTERS(X)                                                                            \
+	X(sip_rx_messages, "SIP messages received (datagrams and framed stream messages)")        \
+	X(sip_rx_requests, "requests received")                                                    \
+	X(sip_rx_responses, "responses received")                                                  \
+	X(sip_rx_unparsable, "messages dropped because they could not be parsed at all")           \
+	X(sip_rx_rejected, "requests refused by the RFC 3261 checks (400, 416, 420, 505, ...)")    \
+	X(sip_rx_ack_dropped, "malformed or unmatched ACKs dropped")                               \
+	X(sip_rx_responses_dropped, "responses dropped: malformed or no matching transaction")     \
+	X(sip_tx_responses, "responses sent")                                                      \
+	X(sip_tx_errors, "responses that could not be built or sent")                              \
+	X(register_ok, "REGISTER requests accepted")                                               \
+	X(register_refused, "REGISTER requests refused")                                           \
+	X(options_answered, "OPTIONS answered locally")                                            \
+	X(method_not_allowed, "requests answered 405")                                             \
+	X(method_not_implemented, "requests answered 501")                                         \
+	X(no_dialog, "in-dialog requests answered 481")                                            \
+	X(invite_refused, "INVITEs answered with a final error")
+
+struct srv_stats {
+#define X(name, help) uint64_t name;
+	SRV_COUNTERS(X)
+#undef X
+};
+
+struct control;
+
+struct server {
+	struct sipha_config *cfg;
+	struct loop *loop;
+	struct sip_transport *tp;
+	struct registrar *reg;
+	struct control *ctl;
+	struct srv_stats st;
+	/* The address sipha writes into Via/Contact and sends from: the VIP
+	 * when configured, else the listen address. */
+	struct sockaddr_storage adv;
+	bool adv_is_vip;
+	char adv_host[64];
+	uint16_t adv_port;
+	uint64_t started_ms;
+	uint32_t tag_seq;
+	uint32_t tag_salt;
+};
+
+int srv_init(struct server *srv, struct sipha_config *cfg, struct loop *l);
+void srv_fini(struct server *srv);
+
+/* Entry point of every received SIP message (the transport's callback). */
+void srv_rx(void *arg, const struct sip_peer *from, const char *buf, size_t len);
+
+#endif

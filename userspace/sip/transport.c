@@ -1,0 +1,323 @@
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "sip/msg.h"
+#include "sip/transport.h"
+
+/* TCP connections live in a slot table; a connection id is (generation << 32
+ * | slot), so an id kept in a transaction after its connection closed can
+ * never reach a newer connection in the same slot. */
+#define TCP_MAX_CONNS 65536
+
+struct tcp_conn {
+	struct sip_transport *t;
+	struct loop_stream *s;
+	uint32_t slot;
+	uint32_t gen;
+	struct sip_peer peer;
+};
+
+struct sip_transport {
+	struct loop *l;
+	int udp_fd, tcp_fd;
+	bool have_src;
+	struct sockaddr_storage src;
+	sipt_rx_fn fn;
+	void *arg;
+	struct sipt_stats st;
+	struct tcp_conn **conns; /* TCP_MAX_CONNS slots */
+	uint32_t *gens;
+	uint32_t next_slot;
+};
+
+const char *sipt_addr_str(const struct sockaddr_storage *ss, char *buf, size_t len)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *s = (const struct sockaddr_in *)ss;
+
+		inet_ntop(AF_INET, &s->sin_addr, ip, sizeof(ip));
+		snprintf(buf, len, "%s:%u", ip, ntohs(s->sin_port));
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)ss;
+
+		inet_ntop(AF_INET6, &s->sin6_addr, ip, sizeof(ip));
+		snprintf(buf, len, "[%s]:%u", ip, ntohs(s->sin6_port));
+	} else {
+		snprintf(buf, len, "?");
+	}
+	return buf;
+}
+
+static void udp_rx(void *arg, int fd, const struct loop_dgram *d)
+{
+	struct sip_transport *t = arg;
+	struct sip_peer p = { 0 };
+
+	(void)fd;
+	t->st.udp_in++;
+	if (d->truncated) {
+		t->st.udp_truncated++;
+		return;
+	}
+	if (d->srclen > sizeof(p.addr))
+		return;
+	p.proto = SIP_PROTO_UDP;
+	memcpy(&p.addr, d->src, d->srclen);
+	p.addrlen = d->srclen;
+	p.local = d->dst;
+	t->fn(t->arg, &p, d->buf, d->len);
+}
+
+static size_t tcp_data(struct loop_stream *s, void *arg, const char *buf, size_t len)
+{
+	struct tcp_conn *c = arg;
+	struct sip_transport *t = c->t;
+	size_t used = 0;
+
+	while (used < len) {
+		ssize_t n = sipmsg_frame(buf + used, len - used);
+
+		if (n == 0)
+			break;
+		if (n < 0) {
+			char a[64];
+
+			t->st.tcp_framing_errors++;
+			pr_warn("tcp %s: unframeable SIP stream, closing",
+				sipt_addr_str(&c->peer.addr, a, sizeof(a)));
+			loop_stream_close(s, false);
+			return len;
+		}
+		if (buf[used] == '\r' || buf[used] == '\n') {
+			t->st.keepalives++;
+		} else {
+			t->st.tcp_in++;
+			t->fn(t->arg, &c->peer, buf + used, (size_t)n);
+		}
+		used += (size_t)n;
+	}
+	return used;
+}
+
+static void tcp_closed(struct loop_stream *s, void *arg, int err)
+{
+	struct tcp_conn *c = arg;
+	struct sip_transport *t = c->t;
+
+	(void)s;
+	if (!t) { /* the transport went first (shutdown) */
+		free(c);
+		return;
+	}
+	if (err && err != -ECONNRESET && err != -EPIPE)
+		pr_debug("tcp connection closed: %s", strerror(-err));
+	t->conns[c->slot] = NULL;
+	t->gens[c->slot]++;
+	t->st.tcp_open--;
+	free(c);
+}
+
+static const struct loop_stream_ops tcp_ops = {
+	.on_data = tcp_data,
+	.on_close = tcp_closed,
+};
+
+static void tcp_accept(void *arg, int fd, const struct sockaddr_storage *peer, socklen_t peerlen)
+{
+	struct sip_transport *t = arg;
+	struct sockaddr_storage local;
+	socklen_t ll = sizeof(local);
+	struct tcp_conn *c;
+	uint32_t slot;
+	int one = 1;
+
+	for (slot = 0; slot < TCP_MAX_CONNS; slot++) {
+		uint32_t i = (t->next_slot + slot) % TCP_MAX_CONNS;
+
+		if (!t->conns[i]) {
+			slot = i;
+			goto found;
+		}
+	}
+	pr_warn("tcp: %u connections open, refusing another", TCP_MAX_CONNS);
+	close(fd);
+	return;
+found:
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(fd);
+		return;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->t = t;
+	c->slot = slot;
+	c->gen = t->gens[slot];
+	c->peer.proto = SIP_PROTO_TCP;
+	memcpy(&c->peer.addr, peer, peerlen);
+	c->peer.addrlen = peerlen;
+	if (!getsockname(fd, (struct sockaddr *)&local, &ll))
+		c->peer.local = local;
+	c->peer.conn = ((uint64_t)c->gen << 32) | slot;
+	t->conns[slot] = c;
+	t->next_slot = (slot + 1) % TCP_MAX_CONNS;
+	t->st.tcp_accepted++;
+	t->st.tcp_open++;
+	c->s = loop_stream_add(t->l, fd, &tcp_ops, c);
+	if (!c->s) {
+		t->conns[slot] = NULL;
+		t->st.tcp_open--;
+		free(c);
+	}
+}
+
+static int open_socket(const struct cfg_sockaddr *a, int type)
+{
+	int fd, one = 1, ret;
+
+	fd = socket(a->ss.ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/* The VIP may be configured on this node only later (takeover). */
+	setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one));
+	if (type == SOCK_DGRAM) {
+		int sz = 8 << 20;
+
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+	}
+	if (bind(fd, (const struct sockaddr *)&a->ss, a->len)) {
+		ret = -errno;
+		close(fd);
+		return ret;
+	}
+	if (type == SOCK_STREAM && listen(fd, 1024)) {
+		ret = -errno;
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
+int sipt_open(struct sip_transport **out, struct loop *l, const struct cfg_sockaddr *listen_addr,
+	      const struct sockaddr_storage *src, sipt_rx_fn fn, void *arg)
+{
+	struct sip_transport *t;
+	char a[64];
+	int ret;
+
+	*out = NULL;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->udp_fd = t->tcp_fd = -1;
+	t->l = l;
+	t->fn = fn;
+	t->arg = arg;
+	if (src) {
+		t->have_src = true;
+		t->src = *src;
+	}
+	t->conns = calloc(TCP_MAX_CONNS, sizeof(*t->conns));
+	t->gens = calloc(TCP_MAX_CONNS, sizeof(*t->gens));
+	if (!t->conns || !t->gens) {
+		ret = -ENOMEM;
+		goto err;
+	}
+	cfg_sockaddr_str(listen_addr, a, sizeof(a));
+	ret = open_socket(listen_addr, SOCK_DGRAM);
+	if (ret < 0) {
+		pr_err("sip: cannot bind UDP %s: %s", a, strerror(-ret));
+		goto err;
+	}
+	t->udp_fd = ret;
+	ret = open_socket(listen_addr, SOCK_STREAM);
+	if (ret < 0) {
+		pr_err("sip: cannot listen on TCP %s: %s", a, strerror(-ret));
+		goto err;
+	}
+	t->tcp_fd = ret;
+	ret = loop_dgram_add(l, t->udp_fd, udp_rx, t);
+	if (ret)
+		goto err;
+	ret = loop_listen_add(l, t->tcp_fd, tcp_accept, t);
+	if (ret)
+		goto err;
+	pr_info("sip: listening on %s (UDP, TCP)", a);
+	*out = t;
+	return 0;
+err:
+	sipt_close(t);
+	return ret;
+}
+
+void sipt_close(struct sip_transport *t)
+{
+	if (!t)
+		return;
+	/* Streams and their connection records belong to the loop until it is
+	 * freed (it calls on_close, which frees an orphaned record); only the
+	 * sockets and tables are ours. */
+	if (t->udp_fd >= 0)
+		close(t->udp_fd);
+	if (t->tcp_fd >= 0)
+		close(t->tcp_fd);
+	for (uint32_t i = 0; t->conns && i < TCP_MAX_CONNS; i++) {
+		if (t->conns[i])
+			t->conns[i]->t = NULL;
+	}
+	free(t->conns);
+	free(t->gens);
+	free(t);
+}
+
+int sipt_send(struct sip_transport *t, const struct sip_peer *to, const char *buf, size_t len)
+{
+	const struct sockaddr *from = NULL;
+	struct tcp_conn *c;
+	uint32_t slot;
+	int ret;
+
+	if (to->proto == SIP_PROTO_UDP) {
+		if (t->have_src)
+			from = (const struct sockaddr *)&t->src;
+		else if (to->local.ss_family)
+			from = (const struct sockaddr *)&to->local;
+		ret = loop_dgram_send(t->l, t->udp_fd, buf, len, (const struct sockaddr *)&to->addr,
+				      to->addrlen, from);
+		if (ret)
+			t->st.udp_send_errors++;
+		else
+			t->st.udp_out++;
+		return ret;
+	}
+	slot = (uint32_t)(to->conn & 0xffffffffu);
+	if (slot >= TCP_MAX_CONNS)
+		return -EINVAL;
+	c = t->conns[slot];
+	if (!c || c->gen != (uint32_t)(to->conn >> 32)) {
+		t->st.tcp_send_errors++;
+		return -ENOTCONN;
+	}
+	ret = loop_stream_write(c->s, buf, len);
+	if (ret)
+		t->st.tcp_send_errors++;
+	else
+		t->st.tcp_out++;
+	return ret;
+}
+
+const struct sipt_stats *sipt_stats(const struct sip_transport *t)
+{
+	return &t->st;
+}

@@ -1,0 +1,51 @@
+/* SIP transports (RFC 3261 §18): one UDP socket and one TCP listener on the
+ * [sip] listen address.  Datagrams and framed stream messages reach one
+ * receive callback with a sip_peer that says where to answer. */
+#ifndef SIPHA_SIP_TRANSPORT_H
+#define SIPHA_SIP_TRANSPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "core/config.h"
+#include "core/loop.h"
+
+enum sip_proto { SIP_PROTO_UDP, SIP_PROTO_TCP };
+
+struct sip_peer {
+	enum sip_proto proto;
+	struct sockaddr_storage addr; /* remote */
+	socklen_t addrlen;
+	struct sockaddr_storage local; /* where it arrived (UDP: from IP_PKTINFO) */
+	uint64_t conn; /* TCP: connection id, 0 for UDP */
+};
+
+typedef void (*sipt_rx_fn)(void *arg, const struct sip_peer *from, const char *buf, size_t len);
+
+struct sipt_stats {
+	uint64_t udp_in, udp_out, udp_truncated, udp_send_errors;
+	uint64_t tcp_in, tcp_out, tcp_accepted, tcp_open, tcp_framing_errors, tcp_send_errors;
+	uint64_t keepalives;
+};
+
+struct sip_transport;
+
+/* Opens UDP and TCP on LISTEN.  SRC, when not NULL, is the address every
+ * packet is sent from (the VIP); otherwise a UDP answer leaves from the
+ * address its request arrived at.  0 or -errno. */
+int sipt_open(struct sip_transport **out, struct loop *l, const struct cfg_sockaddr *listen,
+	      const struct sockaddr_storage *src, sipt_rx_fn fn, void *arg);
+void sipt_close(struct sip_transport *t);
+
+/* Sends BUF to TO: UDP to its address, TCP on its connection (a connection
+ * that has gone is -ENOTCONN).  0 or -errno. */
+int sipt_send(struct sip_transport *t, const struct sip_peer *to, const char *buf, size_t len);
+
+const struct sipt_stats *sipt_stats(const struct sip_transport *t);
+
+/* "1.2.3.4:5060" / "[::1]:5060" */
+const char *sipt_addr_str(const struct sockaddr_storage *ss, char *buf, size_t len);
+
+#endif

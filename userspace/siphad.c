@@ -1,0 +1,149 @@
+/* siphad — the sipha daemon.  Runs in the foreground, logs to stderr, exits
+ * 0 on SIGTERM/SIGINT after unwinding everything it set up; a bad config
+ * exits 2 with one line naming the file, line and key. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "core/config.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "server/server.h"
+
+#define SIPHA_VERSION "0.1.0"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: siphad -c FILE [-d] [-t]\n"
+		   "  -c FILE   configuration file (INI; see docs/CONFIG.md)\n"
+		   "  -t        check the configuration and exit (0 good, 2 bad)\n"
+		   "  -d        debug logging (overrides [node] log_level)\n"
+		   "  -V        print the version\n"
+		   "  -h        this help\n");
+}
+
+struct sig_ctx {
+	struct loop *l;
+	int fd;
+};
+
+static void on_signal(void *arg, int fd, unsigned revents)
+{
+	struct sig_ctx *sc = arg;
+	struct signalfd_siginfo si;
+
+	(void)revents;
+	while (read(fd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+			pr_info("signal %u: shutting down", si.ssi_signo);
+			sd_notify(0, "STOPPING=1");
+			loop_stop(sc->l);
+		}
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct sipha_config cfg = { 0 };
+	struct sig_ctx sc = { .fd = -1 };
+	struct server srv;
+	const char *path = NULL;
+	bool check_only = false, debug = false, srv_up = false;
+	struct loop *l = NULL;
+	enum log_level lvl;
+	char err[512];
+	sigset_t ss;
+	int opt, ret, rc = 1;
+
+	while ((opt = getopt(argc, argv, "c:tdVh")) != -1) {
+		switch (opt) {
+		case 'c':
+			path = optarg;
+			break;
+		case 't':
+			check_only = true;
+			break;
+		case 'd':
+			debug = true;
+			break;
+		case 'V':
+			printf("siphad %s\n", SIPHA_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (!path || optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	ret = cfg_load(path, &cfg, err, sizeof(err));
+	if (ret) {
+		fprintf(stderr, "%s\n", err);
+		cfg_free(&cfg);
+		return 2;
+	}
+	if (check_only) {
+		printf("%s: ok\n", path);
+		cfg_free(&cfg);
+		return 0;
+	}
+	log_set_ident(cfg.node.id);
+	if (!log_level_parse(cfg.node.log_level ? cfg.node.log_level : "info", &lvl))
+		log_set_level(lvl);
+	if (debug)
+		log_set_level(LOG_DEBUG);
+
+	/* Signals arrive through a signalfd read by the loop, never as
+	 * asynchronous handlers. */
+	sigemptyset(&ss);
+	sigaddset(&ss, SIGTERM);
+	sigaddset(&ss, SIGINT);
+	sigprocmask(SIG_BLOCK, &ss, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	ret = loop_new(&l);
+	if (ret)
+		goto out;
+	sc.l = l;
+	sc.fd = signalfd(-1, &ss, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (sc.fd < 0) {
+		ret = -errno;
+		pr_err("signalfd: %s", strerror(errno));
+		goto out;
+	}
+	ret = loop_poll_add(l, sc.fd, on_signal, &sc);
+	if (ret)
+		goto out;
+	ret = srv_init(&srv, &cfg, l);
+	if (ret)
+		goto out;
+	srv_up = true;
+	pr_info("siphad %s node %s ready (sip %s:%u)", SIPHA_VERSION, cfg.node.id, srv.adv_host,
+		srv.adv_port);
+	sd_notify(0, "READY=1");
+	ret = loop_run(l);
+	if (!ret)
+		rc = 0;
+out:
+	if (ret)
+		pr_err("siphad: %s", strerror(-ret));
+	if (srv_up)
+		srv_fini(&srv);
+	loop_free(l);
+	if (sc.fd >= 0)
+		close(sc.fd);
+	cfg_free(&cfg);
+	return rc;
+}
