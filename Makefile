@@ -83,13 +83,16 @@ $(B)/sipha-load: $(LOAD_OBJ) $(B)/libsipha.a
 
 # Unit tests: sanitizers on, linked against the sanitizer build of the library.
 $(B)/tests/unit/%: $(B)/san/tests/unit/%.o $(B)/libsipha-san.a
+	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS) -lcmocka
 
 # BPF tests run the real object through BPF_PROG_TEST_RUN; sanitizers on too.
 $(B)/tests/bpf/%: $(B)/san/tests/bpf/%.o $(B)/libsipha-san.a $(BPF_OBJ)
+	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $(filter %.o %.a,$^) $(LDLIBS) -lcmocka
 
 $(B)/tests/tools/%: $(B)/obj/tests/tools/%.o $(B)/libsipha.a
+	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 # --- the two commands of the README ----------------------------------------------
