@@ -57,6 +57,7 @@ struct sipha_config {
 		unsigned default_expires;   /* extension, default 3600 */
 		unsigned max_contacts;      /* extension, bindings per AoR, default 16 */
 		unsigned max_registrations; /* extension, AoRs in all, default 1000000 */
+		unsigned no_answer_ms;      /* extension: ring time before 480, 0 = none; default 60000 */
 	} sip;
 
 	struct {
