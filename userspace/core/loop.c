@@ -39,6 +39,7 @@ enum op_kind {
 	OP_STREAM_RECV,
 	OP_STREAM_SEND,
 	OP_POLL,
+	OP_STREAM_CONNECT,
 };
 
 struct loop_op {
@@ -94,8 +95,10 @@ struct loop_stream {
 	int fd;
 	const struct loop_stream_ops *ops;
 	void *arg;
-	struct loop_op rop, sop;
-	bool recv_busy, send_busy;
+	struct loop_op rop, sop, cop;
+	bool recv_busy, send_busy, connecting;
+	struct sockaddr_storage to; /* connect target */
+	socklen_t tolen;
 	bool closing, flush, finalised;
 	int err;
 	struct bytes in;
@@ -597,7 +600,7 @@ static void arm_recv(struct loop_stream *s)
 {
 	struct io_uring_sqe *sqe;
 
-	if (s->recv_busy || s->closing)
+	if (s->recv_busy || s->closing || s->connecting)
 		return;
 	if (s->in.cap - s->in.len < 2048) {
 		size_t cap = s->in.cap ? s->in.cap * 2 : 4096;
@@ -633,7 +636,7 @@ static void arm_send(struct loop_stream *s)
 {
 	struct io_uring_sqe *sqe;
 
-	if (s->send_busy)
+	if (s->send_busy || s->connecting)
 		return;
 	if (s->sending.off == s->sending.len) {
 		/* The in-flight buffer is done: the pending one becomes it. */
@@ -679,6 +682,58 @@ struct loop_stream *loop_stream_add(struct loop *l, int fd, const struct loop_st
 	l->st.streams_total++;
 	arm_recv(s);
 	return s;
+}
+
+struct loop_stream *loop_stream_connect(struct loop *l, int fd, const struct sockaddr *addr,
+					socklen_t addrlen, const struct loop_stream_ops *ops,
+					void *arg)
+{
+	struct loop_stream *s;
+	struct io_uring_sqe *sqe;
+
+	if (addrlen > sizeof(s->to)) {
+		close(fd);
+		return NULL;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		close(fd);
+		return NULL;
+	}
+	s->l = l;
+	s->fd = fd;
+	s->ops = ops;
+	s->arg = arg;
+	s->rop.kind = OP_STREAM_RECV;
+	s->sop.kind = OP_STREAM_SEND;
+	s->cop.kind = OP_STREAM_CONNECT;
+	memcpy(&s->to, addr, addrlen);
+	s->tolen = addrlen;
+	list_add_stream(&l->streams, s);
+	l->st.streams_open++;
+	l->st.streams_total++;
+	sqe = get_sqe(l);
+	if (!sqe) {
+		stream_kill(s, -EBUSY);
+		return s;
+	}
+	io_uring_prep_connect(sqe, fd, (struct sockaddr *)&s->to, s->tolen);
+	io_uring_sqe_set_data(sqe, &s->cop);
+	s->connecting = true;
+	return s;
+}
+
+static void handle_stream_connect(struct loop_stream *s, struct io_uring_cqe *cqe)
+{
+	s->connecting = false;
+	if (s->closing && !s->flush)
+		return;
+	if (cqe->res < 0) {
+		stream_kill(s, cqe->res);
+		return;
+	}
+	arm_recv(s);
+	arm_send(s);
 }
 
 int loop_stream_fd(const struct loop_stream *s)
@@ -769,7 +824,7 @@ static void reap_zombies(struct loop *l)
 
 	for (; s; s = n) {
 		n = s->next;
-		if (s->recv_busy || s->send_busy)
+		if (s->recv_busy || s->send_busy || s->connecting)
 			continue;
 		list_del_stream(&l->zombies, s);
 		l->st.streams_open--;
@@ -806,6 +861,9 @@ static void dispatch(struct loop *l, struct io_uring_cqe *cqe)
 		break;
 	case OP_POLL:
 		handle_poll(l, container_of(op, struct poll_watch, op), cqe);
+		break;
+	case OP_STREAM_CONNECT:
+		handle_stream_connect(container_of(op, struct loop_stream, cop), cqe);
 		break;
 	}
 }

@@ -77,6 +77,12 @@ int loop_listen_add(struct loop *l, int fd, loop_accept_fn fn, void *arg);
 /* Wraps connected socket FD (the loop owns it from now on, even on error). */
 struct loop_stream *loop_stream_add(struct loop *l, int fd, const struct loop_stream_ops *ops,
 				    void *arg);
+/* Connects socket FD (non-blocking, unconnected) to ADDR and wraps it as
+ * a stream; bytes written before the connection is up are sent once it is.
+ * A failed connect closes the stream with the error (on_close). */
+struct loop_stream *loop_stream_connect(struct loop *l, int fd, const struct sockaddr *addr,
+					socklen_t addrlen, const struct loop_stream_ops *ops,
+					void *arg);
 /* Queues bytes for sending (copied).  A stream whose backlog passes
  * LOOP_STREAM_MAX_BACKLOG is closed with -ENOBUFS: a peer that does not read
  * must not grow our memory.  0 or -errno. */

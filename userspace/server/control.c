@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "server/call.h"
 #include "server/control.h"
 #include "server/server.h"
 
@@ -51,7 +52,7 @@ static json_t *cmd_status(struct server *srv, json_t *args)
 	json_object_set_new(o, "peer_connected", json_false());
 	json_object_set_new(o, "in_sync", json_false());
 	json_object_set_new(o, "sync_lag", json_integer(0));
-	json_object_set_new(o, "calls", json_integer(0));
+	json_object_set_new(o, "calls", json_integer((json_int_t)calls_count(srv->calls)));
 	json_object_set_new(o, "registrations", json_integer((json_int_t)reg_binding_count(srv->reg)));
 	json_object_set_new(o, "aors", json_integer((json_int_t)reg_aor_count(srv->reg)));
 	json_object_set_new(o, "workers", json_integer(1));
@@ -59,7 +60,7 @@ static json_t *cmd_status(struct server *srv, json_t *args)
 	json_object_set_new(o, "sip_address", json_string(srv->adv_host));
 	json_object_set_new(o, "sip_port", json_integer(srv->adv_port));
 	json_object_set_new(o, "uptime_ms",
-			    json_integer((json_int_t)(loop_now(srv->loop) - srv->started_ms)));
+			    json_integer((json_int_t)(srv->tw->now - srv->started_ms)));
 	return o;
 }
 
@@ -82,7 +83,7 @@ static void add_binding(void *arg, const struct reg_aor *a, const struct reg_bin
 
 static json_t *cmd_registrations(struct server *srv, json_t *args)
 {
-	struct reg_list_ctx c = { json_array(), srv->cfg->sip.domain, loop_now(srv->loop) };
+	struct reg_list_ctx c = { json_array(), srv->cfg->sip.domain, srv->tw->now };
 	json_t *o = ok_obj();
 
 	(void)args;
@@ -91,14 +92,24 @@ static json_t *cmd_registrations(struct server *srv, json_t *args)
 	return o;
 }
 
+static void add_call(void *arg, const struct call *c)
+{
+	char id[24];
+
+	snprintf(id, sizeof(id), "%llu", (unsigned long long)c->id);
+	json_array_append_new(arg, json_pack("{s:s, s:s, s:s, s:s, s:s}", "id", id, "state",
+					     call_state_name(c->state), "from",
+					     c->from ? c->from : "", "to", c->to ? c->to : "", "dn",
+					     c->dn ? c->dn : ""));
+}
+
 static json_t *cmd_calls(struct server *srv, json_t *args)
 {
-	json_t *o = ok_obj();
+	json_t *o = ok_obj(), *list = json_array();
 
-	(void)srv;
 	(void)args;
-	/* The call engine is not in this build yet: no call can exist. */
-	json_object_set_new(o, "calls", json_array());
+	calls_foreach(srv->calls, add_call, list);
+	json_object_set_new(o, "calls", list);
 	return o;
 }
 
@@ -193,6 +204,7 @@ static json_t *cmd_metrics(struct server *srv, json_t *args)
 	T(tcp_in, "SIP messages framed from TCP streams")
 	T(tcp_out, "SIP messages written to TCP streams")
 	T(tcp_accepted, "TCP connections accepted")
+	T(tcp_connects, "TCP connections opened by sipha")
 	T(tcp_framing_errors, "TCP connections closed for unframeable input")
 	T(tcp_send_errors, "TCP writes that failed")
 	T(keepalives, "CRLF keep-alives received on streams")
@@ -203,6 +215,8 @@ static json_t *cmd_metrics(struct server *srv, json_t *args)
 	       reg_binding_count(srv->reg));
 	metric(f, node, "aors", "gauge", "addresses of record with a binding",
 	       reg_aor_count(srv->reg));
+	metric(f, node, "calls", "gauge", "calls in the call table", calls_count(srv->calls));
+	metric(f, node, "transactions", "gauge", "live SIP transactions", txn_count(srv->txns));
 	metric(f, node, "loop_iterations", "counter", "event loop iterations",
 	       ls->iterations);
 	metric(f, node, "loop_completions", "counter", "io_uring completions handled",

@@ -185,7 +185,8 @@ static struct reg_binding *binding_find(const struct reg_aor *a, const char *con
 }
 
 int reg_bind(struct registrar *r, const char *user, const char *contact, unsigned expires_s,
-	     const char *call_id, uint32_t cseq, unsigned q, uint64_t now)
+	     const char *call_id, uint32_t cseq, unsigned q, const struct sip_peer *src,
+	     uint64_t now)
 {
 	struct reg_aor *a = aor_get(r, user, expires_s > 0);
 	struct reg_binding *b;
@@ -225,6 +226,10 @@ int reg_bind(struct registrar *r, const char *user, const char *contact, unsigne
 	b->call_id = cid;
 	b->cseq = cseq;
 	b->q = q;
+	if (src)
+		b->src = *src;
+	else
+		memset(&b->src, 0, sizeof(b->src));
 	b->expires = now + (uint64_t)expires_s * 1000;
 	timer_add(r->tw, &b->t, b->expires);
 	return 0;
@@ -409,8 +414,8 @@ static bool in_order(const struct reg_aor *a, const char *uri, const char *call_
 	return !b || strcmp(b->call_id, call_id) || cseq >= b->cseq;
 }
 
-void reg_register(struct registrar *r, const osip_message_t *req, uint64_t now,
-		  struct reg_result *res)
+void reg_register(struct registrar *r, const osip_message_t *req, const struct sip_peer *src,
+		  uint64_t now, struct reg_result *res)
 {
 	struct reg_change ch[REG_MAX_CONTACTS_PER_REQ];
 	osip_header_t *eh = NULL;
@@ -478,7 +483,7 @@ void reg_register(struct registrar *r, const osip_message_t *req, uint64_t now,
 		goto out;
 	}
 	for (unsigned i = 0; i < nch; i++) {
-		if (reg_bind(r, to->username, ch[i].uri, ch[i].expires, call_id, cseq, ch[i].q,
+		if (reg_bind(r, to->username, ch[i].uri, ch[i].expires, call_id, cseq, ch[i].q, src,
 			     now)) {
 			/* Only memory can fail here, the limits were checked. */
 			fail(res, 500, "Server Internal Error");

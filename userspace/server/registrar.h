@@ -12,6 +12,7 @@
 #include <osipparser2/osip_parser.h>
 
 #include "core/timer.h"
+#include "sip/transport.h"
 
 struct registrar;
 
@@ -31,6 +32,9 @@ struct reg_binding {
 	uint32_t cseq;
 	unsigned q; /* q-value × 1000 */
 	uint64_t expires; /* absolute, ms on the wheel's clock */
+	/* Where the REGISTER came from: calls reach the contact this way
+	 * (its connection, or its NATed address), not by the Contact URI. */
+	struct sip_peer src;
 };
 
 struct reg_aor {
@@ -55,8 +59,8 @@ void reg_free(struct registrar *r);
 
 /* Processes REGISTER REQ at NOW (ms): every check of RFC 3261 §10.3 first,
  * then all changes at once, so a refused request changes nothing. */
-void reg_register(struct registrar *r, const osip_message_t *req, uint64_t now,
-		  struct reg_result *res);
+void reg_register(struct registrar *r, const osip_message_t *req, const struct sip_peer *src,
+		  uint64_t now, struct reg_result *res);
 
 /* Adds one Contact header per binding of USER (with ;expires=remaining) to
  * RESP.  0 or -ENOMEM. */
@@ -65,7 +69,8 @@ int reg_fill_contacts(struct registrar *r, const char *user, uint64_t now, osip_
 /* Low-level operations, also used by HA replication and tests.  EXPIRES_S 0
  * removes the binding.  0, -ENOSPC (a limit) or -ENOMEM. */
 int reg_bind(struct registrar *r, const char *user, const char *contact, unsigned expires_s,
-	     const char *call_id, uint32_t cseq, unsigned q, uint64_t now);
+	     const char *call_id, uint32_t cseq, unsigned q, const struct sip_peer *src,
+	     uint64_t now);
 void reg_unbind_all(struct registrar *r, const char *user);
 
 const struct reg_aor *reg_find(const struct registrar *r, const char *user);

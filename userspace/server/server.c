@@ -6,28 +6,13 @@
 #include <sys/random.h>
 
 #include "core/log.h"
+#include "server/call.h"
 #include "server/control.h"
 #include "server/server.h"
 
-static void make_tag(struct server *srv, char *buf, size_t len)
+void srv_new_tag(struct server *srv, char *buf, size_t len)
 {
 	snprintf(buf, len, "s%08x%x", srv->tag_salt, ++srv->tag_seq);
-}
-
-/* Sends RESP to the peer the request came from (RFC 3261 §18.2.2 with
- * symmetric response routing, RFC 3581: the source address, which is what
- * NATed endpoints and sipp expect). */
-static void send_msg(struct server *srv, const struct sip_peer *to, osip_message_t *m)
-{
-	char *buf = NULL;
-	size_t len = 0;
-
-	if (sipmsg_to_str(m, &buf, &len) || sipt_send(srv->tp, to, buf, len)) {
-		srv->st.sip_tx_errors++;
-	} else {
-		srv->st.sip_tx_responses++;
-	}
-	free(buf);
 }
 
 struct extra_hdr {
@@ -35,13 +20,19 @@ struct extra_hdr {
 	const char *value;
 };
 
-static void respond(struct server *srv, const struct sip_peer *to, const osip_message_t *req,
-		    int code, const char *reason, const struct extra_hdr *extra, size_t nextra)
+/* Answers REQ: through its server transaction ST when there is one (so a
+ * retransmitted request gets the same answer), else statelessly to FROM
+ * (requests refused before a transaction exists). */
+static void respond(struct server *srv, struct txn *st, const struct sip_peer *from,
+		    const osip_message_t *req, int code, const char *reason,
+		    const struct extra_hdr *extra, size_t nextra, const char *user_contacts)
 {
 	osip_message_t *resp = NULL;
-	char tag[32];
+	char tag[32], *buf = NULL;
+	size_t len = 0;
+	int ret;
 
-	make_tag(srv, tag, sizeof(tag));
+	srv_new_tag(srv, tag, sizeof(tag));
 	if (sipmsg_response(req, code, reason, tag, &resp)) {
 		srv->st.sip_tx_errors++;
 		return;
@@ -49,68 +40,110 @@ static void respond(struct server *srv, const struct sip_peer *to, const osip_me
 	osip_message_set_header(resp, "Server", "sipha");
 	for (size_t i = 0; i < nextra; i++)
 		osip_message_set_header(resp, extra[i].name, extra[i].value);
-	send_msg(srv, to, resp);
+	if (user_contacts &&
+	    reg_fill_contacts(srv->reg, user_contacts, srv->tw->now, resp)) {
+		srv->st.sip_tx_errors++;
+		goto out;
+	}
+	if (st) {
+		ret = txn_respond(st, resp);
+	} else {
+		ret = sipmsg_to_str(resp, &buf, &len);
+		if (!ret)
+			ret = srv_send(srv, from, buf, len);
+		free(buf);
+	}
+	if (ret)
+		srv->st.sip_tx_errors++;
+	else
+		srv->st.sip_tx_responses++;
+out:
 	osip_message_free(resp);
 }
 
-static void handle_register(struct server *srv, const struct sip_peer *from, osip_message_t *req)
+static void handle_register(struct server *srv, struct txn *st, osip_message_t *req)
 {
 	struct reg_result res;
-	osip_message_t *resp = NULL;
-	char tag[32], minexp[16];
+	char minexp[16];
 
-	reg_register(srv->reg, req, loop_now(srv->loop), &res);
+	reg_register(srv->reg, req, &st->peer, srv->tw->now, &res);
 	if (res.code != 200) {
 		struct extra_hdr h = { "Min-Expires", minexp };
 
 		srv->st.register_refused++;
 		snprintf(minexp, sizeof(minexp), "%u", res.min_expires);
-		respond(srv, from, req, res.code, res.reason, &h, res.code == 423);
+		respond(srv, st, NULL, req, res.code, res.reason, &h, res.code == 423, NULL);
 		return;
 	}
 	srv->st.register_ok++;
-	make_tag(srv, tag, sizeof(tag));
-	if (sipmsg_response(req, 200, "OK", tag, &resp) ||
-	    reg_fill_contacts(srv->reg, res.aor_user, loop_now(srv->loop), resp)) {
-		srv->st.sip_tx_errors++;
-		osip_message_free(resp);
-		return;
-	}
-	osip_message_set_header(resp, "Server", "sipha");
-	send_msg(srv, from, resp);
-	osip_message_free(resp);
+	respond(srv, st, NULL, req, 200, "OK", NULL, 0, res.aor_user);
 }
 
-/* Until the call engine lands, an INVITE gets the final answer its target
- * deserves: 404 for a number sipha does not know, 480 for an extension with
- * nobody registered, 486 for routing points (no CTI yet), and 503 for
- * targets that would need the B2BUA. */
-static void handle_invite(struct server *srv, const struct sip_peer *from, osip_message_t *req)
+static bool has_to_tag(const osip_message_t *m)
 {
-	const char *user = req->req_uri ? req->req_uri->username : NULL;
-	const struct cfg_dn *dn = user ? cfg_dn_find(srv->cfg, user) : NULL;
-	const struct reg_aor *a = user ? reg_find(srv->reg, user) : NULL;
+	osip_generic_param_t *p = NULL;
 
-	srv->st.invite_refused++;
-	if (!dn && !a) {
-		respond(srv, from, req, 404, "Not Found", NULL, 0);
-	} else if (dn && dn->kind == CFG_DN_ROUTING_POINT) {
-		respond(srv, from, req, 486, "Busy Here", NULL, 0);
-	} else if (!a && (!dn || dn->kind == CFG_DN_EXTENSION)) {
-		respond(srv, from, req, 480, "Temporarily Unavailable", NULL, 0);
-	} else {
-		struct extra_hdr h = { "Retry-After", "60" };
+	return m->to && osip_to_get_tag(m->to, &p) == 0 && p && p->gvalue;
+}
 
-		respond(srv, from, req, 503, "Service Unavailable", &h, 1);
+static void handle_new(struct server *srv, struct txn *st, osip_message_t *req)
+{
+	static const struct extra_hdr allow = { "Allow", SIPHA_ALLOW };
+	enum sip_method m = sipmsg_method_id(req->sip_method);
+
+	if (has_to_tag(req) && m != SIP_CANCEL && m != SIP_REGISTER) {
+		if (call_on_indialog(srv, st, req))
+			return;
+		/* §12.2.2: a request for a dialog we do not have. */
+		srv->st.no_dialog++;
+		respond(srv, st, NULL, req, 481, "Call/Transaction Does Not Exist", NULL, 0, NULL);
+		return;
+	}
+	switch (m) {
+	case SIP_REGISTER:
+		handle_register(srv, st, req);
+		break;
+	case SIP_OPTIONS: {
+		const struct extra_hdr h[] = { allow, { "Accept", "application/sdp" } };
+
+		srv->st.options_answered++;
+		respond(srv, st, NULL, req, 200, "OK", h, 2, NULL);
+		break;
+	}
+	case SIP_INVITE:
+		call_on_invite(srv, st, req);
+		break;
+	case SIP_CANCEL:
+		call_on_cancel(srv, st, req);
+		break;
+	case SIP_BYE:
+	case SIP_UPDATE:
+	case SIP_INFO:
+	case SIP_PRACK:
+		srv->st.no_dialog++;
+		respond(srv, st, NULL, req, 481, "Call/Transaction Does Not Exist", NULL, 0, NULL);
+		break;
+	case SIP_SUBSCRIBE:
+	case SIP_NOTIFY:
+	case SIP_REFER:
+	case SIP_MESSAGE:
+	case SIP_PUBLISH:
+		srv->st.method_not_allowed++;
+		respond(srv, st, NULL, req, 405, "Method Not Allowed", &allow, 1, NULL);
+		break;
+	default:
+		srv->st.method_not_implemented++;
+		respond(srv, st, NULL, req, 501, "Not Implemented", &allow, 1, NULL);
+		break;
 	}
 }
 
 static void handle_request(struct server *srv, const struct sip_peer *from, osip_message_t *req,
 			   const char *raw, size_t len)
 {
-	static const struct extra_hdr allow = { "Allow", SIPHA_ALLOW };
 	enum sip_method m = sipmsg_method_id(req->sip_method);
 	struct sip_verdict v;
+	struct txn *st = NULL;
 
 	srv->st.sip_rx_requests++;
 	sipmsg_check_request(req, raw, len, &v);
@@ -123,47 +156,21 @@ static void handle_request(struct server *srv, const struct sip_peer *from, osip
 		struct extra_hdr h = { v.hname, v.hvalue };
 
 		srv->st.sip_rx_rejected++;
-		respond(srv, from, req, v.code, v.reason, &h, v.hname != NULL);
+		respond(srv, NULL, from, req, v.code, v.reason, &h, v.hname != NULL, NULL);
 		return;
 	}
-	switch (m) {
-	case SIP_REGISTER:
-		handle_register(srv, from, req);
+	switch (txn_rx_request(srv->txns, req, from, &st)) {
+	case TXN_RX_NEW:
+		handle_new(srv, st, st->req);
 		break;
-	case SIP_OPTIONS: {
-		const struct extra_hdr h[] = { allow, { "Accept", "application/sdp" } };
-
-		srv->st.options_answered++;
-		respond(srv, from, req, 200, "OK", h, 2);
+	case TXN_RX_ABSORBED:
+		srv->st.sip_rx_retransmissions++;
 		break;
-	}
-	case SIP_INVITE:
-		handle_invite(srv, from, req);
+	case TXN_RX_ACK:
+		call_on_ack(srv, req);
 		break;
-	case SIP_ACK:
-		/* ACK for a non-2xx final answer of ours, or for a dialog we do
-		 * not have; nothing to do until transactions own them. */
-		srv->st.sip_rx_ack_dropped++;
-		break;
-	case SIP_BYE:
-	case SIP_CANCEL:
-	case SIP_UPDATE:
-	case SIP_INFO:
-	case SIP_PRACK:
-		srv->st.no_dialog++;
-		respond(srv, from, req, 481, "Call/Transaction Does Not Exist", NULL, 0);
-		break;
-	case SIP_SUBSCRIBE:
-	case SIP_NOTIFY:
-	case SIP_REFER:
-	case SIP_MESSAGE:
-	case SIP_PUBLISH:
-		srv->st.method_not_allowed++;
-		respond(srv, from, req, 405, "Method Not Allowed", &allow, 1);
-		break;
-	default:
-		srv->st.method_not_implemented++;
-		respond(srv, from, req, 501, "Not Implemented", &allow, 1);
+	case TXN_RX_ERROR:
+		srv->st.sip_tx_errors++;
 		break;
 	}
 }
@@ -186,8 +193,8 @@ void srv_rx(void *arg, const struct sip_peer *from, const char *buf, size_t len)
 		handle_request(srv, from, msg, buf, len);
 	} else {
 		srv->st.sip_rx_responses++;
-		/* No client transactions yet: every response is unmatched. */
-		srv->st.sip_rx_responses_dropped++;
+		if (sipmsg_check_response(msg) || !txn_rx_response(srv->txns, msg, from))
+			srv->st.sip_rx_responses_dropped++;
 	}
 	osip_message_free(msg);
 }
@@ -224,7 +231,8 @@ static void set_adv(struct server *srv)
 			  srv->adv_host, sizeof(srv->adv_host));
 }
 
-int srv_init(struct server *srv, struct sipha_config *cfg, struct loop *l)
+int srv_core_init(struct server *srv, struct sipha_config *cfg, struct timer_wheel *tw,
+		  srv_send_fn send, void *send_arg)
 {
 	struct reg_limits lim = {
 		.min_expires = cfg->sip.min_expires,
@@ -234,19 +242,65 @@ int srv_init(struct server *srv, struct sipha_config *cfg, struct loop *l)
 		.max_aors = cfg->sip.max_registrations,
 		.domain = cfg->sip.domain,
 	};
+	struct txn_env env = {
+		.tw = tw,
+		.send = send,
+		.send_arg = send_arg,
+		.t1_ms = 500,
+		.t2_ms = 4000,
+		.t4_ms = 5000,
+	};
 	int ret;
 
 	memset(srv, 0, sizeof(*srv));
 	srv->cfg = cfg;
-	srv->loop = l;
-	srv->started_ms = loop_now(l);
+	srv->tw = tw;
+	srv->send = send;
+	srv->send_arg = send_arg;
+	srv->started_ms = tw->now;
+	srv->t1_ms = env.t1_ms;
+	srv->t2_ms = env.t2_ms;
+	srv->t4_ms = env.t4_ms;
 	if (getrandom(&srv->tag_salt, sizeof(srv->tag_salt), 0) != sizeof(srv->tag_salt))
 		srv->tag_salt = (uint32_t)srv->started_ms;
 	set_adv(srv);
 	sipmsg_init();
-	ret = reg_new(&srv->reg, loop_timers(l), &lim);
+	ret = reg_new(&srv->reg, tw, &lim);
+	if (!ret)
+		ret = txn_layer_new(&srv->txns, &env);
+	if (!ret)
+		ret = calls_new(&srv->calls, srv);
 	if (ret)
-		goto err;
+		srv_core_fini(srv);
+	return ret;
+}
+
+void srv_core_fini(struct server *srv)
+{
+	/* Calls first (they leave the table), then the transactions that
+	 * still refer to them. */
+	calls_free(srv->calls);
+	srv->calls = NULL;
+	txn_layer_free(srv->txns);
+	srv->txns = NULL;
+	reg_free(srv->reg);
+	srv->reg = NULL;
+}
+
+static int transport_send(void *arg, const struct sip_peer *to, const char *buf, size_t len)
+{
+	struct server *srv = arg;
+
+	return sipt_send(srv->tp, to, buf, len);
+}
+
+int srv_init(struct server *srv, struct sipha_config *cfg, struct loop *l)
+{
+	int ret = srv_core_init(srv, cfg, loop_timers(l), transport_send, srv);
+
+	if (ret)
+		return ret;
+	srv->loop = l;
 	/* Send from the VIP only when it is ours to use; a wildcard listen
 	 * address answers from where each request arrived. */
 	ret = sipt_open(&srv->tp, l, &cfg->sip.listen, srv->adv_is_vip ? &srv->adv : NULL, srv_rx,
@@ -266,8 +320,7 @@ void srv_fini(struct server *srv)
 {
 	ctl_close(srv->ctl);
 	srv->ctl = NULL;
+	srv_core_fini(srv);
 	sipt_close(srv->tp);
 	srv->tp = NULL;
-	reg_free(srv->reg);
-	srv->reg = NULL;
 }

@@ -11,6 +11,7 @@
 #include "sip/msg.h"
 #include "sip/transport.h"
 #include "server/registrar.h"
+#include "sip/txn.h"
 
 /* Counters: name, help.  One list, so metrics, JSON and docs agree. */
 #define SRV_COUNTERS(X)                                                                            \
@@ -29,7 +30,17 @@
 	X(method_not_allowed, "requests answered 405")                                             \
 	X(method_not_implemented, "requests answered 501")                                         \
 	X(no_dialog, "in-dialog requests answered 481")                                            \
-	X(invite_refused, "INVITEs answered with a final error")
+	X(invite_refused, "INVITEs answered with a final error")                                   \
+	X(sip_rx_retransmissions, "requests absorbed by their transaction (retransmissions)")      \
+	X(calls_offered, "initial INVITEs received")                                               \
+	X(calls_ringing, "calls that reached the ringing state")                                   \
+	X(calls_answered, "calls answered (2xx from the callee)")                                  \
+	X(calls_failed, "calls that ended before an answer (error or refusal)")                    \
+	X(calls_cancelled, "calls cancelled by the caller")                                        \
+	X(calls_no_answer, "calls that hit the no-answer timer")                                   \
+	X(calls_no_ack, "answered calls released because the caller never sent the ACK")          \
+	X(calls_released, "calls that left the call table")                                        \
+	X(indialog_relayed, "in-dialog requests relayed to the other leg")
 
 struct srv_stats {
 #define X(name, help) uint64_t name;
@@ -38,13 +49,22 @@ struct srv_stats {
 };
 
 struct control;
+struct call_table;
+
+typedef int (*srv_send_fn)(void *arg, const struct sip_peer *to, const char *buf, size_t len);
 
 struct server {
 	struct sipha_config *cfg;
-	struct loop *loop;
+	struct loop *loop;        /* NULL in unit tests */
+	struct timer_wheel *tw;   /* the clock is tw->now */
+	srv_send_fn send;         /* the transport, or a test's capture */
+	void *send_arg;
 	struct sip_transport *tp;
 	struct registrar *reg;
+	struct txn_layer *txns;
+	struct call_table *calls;
 	struct control *ctl;
+	unsigned t1_ms, t2_ms, t4_ms;
 	struct srv_stats st;
 	/* The address sipha writes into Via/Contact and sends from: the VIP
 	 * when configured, else the listen address. */
@@ -57,8 +77,24 @@ struct server {
 	uint32_t tag_salt;
 };
 
+/* The SIP engine without I/O: registrar, transactions, calls.  Unit tests
+ * drive it through srv_rx() with their own wheel and send function. */
+int srv_core_init(struct server *srv, struct sipha_config *cfg, struct timer_wheel *tw,
+		  srv_send_fn send, void *send_arg);
+void srv_core_fini(struct server *srv);
+
+/* The whole server on loop L: the core plus transports and control. */
 int srv_init(struct server *srv, struct sipha_config *cfg, struct loop *l);
 void srv_fini(struct server *srv);
+
+static inline int srv_send(struct server *srv, const struct sip_peer *to, const char *buf,
+			   size_t len)
+{
+	return srv->send(srv->send_arg, to, buf, len);
+}
+
+/* A fresh tag for a To or From header: unique per node and run. */
+void srv_new_tag(struct server *srv, char *buf, size_t len);
 
 /* Entry point of every received SIP message (the transport's callback). */
 void srv_rx(void *arg, const struct sip_peer *from, const char *buf, size_t len);

@@ -16,6 +16,7 @@
  * | slot), so an id kept in a transaction after its connection closed can
  * never reach a newer connection in the same slot. */
 #define TCP_MAX_CONNS 65536
+#define TCP_ADDR_BUCKETS 4096
 
 struct tcp_conn {
 	struct sip_transport *t;
@@ -23,6 +24,7 @@ struct tcp_conn {
 	uint32_t slot;
 	uint32_t gen;
 	struct sip_peer peer;
+	struct tcp_conn *hnext; /* by remote address */
 };
 
 struct sip_transport {
@@ -36,7 +38,45 @@ struct sip_transport {
 	struct tcp_conn **conns; /* TCP_MAX_CONNS slots */
 	uint32_t *gens;
 	uint32_t next_slot;
+	struct tcp_conn *by_addr[TCP_ADDR_BUCKETS];
 };
+
+static unsigned addr_hash(const struct sockaddr_storage *ss)
+{
+	const unsigned char *p = (const unsigned char *)ss;
+	size_t len = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+					       : sizeof(struct sockaddr_in);
+	unsigned h = 2166136261u;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ p[i]) * 16777619u;
+	return h % TCP_ADDR_BUCKETS;
+}
+
+static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return false;
+	if (a->ss_family == AF_INET) {
+		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+
+		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+	}
+	const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+
+	return x->sin6_port == y->sin6_port &&
+	       !memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr));
+}
+
+static void addr_index_del(struct sip_transport *t, struct tcp_conn *c)
+{
+	for (struct tcp_conn **pp = &t->by_addr[addr_hash(&c->peer.addr)]; *pp; pp = &(*pp)->hnext) {
+		if (*pp == c) {
+			*pp = c->hnext;
+			return;
+		}
+	}
+}
 
 const char *sipt_addr_str(const struct sockaddr_storage *ss, char *buf, size_t len)
 {
@@ -121,6 +161,7 @@ static void tcp_closed(struct loop_stream *s, void *arg, int err)
 	}
 	if (err && err != -ECONNRESET && err != -EPIPE)
 		pr_debug("tcp connection closed: %s", strerror(-err));
+	addr_index_del(t, c);
 	t->conns[c->slot] = NULL;
 	t->gens[c->slot]++;
 	t->st.tcp_open--;
@@ -132,52 +173,104 @@ static const struct loop_stream_ops tcp_ops = {
 	.on_close = tcp_closed,
 };
 
-static void tcp_accept(void *arg, int fd, const struct sockaddr_storage *peer, socklen_t peerlen)
+/* Registers a connection for FD in a free slot; NULL when full. */
+static struct tcp_conn *conn_new(struct sip_transport *t, const struct sockaddr_storage *peer,
+				 socklen_t peerlen)
 {
-	struct sip_transport *t = arg;
-	struct sockaddr_storage local;
-	socklen_t ll = sizeof(local);
 	struct tcp_conn *c;
-	uint32_t slot;
-	int one = 1;
+	uint32_t i, slot;
 
-	for (slot = 0; slot < TCP_MAX_CONNS; slot++) {
-		uint32_t i = (t->next_slot + slot) % TCP_MAX_CONNS;
-
-		if (!t->conns[i]) {
-			slot = i;
-			goto found;
-		}
+	for (i = 0; i < TCP_MAX_CONNS; i++) {
+		slot = (t->next_slot + i) % TCP_MAX_CONNS;
+		if (!t->conns[slot])
+			break;
 	}
-	pr_warn("tcp: %u connections open, refusing another", TCP_MAX_CONNS);
-	close(fd);
-	return;
-found:
+	if (i == TCP_MAX_CONNS) {
+		pr_warn("tcp: %u connections open, refusing another", TCP_MAX_CONNS);
+		return NULL;
+	}
 	c = calloc(1, sizeof(*c));
-	if (!c) {
-		close(fd);
-		return;
-	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (!c)
+		return NULL;
 	c->t = t;
 	c->slot = slot;
 	c->gen = t->gens[slot];
 	c->peer.proto = SIP_PROTO_TCP;
 	memcpy(&c->peer.addr, peer, peerlen);
 	c->peer.addrlen = peerlen;
-	if (!getsockname(fd, (struct sockaddr *)&local, &ll))
-		c->peer.local = local;
 	c->peer.conn = ((uint64_t)c->gen << 32) | slot;
 	t->conns[slot] = c;
 	t->next_slot = (slot + 1) % TCP_MAX_CONNS;
-	t->st.tcp_accepted++;
 	t->st.tcp_open++;
-	c->s = loop_stream_add(t->l, fd, &tcp_ops, c);
-	if (!c->s) {
-		t->conns[slot] = NULL;
-		t->st.tcp_open--;
-		free(c);
+	c->hnext = t->by_addr[addr_hash(peer)];
+	t->by_addr[addr_hash(peer)] = c;
+	return c;
+}
+
+static void conn_abort(struct sip_transport *t, struct tcp_conn *c)
+{
+	addr_index_del(t, c);
+	t->conns[c->slot] = NULL;
+	t->st.tcp_open--;
+	free(c);
+}
+
+static void tcp_accept(void *arg, int fd, const struct sockaddr_storage *peer, socklen_t peerlen)
+{
+	struct sip_transport *t = arg;
+	struct sockaddr_storage local;
+	socklen_t ll = sizeof(local);
+	struct tcp_conn *c = conn_new(t, peer, peerlen);
+	int one = 1;
+
+	if (!c) {
+		close(fd);
+		return;
 	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (!getsockname(fd, (struct sockaddr *)&local, &ll))
+		c->peer.local = local;
+	t->st.tcp_accepted++;
+	c->s = loop_stream_add(t->l, fd, &tcp_ops, c);
+	if (!c->s)
+		conn_abort(t, c);
+}
+
+/* An outgoing connection to TO (RFC 3261 §18.1.1), from the VIP when there
+ * is one, so the far end sees the address that survives a failover. */
+static struct tcp_conn *tcp_connect(struct sip_transport *t, const struct sip_peer *to)
+{
+	struct tcp_conn *c;
+	int fd, one = 1;
+
+	fd = socket(to->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return NULL;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (t->have_src && t->src.ss_family == to->addr.ss_family) {
+		struct sockaddr_storage src = t->src;
+
+		setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one));
+		((struct sockaddr_in *)&src)->sin_port = 0; /* same offset for v6 */
+		if (bind(fd, (struct sockaddr *)&src, src.ss_family == AF_INET6
+							     ? sizeof(struct sockaddr_in6)
+							     : sizeof(struct sockaddr_in)))
+			pr_warn("tcp: cannot bind the outgoing connection to the VIP: %s",
+				strerror(errno));
+	}
+	c = conn_new(t, &to->addr, to->addrlen);
+	if (!c) {
+		close(fd);
+		return NULL;
+	}
+	t->st.tcp_connects++;
+	c->s = loop_stream_connect(t->l, fd, (const struct sockaddr *)&to->addr, to->addrlen,
+				   &tcp_ops, c);
+	if (!c->s) {
+		conn_abort(t, c);
+		return NULL;
+	}
+	return c;
 }
 
 static int open_socket(const struct cfg_sockaddr *a, int type)
@@ -302,10 +395,17 @@ int sipt_send(struct sip_transport *t, const struct sip_peer *to, const char *bu
 		return ret;
 	}
 	slot = (uint32_t)(to->conn & 0xffffffffu);
-	if (slot >= TCP_MAX_CONNS)
-		return -EINVAL;
-	c = t->conns[slot];
-	if (!c || c->gen != (uint32_t)(to->conn >> 32)) {
+	c = slot < TCP_MAX_CONNS ? t->conns[slot] : NULL;
+	if (c && c->gen != (uint32_t)(to->conn >> 32))
+		c = NULL;
+	/* The connection a request came on is gone, or there never was one:
+	 * reuse any open connection to that address, else open one. */
+	if (!c) {
+		for (c = t->by_addr[addr_hash(&to->addr)]; c; c = c->hnext)
+			if (same_addr(&c->peer.addr, &to->addr))
+				break;
+	}
+	if (!c && !(c = tcp_connect(t, to))) {
 		t->st.tcp_send_errors++;
 		return -ENOTCONN;
 	}

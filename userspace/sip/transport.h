@@ -26,7 +26,8 @@ typedef void (*sipt_rx_fn)(void *arg, const struct sip_peer *from, const char *b
 
 struct sipt_stats {
 	uint64_t udp_in, udp_out, udp_truncated, udp_send_errors;
-	uint64_t tcp_in, tcp_out, tcp_accepted, tcp_open, tcp_framing_errors, tcp_send_errors;
+	uint64_t tcp_in, tcp_out, tcp_accepted, tcp_connects, tcp_open, tcp_framing_errors,
+		tcp_send_errors;
 	uint64_t keepalives;
 };
 
@@ -39,8 +40,8 @@ int sipt_open(struct sip_transport **out, struct loop *l, const struct cfg_socka
 	      const struct sockaddr_storage *src, sipt_rx_fn fn, void *arg);
 void sipt_close(struct sip_transport *t);
 
-/* Sends BUF to TO: UDP to its address, TCP on its connection (a connection
- * that has gone is -ENOTCONN).  0 or -errno. */
+/* Sends BUF to TO: UDP to its address; TCP on its connection, or on any
+ * open connection to its address, or on a new one.  0 or -errno. */
 int sipt_send(struct sip_transport *t, const struct sip_peer *to, const char *buf, size_t len);
 
 const struct sipt_stats *sipt_stats(const struct sip_transport *t);

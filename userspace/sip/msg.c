@@ -1,0 +1,643 @@
+/* SIP messages on top of libosip2: framing, parsing with a safety net,
+ * responses, serialisation.  The checks live in msgcheck.c. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <osipparser2/osip_parser.h>
+#include <osipparser2/osip_port.h>
+
+#include "core/log.h"
+#include "sip/msg.h"
+#include "sip/msgraw.h"
+
+static const char *const sipmsg_methods[SIP_METHOD_MAX] = {
+	[SIP_INVITE] = "INVITE",     [SIP_ACK] = "ACK",	      [SIP_BYE] = "BYE",
+	[SIP_CANCEL] = "CANCEL",     [SIP_REGISTER] = "REGISTER", [SIP_OPTIONS] = "OPTIONS",
+	[SIP_SUBSCRIBE] = "SUBSCRIBE", [SIP_NOTIFY] = "NOTIFY",   [SIP_REFER] = "REFER",
+	[SIP_INFO] = "INFO",	     [SIP_UPDATE] = "UPDATE",	  [SIP_PRACK] = "PRACK",
+	[SIP_MESSAGE] = "MESSAGE",   [SIP_PUBLISH] = "PUBLISH",
+};
+
+static const struct {
+	const char *name;
+	char compact;
+} sipmsg_hnames[SIPMSG_H_NUM] = {
+	[SIPMSG_H_CALL_ID] = { "Call-ID", 'i' },
+	[SIPMSG_H_CSEQ] = { "CSeq", 0 },
+	[SIPMSG_H_FROM] = { "From", 'f' },
+	[SIPMSG_H_TO] = { "To", 't' },
+	[SIPMSG_H_VIA] = { "Via", 'v' },
+	[SIPMSG_H_MAX_FORWARDS] = { "Max-Forwards", 0 },
+	[SIPMSG_H_CONTENT_LENGTH] = { "Content-Length", 'l' },
+	[SIPMSG_H_CONTENT_TYPE] = { "Content-Type", 'c' },
+	[SIPMSG_H_CONTENT_DISPOSITION] = { "Content-Disposition", 0 },
+	[SIPMSG_H_EXPIRES] = { "Expires", 0 },
+	[SIPMSG_H_MIN_EXPIRES] = { "Min-Expires", 0 },
+	[SIPMSG_H_CONTACT] = { "Contact", 'm' },
+	[SIPMSG_H_ROUTE] = { "Route", 0 },
+	[SIPMSG_H_RECORD_ROUTE] = { "Record-Route", 0 },
+};
+
+/* libosip2's own messages go through our log at debug level only: a flood of
+ * malformed packets must not turn into a flood of log lines. */
+__attribute__((format(printf, 4, 0))) static void
+sipmsg_osip_trace(const char *fi, int li, osip_trace_level_t level, const char *chfr, va_list ap)
+{
+	char line[256];
+	size_t n;
+
+	(void)level;
+	vsnprintf(line, sizeof(line), chfr, ap);
+	n = strlen(line);
+	if (n && line[n - 1] == '\n')
+		line[n - 1] = '\0';
+	pr_debug("libosip2 %s:%d: %s", fi ? fi : "?", li, line);
+}
+
+static void sipmsg_init_once(void)
+{
+	parser_init();
+	/* Level N enables the levels below N; without a function libosip2
+	 * would print to stdout by itself. */
+	osip_trace_initialize_func(log_get_level() >= LOG_DEBUG ? OSIP_INFO1 : TRACE_LEVEL0,
+				   sipmsg_osip_trace);
+}
+
+void sipmsg_init(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, sipmsg_init_once);
+}
+
+enum sip_method sipmsg_method_id(const char *method)
+{
+	if (!method)
+		return SIP_UNKNOWN;
+	for (int i = SIP_UNKNOWN + 1; i < SIP_METHOD_MAX; i++) {
+		if (!strcmp(method, sipmsg_methods[i]))
+			return (enum sip_method)i;
+	}
+	return SIP_UNKNOWN;
+}
+
+const char *sipmsg_method_name(enum sip_method m)
+{
+	if (m <= SIP_UNKNOWN || m >= SIP_METHOD_MAX)
+		return NULL;
+	return sipmsg_methods[m];
+}
+
+const char *sipmsg_reason(int code)
+{
+	const char *r = osip_message_get_reason(code);
+
+	return r ? r : "Unknown";
+}
+
+/* ---- raw octets ------------------------------------------------------------ */
+
+int sipmsg_layout(const char *buf, size_t len, struct sipmsg_layout *l)
+{
+	const char *nl;
+	size_t i = 0;
+
+	while (i < len && (buf[i] == '\r' || buf[i] == '\n'))
+		i++;
+	l->start = i;
+	nl = memchr(buf + i, '\n', len - i);
+	if (!nl)
+		return -EAGAIN;
+	i = (size_t)(nl - buf);
+	l->sl_end = (i > l->start && buf[i - 1] == '\r') ? i - 1 : i;
+	l->hdrs = i + 1;
+	for (;;) {
+		size_t n = i + 1; /* I is the LF that ends a line */
+
+		if (n < len && buf[n] == '\n') {
+			l->hdr_end = n;
+			l->body = n + 1;
+			return 0;
+		}
+		if (n + 1 < len && buf[n] == '\r' && buf[n + 1] == '\n') {
+			l->hdr_end = n;
+			l->body = n + 2;
+			return 0;
+		}
+		nl = n < len ? memchr(buf + n, '\n', len - n) : NULL;
+		if (!nl)
+			return -EAGAIN;
+		i = (size_t)(nl - buf);
+	}
+}
+
+static size_t sipmsg_line_end(const char *buf, size_t pos, size_t end)
+{
+	const char *nl = memchr(buf + pos, '\n', end - pos);
+
+	return nl ? (size_t)(nl - buf) + 1 : end;
+}
+
+static void sipmsg_trim(const char **s, size_t *n)
+{
+	while (*n && sipmsg_is_lws(**s)) {
+		(*s)++;
+		(*n)--;
+	}
+	while (*n && sipmsg_is_lws((*s)[*n - 1]))
+		(*n)--;
+}
+
+int sipmsg_hdr_next(const char *buf, const struct sipmsg_layout *l, size_t *pos,
+		    struct sipmsg_hdr *h)
+{
+	size_t p = *pos, first, e;
+	const char *colon;
+
+	if (p >= l->hdr_end)
+		return 0;
+	first = sipmsg_line_end(buf, p, l->hdr_end);
+	e = first;
+	while (e < l->hdr_end && (buf[e] == ' ' || buf[e] == '\t'))
+		e = sipmsg_line_end(buf, e, l->hdr_end);
+	*pos = e;
+	colon = memchr(buf + p, ':', first - p);
+	if (!colon || buf[p] == ' ' || buf[p] == '\t')
+		return -EBADMSG;
+	h->name = buf + p;
+	h->nlen = (size_t)(colon - h->name);
+	while (h->nlen && (h->name[h->nlen - 1] == ' ' || h->name[h->nlen - 1] == '\t'))
+		h->nlen--;
+	if (!h->nlen)
+		return -EBADMSG;
+	for (size_t i = 0; i < h->nlen; i++) {
+		if (!sipmsg_is_token(h->name[i]))
+			return -EBADMSG;
+	}
+	h->val = colon + 1;
+	h->vlen = (size_t)(buf + e - h->val);
+	sipmsg_trim(&h->val, &h->vlen);
+	return 1;
+}
+
+enum sipmsg_hid sipmsg_hdr_id(const struct sipmsg_hdr *h)
+{
+	for (int i = SIPMSG_H_OTHER + 1; i < SIPMSG_H_NUM; i++) {
+		const char *name = sipmsg_hnames[i].name;
+		char c = sipmsg_hnames[i].compact;
+
+		if (h->nlen == 1 && c && (h->name[0] | 0x20) == c)
+			return (enum sipmsg_hid)i;
+		if (h->nlen == strlen(name) && !strncasecmp(h->name, name, h->nlen))
+			return (enum sipmsg_hid)i;
+	}
+	return SIPMSG_H_OTHER;
+}
+
+const char *sipmsg_hdr_name(enum sipmsg_hid id)
+{
+	if (id <= SIPMSG_H_OTHER || id >= SIPMSG_H_NUM)
+		return NULL;
+	return sipmsg_hnames[id].name;
+}
+
+int sipmsg_raw_uint(const char *s, size_t n, unsigned long long max, unsigned long long *out)
+{
+	unsigned long long v = 0;
+
+	if (!n)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -EINVAL;
+		v = v * 10 + (unsigned long long)(s[i] - '0');
+		if (v > max)
+			return -ERANGE;
+	}
+	*out = v;
+	return 0;
+}
+
+int sipmsg_raw_clen(const char *buf, const struct sipmsg_layout *l, size_t *cl)
+{
+	unsigned long long v = 0;
+	struct sipmsg_hdr h;
+	size_t pos = l->hdrs;
+	int n = 0, r, err = 0;
+
+	while ((r = sipmsg_hdr_next(buf, l, &pos, &h))) {
+		if (r < 0)
+			return -EBADMSG;
+		if (sipmsg_hdr_id(&h) != SIPMSG_H_CONTENT_LENGTH)
+			continue;
+		n++;
+		if (sipmsg_raw_uint(h.val, h.vlen, SIPMSG_MAX, &v))
+			err = -EBADMSG;
+	}
+	if (!n)
+		return -ENOENT;
+	if (n > 1 || err)
+		return -EBADMSG;
+	*cl = (size_t)v;
+	return 0;
+}
+
+int sipmsg_raw_octets(const char *buf, const struct sipmsg_layout *l)
+{
+	int escaped = 0;
+
+	for (size_t i = l->start; i < l->hdr_end; i++) {
+		size_t bs = 0;
+
+		if (buf[i] == '\r' && buf[i + 1] != '\n')
+			return -EBADMSG;
+		if (buf[i])
+			continue;
+		while (bs < i - l->start && buf[i - 1 - bs] == '\\')
+			bs++;
+		if (!(bs & 1))
+			return -EBADMSG;
+		escaped++;
+	}
+	return escaped;
+}
+
+/* ---- stream framing -------------------------------------------------------- */
+
+ssize_t sipmsg_frame(const char *buf, size_t len)
+{
+	struct sipmsg_layout l;
+	size_t n = 0, cl;
+
+	while (n < len && (buf[n] == '\r' || buf[n] == '\n'))
+		n++;
+	if (n)
+		return (ssize_t)n;
+	if (sipmsg_layout(buf, len < SIPMSG_MAX ? len : SIPMSG_MAX, &l))
+		return len >= SIPMSG_MAX ? -EBADMSG : 0;
+	/* RFC 3261 §18.3: a stream has no other way to find the end. */
+	if (sipmsg_raw_clen(buf, &l, &cl) || cl > SIPMSG_MAX - l.body)
+		return -EBADMSG;
+	if (len < l.body + cl)
+		return 0;
+	return (ssize_t)(l.body + cl);
+}
+
+/* ---- parsing --------------------------------------------------------------- */
+
+/* How many octets of BUF make the message. */
+static int sipmsg_extent(const char *buf, size_t len, const struct sipmsg_layout *l, bool datagram,
+			 size_t *used)
+{
+	size_t cl, avail = len - l->body;
+	int err = sipmsg_raw_clen(buf, l, &cl);
+
+	if (!err) {
+		if (cl > avail || (!datagram && cl != avail))
+			return -EBADMSG;
+		*used = l->body + cl;
+		return 0;
+	}
+	if (!datagram)
+		return -EBADMSG;
+	/* RFC 3261 §18.3: without Content-Length the datagram ends the body.
+	 * An unreadable one leaves the same extent; sipmsg_check_request
+	 * answers 400 for it. */
+	*used = len;
+	return 0;
+}
+
+/* "SIP/" 1*DIGIT "." 1*DIGIT SP 3DIGIT SP Reason-Phrase (RFC 3261 §7.2).
+ * libosip2 reads the code with sscanf("%d"), which wraps a long one into
+ * any code at all, so the line is checked here, before it. */
+static bool sipmsg_status_line_ok(const char *s, size_t n)
+{
+	size_t i = 4, d;
+
+	if (n < 4 || memcmp(s, "SIP/", 4))
+		return false;
+	for (d = i; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+		;
+	if (i == d || i >= n || s[i++] != '.')
+		return false;
+	for (d = i; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+		;
+	if (i == d || n - i < 5 || s[i] != ' ' || s[i + 4] != ' ')
+		return false;
+	for (d = i + 1; d < i + 4; d++) {
+		if (s[d] < '0' || s[d] > '9')
+			return false;
+	}
+	return !memchr(s + i + 5, '\0', n - i - 5);
+}
+
+static int sipmsg_osip_parse(const char *buf, const struct sipmsg_layout *l, size_t used,
+			     osip_message_t **out)
+{
+	const char *p = buf + l->start;
+	size_t n = used - l->start;
+	osip_message_t *m = NULL;
+	char *copy = NULL;
+	int err, nuls = sipmsg_raw_octets(buf, l);
+
+	if (nuls < 0)
+		return -EBADMSG;
+	if (nuls) {
+		/* A NUL is legal only as a quoted-pair, in a display name or a
+		 * comment, where it means nothing to SIP; libosip2 would end
+		 * the message there, so it becomes '?'. */
+		copy = malloc(n);
+		if (!copy)
+			return -ENOMEM;
+		memcpy(copy, p, n);
+		for (size_t i = 0; i < l->hdr_end - l->start; i++) {
+			if (!copy[i])
+				copy[i] = '?';
+		}
+		p = copy;
+	}
+	err = -ENOMEM;
+	if (osip_message_init(&m))
+		goto out;
+	err = -EBADMSG;
+	if (osip_message_parse(m, p, n))
+		goto out;
+	*out = m;
+	m = NULL;
+	err = 0;
+out:
+	osip_message_free(m);
+	free(copy);
+	return err;
+}
+
+/* One header of a salvaged request.  What libosip2 cannot read is kept as an
+ * opaque header of the same name, so that a 400 still echoes it. */
+static int sipmsg_salvage_hdr(osip_message_t *m, enum sipmsg_hid id, const struct sipmsg_hdr *h)
+{
+	char name[32];
+	char *val;
+	int err = -EBADMSG;
+
+	if (memchr(h->val, '\0', h->vlen))
+		return -EBADMSG;
+	val = malloc(h->vlen + 1);
+	if (!val)
+		return -ENOMEM;
+	for (size_t i = 0; i < h->vlen; i++)
+		val[i] = (h->val[i] == '\r' || h->val[i] == '\n') ? ' ' : h->val[i];
+	val[h->vlen] = '\0';
+	/* it lower-cases the name in place */
+	snprintf(name, sizeof(name), "%s", sipmsg_hdr_name(id));
+	if (!osip_message_set_multiple_header(m, name, val))
+		err = 0;
+	else if (id != SIPMSG_H_VIA && !osip_message_set_header(m, sipmsg_hdr_name(id), val))
+		err = 0;
+	free(val);
+	return err;
+}
+
+static int sipmsg_salvage_hdrs(osip_message_t *m, const char *buf, const struct sipmsg_layout *l)
+{
+	bool seen[SIPMSG_H_NUM] = { false };
+	size_t pos = l->hdrs;
+	struct sipmsg_hdr h;
+	int r, vias = 0;
+
+	while ((r = sipmsg_hdr_next(buf, l, &pos, &h))) {
+		enum sipmsg_hid id = sipmsg_hdr_id(&h);
+
+		if (r < 0)
+			continue;
+		switch (id) {
+		case SIPMSG_H_VIA:
+			if (sipmsg_salvage_hdr(m, id, &h))
+				return -EBADMSG;
+			vias++;
+			break;
+		case SIPMSG_H_FROM:
+		case SIPMSG_H_TO:
+		case SIPMSG_H_CALL_ID:
+		case SIPMSG_H_CSEQ:
+			if (seen[id])
+				break;
+			seen[id] = true;
+			if (sipmsg_salvage_hdr(m, id, &h))
+				return -EBADMSG;
+			break;
+		default:
+			break;
+		}
+	}
+	return vias ? 0 : -EBADMSG;
+}
+
+/* A request libosip2 refused, rebuilt from its method and the headers a
+ * response needs (RFC 3261 §8.2.6.2), so that it can be answered instead of
+ * dropped.  It has no Request-URI, which sipmsg_check_request answers with
+ * 400 at the latest; it is handed out only with that verdict. */
+static int sipmsg_salvage(const char *buf, size_t len, const struct sipmsg_layout *l,
+			  osip_message_t **out)
+{
+	const char *s = buf + l->start;
+	osip_message_t *m = NULL;
+	struct sip_verdict v;
+	size_t n = 0;
+	char *method;
+	int err;
+
+	while (l->start + n < l->sl_end && sipmsg_is_token(s[n]))
+		n++;
+	if (!n || l->start + n >= l->sl_end || s[n] != ' ')
+		return -EBADMSG;
+	if (osip_message_init(&m))
+		return -ENOMEM;
+	err = -ENOMEM;
+	method = osip_malloc(n + 1);
+	if (!method)
+		goto out;
+	memcpy(method, s, n);
+	method[n] = '\0';
+	osip_message_set_method(m, method);
+	osip_message_set_version(m, osip_strdup("SIP/2.0"));
+	if (!m->sip_version)
+		goto out;
+	err = sipmsg_salvage_hdrs(m, buf, l);
+	if (err)
+		goto out;
+	sipmsg_check_request(m, buf, len, &v);
+	err = -EBADMSG;
+	if (!v.code)
+		goto out;
+	pr_debug("sipmsg: request kept only to answer %d", v.code);
+	*out = m;
+	m = NULL;
+	err = 0;
+out:
+	osip_message_free(m);
+	return err;
+}
+
+int sipmsg_parse(const char *buf, size_t len, bool datagram, osip_message_t **out)
+{
+	struct sipmsg_layout l;
+	size_t used;
+	bool response;
+	int err;
+
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	if (!buf || !len || len > SIPMSG_MAX || sipmsg_layout(buf, len, &l))
+		return -EBADMSG;
+	err = sipmsg_extent(buf, len, &l, datagram, &used);
+	if (err)
+		return err;
+	response = l.sl_end - l.start >= 4 && !memcmp(buf + l.start, "SIP/", 4);
+	if (response && !sipmsg_status_line_ok(buf + l.start, l.sl_end - l.start))
+		return -EBADMSG;
+	err = sipmsg_osip_parse(buf, &l, used, out);
+	if (err != -EBADMSG || response)
+		return err;
+	return sipmsg_salvage(buf, len, &l, out);
+}
+
+/* ---- responses and serialisation ------------------------------------------ */
+
+static bool sipmsg_has_tag(const osip_to_t *to)
+{
+	for (int i = 0; i < osip_list_size(&to->gen_params); i++) {
+		const osip_generic_param_t *p = osip_list_get(&to->gen_params, i);
+
+		if (p && p->gname && !strcasecmp(p->gname, "tag"))
+			return true;
+	}
+	return false;
+}
+
+/* A salvaged request carries what libosip2 could not read as opaque headers. */
+static int sipmsg_copy_opaque(const osip_message_t *req, osip_message_t *resp, const char *name)
+{
+	osip_header_t *h = NULL;
+
+	if (osip_message_header_get_byname(req, name, 0, &h) < 0 || !h || !h->hvalue)
+		return 0;
+	return osip_message_set_header(resp, name, h->hvalue) ? -ENOMEM : 0;
+}
+
+static int sipmsg_copy_dialog_ids(const osip_message_t *req, osip_message_t *r)
+{
+	if (req->from ? osip_from_clone(req->from, &r->from) : sipmsg_copy_opaque(req, r, "From"))
+		return -ENOMEM;
+	if (req->to ? osip_to_clone(req->to, &r->to) : sipmsg_copy_opaque(req, r, "To"))
+		return -ENOMEM;
+	if (req->call_id ? osip_call_id_clone(req->call_id, &r->call_id) :
+			   sipmsg_copy_opaque(req, r, "Call-ID"))
+		return -ENOMEM;
+	if (req->cseq ? osip_cseq_clone(req->cseq, &r->cseq) : sipmsg_copy_opaque(req, r, "CSeq"))
+		return -ENOMEM;
+	return 0;
+}
+
+static int sipmsg_copy_vias(const osip_message_t *req, osip_message_t *r)
+{
+	for (int i = 0; i < osip_list_size(&req->vias); i++) {
+		const osip_via_t *via = osip_list_get(&req->vias, i);
+		osip_via_t *copy = NULL;
+
+		if (osip_via_clone(via, &copy))
+			return -ENOMEM;
+		if (osip_list_add(&r->vias, copy, -1) < 0) {
+			osip_via_free(copy);
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+static int sipmsg_add_to_tag(osip_to_t *to, const char *tag)
+{
+	char *v = osip_strdup(tag);
+
+	if (!v)
+		return -ENOMEM;
+	if (osip_to_set_tag(to, v)) {
+		osip_free(v);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int sipmsg_response(const osip_message_t *req, int code, const char *reason, const char *to_tag,
+		    osip_message_t **out)
+{
+	osip_message_t *r = NULL;
+	int err = -EINVAL;
+
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	if (!req || !MSG_IS_REQUEST(req) || code < 100 || code > 699)
+		return -EINVAL;
+	err = -ENOMEM;
+	if (osip_message_init(&r))
+		goto out;
+	osip_message_set_version(r, osip_strdup("SIP/2.0"));
+	osip_message_set_status_code(r, code);
+	osip_message_set_reason_phrase(r, osip_strdup(reason ? reason : sipmsg_reason(code)));
+	if (!r->sip_version || !r->reason_phrase)
+		goto out;
+	err = sipmsg_copy_vias(req, r);
+	if (!err)
+		err = sipmsg_copy_dialog_ids(req, r);
+	if (!err && r->to && to_tag && code > 100 && !sipmsg_has_tag(r->to))
+		err = sipmsg_add_to_tag(r->to, to_tag);
+	if (err)
+		goto out;
+	*out = r;
+	r = NULL;
+out:
+	osip_message_free(r);
+	return err;
+}
+
+int sipmsg_to_str(osip_message_t *m, char **buf, size_t *len)
+{
+	char *s = NULL;
+	size_t n = 0;
+	int r;
+
+	if (!m || !buf || !len)
+		return -EINVAL;
+	*buf = NULL;
+	*len = 0;
+	/* Callers change the structures directly: never serve libosip2's
+	 * cached text of an older state. */
+	osip_message_force_update(m);
+	r = osip_message_to_str(m, &s, &n);
+	/* ...and do not leave one behind: osip_message_clone copies it with
+	 * strdup, short of message_length when the body holds a NUL. */
+	osip_free(m->message);
+	m->message = NULL;
+	m->message_length = 0;
+	osip_message_force_update(m);
+	if (r) {
+		osip_free(s);
+		return r == OSIP_NOMEM ? -ENOMEM : -EINVAL;
+	}
+	*buf = malloc(n + 1);
+	if (!*buf) {
+		osip_free(s);
+		return -ENOMEM;
+	}
+	memcpy(*buf, s, n);
+	(*buf)[n] = '\0';
+	*len = n;
+	osip_free(s);
+	return 0;
+}
