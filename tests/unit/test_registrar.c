@@ -80,7 +80,7 @@ static int do_reg(struct fx *f, const char *to, const char *hdrs, const char *ci
 {
 	osip_message_t *m = mkreg(to, hdrs, cid, cseq);
 
-	reg_register(f->r, m, f->now, res);
+	reg_register(f->r, m, NULL, f->now, res);
 	osip_message_free(m);
 	return res->code;
 }
@@ -113,9 +113,9 @@ static void test_refresh_moves_expiry(void **state)
 {
 	struct fx *f = *state;
 
-	reg_bind(f->r, "1001", "sip:a@h", 100, "c", 1, 1000, f->now);
+	reg_bind(f->r, "1001", "sip:a@h", 100, "c", 1, 1000, NULL, f->now);
 	advance(f, 90000);
-	reg_bind(f->r, "1001", "sip:a@h", 100, "c", 2, 1000, f->now);
+	reg_bind(f->r, "1001", "sip:a@h", 100, "c", 2, 1000, NULL, f->now);
 	advance(f, 20000); /* past the first expiry */
 	assert_int_equal(reg_binding_count(f->r), 1);
 	advance(f, 80000);
@@ -261,14 +261,14 @@ static void test_aor_limit(void **state)
 
 	for (int i = 0; i < 100; i++) {
 		snprintf(user, sizeof(user), "u%d", i);
-		assert_int_equal(reg_bind(f->r, user, "sip:h", 60, "c", 1, 1000, f->now), 0);
+		assert_int_equal(reg_bind(f->r, user, "sip:h", 60, "c", 1, 1000, NULL, f->now), 0);
 	}
-	assert_int_equal(reg_bind(f->r, "one-too-many", "sip:h", 60, "c", 1, 1000, f->now),
+	assert_int_equal(reg_bind(f->r, "one-too-many", "sip:h", 60, "c", 1, 1000, NULL, f->now),
 			 -ENOSPC);
 	assert_int_equal(reg_aor_count(f->r), 100);
 	reg_unbind_all(f->r, "u7");
 	assert_int_equal(reg_aor_count(f->r), 99);
-	assert_int_equal(reg_bind(f->r, "now-fits", "sip:h", 60, "c", 1, 1000, f->now), 0);
+	assert_int_equal(reg_bind(f->r, "now-fits", "sip:h", 60, "c", 1, 1000, NULL, f->now), 0);
 }
 
 static int count_cb_n;

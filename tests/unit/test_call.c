@@ -1,0 +1,767 @@
+/* B2BUA call flows driven through srv_rx() with synthetic messages, a fake
+ * clock and a send function that captures what sipha sends: B-leg header
+ * rewriting, dialog matching and every flow of the call engine. */
+#include <arpa/inet.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "server/call.h"
+#include "server/server.h"
+
+#define MAXSENT 256
+
+struct sent {
+	struct sip_peer to;
+	char *buf;
+	size_t len;
+};
+
+struct fx {
+	struct sipha_config cfg;
+	struct timer_wheel tw;
+	struct server srv;
+	struct sent sent[MAXSENT];
+	unsigned nsent;
+	unsigned seen; /* messages already looked at by take() */
+};
+
+static const char *conf = "[node]\n"
+			  "id = t\n"
+			  "[sip]\n"
+			  "listen = 127.0.0.1:5060\n"
+			  "domain = sipha.test\n"
+			  "no_answer_ms = 20000\n"
+			  "[control]\n"
+			  "socket = /tmp/sipha-test-call.sock\n"
+			  "[dn]\n"
+			  "1001 = extension\n"
+			  "2000 = routing-point\n"
+			  "3000 = sip:10.0.0.50:5080\n";
+
+static int capture(void *arg, const struct sip_peer *to, const char *buf, size_t len)
+{
+	struct fx *f = arg;
+	struct sent *s;
+
+	assert_true(f->nsent < MAXSENT);
+	s = &f->sent[f->nsent++];
+	s->to = *to;
+	s->buf = malloc(len + 1);
+	memcpy(s->buf, buf, len);
+	s->buf[len] = '\0';
+	s->len = len;
+	return 0;
+}
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	char err[256];
+
+	assert_int_equal(cfg_load_string(conf, "t.conf", &f->cfg, err, sizeof(err)), 0);
+	timer_wheel_init(&f->tw, 1000);
+	assert_int_equal(srv_core_init(&f->srv, &f->cfg, &f->tw, capture, f), 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+
+	srv_core_fini(&f->srv);
+	for (unsigned i = 0; i < f->nsent; i++)
+		free(f->sent[i].buf);
+	cfg_free(&f->cfg);
+	free(f);
+	return 0;
+}
+
+static struct sip_peer udp_peer(const char *ip, unsigned port)
+{
+	struct sip_peer p = { .proto = SIP_PROTO_UDP };
+	struct sockaddr_in *s = (struct sockaddr_in *)&p.addr;
+
+	s->sin_family = AF_INET;
+	s->sin_port = htons(port);
+	inet_pton(AF_INET, ip, &s->sin_addr);
+	p.addrlen = sizeof(*s);
+	return p;
+}
+
+static void inject(struct fx *f, const struct sip_peer *from, const char *fmt, ...)
+{
+	char buf[8192];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	assert_true(n > 0 && n < (int)sizeof(buf));
+	srv_rx(&f->srv, from, buf, (size_t)n);
+}
+
+static void advance(struct fx *f, uint64_t ms)
+{
+	timer_run(&f->tw, f->tw.now + ms);
+}
+
+/* The next message sipha sent that we have not looked at yet, parsed. */
+static osip_message_t *take(struct fx *f, struct sip_peer *to)
+{
+	osip_message_t *m = NULL;
+
+	if (f->seen >= f->nsent)
+		return NULL;
+	struct sent *s = &f->sent[f->seen++];
+
+	assert_int_equal(sipmsg_parse(s->buf, s->len, true, &m), 0);
+	if (to)
+		*to = s->to;
+	return m;
+}
+
+static void expect_none(struct fx *f)
+{
+	if (f->seen < f->nsent)
+		fail_msg("unexpected message sent:\n%s", f->sent[f->seen].buf);
+}
+
+static const char *hdr(osip_message_t *m, const char *name)
+{
+	osip_header_t *h = NULL;
+
+	if (osip_message_header_get_byname(m, name, 0, &h) >= 0 && h)
+		return h->hvalue;
+	return NULL;
+}
+
+static char *callid(const osip_message_t *m)
+{
+	static char buf[256];
+
+	snprintf(buf, sizeof(buf), "%s%s%s", m->call_id->number, m->call_id->host ? "@" : "",
+		 m->call_id->host ? m->call_id->host : "");
+	return buf;
+}
+
+static char *tag_of(osip_from_t *f)
+{
+	osip_generic_param_t *p = NULL;
+
+	if (osip_from_get_tag(f, &p) == 0 && p)
+		return p->gvalue;
+	return NULL;
+}
+
+static const char *branch_of(osip_message_t *m)
+{
+	osip_via_t *v = NULL;
+	osip_generic_param_t *p = NULL;
+
+	osip_message_get_via(m, 0, &v);
+	assert_non_null(v);
+	osip_via_param_get_byname(v, "branch", &p);
+	assert_non_null(p);
+	return p->gvalue;
+}
+
+static const char *body_of(osip_message_t *m)
+{
+	osip_body_t *b = NULL;
+
+	if (osip_message_get_body(m, 0, &b) < 0 || !b)
+		return NULL;
+	return b->body;
+}
+
+#define SDP_A "v=0\r\no=a 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\n"
+#define SDP_B "v=0\r\no=b 2 2 IN IP4 10.0.0.50\r\ns=-\r\nc=IN IP4 10.0.0.50\r\nt=0 0\r\nm=audio 7000 RTP/AVP 0\r\n"
+
+/* The caller's state for one call. */
+struct uac {
+	struct sip_peer peer;
+	char callid[64];
+	char ftag[32];
+	char ttag[64]; /* sipha's tag on the A leg, learnt from its responses */
+	int cseq;
+};
+
+/* The callee's view: what it needs to answer and to send requests back. */
+struct uas {
+	struct sip_peer peer;
+	char invite[8192]; /* the INVITE sipha sent, raw */
+	char callid[128];
+	char ftag[64];    /* sipha's tag on the B leg */
+	char via[256];    /* top Via of that INVITE */
+	char ruri[256];
+	int cseq;
+};
+
+static void send_invite(struct fx *f, struct uac *a, const char *dn, const char *sdp)
+{
+	a->peer = udp_peer("10.0.0.1", 5061);
+	snprintf(a->callid, sizeof(a->callid), "a-%u@10.0.0.1", f->nsent);
+	snprintf(a->ftag, sizeof(a->ftag), "ftag%u", f->nsent);
+	a->cseq = 1;
+	inject(f, &a->peer,
+	       "INVITE sip:%s@sipha.test SIP/2.0\r\n"
+	       "Via: SIP/2.0/UDP 10.0.0.1:5061;branch=z9hG4bKa%s\r\n"
+	       "Max-Forwards: 70\r\n"
+	       "From: \"Alice\" <sip:alice@sipha.test>;tag=%s\r\n"
+	       "To: <sip:%s@sipha.test>\r\n"
+	       "Call-ID: %s\r\n"
+	       "CSeq: 1 INVITE\r\n"
+	       "Contact: <sip:alice@10.0.0.1:5061>\r\n"
+	       "%s"
+	       "Content-Length: %zu\r\n\r\n%s",
+	       dn, a->ftag, a->ftag, dn, a->callid,
+	       sdp ? "Content-Type: application/sdp\r\n" : "", sdp ? strlen(sdp) : 0,
+	       sdp ? sdp : "");
+}
+
+/* Takes sipha's 100 Trying to A and the INVITE to B, checks the B-leg
+ * rewriting, and records what the callee needs. */
+static void expect_b_invite(struct fx *f, struct uac *a, struct uas *b, const char *ruri,
+			    const char *sdp)
+{
+	struct sip_peer to;
+	osip_message_t *m = take(f, &to);
+	char *s = NULL;
+
+	assert_non_null(m);
+	assert_int_equal(m->status_code, 100);
+	osip_message_free(m);
+	m = take(f, &to);
+	assert_non_null(m);
+	assert_string_equal(m->sip_method, "INVITE");
+	osip_uri_to_str(m->req_uri, &s);
+	assert_string_equal(s, ruri);
+	osip_free(s);
+	/* sipha's own Call-ID, From tag and branch; caller's identity kept */
+	assert_string_not_equal(callid(m), a->callid);
+	assert_non_null(tag_of(m->from));
+	assert_string_not_equal(tag_of(m->from), a->ftag);
+	assert_null(tag_of(m->to));
+	assert_string_equal(m->from->url->username, "alice");
+	assert_string_equal(m->to->url->username, ruri[4] == '3' ? "3000" : m->to->url->username);
+	assert_true(strncmp(branch_of(m), "z9hG4bK", 7) == 0);
+	assert_string_not_equal(branch_of(m), "z9hG4bKa");
+	/* every Via and Contact sipha writes names its advertised address */
+	osip_via_t *v = NULL;
+	osip_contact_t *c = NULL;
+
+	osip_message_get_via(m, 0, &v);
+	assert_string_equal(v->host, "127.0.0.1");
+	assert_string_equal(v->port, "5060");
+	assert_int_equal(osip_list_size(&m->vias), 1); /* A's Via does not leak */
+	assert_int_equal(osip_message_get_contact(m, 0, &c), 0);
+	assert_string_equal(c->url->host, "127.0.0.1");
+	assert_string_equal(hdr(m, "max-forwards") ? hdr(m, "max-forwards") : "69", "69");
+	/* SDP untouched */
+	if (sdp)
+		assert_string_equal(body_of(m), sdp);
+	else
+		assert_null(body_of(m));
+	b->peer = to;
+	snprintf(b->invite, sizeof(b->invite), "%s", f->sent[f->seen - 1].buf);
+	snprintf(b->callid, sizeof(b->callid), "%s", callid(m));
+	snprintf(b->ftag, sizeof(b->ftag), "%s", tag_of(m->from));
+	snprintf(b->via, sizeof(b->via), "SIP/2.0/UDP 127.0.0.1:5060;branch=%s;rport",
+		 branch_of(m));
+	s = NULL;
+	osip_uri_to_str(m->req_uri, &s);
+	snprintf(b->ruri, sizeof(b->ruri), "%s", s);
+	osip_free(s);
+	b->cseq = 1;
+	osip_message_free(m);
+}
+
+/* The callee answers sipha's INVITE with CODE (tag "btag"). */
+static void b_respond(struct fx *f, struct uas *b, int code, const char *reason, const char *sdp)
+{
+	inject(f, &b->peer,
+	       "SIP/2.0 %d %s\r\n"
+	       "Via: %s\r\n"
+	       "From: \"Alice\" <sip:alice@sipha.test>;tag=%s\r\n"
+	       "To: <sip:3000@sipha.test>%s\r\n"
+	       "Call-ID: %s\r\n"
+	       "CSeq: 1 INVITE\r\n"
+	       "Contact: <sip:bob@10.0.0.50:5080>\r\n"
+	       "%s"
+	       "Content-Length: %zu\r\n\r\n%s",
+	       code, reason, b->via, b->ftag, code > 100 ? ";tag=btag" : "", b->callid,
+	       sdp ? "Content-Type: application/sdp\r\n" : "", sdp ? strlen(sdp) : 0,
+	       sdp ? sdp : "");
+}
+
+static osip_message_t *expect_response(struct fx *f, int code, const char *method)
+{
+	osip_message_t *m = take(f, NULL);
+
+	assert_non_null(m);
+	if (m->status_code != code)
+		fail_msg("expected %d, got:\n%s", code, f->sent[f->seen - 1].buf);
+	assert_string_equal(m->cseq->method, method);
+	return m;
+}
+
+static osip_message_t *expect_request(struct fx *f, const char *method, struct sip_peer *to)
+{
+	osip_message_t *m = take(f, to);
+
+	assert_non_null(m);
+	if (!m->sip_method || strcmp(m->sip_method, method))
+		fail_msg("expected %s, got:\n%s", method, f->sent[f->seen - 1].buf);
+	return m;
+}
+
+static void a_ack(struct fx *f, struct uac *a)
+{
+	inject(f, &a->peer,
+	       "ACK sip:sipha@127.0.0.1:5060 SIP/2.0\r\n"
+	       "Via: SIP/2.0/UDP 10.0.0.1:5061;branch=z9hG4bKack%s\r\n"
+	       "Max-Forwards: 70\r\n"
+	       "From: \"Alice\" <sip:alice@sipha.test>;tag=%s\r\n"
+	       "To: <sip:3000@sipha.test>;tag=%s\r\n"
+	       "Call-ID: %s\r\n"
+	       "CSeq: 1 ACK\r\n"
+	       "Content-Length: 0\r\n\r\n",
+	       a->ftag, a->ftag, a->ttag, a->callid);
+}
+
+static void a_request(struct fx *f, struct uac *a, const char *method)
+{
+	a->cseq++;
+	inject(f, &a->peer,
+	       "%s sip:sipha@127.0.0.1:5060 SIP/2.0\r\n"
+	       "Via: SIP/2.0/UDP 10.0.0.1:5061;branch=z9hG4bK%s%d\r\n"
+	       "Max-Forwards: 70\r\n"
+	       "From: \"Alice\" <sip:alice@sipha.test>;tag=%s\r\n"
+	       "To: <sip:3000@sipha.test>;tag=%s\r\n"
+	       "Call-ID: %s\r\n"
+	       "CSeq: %d %s\r\n"
+	       "Content-Length: 0\r\n\r\n",
+	       method, method, a->cseq, a->ftag, a->ttag, a->callid, a->cseq, method);
+}
+
+static void b_request(struct fx *f, struct uas *b, const char *method)
+{
+	b->cseq++;
+	inject(f, &b->peer,
+	       "%s sip:sipha@127.0.0.1:5060 SIP/2.0\r\n"
+	       "Via: SIP/2.0/UDP 10.0.0.50:5080;branch=z9hG4bKb%s%d\r\n"
+	       "Max-Forwards: 70\r\n"
+	       "From: <sip:3000@sipha.test>;tag=btag\r\n"
+	       "To: \"Alice\" <sip:alice@sipha.test>;tag=%s\r\n"
+	       "Call-ID: %s\r\n"
+	       "CSeq: %d %s\r\n"
+	       "Content-Length: 0\r\n\r\n",
+	       method, method, b->cseq, b->ftag, b->callid, b->cseq, method);
+}
+
+/* Answers an in-dialog request M that sipha sent to the callee. */
+static void b_answer(struct fx *f, struct uas *b, osip_message_t *m, int code)
+{
+	osip_via_t *v = NULL;
+	char *via = NULL;
+
+	osip_message_get_via(m, 0, &v);
+	osip_via_to_str(v, &via);
+	inject(f, &b->peer,
+	       "SIP/2.0 %d OK\r\n"
+	       "Via: %s\r\n"
+	       "From: <sip:alice@sipha.test>;tag=%s\r\n"
+	       "To: <sip:3000@sipha.test>;tag=btag\r\n"
+	       "Call-ID: %s\r\n"
+	       "CSeq: %s %s\r\n"
+	       "Content-Length: 0\r\n\r\n",
+	       code, via, b->ftag, b->callid, m->cseq->number, m->cseq->method);
+	osip_free(via);
+}
+
+static void first_call(void *arg, const struct call *c)
+{
+	*(const struct call **)arg = c;
+}
+
+static const struct call *only_call(struct fx *f)
+{
+	const struct call *c = NULL;
+
+	assert_int_equal(calls_count(f->srv.calls), 1);
+	calls_foreach(f->srv.calls, first_call, &c);
+	assert_non_null(c);
+	return c;
+}
+
+static void establish(struct fx *f, struct uac *a, struct uas *b)
+{
+	osip_message_t *m;
+
+	send_invite(f, a, "3000", SDP_A);
+	expect_b_invite(f, a, b, "sip:3000@10.0.0.50:5080", SDP_A);
+	b_respond(f, b, 180, "Ringing", NULL);
+	m = expect_response(f, 180, "INVITE");
+	assert_string_equal(callid(m), a->callid);
+	snprintf(a->ttag, sizeof(a->ttag), "%s", tag_of(m->to));
+	assert_string_not_equal(a->ttag, "btag"); /* B's tag stays on the B leg */
+	osip_message_free(m);
+	assert_string_equal(call_state_name(only_call(f)->state), "ringing");
+
+	b_respond(f, b, 200, "OK", SDP_B);
+	/* ACK to B (offer was in the INVITE), then the 200 to A */
+	m = expect_request(f, "ACK", NULL);
+	assert_string_equal(callid(m), b->callid);
+	assert_string_equal(tag_of(m->to), "btag");
+	assert_string_equal(m->cseq->number, "1");
+	osip_message_free(m);
+	m = expect_response(f, 200, "INVITE");
+	assert_string_equal(tag_of(m->to), a->ttag);
+	assert_string_equal(body_of(m), SDP_B);
+	osip_message_free(m);
+	assert_string_equal(call_state_name(only_call(f)->state), "established");
+	a_ack(f, a);
+	expect_none(f);
+}
+
+static void test_basic_call_bye_from_caller(void **state)
+{
+	struct fx *f = *state;
+	struct uac a;
+	struct uas b;
+	struct sip_peer to;
+	osip_message_t *m;
+
+	establish(f, &a, &b);
+	a_request(f, &a, "BYE");
+	m = expect_request(f, "BYE", &to);
+	assert_string_equal(callid(m), b.callid);
+	assert_string_equal(tag_of(m->from), b.ftag);
+	assert_string_equal(tag_of(m->to), "btag");
+	assert_string_equal(m->cseq->number, "2");
+	assert_string_equal(m->req_uri->host, "10.0.0.50"); /* B's Contact */
+	b_answer(f, &b, m, 200);
+	osip_message_free(m);
+	m = expect_response(f, 200, "BYE");
+	assert_string_equal(callid(m), a.callid);
+	osip_message_free(m);
+	assert_int_equal(calls_count(f->srv.calls), 0);
+	/* after every timer, nothing is left */
+	advance(f, 64000);
+	assert_int_equal(txn_count(f->srv.txns), 0);
+}
+
+static void test_bye_from_callee(void **state)
+{
+	struct fx *f = *state;
+	struct uac a;
+	struct uas b;
+	struct sip_peer to;
+	osip_message_t *m;
+
+	establish(f, &a, &b);
+	b_request(f, &b, "BYE");
+	m = expect_request(f, "BYE", &to);
+	assert_string_equal(callid(m), a.callid);
+	assert_string_equal(tag_of(m->from), a.ttag);
+	assert_string_equal(tag_of(m->to), a.ftag);
+	assert_string_equal(m->req_uri->host, "10.0.0.1"); /* A's Contact */
+	inject(f, &a.peer,
+	       "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=%s\r\n"
+	       "From: <sip:3000@sipha.test>;tag=%s\r\nTo: <sip:alice@sipha.test>;tag=%s\r\n"
+	       "Call-ID: %s\r\nCSeq: %s BYE\r\nContent-Length: 0\r\n\r\n",
+	       branch_of(m), a.ttag, a.ftag, a.callid, m->cseq->number);
+	osip_message_free(m);
+	m = expect_response(f, 200, "BYE");
+	assert_string_equal(callid(m), b.callid);
+	osip_message_free(m);
+	assert_int_equal(calls_count(f->srv.calls), 0);
+	advance(f, 64000);
+	assert_int_equal(txn_count(f->srv.txns), 0);
+}
+
+static void test_cancel_before_answer(void **state)
+{
+	struct fx *f = *state;
+	struct uac a;
+	struct uas b;
+	osip_message_t *m;
+
+	send_invite(f, &a, "3000", SDP_A);
+	expect_b_invite(f, &a, &b, "sip:3000@10.0.0.50:5080", SDP_A);
+	b_respond(f, &b, 180, "Ringing", NULL);
+	osip_message_free(expect_response(f, 180, "INVITE"));
+	inject(f, &a.peer,
+	       "CANCEL sip:3000@sipha.test SIP/2.0\r\n"
+	       "Via: SIP/2.0/UDP 10.0.0.1:5061;branch=z9hG4bKa%s\r\n"
+	       "Max-Forwards: 70\r\n"
+	       "From: \"Alice\" <sip:alice@sipha.test>;tag=%s\r\n"
+	       "To: <sip:3000@sipha.test>\r\n"
+	       "Call-ID: %s\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n",
+	       a.ftag, a.ftag, a.callid);
+	osip_message_free(expect_response(f, 200, "CANCEL"));
+	osip_message_free(expect_response(f, 487, "INVITE"));
+	m = expect_request(f, "CANCEL", NULL);
+	/* same branch, Call-ID and CSeq number as the INVITE it cancels */
+	assert_string_equal(callid(m), b.callid);
+	assert_string_equal(m->cseq->number, "1");
+	assert_non_null(strstr(b.via, branch_of(m)));
+	b_answer(f, &b, m, 200);
+	osip_message_free(m);
+	assert_int_equal(calls_count(f->srv.calls), 0);
+	b_respond(f, &b, 487, "Request Terminated", NULL);
+	m = expect_request(f, "ACK", NULL); /* the ICT ACKs the 487 */
+	assert_non_null(strstr(b.via, branch_of(m)));
+	osip_message_free(m);
+	expect_none(f);
+	advance(f, 64000);
+	assert_int_equal(txn_count(f->srv.txns), 0);
+}
+
+static void test_busy_relayed(void **state)
+{
+	static const int codes[] = { 486, 603, 404 };
+	struct fx *f = *state;
+
+	for (unsigned i = 0; i < 3; i++) {
+		struct uac a;
+		struct uas b;
+
+		send_invite(f, &a, "3000", SDP_A);
+		expect_b_invite(f, &a, &b, "sip:3000@10.0.0.50:5080", SDP_A);
+		b_respond(f, &b, codes[i], "No", NULL);
+		osip_message_free(expect_request(f, "ACK", NULL));
+		osip_message_free(expect_response(f, codes[i], "INVITE"));
+		assert_int_equal(calls_count(f->srv.calls), 0);
+		/* the caller ACKs our error inside the transaction */
+		a_ack(f, &a);
+		expect_none(f);
+	}
+	advance(f, 64000);
+	assert_int_equal(txn_count(f->srv.txns), 0);
+}
+
+static void test_routing_failures(void **state)
+{
+	struct fx *f = *state;
+	struct uac a;
+
+	send_invite(f, &a, "9999", SDP_A); /* unknown DN */
+	osip_message_free(expect_response(f, 404, "INVITE"));
+	send_invite(f, &a, "1001", SDP_A); /* extension, nobody registered */
+	osip_message_free(expect_response(f, 480, "INVITE"));
+	send_invite(f, &a, "2000", SDP_A); /* routing point: no CTI yet */
+	osip_message_free(expect_response(f, 486, "INVITE"));
+	expect_none(f);
+	assert_int_equal(calls_count(f->srv.calls), 0);
+}
+
+static void test_registered_extension(void **state)
+{
+	struct fx *f = *state;
+	struct sip_peer ua = udp_peer("10.0.0.9", 5070), to;
+	struct uac a;
+	struct uas b;
+
+	inject(f, &ua,
+	       "REGISTER sip:sipha.test SIP/2.0\r\n"
+	       "Via: SIP/2.0/UDP 10.0.0.9:5070;branch=z9hG4bKreg1\r\n"
+	       "Max-Forwards: 70\r\nFrom: <sip:1001@sipha.test>;tag=r1\r\n"
+	       "To: <sip:1001@sipha.test>\r\nCall-ID: reg1\r\nCSeq: 1 REGISTER\r\n"
+	       "Contact: <sip:1001@10.0.0.9:5070>\r\nExpires: 600\r\nContent-Length: 0\r\n\r\n");
+	osip_message_free(expect_response(f, 200, "REGISTER"));
+	send_invite(f, &a, "1001", SDP_A);
+	expect_b_invite(f, &a, &b, "sip:1001@10.0.0.9:5070", SDP_A);
+	to = b.peer;
+	assert_int_equal(((struct sockaddr_in *)&to.addr)->sin_port, htons(5070));
+	assert_string_equal(call_state_name(only_call(f)->state), "dialing");
+	assert_int_equal(call_dev_state(f->srv.calls, "1001"), DEV_RINGING);
+}
+
+static void test_no_answer(void **state)
+{
+	struct fx *f = *state;
+	struct uac a;
+	struct uas b;
+	osip_message_t *m;
+
+	send_invite(f, &a, "3000", SDP_A);
+	expect_b_invite(f, &a, &b, "sip:3000@10.0.0.50:5080", SDP_A);
+	b_respond(f, &b, 180, "Ringing", NULL);
+	osip_message_free(expect_response(f, 180, "INVITE"));
+	advance(f, 19999);
+	expect_none(f);
+	advance(f, 1);
+	m = expect_request(f, "CANCEL", NULL);
+	b_answer(f, &b, m, 200);
+	osip_message_free(m);
+	b_respond(f, &b, 487, "Request Terminated", NULL);
+	osip_message_free(expect_request(f, "ACK", NULL));
+	osip_message_free(expect_response(f, 480, "INVITE"));
+	assert_int_equal(calls_count(f->srv.calls), 0);
+}
+
+static void test_callee_silent_timer_b(void **state)
+{
+	struct fx *f = *state;
+	struct uac a;
+	struct uas b;
+	unsigned retx = 0;
+	osip_message_t *m;
+
+	send_invite(f, &a, "3000", SDP_A);
+	expect_b_invite(f, &a, &b, "sip:3000@10.0.0.50:5080", SDP_A);
+	/* Timer A retransmits the INVITE until Timer B (64*T1) gives up */
+	for (int i = 0; i < 320; i++) {
+		advance(f, 100);
+		while ((m = take(f, NULL))) {
+			if (m->sip_method && !strcmp(m->sip_method, "INVITE")) {
+				retx++;
+				osip_message_free(m);
+				continue;
+			}
+			assert_int_equal(m->status_code, 408);
+			osip_message_free(m);
+			goto done;
+		}
+	}
+	fail_msg("no 408 after Timer B");
+done:
+	assert_int_equal(retx, 6); /* at 0.5, 1.5, 3.5, 7.5, 15.5, 31.5 s */
+	assert_int_equal(calls_count(f->srv.calls), 0);
+}
+
+static void test_2xx_retransmitted_until_ack(void **state)
+{
+	struct fx *f = *state;
+	struct uac a;
+	struct uas b;
+	osip_message_t *m;
+
+	send_invite(f, &a, "3000", SDP_A);
+	expect_b_invite(f, &a, &b, "sip:3000@10.0.0.50:5080", SDP_A);
+	b_respond(f, &b, 200, "OK", SDP_B);
+	osip_message_free(expect_request(f, "ACK", NULL));
+	m = expect_response(f, 200, "INVITE");
+	snprintf(a.ttag, sizeof(a.ttag), "%s", tag_of(m->to));
+	osip_message_free(m);
+	advance(f, 500);
+	osip_message_free(expect_response(f, 200, "INVITE"));
+	advance(f, 1000);
+	osip_message_free(expect_response(f, 200, "INVITE"));
+	/* B retransmits its 200: sipha's ACK is sent again, A hears nothing new */
+	b_respond(f, &b, 200, "OK", SDP_B);
+	osip_message_free(expect_request(f, "ACK", NULL));
+	expect_none(f);
+	a_ack(f, &a);
+	advance(f, 10000);
+	expect_none(f);
+	assert_string_equal(call_state_name(only_call(f)->state), "established");
+}
+
+static void test_reinvite_relayed(void **state)
+{
+	struct fx *f = *state;
+	struct uac a;
+	struct uas b;
+	osip_message_t *m;
+
+	establish(f, &a, &b);
+	a.cseq++;
+	inject(f, &a.peer,
+	       "INVITE sip:sipha@127.0.0.1:5060 SIP/2.0\r\n"
+	       "Via: SIP/2.0/UDP 10.0.0.1:5061;branch=z9hG4bKre%s\r\n"
+	       "Max-Forwards: 70\r\n"
+	       "From: \"Alice\" <sip:alice@sipha.test>;tag=%s\r\n"
+	       "To: <sip:3000@sipha.test>;tag=%s\r\n"
+	       "Call-ID: %s\r\nCSeq: %d INVITE\r\n"
+	       "Contact: <sip:alice@10.0.0.1:5061>\r\n"
+	       "Content-Type: application/sdp\r\nContent-Length: %zu\r\n\r\n%s",
+	       a.ftag, a.ftag, a.ttag, a.callid, a.cseq, strlen(SDP_A), SDP_A);
+	m = expect_request(f, "INVITE", NULL);
+	assert_string_equal(callid(m), b.callid);
+	assert_string_equal(tag_of(m->to), "btag");
+	assert_string_equal(m->cseq->number, "2");
+	assert_string_equal(body_of(m), SDP_A);
+	inject(f, &b.peer,
+	       "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=%s;rport\r\n"
+	       "From: <sip:alice@sipha.test>;tag=%s\r\nTo: <sip:3000@sipha.test>;tag=btag\r\n"
+	       "Call-ID: %s\r\nCSeq: 2 INVITE\r\nContact: <sip:bob@10.0.0.50:5080>\r\n"
+	       "Content-Type: application/sdp\r\nContent-Length: %zu\r\n\r\n%s",
+	       branch_of(m), b.ftag, b.callid, strlen(SDP_B), SDP_B);
+	osip_message_free(m);
+	m = expect_request(f, "ACK", NULL);
+	assert_string_equal(m->cseq->number, "2");
+	osip_message_free(m);
+	m = expect_response(f, 200, "INVITE");
+	assert_string_equal(body_of(m), SDP_B);
+	assert_string_equal(callid(m), a.callid);
+	osip_message_free(m);
+	assert_string_equal(call_state_name(only_call(f)->state), "established");
+}
+
+static void test_unknown_dialog_481(void **state)
+{
+	struct fx *f = *state;
+	struct uac a = { .peer = udp_peer("10.0.0.1", 5061) };
+
+	snprintf(a.callid, sizeof(a.callid), "nosuch@x");
+	snprintf(a.ftag, sizeof(a.ftag), "f");
+	snprintf(a.ttag, sizeof(a.ttag), "t");
+	a_request(f, &a, "BYE");
+	osip_message_free(expect_response(f, 481, "BYE"));
+	a_request(f, &a, "INFO");
+	osip_message_free(expect_response(f, 481, "INFO"));
+	expect_none(f);
+}
+
+static void test_bye_crossing(void **state)
+{
+	struct fx *f = *state;
+	struct uac a;
+	struct uas b;
+	osip_message_t *m, *bye_to_b;
+
+	establish(f, &a, &b);
+	a_request(f, &a, "BYE");
+	bye_to_b = expect_request(f, "BYE", NULL);
+	/* B hangs up at the same moment: answered locally, not relayed */
+	b_request(f, &b, "BYE");
+	osip_message_free(expect_response(f, 200, "BYE"));
+	expect_none(f);
+	b_answer(f, &b, bye_to_b, 200);
+	osip_message_free(bye_to_b);
+	m = expect_response(f, 200, "BYE");
+	assert_string_equal(callid(m), a.callid);
+	osip_message_free(m);
+	assert_int_equal(calls_count(f->srv.calls), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_basic_call_bye_from_caller, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bye_from_callee, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cancel_before_answer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_busy_relayed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_routing_failures, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_registered_extension, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_answer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_callee_silent_timer_b, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_2xx_retransmitted_until_ack, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reinvite_relayed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unknown_dialog_481, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bye_crossing, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
