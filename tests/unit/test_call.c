@@ -199,7 +199,7 @@ struct uac {
 struct uas {
 	struct sip_peer peer;
 	char invite[8192]; /* the INVITE sipha sent, raw */
-	char callid[128];
+	char callid[256];
 	char ftag[64];    /* sipha's tag on the B leg */
 	char via[256];    /* top Via of that INVITE */
 	char ruri[256];
@@ -601,13 +601,44 @@ static void test_no_answer(void **state)
 	advance(f, 19999);
 	expect_none(f);
 	advance(f, 1);
+	osip_message_free(expect_response(f, 480, "INVITE"));
+	assert_int_equal(calls_count(f->srv.calls), 0);
 	m = expect_request(f, "CANCEL", NULL);
 	b_answer(f, &b, m, 200);
 	osip_message_free(m);
 	b_respond(f, &b, 487, "Request Terminated", NULL);
 	osip_message_free(expect_request(f, "ACK", NULL));
+	expect_none(f);
+}
+
+static void test_no_answer_before_provisional(void **state)
+{
+	struct fx *f = *state;
+	struct uac a;
+	struct uas b;
+	osip_message_t *m;
+
+	send_invite(f, &a, "3000", SDP_A);
+	expect_b_invite(f, &a, &b, "sip:3000@10.0.0.50:5080", SDP_A);
+	/* Timer A retransmissions until the no-answer timer (20 s) */
+	for (int i = 0; i < 5; i++) {
+		advance(f, 500u << i);
+		osip_message_free(expect_request(f, "INVITE", NULL));
+	}
+	advance(f, 20000 - 15500);
 	osip_message_free(expect_response(f, 480, "INVITE"));
+	expect_none(f);
 	assert_int_equal(calls_count(f->srv.calls), 0);
+	/* the callee's late 180 is met with the CANCEL that had to wait */
+	b_respond(f, &b, 180, "Ringing", NULL);
+	m = expect_request(f, "CANCEL", NULL);
+	b_answer(f, &b, m, 200);
+	osip_message_free(m);
+	b_respond(f, &b, 487, "Request Terminated", NULL);
+	osip_message_free(expect_request(f, "ACK", NULL));
+	expect_none(f);
+	advance(f, 64000);
+	assert_int_equal(txn_count(f->srv.txns), 0);
 }
 
 static void test_callee_silent_timer_b(void **state)
@@ -617,7 +648,10 @@ static void test_callee_silent_timer_b(void **state)
 	struct uas b;
 	unsigned retx = 0;
 	osip_message_t *m;
+	int code;
 
+	/* with the no-answer timer past Timer B (64*T1 = 32 s) */
+	f->cfg.sip.no_answer_ms = 40000;
 	send_invite(f, &a, "3000", SDP_A);
 	expect_b_invite(f, &a, &b, "sip:3000@10.0.0.50:5080", SDP_A);
 	/* Timer A retransmits the INVITE until Timer B (64*T1) gives up */
@@ -629,8 +663,10 @@ static void test_callee_silent_timer_b(void **state)
 				osip_message_free(m);
 				continue;
 			}
-			assert_int_equal(m->status_code, 408);
+			code = m->status_code;
 			osip_message_free(m);
+			if (code != 408)
+				fail_msg("expected 408 from Timer B, got %d", code);
 			goto done;
 		}
 	}
@@ -756,6 +792,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_routing_failures, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_registered_extension, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_answer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_answer_before_provisional, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_callee_silent_timer_b, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_2xx_retransmitted_until_ack, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reinvite_relayed, setup, teardown),

@@ -529,16 +529,17 @@ static void binv_response(struct txn *t, void *uarg, osip_message_t *resp)
 	if (code == 100)
 		return;
 	if (code < 200) {
-		if (c->state == CALL_RELEASED)
-			return;
-		if (resp->to && !dlg_uac_update(&c->b.dlg, resp) && c->b.dlg.remote_tag)
-			dlg_index_add(table(c), &c->b);
 		c->b_provisional = true;
+		/* A gave up before B said anything: now the CANCEL may go. */
 		if (c->cancel_pending) {
 			c->cancel_pending = false;
 			send_cancel(c);
 			return;
 		}
+		if (c->state == CALL_RELEASED)
+			return;
+		if (resp->to && !dlg_uac_update(&c->b.dlg, resp) && c->b.dlg.remote_tag)
+			dlg_index_add(table(c), &c->b);
 		if (c->state == CALL_DIALING) {
 			c->state = CALL_RINGING;
 			srv->st.calls_ringing++;
@@ -646,12 +647,16 @@ static void ring_timeout(struct timer *t)
 {
 	struct call *c = container_of(t, struct call, t_ring);
 
+	/* The caller hears 480 now; the callee is cancelled (at once, or at
+	 * its first provisional answer: §9.1 forbids a CANCEL before one). */
 	c->no_answer = true;
 	c->srv->st.calls_no_answer++;
+	reply(c->srv, c->a_inv, 480, "No Answer", c->a.dlg.local_tag, NULL, false);
 	if (c->b_provisional)
 		send_cancel(c);
 	else
 		c->cancel_pending = true;
+	call_release(c, "no answer");
 }
 
 /* --- new calls ------------------------------------------------------------------------- */
@@ -977,7 +982,8 @@ bool call_on_indialog(struct server *srv, struct txn *st, osip_message_t *req)
 	}
 	if (from->dlg.peer.proto == SIP_PROTO_TCP)
 		from->dlg.peer = st->peer; /* the connection may have been re-opened */
-	if (m == SIP_BYE && (to->bye_sent || c->state != CALL_ESTABLISHED || !to->dlg.remote_tag)) {
+	if (m == SIP_BYE && (from->bye_sent || to->bye_rcvd || c->state != CALL_ESTABLISHED ||
+			     !to->dlg.remote_tag)) {
 		/* BYEs crossed, or the other leg never got confirmed: answer
 		 * here and end the call; nothing to relay. */
 		from->bye_rcvd = true;

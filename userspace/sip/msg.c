@@ -15,6 +15,8 @@
 #include "sip/msg.h"
 #include "sip/msgraw.h"
 
+#define SIPMSG_NUL_ESC "%C0%80" /* see sipmsg_defuse */
+
 static const char *const sipmsg_methods[SIP_METHOD_MAX] = {
 	[SIP_INVITE] = "INVITE",     [SIP_ACK] = "ACK",	      [SIP_BYE] = "BYE",
 	[SIP_CANCEL] = "CANCEL",     [SIP_REGISTER] = "REGISTER", [SIP_OPTIONS] = "OPTIONS",
@@ -41,6 +43,7 @@ static const struct {
 	[SIPMSG_H_CONTACT] = { "Contact", 'm' },
 	[SIPMSG_H_ROUTE] = { "Route", 0 },
 	[SIPMSG_H_RECORD_ROUTE] = { "Record-Route", 0 },
+	[SIPMSG_H_ACCEPT] = { "Accept", 0 },
 };
 
 /* libosip2's own messages go through our log at debug level only: a flood of
@@ -336,36 +339,98 @@ static bool sipmsg_status_line_ok(const char *s, size_t n)
 	return !memchr(s + i + 5, '\0', n - i - 5);
 }
 
+/* libosip2 unescapes URI user parts and parameters into C strings, where
+ * %00 would end them (RFC 4475 §3.1.1.4).  On the way in the escape becomes
+ * the overlong form %C0%80 (Modified UTF-8's NUL), which survives as two
+ * octets; sipmsg_to_str turns it back.  A NUL escaped as a quoted-pair is
+ * legal only in a display name or a comment, where it means nothing to SIP,
+ * and becomes '?'.  DST holds 2 * N octets; returns the length written. */
+static size_t sipmsg_defuse(char *dst, const char *src, size_t n)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (src[i] == '%' && i + 2 < n && src[i + 1] == '0' && src[i + 2] == '0') {
+			memcpy(dst + o, SIPMSG_NUL_ESC, sizeof(SIPMSG_NUL_ESC) - 1);
+			o += sizeof(SIPMSG_NUL_ESC) - 1;
+			i += 2;
+		} else {
+			dst[o++] = src[i] ? src[i] : '?';
+		}
+	}
+	return o;
+}
+
+/* Does a Content-Type of the headers name a multipart body? */
+static bool sipmsg_multipart(const char *buf, const struct sipmsg_layout *l)
+{
+	size_t pos = l->hdrs;
+	struct sipmsg_hdr h;
+	int r;
+
+	while ((r = sipmsg_hdr_next(buf, l, &pos, &h))) {
+		if (r > 0 && sipmsg_hdr_id(&h) == SIPMSG_H_CONTENT_TYPE && h.vlen >= 9 &&
+		    !strncasecmp(h.val, "multipart", 9))
+			return true;
+	}
+	return false;
+}
+
+/* libosip2 leaks the Content-Type of a MIME part that has a second one
+ * (osip_body_set_contenttype overwrites it).  Its parts start after a line
+ * that starts with "--" and their headers end at an empty line; lines end at
+ * CR or LF.  Any such block with two Content-Type lines is refused, the
+ * "--" line counted too, as libosip2 may start a part inside it. */
+static bool sipmsg_mime_ok(const char *b, size_t n)
+{
+	int in_part = 0, ct = 0;
+	size_t p = 0;
+
+	while (p < n) {
+		size_t e = p, s = p;
+
+		while (e < n && b[e] != '\r' && b[e] != '\n')
+			e++;
+		if (e == p) {
+			in_part = 0;
+		} else if (e - p >= 2 && b[p] == '-' && b[p + 1] == '-') {
+			in_part = 1;
+			ct = 0;
+			for (s = p; s + 12 <= e && !ct; s++)
+				ct = !strncasecmp(b + s, "content-type", 12);
+		} else if (in_part) {
+			while (s < e && (b[s] == ' ' || b[s] == '\t'))
+				s++;
+			if (e - s >= 12 && !strncasecmp(b + s, "content-type", 12) && ++ct > 1)
+				return false;
+		}
+		p = e + (e + 1 < n && b[e] == '\r' && b[e + 1] == '\n' ? 2 : 1);
+	}
+	return true;
+}
+
 static int sipmsg_osip_parse(const char *buf, const struct sipmsg_layout *l, size_t used,
 			     osip_message_t **out)
 {
-	const char *p = buf + l->start;
-	size_t n = used - l->start;
+	size_t hlen = l->hdr_end - l->start, blen = used - l->hdr_end, n;
 	osip_message_t *m = NULL;
-	char *copy = NULL;
-	int err, nuls = sipmsg_raw_octets(buf, l);
+	char *copy;
+	int err;
 
-	if (nuls < 0)
+	if (sipmsg_raw_octets(buf, l) < 0)
 		return -EBADMSG;
-	if (nuls) {
-		/* A NUL is legal only as a quoted-pair, in a display name or a
-		 * comment, where it means nothing to SIP; libosip2 would end
-		 * the message there, so it becomes '?'. */
-		copy = malloc(n);
-		if (!copy)
-			return -ENOMEM;
-		memcpy(copy, p, n);
-		for (size_t i = 0; i < l->hdr_end - l->start; i++) {
-			if (!copy[i])
-				copy[i] = '?';
-		}
-		p = copy;
-	}
+	if (sipmsg_multipart(buf, l) && !sipmsg_mime_ok(buf + l->body, used - l->body))
+		return -EBADMSG;
+	copy = malloc(2 * hlen + blen);
+	if (!copy)
+		return -ENOMEM;
+	n = sipmsg_defuse(copy, buf + l->start, hlen);
+	memcpy(copy + n, buf + l->hdr_end, blen);
 	err = -ENOMEM;
 	if (osip_message_init(&m))
 		goto out;
 	err = -EBADMSG;
-	if (osip_message_parse(m, p, n))
+	if (osip_message_parse(m, copy, n + blen))
 		goto out;
 	*out = m;
 	m = NULL;
@@ -380,18 +445,21 @@ out:
  * opaque header of the same name, so that a 400 still echoes it. */
 static int sipmsg_salvage_hdr(osip_message_t *m, enum sipmsg_hid id, const struct sipmsg_hdr *h)
 {
+	int err = -EBADMSG;
 	char name[32];
 	char *val;
-	int err = -EBADMSG;
 
-	if (memchr(h->val, '\0', h->vlen))
-		return -EBADMSG;
-	val = malloc(h->vlen + 1);
+	size_t n;
+
+	val = malloc(2 * h->vlen + 1);
 	if (!val)
 		return -ENOMEM;
-	for (size_t i = 0; i < h->vlen; i++)
-		val[i] = (h->val[i] == '\r' || h->val[i] == '\n') ? ' ' : h->val[i];
-	val[h->vlen] = '\0';
+	n = sipmsg_defuse(val, h->val, h->vlen);
+	for (size_t i = 0; i < n; i++) {
+		if (val[i] == '\r' || val[i] == '\n')
+			val[i] = ' ';
+	}
+	val[n] = '\0';
 	/* it lower-cases the name in place */
 	snprintf(name, sizeof(name), "%s", sipmsg_hdr_name(id));
 	if (!osip_message_set_multiple_header(m, name, val))
@@ -410,10 +478,11 @@ static int sipmsg_salvage_hdrs(osip_message_t *m, const char *buf, const struct 
 	int r, vias = 0;
 
 	while ((r = sipmsg_hdr_next(buf, l, &pos, &h))) {
-		enum sipmsg_hid id = sipmsg_hdr_id(&h);
+		enum sipmsg_hid id;
 
 		if (r < 0)
 			continue;
+		id = sipmsg_hdr_id(&h);
 		switch (id) {
 		case SIPMSG_H_VIA:
 			if (sipmsg_salvage_hdr(m, id, &h))
@@ -453,7 +522,7 @@ static int sipmsg_salvage(const char *buf, size_t len, const struct sipmsg_layou
 
 	while (l->start + n < l->sl_end && sipmsg_is_token(s[n]))
 		n++;
-	if (!n || l->start + n >= l->sl_end || s[n] != ' ')
+	if (!n || l->start + n >= l->sl_end || (s[n] != ' ' && s[n] != '\t'))
 		return -EBADMSG;
 	if (osip_message_init(&m))
 		return -ENOMEM;
@@ -606,6 +675,26 @@ out:
 	return err;
 }
 
+/* The way back of sipmsg_defuse's %C0%80, in the start line and headers. */
+static size_t sipmsg_restore_nul(char *dst, const char *src, size_t n)
+{
+	const size_t el = sizeof(SIPMSG_NUL_ESC) - 1;
+	const char *end = memmem(src, n, "\r\n\r\n", 4);
+	size_t hlen = end ? (size_t)(end - src) : n, o = 0, i;
+
+	for (i = 0; i < hlen; i++) {
+		if (src[i] == '%' && hlen - i >= el && !memcmp(src + i, SIPMSG_NUL_ESC, el)) {
+			memcpy(dst + o, "%00", 3);
+			o += 3;
+			i += el - 1;
+		} else {
+			dst[o++] = src[i];
+		}
+	}
+	memcpy(dst + o, src + hlen, n - hlen);
+	return o + n - hlen;
+}
+
 int sipmsg_to_str(osip_message_t *m, char **buf, size_t *len)
 {
 	char *s = NULL;
@@ -635,9 +724,8 @@ int sipmsg_to_str(osip_message_t *m, char **buf, size_t *len)
 		osip_free(s);
 		return -ENOMEM;
 	}
-	memcpy(*buf, s, n);
-	(*buf)[n] = '\0';
-	*len = n;
+	*len = sipmsg_restore_nul(*buf, s, n);
+	(*buf)[*len] = '\0';
 	osip_free(s);
 	return 0;
 }

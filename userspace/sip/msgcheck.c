@@ -222,6 +222,17 @@ static bool chk_params(const char *s, size_t n, size_t i)
 	}
 }
 
+/* A URI in a header: a scheme, and escapes libosip2 can undo (it cuts a user
+ * part at a '%' that starts none). */
+static bool chk_hdr_uri(const char *u, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (u[i] == '%' && (i + 2 >= n || !is_xdigit(u[i + 1]) || !is_xdigit(u[i + 2])))
+			return false;
+	}
+	return chk_scheme(u, n, NULL);
+}
+
 /* addr-spec without <>: it ends at ';' and may not hold ',', '?' (§20.10) */
 static bool chk_addr_spec(const char *s, size_t n, size_t i)
 {
@@ -231,13 +242,12 @@ static bool chk_addr_spec(const char *s, size_t n, size_t i)
 		if (!s[i] || strchr(",?<>\"", s[i]))
 			return false;
 	}
-	return chk_scheme(s + start, i - start, NULL) && chk_params(s, n, i);
+	return chk_hdr_uri(s + start, i - start) && chk_params(s, n, i);
 }
 
 /* name-addr or addr-spec with header parameters (§25.1): a display name quoted
  * or made of tokens (RFC 4475 §3.1.2.15), no LWS just inside <> (§3.1.2.14),
- * quotes closed (§3.1.2.6).  Octets above 0x7f pass in an unquoted display
- * name: phones send UTF-8 names unquoted and nothing depends on them. */
+ * quotes closed (§3.1.2.6). */
 static bool chk_addr(const char *s, size_t n, bool spec_ok)
 {
 	size_t i = 0, start;
@@ -250,8 +260,7 @@ static bool chk_addr(const char *s, size_t n, bool spec_ok)
 	} else {
 		size_t j = i;
 
-		while (j < n && (sipmsg_is_token(s[j]) || sipmsg_is_lws(s[j]) ||
-				 (unsigned char)s[j] >= 0x80))
+		while (j < n && (sipmsg_is_token(s[j]) || sipmsg_is_lws(s[j])))
 			j++;
 		if (j >= n || s[j] != '<')
 			return spec_ok && chk_addr_spec(s, n, i);
@@ -263,7 +272,7 @@ static bool chk_addr(const char *s, size_t n, bool spec_ok)
 		if (sipmsg_is_lws(s[i]) || !s[i] || strchr("<\"", s[i]))
 			return false;
 	}
-	if (i >= n || !chk_scheme(s + start, i - start, NULL))
+	if (i >= n || !chk_hdr_uri(s + start, i - start))
 		return false;
 	return chk_params(s, n, i + 1);
 }
@@ -316,6 +325,38 @@ static int chk_addr_list(const struct sipmsg_hdr *h, bool star_ok, bool spec_ok)
 	return n;
 }
 
+/* m-type "/" m-subtype *(SEMI m-parameter) (§20.15), or a range of Accept */
+static bool chk_media(const char *s, size_t n, bool range)
+{
+	size_t i = 0, t;
+
+	skip_lws(s, n, &i);
+	for (t = i; i < n && sipmsg_is_token(s[i]); i++)
+		;
+	if (i == t || i >= n || s[i++] != '/')
+		return false;
+	for (t = i; i < n && sipmsg_is_token(s[i]); i++)
+		;
+	if (i == t || (!range && s[t] == '*'))
+		return false;
+	return chk_params(s, n, i);
+}
+
+/* Accept: libosip2 keeps ranges it cannot print again */
+static bool chk_accept(const struct sipmsg_hdr *h)
+{
+	size_t pos = 0, elen;
+	const char *e;
+
+	if (!h->vlen)
+		return true;
+	while (next_elem(h->val, h->vlen, &pos, &e, &elen)) {
+		if (!chk_media(e, elen, true))
+			return false;
+	}
+	return true;
+}
+
 struct sipmsg_rawscan {
 	int count[SIPMSG_H_NUM];
 	int routes;  /* Route elements */
@@ -342,6 +383,10 @@ static bool chk_value(const struct sipmsg_hdr *h, enum sipmsg_hid id, struct sip
 		n = chk_addr_list(h, false, false);
 		*(id == SIPMSG_H_ROUTE ? &rs->routes : &rs->rroutes) += n;
 		return n > 0;
+	case SIPMSG_H_CONTENT_TYPE:
+		return chk_media(h->val, h->vlen, false);
+	case SIPMSG_H_ACCEPT:
+		return chk_accept(h);
 	case SIPMSG_H_MAX_FORWARDS:
 		return !sipmsg_raw_uint(h->val, h->vlen, SIPMSG_MF_MAX, &v);
 	case SIPMSG_H_CONTENT_LENGTH:
@@ -357,7 +402,7 @@ static bool chk_value(const struct sipmsg_hdr *h, enum sipmsg_hid id, struct sip
 static bool single_valued(enum sipmsg_hid id)
 {
 	return id != SIPMSG_H_OTHER && id != SIPMSG_H_VIA && id != SIPMSG_H_CONTACT &&
-	       id != SIPMSG_H_ROUTE && id != SIPMSG_H_RECORD_ROUTE;
+	       id != SIPMSG_H_ROUTE && id != SIPMSG_H_RECORD_ROUTE && id != SIPMSG_H_ACCEPT;
 }
 
 /* The header section as received: every line a header, every value this
