@@ -89,7 +89,7 @@ $(B)/tests/unit/%: $(B)/san/tests/unit/%.o $(B)/libsipha-san.a
 # BPF tests run the real object through BPF_PROG_TEST_RUN; sanitizers on too.
 $(B)/tests/bpf/%: $(B)/san/tests/bpf/%.o $(B)/libsipha-san.a $(BPF_OBJ)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(SAN) -o $@ $(filter %.o %.a,$^) $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) $(SAN) -o $@ $(filter-out $(BPF_OBJ),$(filter %.o %.a,$^)) $(LDLIBS) -lcmocka
 
 $(B)/tests/tools/%: $(B)/obj/tests/tools/%.o $(B)/libsipha.a
 	@mkdir -p $(@D)

@@ -97,7 +97,7 @@ static void test_bind_and_expire(void **state)
 	struct fx *f = *state;
 
 	assert_int_equal(reg_bind(f->r, "1001", "sip:1001@10.0.0.1:5060", 120, "c1", 1, 1000,
-				  f->now),
+				  NULL, f->now),
 			 0);
 	assert_int_equal(reg_binding_count(f->r), 1);
 	assert_int_equal(reg_aor_count(f->r), 1);
@@ -292,7 +292,7 @@ static void test_many_bindings_grow(void **state)
 	for (int i = 0; i < 20000; i++) {
 		snprintf(user, sizeof(user), "%d", i);
 		assert_int_equal(reg_bind(r, user, "sip:h", 60 + (unsigned)(i % 100), "c", 1, 1000,
-					  f->now),
+					  NULL, f->now),
 				 0);
 	}
 	count_cb_n = 0;
