@@ -307,6 +307,10 @@ static int reply(struct server *srv, struct txn *st, int code, const char *reaso
 	osip_message_set_header(r, "Server", "sipha");
 	ret = txn_respond(st, r);
 	osip_message_free(r);
+	if (ret)
+		srv->st.sip_tx_errors++;
+	else
+		srv->st.sip_tx_responses++;
 	return ret;
 }
 

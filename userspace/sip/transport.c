@@ -198,7 +198,8 @@ static struct tcp_conn *conn_new(struct sip_transport *t, const struct sockaddr_
 	c->peer.proto = SIP_PROTO_TCP;
 	memcpy(&c->peer.addr, peer, peerlen);
 	c->peer.addrlen = peerlen;
-	c->peer.conn = ((uint64_t)c->gen << 32) | slot;
+	/* +1: a connection id is never 0, which means "no connection". */
+	c->peer.conn = ((uint64_t)c->gen + 1) << 32 | slot;
 	t->conns[slot] = c;
 	t->next_slot = (slot + 1) % TCP_MAX_CONNS;
 	t->st.tcp_open++;
@@ -395,8 +396,8 @@ int sipt_send(struct sip_transport *t, const struct sip_peer *to, const char *bu
 		return ret;
 	}
 	slot = (uint32_t)(to->conn & 0xffffffffu);
-	c = slot < TCP_MAX_CONNS ? t->conns[slot] : NULL;
-	if (c && c->gen != (uint32_t)(to->conn >> 32))
+	c = to->conn && slot < TCP_MAX_CONNS ? t->conns[slot] : NULL;
+	if (c && c->peer.conn != to->conn)
 		c = NULL;
 	/* The connection a request came on is gone, or there never was one:
 	 * reuse any open connection to that address, else open one. */

@@ -3,25 +3,21 @@
 #include <errno.h>
 #include <limits.h>
 #include <linux/if_link.h>
-#include <linux/magic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
-#include <sys/stat.h>
-#include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "bpffs.h"
 #include "core/log.h"
 #include "xdp/xdp.h"
 #include "sipha_xdp.skel.h"
 
-#define SXDP_BPFFS "/sys/fs/bpf"
 #define SXDP_NODE_ID_MAX 32
 #define NSEC_PER_SEC 1000000000ull
 
@@ -69,9 +65,9 @@ static int libbpf_print(enum libbpf_print_level lvl, const char *fmt, va_list ap
 		return 0;
 	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		if (lvl == LIBBPF_WARN)
-			pr_warn("libbpf: %s", line);
+			pr_warn("%s", line);
 		else
-			pr_debug("libbpf: %s", line);
+			pr_debug("%s", line);
 	}
 	free(text);
 	return 0;
@@ -83,7 +79,8 @@ static int node_pin_dir(const char *node_id, char *buf, size_t len)
 
 	/* The id becomes a path component: no '/', no "..". */
 	if (n == 0 || n > SXDP_NODE_ID_MAX ||
-	    strspn(node_id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != n) {
+	    strspn(node_id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") !=
+		    n) {
 		pr_err("xdp: bad node id '%s'", node_id ? node_id : "");
 		return -EINVAL;
 	}
@@ -96,6 +93,7 @@ static int pinned_map_fd(const char *node_id, const char *name)
 	char dir[PATH_MAX], path[PATH_MAX + 32];
 	int fd, err;
 
+	libbpf_set_print(libbpf_print);
 	err = node_pin_dir(node_id, dir, sizeof(dir));
 	if (err)
 		return err;
@@ -107,32 +105,6 @@ static int pinned_map_fd(const char *node_id, const char *name)
 		return err;
 	}
 	return fd;
-}
-
-static int mount_bpffs(void)
-{
-	struct statfs sfs;
-
-	if (!statfs(SXDP_BPFFS, &sfs) && sfs.f_type == BPF_FS_MAGIC)
-		return 0;
-	if (mount("bpf", SXDP_BPFFS, "bpf", 0, "mode=0700")) {
-		int err = -errno;
-
-		pr_err("xdp: mount bpffs on %s: %s", SXDP_BPFFS, strerror(-err));
-		return err;
-	}
-	return 0;
-}
-
-static int make_dir(const char *path)
-{
-	if (mkdir(path, 0700) && errno != EEXIST) {
-		int err = -errno;
-
-		pr_err("xdp: mkdir %s: %s", path, strerror(-err));
-		return err;
-	}
-	return 0;
 }
 
 /* libbpf refuses to load when a pin by the same name does not match the
@@ -342,11 +314,7 @@ int sxdp_open(struct sxdp **out, const char *node_id, const char *ifname, enum c
 	err = node_pin_dir(node_id, x->pin_dir, sizeof(x->pin_dir));
 	if (err)
 		goto out;
-	err = mount_bpffs();
-	if (!err)
-		err = make_dir(SXDP_PIN_BASE);
-	if (!err)
-		err = make_dir(x->pin_dir);
+	err = bpffs_ensure(x->pin_dir);
 	if (err)
 		goto out;
 
@@ -680,8 +648,8 @@ int sxdp_pinned_status(const char *node_id, struct sxdp_status *st)
 	/* The daemon may have died and someone else attached since. */
 	if (!bpf_xdp_query((int)cfg.ifindex, 0, &q))
 		st->attached = cfg.prog_id &&
-			       (cfg.attach_mode == CFG_XDP_NATIVE ? q.drv_prog_id : q.skb_prog_id) ==
-				       cfg.prog_id;
+			       (cfg.attach_mode == CFG_XDP_NATIVE ? q.drv_prog_id
+								  : q.skb_prog_id) == cfg.prog_id;
 out:
 	close(fd);
 	return err;
