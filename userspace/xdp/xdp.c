@@ -19,6 +19,7 @@
 #include "sipha_xdp.skel.h"
 
 #define SXDP_NODE_ID_MAX 32
+#define NODE_ID_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
 #define NSEC_PER_SEC 1000000000ull
 
 struct sxdp {
@@ -28,6 +29,7 @@ struct sxdp {
 	__u32 xdp_flags; /* XDP_FLAGS_DRV_MODE or XDP_FLAGS_SKB_MODE */
 	struct sxdp_config cfg; /* what the maps hold: written whole */
 	struct sxdp_role role;
+	bool role_set; /* by this run: until then the role is the crashed run's */
 };
 
 static const char *const counter_names[] = { SXDP_COUNTER_NAMES };
@@ -78,9 +80,7 @@ static int node_pin_dir(const char *node_id, char *buf, size_t len)
 	size_t n = node_id ? strlen(node_id) : 0;
 
 	/* The id becomes a path component: no '/', no "..". */
-	if (n == 0 || n > SXDP_NODE_ID_MAX ||
-	    strspn(node_id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") !=
-		    n) {
+	if (n == 0 || n > SXDP_NODE_ID_MAX || strspn(node_id, NODE_ID_CHARS) != n) {
 		pr_err("xdp: bad node id '%s'", node_id ? node_id : "");
 		return -EINVAL;
 	}
@@ -101,7 +101,11 @@ static int pinned_map_fd(const char *node_id, const char *name)
 	fd = bpf_obj_get(path);
 	if (fd < 0) {
 		err = -errno;
-		pr_err("xdp: %s: %s", path, strerror(-err));
+		/* No pins: that node runs without XDP, or not at all. */
+		if (err == -ENOENT)
+			pr_debug("xdp: %s: %s", path, strerror(-err));
+		else
+			pr_err("xdp: %s: %s", path, strerror(-err));
 		return err;
 	}
 	return fd;
@@ -356,11 +360,13 @@ int sxdp_open(struct sxdp **out, const char *node_id, const char *ifname, enum c
 	*out = x;
 	return 0;
 out:
+	/* What we pinned must not outlive a failed start. */
 	if (x->skel) {
-		/* What we pinned must not outlive a failed start. */
-		x->ifindex = 0;
 		unpin_all(x);
 		sipha_xdp_bpf__destroy(x->skel);
+	} else if (x->pin_dir[0]) {
+		rmdir(x->pin_dir);
+		rmdir(SXDP_PIN_BASE);
 	}
 	free(x);
 	return err;
@@ -429,11 +435,16 @@ int sxdp_set_role(struct sxdp *x, bool active, const struct cfg_prefix *vip,
 		memcpy(r.peer_mac, peer_mac, sizeof(r.peer_mac));
 	}
 	x->role = r;
+	x->role_set = true;
 	return write_role(x);
 }
 
 int sxdp_heartbeat(struct sxdp *x)
 {
+	/* Stamping the role a crashed run left would revive it before this run
+	 * has decided what it is. */
+	if (!x->role_set)
+		return 0;
 	/* The whole value is rewritten; only the stamp differs from what the
 	 * map holds, so a reader never sees a mix of two roles. */
 	x->role.heartbeat_ns = now_ns();

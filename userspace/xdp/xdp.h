@@ -53,7 +53,9 @@ void sxdp_close(struct sxdp *x);
 int sxdp_set_role(struct sxdp *x, bool active, const struct cfg_prefix *vip,
 		  const uint8_t own_mac[6], const uint8_t peer_mac[6], uint64_t timeout_ns);
 
-/* Stamps CLOCK_MONOTONIC (the bpf_ktime_get_ns() clock) as the heartbeat. */
+/* Stamps CLOCK_MONOTONIC (the bpf_ktime_get_ns() clock) as the heartbeat.
+ * Does nothing before this run's first sxdp_set_role(): after a crash the
+ * pinned role is the dead run's, and ticking must not revive it. */
 int sxdp_heartbeat(struct sxdp *x);
 
 /* Per-source limits of initial INVITEs and REGISTERs per second (0 = none)
