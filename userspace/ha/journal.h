@@ -305,6 +305,8 @@ struct jr_record {
 };
 
 /* Opens a RECORD frame and its FIELDS nest: put the kind's attributes, then
+ * jr_record_end().  -EINVAL (nothing opened) for a kind 0, an unknown op or a
+ * key of 0 or over JR_KEY_MAX bytes; any later error sticks and comes out of
  * jr_record_end().  A kind registered with a policy in journal.c has its
  * fields validated by the decoder too. */
 int jr_record_begin(struct jr_buf *b, uint64_t seq, uint16_t kind, uint8_t op, const void *key,

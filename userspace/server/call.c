@@ -158,7 +158,6 @@ static void call_put(struct call *c)
 		return;
 	leg_free(&c->a);
 	leg_free(&c->b);
-	osip_message_free(c->b_invite);
 	free(c->dn);
 	free(c->from);
 	free(c->to);
@@ -498,7 +497,9 @@ static void send_cancel(struct call *c)
 	struct txn *t;
 	char cs[32];
 
-	if (!c->b_inv || !c->b_invite)
+	const osip_message_t *inv = c->b_inv ? c->b_inv->req : NULL;
+
+	if (!inv)
 		return;
 	/* §9.1: same Request-URI, Call-ID, From, To, CSeq number and the
 	 * INVITE's top Via (so the branch matches its transaction). */
@@ -506,18 +507,18 @@ static void send_cancel(struct call *c)
 		return;
 	osip_message_set_method(cancel, osip_strdup("CANCEL"));
 	osip_message_set_version(cancel, osip_strdup("SIP/2.0"));
-	osip_uri_clone(c->b_invite->req_uri, &cancel->req_uri);
-	osip_message_get_via(c->b_invite, 0, &via);
+	osip_uri_clone(inv->req_uri, &cancel->req_uri);
+	osip_message_get_via(inv, 0, &via);
 	if (via) {
 		osip_via_t *v2 = NULL;
 
 		osip_via_clone(via, &v2);
 		osip_list_add(&cancel->vias, v2, -1);
 	}
-	osip_from_clone(c->b_invite->from, &cancel->from);
-	osip_to_clone(c->b_invite->to, &cancel->to);
-	osip_call_id_clone(c->b_invite->call_id, &cancel->call_id);
-	snprintf(cs, sizeof(cs), "%s CANCEL", c->b_invite->cseq->number);
+	osip_from_clone(inv->from, &cancel->from);
+	osip_to_clone(inv->to, &cancel->to);
+	osip_call_id_clone(inv->call_id, &cancel->call_id);
+	snprintf(cs, sizeof(cs), "%s CANCEL", inv->cseq->number);
 	osip_message_set_cseq(cancel, cs);
 	osip_message_set_max_forwards(cancel, "70");
 	txn_request(srv->txns, cancel, &c->b_inv->peer, NULL, NULL, &t);
@@ -529,7 +530,6 @@ static void binv_response(struct txn *t, void *uarg, osip_message_t *resp)
 	struct server *srv = c->srv;
 	int code = resp->status_code;
 
-	(void)t;
 	if (code == 100)
 		return;
 	if (code < 200) {
@@ -573,7 +573,7 @@ static void binv_response(struct txn *t, void *uarg, osip_message_t *resp)
 			return;
 		}
 		/* Delayed offer: the answer comes in A's ACK, so B's ACK waits. */
-		if (has_body(c->b_invite))
+		if (has_body(t->req))
 			send_ack(c, &c->b, cseq, NULL);
 		else
 			c->b.ack_deferred = true;
@@ -827,7 +827,6 @@ void call_on_invite(struct server *srv, struct txn *st, osip_message_t *req)
 		call_release(c, "cannot build B INVITE");
 		return;
 	}
-	osip_message_clone(inv, &c->b_invite);
 	c->b.dlg.peer = to;
 	c->refs++;
 	if (txn_request(srv->txns, inv, &to, &binv_user, c, &c->b_inv)) {

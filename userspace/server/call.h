@@ -61,7 +61,6 @@ struct call {
 	char *to;        /* the To URI */
 	struct txn *a_inv; /* IST of the initial INVITE, until its final answer */
 	struct txn *b_inv; /* ICT towards the callee, until it terminates */
-	osip_message_t *b_invite; /* what we sent, for CANCEL */
 	bool b_provisional;  /* B sent a 1xx: CANCEL may go */
 	bool cancel_pending; /* A cancelled before B's first 1xx */
 	bool cancelled;

@@ -11,6 +11,7 @@
 #include "server/call.h"
 #include "server/control.h"
 #include "server/server.h"
+#include "xdp/xdp.h"
 
 #define CTL_MAX_LINE (64u << 10)
 
@@ -144,25 +145,37 @@ static json_t *cmd_vip(struct server *srv, json_t *args)
 
 static json_t *cmd_xdp(struct server *srv, json_t *args)
 {
-	json_t *o = ok_obj();
+	uint64_t c[SXDP_NCOUNTERS] = { 0 };
+	json_t *o = ok_obj(), *counters = json_object();
 
 	(void)args;
-	json_object_set_new(o, "attached", json_false());
-	json_object_set_new(o, "mode", json_string("off"));
-	json_object_set_new(o, "configured_mode",
-			    json_string(srv->cfg->xdp.mode == CFG_XDP_OFF ? "off" : "pending"));
-	json_object_set_new(o, "counters", json_object());
+	json_object_set_new(o, "attached", json_boolean(srv->xdp != NULL));
+	json_object_set_new(o, "mode", json_string(sxdp_mode_name(srv->cfg->xdp.mode)));
+	json_object_set_new(o, "interface", json_string(srv->cfg->xdp.interface));
+	if (srv->xdp && !sxdp_counters(srv->xdp, c))
+		for (unsigned i = 0; i < SXDP_NCOUNTERS; i++)
+			json_object_set_new(counters, sxdp_counter_name(i),
+					    json_integer((json_int_t)c[i]));
+	json_object_set_new(o, "counters", counters);
 	return o;
 }
 
 static json_t *cmd_block(struct server *srv, json_t *args)
 {
 	const char *op = json_string_value(json_array_get(args, 0));
+	const char *prefix = json_string_value(json_array_get(args, 1));
+	int ret;
 
-	(void)srv;
-	if (json_array_size(args) != 2 || !op || (strcmp(op, "add") && strcmp(op, "del")))
+	if (json_array_size(args) != 2 || !op || !prefix || (strcmp(op, "add") && strcmp(op, "del")))
 		return refuse("usage: block add|del PREFIX", true);
-	return refuse("XDP is not attached on this node: no blocklist to change", false);
+	if (!srv->xdp)
+		return refuse("XDP is not attached on this node: no blocklist to change", false);
+	ret = sxdp_block(srv->xdp, prefix, !strcmp(op, "add"));
+	if (ret == -EINVAL)
+		return refuse("not an IPv4 or IPv6 prefix", true);
+	if (ret && !(ret == -ENOENT && !strcmp(op, "del")))
+		return refuse(strerror(-ret), false);
+	return ok_obj();
 }
 
 static json_t *cmd_switchover(struct server *srv, json_t *args)

@@ -9,6 +9,8 @@
 #include "server/call.h"
 #include "server/control.h"
 #include "server/server.h"
+#include "garp.h"
+#include "xdp/xdp.h"
 
 void srv_new_tag(struct server *srv, char *buf, size_t len)
 {
@@ -294,6 +296,44 @@ static int transport_send(void *arg, const struct sip_peer *to, const char *buf,
 	return sipt_send(srv->tp, to, buf, len);
 }
 
+#define XDP_TICK_MS 20
+
+/* Proof of life for the XDP program's dead man's switch (DESIGN.md §3):
+ * a daemon that stops ticking stops claiming the VIP. */
+static void xdp_tick(struct timer *t)
+{
+	struct server *srv = container_of(t, struct server, xdp_tick);
+
+	sxdp_heartbeat(srv->xdp);
+	timer_add(srv->tw, t, srv->tw->now + XDP_TICK_MS);
+}
+
+static int xdp_start(struct server *srv)
+{
+	const struct sipha_config *cfg = srv->cfg;
+	uint8_t mac[6] = { 0 };
+	int ret;
+
+	ret = sxdp_open(&srv->xdp, cfg->node.id, cfg->xdp.interface, cfg->xdp.mode, srv->adv_port);
+	if (ret)
+		return ret;
+	ret = sxdp_set_rates(srv->xdp, cfg->xdp.invite_rate, cfg->xdp.register_rate, cfg->xdp.burst);
+	if (ret)
+		return ret;
+	if (if_mac(cfg->xdp.interface, mac))
+		pr_warn("xdp: cannot read the MAC of %s", cfg->xdp.interface);
+	/* Alone, a node is active and has no peer to steer to: the switch
+	 * stays off (timeout 0) until the HA engine knows a peer. */
+	ret = sxdp_set_role(srv->xdp, true, cfg->vip.present ? &cfg->vip.address : NULL, mac, NULL,
+			    0);
+	if (ret)
+		return ret;
+	timer_init(&srv->xdp_tick, xdp_tick);
+	timer_add(srv->tw, &srv->xdp_tick, srv->tw->now + XDP_TICK_MS);
+	pr_info("xdp: attached to %s (%s)", cfg->xdp.interface, sxdp_mode_name(cfg->xdp.mode));
+	return 0;
+}
+
 int srv_init(struct server *srv, struct sipha_config *cfg, struct loop *l)
 {
 	int ret = srv_core_init(srv, cfg, loop_timers(l), transport_send, srv);
@@ -307,6 +347,11 @@ int srv_init(struct server *srv, struct sipha_config *cfg, struct loop *l)
 			srv);
 	if (ret)
 		goto err;
+	if (cfg->xdp.mode != CFG_XDP_OFF) {
+		ret = xdp_start(srv);
+		if (ret)
+			goto err;
+	}
 	ret = ctl_open(&srv->ctl, l, cfg->control.socket, srv);
 	if (ret)
 		goto err;
@@ -320,6 +365,11 @@ void srv_fini(struct server *srv)
 {
 	ctl_close(srv->ctl);
 	srv->ctl = NULL;
+	if (srv->xdp) {
+		timer_del(srv->tw, &srv->xdp_tick);
+		sxdp_close(srv->xdp);
+		srv->xdp = NULL;
+	}
 	srv_core_fini(srv);
 	sipt_close(srv->tp);
 	srv->tp = NULL;

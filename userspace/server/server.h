@@ -50,6 +50,7 @@ struct srv_stats {
 
 struct control;
 struct call_table;
+struct sxdp;
 
 typedef int (*srv_send_fn)(void *arg, const struct sip_peer *to, const char *buf, size_t len);
 
@@ -64,6 +65,8 @@ struct server {
 	struct txn_layer *txns;
 	struct call_table *calls;
 	struct control *ctl;
+	struct sxdp *xdp;       /* NULL with [xdp] mode = off */
+	struct timer xdp_tick;  /* the dead man's switch heartbeat */
 	unsigned t1_ms, t2_ms, t4_ms;
 	struct srv_stats st;
 	/* The address sipha writes into Via/Contact and sends from: the VIP
