@@ -22,7 +22,12 @@
 
 #include "core/config.h"
 
-enum { EXIT_OK = 0, EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3 };
+enum {
+	EXIT_OK = 0,
+	EXIT_REFUSED = 1,
+	EXIT_USAGE = 2,
+	EXIT_UNREACHABLE = 3
+};
 
 static const char *const usage_text =
 	"usage: siphactl [-s SOCKET | -c CONFIG] <command> [args] [--json]\n"
@@ -142,8 +147,7 @@ static int kernel_has_addr(const char *ifname, const char *addr_prefix, char *li
 		goto out;
 	}
 	ifindex = rtnl_link_get_ifindex(link);
-	snprintf(link_state, lslen, "%s",
-		 rtnl_link_get_carrier(link) ? "up" : "down");
+	snprintf(link_state, lslen, "%s", rtnl_link_get_carrier(link) ? "up" : "down");
 	ret = rtnl_addr_alloc_cache(sk, &addrs);
 	if (ret < 0)
 		goto out;
@@ -199,7 +203,8 @@ static void print_human(const char *cmd, json_t *a)
 		printf("sync          %s, lag %lld\n",
 		       json_is_true(json_object_get(a, "in_sync")) ? "in sync" : "not in sync",
 		       json_integer_value(json_object_get(a, "sync_lag")));
-		printf("sip           %s:%lld\n", json_string_value(json_object_get(a, "sip_address")),
+		printf("sip           %s:%lld\n",
+		       json_string_value(json_object_get(a, "sip_address")),
 		       json_integer_value(json_object_get(a, "sip_port")));
 		printf("calls         %lld\n", json_integer_value(json_object_get(a, "calls")));
 		printf("registrations %lld\n",
@@ -207,16 +212,15 @@ static void print_human(const char *cmd, json_t *a)
 		printf("workers       %lld\n", json_integer_value(json_object_get(a, "workers")));
 	} else if (!strcmp(cmd, "registrations")) {
 		print_table_header("%-40s %-50s %s\n", "AOR", "CONTACT", "EXPIRES");
-		json_array_foreach(json_object_get(a, "registrations"), i, v)
-		{
+		json_array_foreach (json_object_get(a, "registrations"), i, v) {
 			printf("%-40s %-50s %lld\n", json_string_value(json_object_get(v, "aor")),
 			       json_string_value(json_object_get(v, "contact")),
 			       json_integer_value(json_object_get(v, "expires")));
 		}
 	} else if (!strcmp(cmd, "calls")) {
-		print_table_header("%-24s %-12s %-30s %-30s %s\n", "ID", "STATE", "FROM", "TO", "DN");
-		json_array_foreach(json_object_get(a, "calls"), i, v)
-		{
+		print_table_header("%-24s %-12s %-30s %-30s %s\n", "ID", "STATE", "FROM", "TO",
+				   "DN");
+		json_array_foreach (json_object_get(a, "calls"), i, v) {
 			printf("%-24s %-12s %-30s %-30s %s\n",
 			       json_string_value(json_object_get(v, "id")),
 			       json_string_value(json_object_get(v, "state")),
@@ -226,8 +230,7 @@ static void print_human(const char *cmd, json_t *a)
 		}
 	} else if (!strcmp(cmd, "agents")) {
 		print_table_header("%-20s %-12s %s\n", "AGENT", "DN", "STATE");
-		json_array_foreach(json_object_get(a, "agents"), i, v)
-		{
+		json_array_foreach (json_object_get(a, "agents"), i, v) {
 			printf("%-20s %-12s %s\n", json_string_value(json_object_get(v, "agent")),
 			       json_string_value(json_object_get(v, "dn")),
 			       json_string_value(json_object_get(v, "state")));
@@ -235,17 +238,18 @@ static void print_human(const char *cmd, json_t *a)
 	} else if (!strcmp(cmd, "vip")) {
 		printf("address    %s on %s\n", json_string_value(json_object_get(a, "address")),
 		       json_string_value(json_object_get(a, "interface")));
-		printf("expected   %s\n", json_is_true(json_object_get(a, "expected")) ? "yes" : "no");
+		printf("expected   %s\n",
+		       json_is_true(json_object_get(a, "expected")) ? "yes" : "no");
 		printf("present    %s (kernel; link %s)\n",
 		       json_is_true(json_object_get(a, "present")) ? "yes" : "no",
 		       json_string_value(json_object_get(a, "link")));
 	} else if (!strcmp(cmd, "xdp")) {
 		const char *k;
 
-		printf("attached   %s (%s)\n", json_is_true(json_object_get(a, "attached")) ? "yes" : "no",
+		printf("attached   %s (%s)\n",
+		       json_is_true(json_object_get(a, "attached")) ? "yes" : "no",
 		       json_string_value(json_object_get(a, "mode")));
-		json_object_foreach(json_object_get(a, "counters"), k, v)
-		{
+		json_object_foreach (json_object_get(a, "counters"), k, v) {
 			printf("  %-18s %lld\n", k, json_integer_value(v));
 		}
 	} else if (!strcmp(cmd, "metrics")) {

@@ -183,8 +183,12 @@ static const char *body_of(osip_message_t *m)
 	return b->body;
 }
 
-#define SDP_A "v=0\r\no=a 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\n"
-#define SDP_B "v=0\r\no=b 2 2 IN IP4 10.0.0.50\r\ns=-\r\nc=IN IP4 10.0.0.50\r\nt=0 0\r\nm=audio 7000 RTP/AVP 0\r\n"
+#define SDP_A                                                                                  \
+	"v=0\r\no=a 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 6000 " \
+	"RTP/AVP 0\r\n"
+#define SDP_B                                                                                    \
+	"v=0\r\no=b 2 2 IN IP4 10.0.0.50\r\ns=-\r\nc=IN IP4 10.0.0.50\r\nt=0 0\r\nm=audio 7000 " \
+	"RTP/AVP 0\r\n"
 
 /* The caller's state for one call. */
 struct uac {
@@ -200,8 +204,8 @@ struct uas {
 	struct sip_peer peer;
 	char invite[8192]; /* the INVITE sipha sent, raw */
 	char callid[256];
-	char ftag[64];    /* sipha's tag on the B leg */
-	char via[256];    /* top Via of that INVITE */
+	char ftag[64]; /* sipha's tag on the B leg */
+	char via[256]; /* top Via of that INVITE */
 	char ruri[256];
 	int cseq;
 };
@@ -223,9 +227,8 @@ static void send_invite(struct fx *f, struct uac *a, const char *dn, const char 
 	       "Contact: <sip:alice@10.0.0.1:5061>\r\n"
 	       "%s"
 	       "Content-Length: %zu\r\n\r\n%s",
-	       dn, a->ftag, a->ftag, dn, a->callid,
-	       sdp ? "Content-Type: application/sdp\r\n" : "", sdp ? strlen(sdp) : 0,
-	       sdp ? sdp : "");
+	       dn, a->ftag, a->ftag, dn, a->callid, sdp ? "Content-Type: application/sdp\r\n" : "",
+	       sdp ? strlen(sdp) : 0, sdp ? sdp : "");
 }
 
 /* Takes sipha's 100 Trying to A and the INVITE to B, checks the B-leg

@@ -96,9 +96,9 @@ static void test_bind_and_expire(void **state)
 {
 	struct fx *f = *state;
 
-	assert_int_equal(reg_bind(f->r, "1001", "sip:1001@10.0.0.1:5060", 120, "c1", 1, 1000,
-				  NULL, f->now),
-			 0);
+	assert_int_equal(
+		reg_bind(f->r, "1001", "sip:1001@10.0.0.1:5060", 120, "c1", 1, 1000, NULL, f->now),
+		0);
 	assert_int_equal(reg_binding_count(f->r), 1);
 	assert_int_equal(reg_aor_count(f->r), 1);
 	advance(f, 119999);
@@ -145,8 +145,8 @@ static void test_register_expires_rules(void **state)
 	assert_int_equal(res.code, 200);
 	assert_int_equal(first(f, "a")->expires, f->now + 300000);
 	/* contact parameter beats the header */
-	do_reg(f, "sip:b@sipha.test", "Contact: <sip:b@h1>;expires=600\r\nExpires: 300\r\n", "c",
-	       1, &res);
+	do_reg(f, "sip:b@sipha.test", "Contact: <sip:b@h1>;expires=600\r\nExpires: 300\r\n", "c", 1,
+	       &res);
 	assert_int_equal(first(f, "b")->expires, f->now + 600000);
 	/* above max: clamped */
 	do_reg(f, "sip:c@sipha.test", "Contact: <sip:c@h1>\r\nExpires: 99999\r\n", "c", 1, &res);
@@ -189,8 +189,8 @@ static void test_register_multi_and_remove(void **state)
 	assert_int_equal(do_reg(f, "sip:m@sipha.test", "Contact: *\r\n", "c", 4, &res), 400);
 	assert_int_equal(reg_find(f->r, "m")->n, 2);
 	/* '*' with Expires: 0 removes everything */
-	assert_int_equal(do_reg(f, "sip:m@sipha.test", "Contact: *\r\nExpires: 0\r\n", "c", 5, &res),
-			 200);
+	assert_int_equal(
+		do_reg(f, "sip:m@sipha.test", "Contact: *\r\nExpires: 0\r\n", "c", 5, &res), 200);
 	assert_null(reg_find(f->r, "m"));
 	assert_int_equal(reg_binding_count(f->r), 0);
 }

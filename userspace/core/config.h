@@ -10,10 +10,24 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
-enum cfg_role { CFG_ROLE_PRIMARY, CFG_ROLE_BACKUP };
-enum cfg_redundancy { CFG_RED_HOT, CFG_RED_WARM };
-enum cfg_xdp_mode { CFG_XDP_OFF, CFG_XDP_NATIVE, CFG_XDP_GENERIC };
-enum cfg_dn_kind { CFG_DN_EXTENSION, CFG_DN_ROUTING_POINT, CFG_DN_ROUTE };
+enum cfg_role {
+	CFG_ROLE_PRIMARY,
+	CFG_ROLE_BACKUP
+};
+enum cfg_redundancy {
+	CFG_RED_HOT,
+	CFG_RED_WARM
+};
+enum cfg_xdp_mode {
+	CFG_XDP_OFF,
+	CFG_XDP_NATIVE,
+	CFG_XDP_GENERIC
+};
+enum cfg_dn_kind {
+	CFG_DN_EXTENSION,
+	CFG_DN_ROUTING_POINT,
+	CFG_DN_ROUTE
+};
 
 /* "IP:PORT": 10.0.0.1:5060, [::1]:5060.  Port 0 is refused. */
 struct cfg_sockaddr {
@@ -32,55 +46,58 @@ struct cfg_prefix {
 };
 
 struct cfg_dn {
-	char *dn;   /* the key: digits or a name */
+	char *dn; /* the key: digits or a name */
 	enum cfg_dn_kind kind;
-	char *uri;  /* CFG_DN_ROUTE only: "sip:..." as written */
+	char *uri; /* CFG_DN_ROUTE only: "sip:..." as written */
 };
 
 struct sipha_config {
 	char *path;
 
 	struct {
-		char *id;          /* required; [A-Za-z0-9_-], 1..32 chars */
+		char *id; /* required; [A-Za-z0-9_-], 1..32 chars */
 		enum cfg_role role; /* default primary */
 		enum cfg_redundancy redundancy; /* default hot */
-		int priority;      /* 0..65535, default 100 */
-		char *state_dir;   /* default /var/lib/sipha/<id> */
-		char *log_level;   /* extension: err|warn|info|debug, default info */
+		int priority; /* 0..65535, default 100 */
+		char *state_dir; /* default /var/lib/sipha/<id> */
+		char *log_level; /* extension: err|warn|info|debug, default info */
 	} node;
 
 	struct {
 		struct cfg_sockaddr listen; /* required */
-		char *domain;               /* required */
-		unsigned min_expires;       /* extension, default 60 */
-		unsigned max_expires;       /* extension, default 3600 */
-		unsigned default_expires;   /* extension, default 3600 */
-		unsigned max_contacts;      /* extension, bindings per AoR, default 16 */
+		char *domain; /* required */
+		unsigned min_expires; /* extension, default 60 */
+		unsigned max_expires; /* extension, default 3600 */
+		unsigned default_expires; /* extension, default 3600 */
+		unsigned max_contacts; /* extension, bindings per AoR, default 16 */
 		unsigned max_registrations; /* extension, AoRs in all, default 1000000 */
-		unsigned no_answer_ms;      /* extension: ring time before 480, 0 = none; default 60000 */
+		unsigned
+			no_answer_ms; /* extension: ring time before 480, 0 = none; default 60000 */
 	} sip;
 
 	struct {
 		bool present;
 		struct cfg_prefix address; /* required in [vip] */
 		char interface[IF_NAMESIZE]; /* required in [vip] */
-		unsigned garp_count;       /* default 3, 0..100 */
+		unsigned garp_count; /* default 3, 0..100 */
 	} vip;
 
 	struct {
 		bool present;
 		struct cfg_sockaddr listen; /* required in [ha] */
-		struct cfg_sockaddr peer;   /* required in [ha] */
-		unsigned heartbeat_ms;      /* default 50, >= 1 */
-		unsigned timeout_ms;        /* default 200, > heartbeat_ms */
+		struct cfg_sockaddr peer; /* required in [ha] */
+		unsigned heartbeat_ms; /* default 50, >= 1 */
+		unsigned timeout_ms; /* default 200, > heartbeat_ms */
 	} ha;
 
 	struct {
-		enum cfg_xdp_mode mode;     /* default off when [xdp] is absent, native when present */
+		enum cfg_xdp_mode mode; /* default off when [xdp] is absent, native when present */
 		char interface[IF_NAMESIZE]; /* required unless mode = off */
-		unsigned invite_rate;       /* extension: initial INVITEs per source per second, 0 = no limit; default 0 */
-		unsigned register_rate;     /* extension: REGISTERs per source per second, 0 = no limit; default 0 */
-		unsigned burst;             /* extension: token-bucket depth, default 2 x the larger rate */
+		unsigned
+			invite_rate; /* extension: initial INVITEs per source per second, 0 = no limit; default 0 */
+		unsigned
+			register_rate; /* extension: REGISTERs per source per second, 0 = no limit; default 0 */
+		unsigned burst; /* extension: token-bucket depth, default 2 x the larger rate */
 	} xdp;
 
 	struct {
@@ -89,9 +106,9 @@ struct sipha_config {
 
 	struct {
 		bool present;
-		struct cfg_sockaddr listen;  /* required in [cti] */
-		unsigned route_timeout_ms;   /* default 30000 */
-		char *default_route;         /* DN, optional (NULL: 480 on timeout) */
+		struct cfg_sockaddr listen; /* required in [cti] */
+		unsigned route_timeout_ms; /* default 30000 */
+		char *default_route; /* DN, optional (NULL: 480 on timeout) */
 	} cti;
 
 	struct {
@@ -132,7 +149,7 @@ const struct cfg_dn *cfg_dn_find(const struct sipha_config *cfg, const char *dn)
 
 /* Helpers shared with the CLI and tests. */
 int cfg_parse_sockaddr(const char *s, struct cfg_sockaddr *out); /* 0 or -EINVAL */
-int cfg_parse_prefix(const char *s, struct cfg_prefix *out);     /* 0 or -EINVAL */
+int cfg_parse_prefix(const char *s, struct cfg_prefix *out); /* 0 or -EINVAL */
 /* "IP:PORT" / "[IP6]:PORT" into BUF. */
 const char *cfg_sockaddr_str(const struct cfg_sockaddr *a, char *buf, size_t len);
 

@@ -3,7 +3,12 @@
 #ifndef SIPHA_LOG_H
 #define SIPHA_LOG_H
 
-enum log_level { LOG_ERR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+enum log_level {
+	LOG_ERR,
+	LOG_WARN,
+	LOG_INFO,
+	LOG_DEBUG
+};
 
 void log_set_level(enum log_level lvl);
 enum log_level log_get_level(void);
@@ -15,10 +20,10 @@ void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(pri
 #define pr_err(...) log_msg(LOG_ERR, __VA_ARGS__)
 #define pr_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
 #define pr_info(...) log_msg(LOG_INFO, __VA_ARGS__)
-#define pr_debug(...)                                                                              \
-	do {                                                                                       \
-		if (log_get_level() >= LOG_DEBUG)                                                  \
-			log_msg(LOG_DEBUG, __VA_ARGS__);                                           \
+#define pr_debug(...)                                    \
+	do {                                             \
+		if (log_get_level() >= LOG_DEBUG)        \
+			log_msg(LOG_DEBUG, __VA_ARGS__); \
 	} while (0)
 
 #endif

@@ -25,8 +25,8 @@
 #define DGRAM_NBUF 256
 #define DGRAM_PAYLOAD 65536
 #define DGRAM_CTRL 64
-#define DGRAM_BUFSZ                                                                                \
-	(sizeof(struct io_uring_recvmsg_out) + sizeof(struct sockaddr_storage) + DGRAM_CTRL +     \
+#define DGRAM_BUFSZ                                                                           \
+	(sizeof(struct io_uring_recvmsg_out) + sizeof(struct sockaddr_storage) + DGRAM_CTRL + \
 	 DGRAM_PAYLOAD)
 #define DGRAM_BGID 0
 
@@ -401,8 +401,8 @@ static void handle_dgram_recv(struct loop *l, struct dgram_sock *ds, struct io_u
 		arm_dgram(l, ds);
 }
 
-int loop_dgram_send(struct loop *l, int fd, const void *buf, size_t len,
-		    const struct sockaddr *to, socklen_t tolen, const struct sockaddr *from)
+int loop_dgram_send(struct loop *l, int fd, const void *buf, size_t len, const struct sockaddr *to,
+		    socklen_t tolen, const struct sockaddr *from)
 {
 	struct io_uring_sqe *sqe;
 	struct dgram_out *o;
@@ -899,8 +899,7 @@ int loop_run(struct loop *l)
 		}
 		l->st.iterations++;
 		l->now = clock_ms();
-		io_uring_for_each_cqe(&l->ring, head, cqe)
-		{
+		io_uring_for_each_cqe (&l->ring, head, cqe) {
 			dispatch(l, cqe);
 			n++;
 		}

@@ -68,8 +68,8 @@ void loop_timer_in(struct loop *l, struct timer *t, uint64_t delay_ms);
 int loop_dgram_add(struct loop *l, int fd, loop_dgram_fn fn, void *arg);
 /* Sends LEN bytes to TO; FROM (may be NULL) sets the source address through
  * IP_PKTINFO/IPV6_PKTINFO.  The bytes are copied.  0 or -errno. */
-int loop_dgram_send(struct loop *l, int fd, const void *buf, size_t len,
-		    const struct sockaddr *to, socklen_t tolen, const struct sockaddr *from);
+int loop_dgram_send(struct loop *l, int fd, const void *buf, size_t len, const struct sockaddr *to,
+		    socklen_t tolen, const struct sockaddr *from);
 
 /* Accepts every connection on listening socket FD (multishot accept). */
 int loop_listen_add(struct loop *l, int fd, loop_accept_fn fn, void *arg);

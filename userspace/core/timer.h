@@ -23,7 +23,7 @@ typedef void (*timer_fn)(struct timer *t);
 
 struct timer {
 	struct timer *next, *prev; /* NULL when not pending */
-	uint64_t expires;          /* absolute, ms */
+	uint64_t expires; /* absolute, ms */
 	timer_fn fn;
 };
 
@@ -53,7 +53,7 @@ unsigned timer_run(struct timer_wheel *w, uint64_t now_ms);
 int64_t timer_next(const struct timer_wheel *w);
 
 #ifndef container_of
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 #endif
 
 #endif

@@ -30,17 +30,15 @@ struct relay {
 	struct call *call;
 	struct txn *st;
 	struct txn *ct;
-	struct leg *from;  /* the leg the request came in on */
+	struct leg *from; /* the leg the request came in on */
 	struct leg *to;
 	bool is_invite;
 	bool is_bye;
 };
 
 static const char *const state_names[] = {
-	[CALL_DIALING] = "dialing",
-	[CALL_RINGING] = "ringing",
-	[CALL_ESTABLISHED] = "established",
-	[CALL_QUEUED] = "queued",
+	[CALL_DIALING] = "dialing",	    [CALL_RINGING] = "ringing",
+	[CALL_ESTABLISHED] = "established", [CALL_QUEUED] = "queued",
 	[CALL_RELEASED] = "released",
 };
 
@@ -329,7 +327,7 @@ int call_resolve(const char *uri_str, struct sip_peer *out)
 		goto out;
 	osip_uri_uparam_get_byname(u, "transport", &tp);
 	out->proto = tp && tp->gvalue && !osip_strcasecmp(tp->gvalue, "tcp") ? SIP_PROTO_TCP
-									   : SIP_PROTO_UDP;
+									     : SIP_PROTO_UDP;
 	if (strchr(u->host, ':')) {
 		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&out->addr;
 		char h[64];
@@ -449,9 +447,9 @@ static int leg_request(struct call *c, struct leg *l, const char *method, uint32
 	else
 		txn_new_branch(srv->txns, branch, sizeof(branch));
 	contact_uri(srv, to->proto, contact, sizeof(contact));
-	return dlg_build_request(&l->dlg, method, cseq, srv->adv_host, srv->adv_port, to->proto,
-				 branch, strcmp(method, "BYE") && strcmp(method, "ACK") ? contact : NULL,
-				 out);
+	return dlg_build_request(
+		&l->dlg, method, cseq, srv->adv_host, srv->adv_port, to->proto, branch,
+		strcmp(method, "BYE") && strcmp(method, "ACK") ? contact : NULL, out);
 }
 
 static void send_ack(struct call *c, struct leg *l, uint32_t cseq, const osip_message_t *body)
@@ -614,8 +612,8 @@ static void binv_timeout(struct txn *t, void *uarg, int code)
 	if (c->state == CALL_RELEASED)
 		return;
 	if (c->a_inv)
-		reply(c->srv, c->a_inv, c->no_answer ? 480 : code, c->no_answer ? "No Answer" : NULL,
-		      c->a.dlg.local_tag, NULL, false);
+		reply(c->srv, c->a_inv, c->no_answer ? 480 : code,
+		      c->no_answer ? "No Answer" : NULL, c->a.dlg.local_tag, NULL, false);
 	c->srv->st.calls_failed++;
 	call_release(c, code == 408 ? "callee timeout" : "transport error");
 }
@@ -837,8 +835,7 @@ void call_on_invite(struct server *srv, struct txn *st, osip_message_t *req)
 		return;
 	}
 	if (srv->cfg->sip.no_answer_ms)
-		timer_add(srv->tw, &c->t_ring,
-			  srv->tw->now + srv->cfg->sip.no_answer_ms);
+		timer_add(srv->tw, &c->t_ring, srv->tw->now + srv->cfg->sip.no_answer_ms);
 }
 
 void call_on_cancel(struct server *srv, struct txn *st, osip_message_t *req)

@@ -19,7 +19,13 @@
 
 struct server;
 
-enum call_state { CALL_DIALING, CALL_RINGING, CALL_ESTABLISHED, CALL_QUEUED, CALL_RELEASED };
+enum call_state {
+	CALL_DIALING,
+	CALL_RINGING,
+	CALL_ESTABLISHED,
+	CALL_QUEUED,
+	CALL_RELEASED
+};
 
 /* A 2xx to an INVITE that sipha (as UAS) retransmits until the ACK comes
  * (RFC 3261 §13.3.1.4): the transaction layer leaves this to the TU. */
@@ -34,20 +40,24 @@ struct uas_2xx {
 
 struct leg {
 	struct dialog dlg;
-	bool indexed;          /* in the dialog table */
+	bool indexed; /* in the dialog table */
 	bool bye_sent;
 	bool bye_rcvd;
-	struct uas_2xx ok;     /* pending 2xx towards this leg (sipha as UAS) */
-	char *ack_buf;         /* the ACK sipha sent for this leg's 2xx (sipha as UAC) */
+	struct uas_2xx ok; /* pending 2xx towards this leg (sipha as UAS) */
+	char *ack_buf; /* the ACK sipha sent for this leg's 2xx (sipha as UAC) */
 	size_t ack_len;
 	uint32_t ack_cseq;
-	bool ack_deferred;     /* the 2xx needs the other side's ACK body first */
+	bool ack_deferred; /* the 2xx needs the other side's ACK body first */
 	struct call *call;
-	struct leg *hnext;     /* dialog table chain */
+	struct leg *hnext; /* dialog table chain */
 };
 
 /* Device state per DN, kept for CTI and monitoring. */
-enum dev_state { DEV_IDLE, DEV_RINGING, DEV_BUSY };
+enum dev_state {
+	DEV_IDLE,
+	DEV_RINGING,
+	DEV_BUSY
+};
 
 struct call {
 	uint64_t id;
@@ -56,12 +66,12 @@ struct call {
 	unsigned refs;
 	struct call *next, *prev; /* live calls */
 	struct leg a, b;
-	char *dn;        /* the dialed DN (Request-URI user) */
-	char *from;      /* caller's From URI, for listings */
-	char *to;        /* the To URI */
+	char *dn; /* the dialed DN (Request-URI user) */
+	char *from; /* caller's From URI, for listings */
+	char *to; /* the To URI */
 	struct txn *a_inv; /* IST of the initial INVITE, until its final answer */
 	struct txn *b_inv; /* ICT towards the callee, until it terminates */
-	bool b_provisional;  /* B sent a 1xx: CANCEL may go */
+	bool b_provisional; /* B sent a 1xx: CANCEL may go */
 	bool cancel_pending; /* A cancelled before B's first 1xx */
 	bool cancelled;
 	bool no_answer;

@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,7 +55,8 @@ static json_t *cmd_status(struct server *srv, json_t *args)
 	json_object_set_new(o, "in_sync", json_false());
 	json_object_set_new(o, "sync_lag", json_integer(0));
 	json_object_set_new(o, "calls", json_integer((json_int_t)calls_count(srv->calls)));
-	json_object_set_new(o, "registrations", json_integer((json_int_t)reg_binding_count(srv->reg)));
+	json_object_set_new(o, "registrations",
+			    json_integer((json_int_t)reg_binding_count(srv->reg)));
 	json_object_set_new(o, "aors", json_integer((json_int_t)reg_aor_count(srv->reg)));
 	json_object_set_new(o, "workers", json_integer(1));
 	json_object_set_new(o, "ha", json_boolean(cfg->ha.present));
@@ -98,10 +100,10 @@ static void add_call(void *arg, const struct call *c)
 	char id[24];
 
 	snprintf(id, sizeof(id), "%llu", (unsigned long long)c->id);
-	json_array_append_new(arg, json_pack("{s:s, s:s, s:s, s:s, s:s}", "id", id, "state",
-					     call_state_name(c->state), "from",
-					     c->from ? c->from : "", "to", c->to ? c->to : "", "dn",
-					     c->dn ? c->dn : ""));
+	json_array_append_new(arg,
+			      json_pack("{s:s, s:s, s:s, s:s, s:s}", "id", id, "state",
+					call_state_name(c->state), "from", c->from ? c->from : "",
+					"to", c->to ? c->to : "", "dn", c->dn ? c->dn : ""));
 }
 
 static json_t *cmd_calls(struct server *srv, json_t *args)
@@ -166,7 +168,8 @@ static json_t *cmd_block(struct server *srv, json_t *args)
 	const char *prefix = json_string_value(json_array_get(args, 1));
 	int ret;
 
-	if (json_array_size(args) != 2 || !op || !prefix || (strcmp(op, "add") && strcmp(op, "del")))
+	if (json_array_size(args) != 2 || !op || !prefix ||
+	    (strcmp(op, "add") && strcmp(op, "del")))
 		return refuse("usage: block add|del PREFIX", true);
 	if (!srv->xdp)
 		return refuse("XDP is not attached on this node: no blocklist to change", false);
@@ -186,8 +189,8 @@ static json_t *cmd_switchover(struct server *srv, json_t *args)
 	return refuse("HA is not running in this build", false);
 }
 
-static void metric(FILE *f, const char *node, const char *name, const char *type,
-		   const char *help, uint64_t v)
+static void metric(FILE *f, const char *node, const char *name, const char *type, const char *help,
+		   uint64_t v)
 {
 	fprintf(f, "# HELP sipha_%s %s\n# TYPE sipha_%s %s\nsipha_%s{node=\"%s\"} %llu\n", name,
 		help, name, type, name, node, (unsigned long long)v);
@@ -222,20 +225,19 @@ static json_t *cmd_metrics(struct server *srv, json_t *args)
 	T(tcp_send_errors, "TCP writes that failed")
 	T(keepalives, "CRLF keep-alives received on streams")
 #undef T
-	metric(f, node, "tcp_connections", "gauge", "TCP connections open",
-	       ts->tcp_open);
+	metric(f, node, "tcp_connections", "gauge", "TCP connections open", ts->tcp_open);
 	metric(f, node, "registrations", "gauge", "registered contact bindings",
 	       reg_binding_count(srv->reg));
 	metric(f, node, "aors", "gauge", "addresses of record with a binding",
 	       reg_aor_count(srv->reg));
 	metric(f, node, "calls", "gauge", "calls in the call table", calls_count(srv->calls));
+	metric(f, node, "heap_bytes", "gauge", "heap bytes in use (mallinfo2)",
+	       (uint64_t)mallinfo2().uordblks);
 	metric(f, node, "transactions", "gauge", "live SIP transactions", txn_count(srv->txns));
-	metric(f, node, "loop_iterations", "counter", "event loop iterations",
-	       ls->iterations);
-	metric(f, node, "loop_completions", "counter", "io_uring completions handled",
-	       ls->cqes);
-	metric(f, node, "loop_nobufs", "counter",
-	       "times the UDP provided-buffer ring ran dry", ls->nobufs);
+	metric(f, node, "loop_iterations", "counter", "event loop iterations", ls->iterations);
+	metric(f, node, "loop_completions", "counter", "io_uring completions handled", ls->cqes);
+	metric(f, node, "loop_nobufs", "counter", "times the UDP provided-buffer ring ran dry",
+	       ls->nobufs);
 	fclose(f);
 	o = ok_obj();
 	json_object_set_new(o, "text", json_string(buf));
@@ -250,9 +252,9 @@ struct ctl_cmd {
 
 static const struct ctl_cmd cmds[] = {
 	{ "status", cmd_status },   { "registrations", cmd_registrations },
-	{ "calls", cmd_calls },     { "agents", cmd_agents },
-	{ "vip", cmd_vip },         { "xdp", cmd_xdp },
-	{ "block", cmd_block },     { "switchover", cmd_switchover },
+	{ "calls", cmd_calls },	    { "agents", cmd_agents },
+	{ "vip", cmd_vip },	    { "xdp", cmd_xdp },
+	{ "block", cmd_block },	    { "switchover", cmd_switchover },
 	{ "metrics", cmd_metrics },
 };
 

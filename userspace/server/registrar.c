@@ -429,8 +429,8 @@ void reg_register(struct registrar *r, const osip_message_t *req, const struct s
 	memset(res, 0, sizeof(*res));
 	fail(res, 200, "OK");
 	to = req->to ? req->to->url : NULL;
-	if (!to || !to->scheme || (osip_strcasecmp(to->scheme, "sip") &&
-				   osip_strcasecmp(to->scheme, "sips"))) {
+	if (!to || !to->scheme ||
+	    (osip_strcasecmp(to->scheme, "sip") && osip_strcasecmp(to->scheme, "sips"))) {
 		fail(res, 404, "Not Found");
 		return;
 	}

@@ -18,7 +18,7 @@ struct registrar;
 
 struct reg_limits {
 	unsigned min_expires, max_expires, default_expires; /* seconds */
-	unsigned max_contacts;                               /* per AoR */
+	unsigned max_contacts; /* per AoR */
 	unsigned max_aors;
 	const char *domain;
 };

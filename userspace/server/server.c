@@ -42,8 +42,7 @@ static void respond(struct server *srv, struct txn *st, const struct sip_peer *f
 	osip_message_set_header(resp, "Server", "sipha");
 	for (size_t i = 0; i < nextra; i++)
 		osip_message_set_header(resp, extra[i].name, extra[i].value);
-	if (user_contacts &&
-	    reg_fill_contacts(srv->reg, user_contacts, srv->tw->now, resp)) {
+	if (user_contacts && reg_fill_contacts(srv->reg, user_contacts, srv->tw->now, resp)) {
 		srv->st.sip_tx_errors++;
 		goto out;
 	}
@@ -229,8 +228,8 @@ static void set_adv(struct server *srv)
 		inet_ntop(AF_INET, &((struct sockaddr_in *)&srv->adv)->sin_addr, srv->adv_host,
 			  sizeof(srv->adv_host));
 	else
-		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&srv->adv)->sin6_addr,
-			  srv->adv_host, sizeof(srv->adv_host));
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&srv->adv)->sin6_addr, srv->adv_host,
+			  sizeof(srv->adv_host));
 }
 
 int srv_core_init(struct server *srv, struct sipha_config *cfg, struct timer_wheel *tw,
@@ -317,7 +316,8 @@ static int xdp_start(struct server *srv)
 	ret = sxdp_open(&srv->xdp, cfg->node.id, cfg->xdp.interface, cfg->xdp.mode, srv->adv_port);
 	if (ret)
 		return ret;
-	ret = sxdp_set_rates(srv->xdp, cfg->xdp.invite_rate, cfg->xdp.register_rate, cfg->xdp.burst);
+	ret = sxdp_set_rates(srv->xdp, cfg->xdp.invite_rate, cfg->xdp.register_rate,
+			     cfg->xdp.burst);
 	if (ret)
 		return ret;
 	if (if_mac(cfg->xdp.interface, mac))

@@ -14,32 +14,32 @@
 #include "sip/txn.h"
 
 /* Counters: name, help.  One list, so metrics, JSON and docs agree. */
-#define SRV_COUNTERS(X)                                                                            \
-	X(sip_rx_messages, "SIP messages received (datagrams and framed stream messages)")        \
-	X(sip_rx_requests, "requests received")                                                    \
-	X(sip_rx_responses, "responses received")                                                  \
-	X(sip_rx_unparsable, "messages dropped because they could not be parsed at all")           \
-	X(sip_rx_rejected, "requests refused by the RFC 3261 checks (400, 416, 420, 505, ...)")    \
-	X(sip_rx_ack_dropped, "malformed or unmatched ACKs dropped")                               \
-	X(sip_rx_responses_dropped, "responses dropped: malformed or no matching transaction")     \
-	X(sip_tx_responses, "responses sent")                                                      \
-	X(sip_tx_errors, "responses that could not be built or sent")                              \
-	X(register_ok, "REGISTER requests accepted")                                               \
-	X(register_refused, "REGISTER requests refused")                                           \
-	X(options_answered, "OPTIONS answered locally")                                            \
-	X(method_not_allowed, "requests answered 405")                                             \
-	X(method_not_implemented, "requests answered 501")                                         \
-	X(no_dialog, "in-dialog requests answered 481")                                            \
-	X(invite_refused, "INVITEs answered with a final error")                                   \
-	X(sip_rx_retransmissions, "requests absorbed by their transaction (retransmissions)")      \
-	X(calls_offered, "initial INVITEs received")                                               \
-	X(calls_ringing, "calls that reached the ringing state")                                   \
-	X(calls_answered, "calls answered (2xx from the callee)")                                  \
-	X(calls_failed, "calls that ended before an answer (error or refusal)")                    \
-	X(calls_cancelled, "calls cancelled by the caller")                                        \
-	X(calls_no_answer, "calls that hit the no-answer timer")                                   \
-	X(calls_no_ack, "answered calls released because the caller never sent the ACK")          \
-	X(calls_released, "calls that left the call table")                                        \
+#define SRV_COUNTERS(X)                                                                         \
+	X(sip_rx_messages, "SIP messages received (datagrams and framed stream messages)")      \
+	X(sip_rx_requests, "requests received")                                                 \
+	X(sip_rx_responses, "responses received")                                               \
+	X(sip_rx_unparsable, "messages dropped because they could not be parsed at all")        \
+	X(sip_rx_rejected, "requests refused by the RFC 3261 checks (400, 416, 420, 505, ...)") \
+	X(sip_rx_ack_dropped, "malformed or unmatched ACKs dropped")                            \
+	X(sip_rx_responses_dropped, "responses dropped: malformed or no matching transaction")  \
+	X(sip_tx_responses, "responses sent")                                                   \
+	X(sip_tx_errors, "responses that could not be built or sent")                           \
+	X(register_ok, "REGISTER requests accepted")                                            \
+	X(register_refused, "REGISTER requests refused")                                        \
+	X(options_answered, "OPTIONS answered locally")                                         \
+	X(method_not_allowed, "requests answered 405")                                          \
+	X(method_not_implemented, "requests answered 501")                                      \
+	X(no_dialog, "in-dialog requests answered 481")                                         \
+	X(invite_refused, "INVITEs answered with a final error")                                \
+	X(sip_rx_retransmissions, "requests absorbed by their transaction (retransmissions)")   \
+	X(calls_offered, "initial INVITEs received")                                            \
+	X(calls_ringing, "calls that reached the ringing state")                                \
+	X(calls_answered, "calls answered (2xx from the callee)")                               \
+	X(calls_failed, "calls that ended before an answer (error or refusal)")                 \
+	X(calls_cancelled, "calls cancelled by the caller")                                     \
+	X(calls_no_answer, "calls that hit the no-answer timer")                                \
+	X(calls_no_ack, "answered calls released because the caller never sent the ACK")        \
+	X(calls_released, "calls that left the call table")                                     \
 	X(indialog_relayed, "in-dialog requests relayed to the other leg")
 
 struct srv_stats {
@@ -56,17 +56,17 @@ typedef int (*srv_send_fn)(void *arg, const struct sip_peer *to, const char *buf
 
 struct server {
 	struct sipha_config *cfg;
-	struct loop *loop;        /* NULL in unit tests */
-	struct timer_wheel *tw;   /* the clock is tw->now */
-	srv_send_fn send;         /* the transport, or a test's capture */
+	struct loop *loop; /* NULL in unit tests */
+	struct timer_wheel *tw; /* the clock is tw->now */
+	srv_send_fn send; /* the transport, or a test's capture */
 	void *send_arg;
 	struct sip_transport *tp;
 	struct registrar *reg;
 	struct txn_layer *txns;
 	struct call_table *calls;
 	struct control *ctl;
-	struct sxdp *xdp;       /* NULL with [xdp] mode = off */
-	struct timer xdp_tick;  /* the dead man's switch heartbeat */
+	struct sxdp *xdp; /* NULL with [xdp] mode = off */
+	struct timer xdp_tick; /* the dead man's switch heartbeat */
 	unsigned t1_ms, t2_ms, t4_ms;
 	struct srv_stats st;
 	/* The address sipha writes into Via/Contact and sends from: the VIP

@@ -17,9 +17,9 @@
 struct dialog {
 	char *call_id;
 	char *local_tag;
-	char *remote_tag;    /* NULL until the UAC side learns it */
-	char *local_uri;     /* our From (UAC) / To (UAS) URI, without tag */
-	char *local_name;    /* display name, or NULL */
+	char *remote_tag; /* NULL until the UAC side learns it */
+	char *local_uri; /* our From (UAC) / To (UAS) URI, without tag */
+	char *local_name; /* display name, or NULL */
 	char *remote_uri;
 	char *remote_name;
 	char *remote_target; /* the peer's Contact URI */

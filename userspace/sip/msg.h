@@ -58,9 +58,9 @@ int sipmsg_parse(const char *buf, size_t len, bool datagram, osip_message_t **ou
 
 /* The answer a server owes a parsed request before acting on it. */
 struct sip_verdict {
-	int code;           /* 0: the request may be processed */
+	int code; /* 0: the request may be processed */
 	const char *reason; /* reason phrase for CODE */
-	const char *hname;  /* extra header for the response, or NULL ("Unsupported", "Accept") */
+	const char *hname; /* extra header for the response, or NULL ("Unsupported", "Accept") */
 	char hvalue[256];
 };
 

@@ -70,7 +70,8 @@ static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_st
 
 static void addr_index_del(struct sip_transport *t, struct tcp_conn *c)
 {
-	for (struct tcp_conn **pp = &t->by_addr[addr_hash(&c->peer.addr)]; *pp; pp = &(*pp)->hnext) {
+	for (struct tcp_conn **pp = &t->by_addr[addr_hash(&c->peer.addr)]; *pp;
+	     pp = &(*pp)->hnext) {
 		if (*pp == c) {
 			*pp = c->hnext;
 			return;
@@ -253,9 +254,9 @@ static struct tcp_conn *tcp_connect(struct sip_transport *t, const struct sip_pe
 
 		setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one));
 		((struct sockaddr_in *)&src)->sin_port = 0; /* same offset for v6 */
-		if (bind(fd, (struct sockaddr *)&src, src.ss_family == AF_INET6
-							     ? sizeof(struct sockaddr_in6)
-							     : sizeof(struct sockaddr_in)))
+		if (bind(fd, (struct sockaddr *)&src,
+			 src.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+						   : sizeof(struct sockaddr_in)))
 			pr_warn("tcp: cannot bind the outgoing connection to the VIP: %s",
 				strerror(errno));
 	}

@@ -12,7 +12,10 @@
 #include "core/config.h"
 #include "core/loop.h"
 
-enum sip_proto { SIP_PROTO_UDP, SIP_PROTO_TCP };
+enum sip_proto {
+	SIP_PROTO_UDP,
+	SIP_PROTO_TCP
+};
 
 struct sip_peer {
 	enum sip_proto proto;

@@ -24,15 +24,20 @@
 #include "core/timer.h"
 #include "sip/transport.h"
 
-enum txn_kind { TXN_IST, TXN_NIST, TXN_ICT, TXN_NICT };
+enum txn_kind {
+	TXN_IST,
+	TXN_NIST,
+	TXN_ICT,
+	TXN_NICT
+};
 
 enum txn_state {
-	TXN_CALLING,    /* ICT */
-	TXN_TRYING,     /* NIST, NICT */
+	TXN_CALLING, /* ICT */
+	TXN_TRYING, /* NIST, NICT */
 	TXN_PROCEEDING, /* all */
-	TXN_ACCEPTED,   /* IST, ICT (RFC 6026): a 2xx was sent / received */
-	TXN_COMPLETED,  /* all */
-	TXN_CONFIRMED,  /* IST */
+	TXN_ACCEPTED, /* IST, ICT (RFC 6026): a 2xx was sent / received */
+	TXN_COMPLETED, /* all */
+	TXN_CONFIRMED, /* IST */
 	TXN_TERMINATED,
 	TXN_NSTATES
 };
@@ -75,27 +80,27 @@ struct txn {
 	enum txn_kind kind;
 	enum txn_state state;
 	struct txn_layer *tl;
-	struct txn *hnext;       /* in the layer's match table */
-	char *key;               /* match key (branch, sent-by, method) */
-	struct sip_peer peer;    /* server: where responses go; client: where the request went */
-	bool reliable;           /* TCP: no retransmission timers */
-	osip_message_t *req;     /* the request (server: received, client: sent) */
-	char *out;               /* bytes to retransmit: client the request, server the last response */
+	struct txn *hnext; /* in the layer's match table */
+	char *key; /* match key (branch, sent-by, method) */
+	struct sip_peer peer; /* server: where responses go; client: where the request went */
+	bool reliable; /* TCP: no retransmission timers */
+	osip_message_t *req; /* the request (server: received, client: sent) */
+	char *out; /* bytes to retransmit: client the request, server the last response */
 	size_t outlen;
-	int code;                /* last response code sent (server) or received (client), 0 none */
-	unsigned interval;       /* current retransmission interval, ms */
-	struct timer t_retx;     /* A, E, G */
-	struct timer t_life;     /* B, D, F, H, I, J, K, L, M */
+	int code; /* last response code sent (server) or received (client), 0 none */
+	unsigned interval; /* current retransmission interval, ms */
+	struct timer t_retx; /* A, E, G */
+	struct timer t_life; /* B, D, F, H, I, J, K, L, M */
 	const struct txn_user *user;
 	void *uarg;
-	bool dying;              /* on the layer's free list */
+	bool dying; /* on the layer's free list */
 };
 
 enum txn_rx {
-	TXN_RX_NEW,        /* a new server transaction was created: *OUT, the user handles the request */
-	TXN_RX_ABSORBED,   /* a retransmission, answered or ignored by its transaction */
-	TXN_RX_ACK,        /* an ACK matching no transaction (ACK for a 2xx): dialog business */
-	TXN_RX_ERROR,      /* no memory, or a request without the fields needed to match it */
+	TXN_RX_NEW, /* a new server transaction was created: *OUT, the user handles the request */
+	TXN_RX_ABSORBED, /* a retransmission, answered or ignored by its transaction */
+	TXN_RX_ACK, /* an ACK matching no transaction (ACK for a 2xx): dialog business */
+	TXN_RX_ERROR, /* no memory, or a request without the fields needed to match it */
 };
 
 int txn_layer_new(struct txn_layer **out, const struct txn_env *env);

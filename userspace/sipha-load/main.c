@@ -7,10 +7,12 @@ int main(int argc, char **argv)
 {
 	if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
 		printf("usage: sipha-load MODE [options]\n"
-		       "sipha-load is not implemented in this build; use sipp (bench/) meanwhile.\n");
+		       "sipha-load is not implemented in this build; use sipp (bench/) "
+		       "meanwhile.\n");
 		return 0;
 	}
-	fprintf(stderr, "usage: sipha-load MODE [options]\n"
-			"sipha-load is not implemented in this build; use sipp (bench/) meanwhile.\n");
+	fprintf(stderr,
+		"usage: sipha-load MODE [options]\n"
+		"sipha-load is not implemented in this build; use sipp (bench/) meanwhile.\n");
 	return 2;
 }
