@@ -40,10 +40,12 @@ TOOL_SRC := $(wildcard tests/tools/*.c)
 TOOL_BIN := $(TOOL_SRC:%.c=$(B)/%)
 
 BINS := $(B)/siphad $(B)/siphactl $(B)/sipha-load
+# The daemon again with ASan/UBSan: the integration tests run this one.
+SAN_BINS := $(B)/siphad-san
 
 .PHONY: all tests test unit deps demo clean format
 .SECONDARY:
-all: $(BINS) $(BPF_OBJ) tests
+all: $(BINS) $(SAN_BINS) $(BPF_OBJ) tests
 tests: $(UNIT_BIN) $(BPFT_BIN) $(TOOL_BIN)
 
 # --- BPF: .bpf.c -> .bpf.o -> .skel.h (libbpf-bootstrap's chain) ---------------
@@ -74,6 +76,9 @@ $(B)/libsipha-san.a: $(SAN_OBJ)
 
 $(B)/siphad: $(B)/obj/userspace/siphad.o $(B)/libsipha.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/siphad-san: $(B)/san/userspace/siphad.o $(B)/libsipha-san.a
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
 
 $(B)/siphactl: $(B)/obj/userspace/siphactl.o $(B)/libsipha.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)

@@ -9,7 +9,7 @@ PKGS=(
 	libmnl-dev libnl-3-dev libnl-route-3-dev libinih-dev libjansson-dev
 	libsystemd-dev libcmocka-dev
 	sip-tester iproute2 ethtool iputils-arping nftables procps psmisc
-	valgrind clang-format
+	valgrind clang-format jq
 )
 
 missing=()

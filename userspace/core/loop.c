@@ -233,10 +233,36 @@ static void stream_free(struct loop_stream *s)
 	free(s);
 }
 
+/* Cancels every request and reaps the completions, so sockets held by
+ * multishot requests are released now (a restarted daemon can bind its
+ * ports at once) and datagrams still being sent are freed. */
+static void cancel_all(struct loop *l)
+{
+	struct __kernel_timespec ts = { .tv_nsec = 20 * 1000000 };
+	struct io_uring_sqe *sqe = get_sqe(l);
+	struct io_uring_cqe *cqe;
+
+	if (!sqe)
+		return;
+	io_uring_prep_cancel(sqe, NULL, IORING_ASYNC_CANCEL_ANY);
+	io_uring_sqe_set_data(sqe, NULL);
+	io_uring_submit(&l->ring);
+	for (int rounds = 0; rounds < 50; rounds++) {
+		if (io_uring_wait_cqe_timeout(&l->ring, &cqe, &ts))
+			break;
+		struct loop_op *op = io_uring_cqe_get_data(cqe);
+
+		if (op && op->kind == OP_DGRAM_SEND)
+			free(container_of(op, struct dgram_out, op));
+		io_uring_cqe_seen(&l->ring, cqe);
+	}
+}
+
 void loop_free(struct loop *l)
 {
 	if (!l)
 		return;
+	cancel_all(l);
 	/* Closing the ring cancels whatever is still in flight; only then are
 	 * the buffers those operations point into safe to free. */
 	io_uring_queue_exit(&l->ring);

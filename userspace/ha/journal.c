@@ -537,7 +537,7 @@ int jr_decode(struct jr_decoder *d, const uint8_t *buf, size_t len, size_t *cons
 	*consumed = 0;
 	if (d->failed)
 		return -EBADMSG;
-	if (len >= 2 && rd16(buf) != JR_MAGIC)
+	if ((len >= 1 && buf[0] != JR_MAGIC >> 8) || (len >= 2 && buf[1] != (JR_MAGIC & 0xff)))
 		return fail(d, "bad magic");
 	if (len >= 3 && buf[2] != JR_VERSION) {
 		d->err_version = buf[2];

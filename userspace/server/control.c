@@ -139,9 +139,9 @@ static json_t *cmd_vip(struct server *srv, json_t *args)
 	snprintf(addr, sizeof(addr), "%s/%u", srv->adv_host, cfg->vip.address.prefixlen);
 	json_object_set_new(o, "address", json_string(addr));
 	json_object_set_new(o, "interface", json_string(cfg->vip.interface));
-	/* Alone, the node always expects to hold the VIP; the kernel's view
+	/* Alone, the node holds the VIP while it runs; the kernel's view
 	 * ("present") is added by siphactl through libnl. */
-	json_object_set_new(o, "expected", json_true());
+	json_object_set_new(o, "expected", json_boolean(srv->vip_owned));
 	return o;
 }
 

@@ -10,6 +10,7 @@
 #include "server/control.h"
 #include "server/server.h"
 #include "garp.h"
+#include "vip.h"
 #include "xdp/xdp.h"
 
 void srv_new_tag(struct server *srv, char *buf, size_t len)
@@ -334,6 +335,26 @@ static int xdp_start(struct server *srv)
 	return 0;
 }
 
+/* A node without [ha] is its own active node: it holds the VIP for as
+ * long as it runs (with [ha] the role machine moves it). */
+static int vip_take(struct server *srv)
+{
+	const struct sipha_config *cfg = srv->cfg;
+	int ret = vip_add(cfg->vip.interface, &cfg->vip.address);
+
+	if (ret) {
+		pr_err("vip: cannot add %s/%u to %s: %s", srv->adv_host, cfg->vip.address.prefixlen,
+		       cfg->vip.interface, strerror(-ret));
+		return ret;
+	}
+	srv->vip_owned = true;
+	if (cfg->vip.garp_count && garp_send(cfg->vip.interface, &cfg->vip.address,
+					     cfg->vip.garp_count))
+		pr_warn("vip: gratuitous ARP/NA on %s failed", cfg->vip.interface);
+	pr_info("vip: %s/%u on %s", srv->adv_host, cfg->vip.address.prefixlen, cfg->vip.interface);
+	return 0;
+}
+
 int srv_init(struct server *srv, struct sipha_config *cfg, struct loop *l)
 {
 	int ret = srv_core_init(srv, cfg, loop_timers(l), transport_send, srv);
@@ -347,6 +368,11 @@ int srv_init(struct server *srv, struct sipha_config *cfg, struct loop *l)
 			srv);
 	if (ret)
 		goto err;
+	if (cfg->vip.present && !cfg->ha.present) {
+		ret = vip_take(srv);
+		if (ret)
+			goto err;
+	}
 	if (cfg->xdp.mode != CFG_XDP_OFF) {
 		ret = xdp_start(srv);
 		if (ret)
@@ -373,4 +399,14 @@ void srv_fini(struct server *srv)
 	srv_core_fini(srv);
 	sipt_close(srv->tp);
 	srv->tp = NULL;
+	if (srv->vip_owned) {
+		int ret = vip_del(srv->cfg->vip.interface, &srv->cfg->vip.address);
+
+		if (ret)
+			pr_err("vip: cannot remove %s from %s: %s", srv->adv_host,
+			       srv->cfg->vip.interface, strerror(-ret));
+		else
+			pr_info("vip: removed %s from %s", srv->adv_host, srv->cfg->vip.interface);
+		srv->vip_owned = false;
+	}
 }

@@ -136,7 +136,8 @@ static size_t tcp_data(struct loop_stream *s, void *arg, const char *buf, size_t
 			t->st.tcp_framing_errors++;
 			pr_warn("tcp %s: unframeable SIP stream, closing",
 				sipt_addr_str(&c->peer.addr, a, sizeof(a)));
-			loop_stream_close(s, false);
+			/* Answers already queued for this peer still go out. */
+			loop_stream_close(s, true);
 			return len;
 		}
 		if (buf[used] == '\r' || buf[used] == '\n') {
@@ -365,8 +366,12 @@ void sipt_close(struct sip_transport *t)
 	 * sockets and tables are ours. */
 	if (t->udp_fd >= 0)
 		close(t->udp_fd);
-	if (t->tcp_fd >= 0)
+	if (t->tcp_fd >= 0) {
+		/* Leaves LISTEN at once, so a restarted daemon can bind the port
+		 * even while the ring still holds the file for a moment. */
+		shutdown(t->tcp_fd, SHUT_RDWR);
 		close(t->tcp_fd);
+	}
 	for (uint32_t i = 0; t->conns && i < TCP_MAX_CONNS; i++) {
 		if (t->conns[i])
 			t->conns[i]->t = NULL;
