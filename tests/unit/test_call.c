@@ -568,6 +568,36 @@ static void test_routing_failures(void **state)
 	assert_int_equal(calls_count(f->srv.calls), 0);
 }
 
+static void test_accept_without_sdp_406(void **state)
+{
+	struct fx *f = *state;
+	struct sip_peer p = udp_peer("10.0.0.1", 5061);
+	osip_message_t *m;
+	osip_accept_t *acc = NULL;
+
+	inject(f, &p,
+	       "INVITE sip:3000@sipha.test SIP/2.0\r\n"
+	       "Via: SIP/2.0/UDP 10.0.0.1:5061;branch=z9hG4bKacc\r\n"
+	       "Max-Forwards: 70\r\nFrom: <sip:alice@sipha.test>;tag=f\r\n"
+	       "To: <sip:3000@sipha.test>\r\nCall-ID: acc@x\r\nCSeq: 1 INVITE\r\n"
+	       "Accept: text/nobodyKnowsThis\r\nContent-Length: 0\r\n\r\n");
+	m = expect_response(f, 406, "INVITE");
+	assert_int_equal(osip_message_get_accept(m, 0, &acc), 0);
+	assert_string_equal(acc->subtype, "sdp");
+	osip_message_free(m);
+	expect_none(f);
+	assert_int_equal(calls_count(f->srv.calls), 0);
+	/* application/sdp among others is fine */
+	inject(f, &p,
+	       "INVITE sip:3000@sipha.test SIP/2.0\r\n"
+	       "Via: SIP/2.0/UDP 10.0.0.1:5061;branch=z9hG4bKacc2\r\n"
+	       "Max-Forwards: 70\r\nFrom: <sip:alice@sipha.test>;tag=f\r\n"
+	       "To: <sip:3000@sipha.test>\r\nCall-ID: acc2@x\r\nCSeq: 1 INVITE\r\n"
+	       "Accept: text/plain, application/sdp\r\nContent-Length: 0\r\n\r\n");
+	osip_message_free(expect_response(f, 100, "INVITE"));
+	osip_message_free(expect_request(f, "INVITE", NULL));
+}
+
 static void test_registered_extension(void **state)
 {
 	struct fx *f = *state;
@@ -793,6 +823,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cancel_before_answer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_busy_relayed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_routing_failures, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_accept_without_sdp_406, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_registered_extension, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_answer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_answer_before_provisional, setup, teardown),

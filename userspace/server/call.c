@@ -754,6 +754,26 @@ static int build_b_invite(struct call *c, const osip_message_t *req, const char 
 	return 0;
 }
 
+/* §21.4.7: a caller whose Accept rules out every body type sipha relays
+ * (application/sdp) cannot take the answer's session description. */
+static bool accepts_sdp(const osip_message_t *req)
+{
+	osip_accept_t *a = NULL;
+	int pos = 0;
+
+	if (osip_message_get_accept(req, 0, &a) < 0)
+		return true; /* no Accept: application/sdp is implied */
+	while (osip_message_get_accept(req, pos++, &a) >= 0) {
+		if (!a || !a->type)
+			return true; /* an empty Accept value: lenient */
+		if (!strcmp(a->type, "*") ||
+		    (!osip_strcasecmp(a->type, "application") && a->subtype &&
+		     (!strcmp(a->subtype, "*") || !osip_strcasecmp(a->subtype, "sdp"))))
+			return true;
+	}
+	return false;
+}
+
 void call_on_invite(struct server *srv, struct txn *st, osip_message_t *req)
 {
 	struct call_table *ct = srv->calls;
@@ -769,6 +789,18 @@ void call_on_invite(struct server *srv, struct txn *st, osip_message_t *req)
 	if (osip_message_get_max_forwards(req, 0, &mf) >= 0 && mf && mf->hvalue &&
 	    strtol(mf->hvalue, NULL, 10) <= 0) {
 		txn_reply(st, 483, "Too Many Hops", NULL);
+		srv->st.calls_failed++;
+		return;
+	}
+	if (!accepts_sdp(req)) {
+		osip_message_t *r = NULL;
+
+		srv_new_tag(srv, tag, sizeof(tag));
+		if (!sipmsg_response(req, 406, "Not Acceptable", tag, &r)) {
+			osip_message_set_accept(r, "application/sdp");
+			txn_respond(st, r);
+			osip_message_free(r);
+		}
 		srv->st.calls_failed++;
 		return;
 	}

@@ -6,8 +6,10 @@
 
 #include "core/log.h"
 #include "server/registrar.h"
+#include "sip/msg.h"
 
 struct registrar {
+	char user[256]; /* the AoR user of the last REGISTER (reg_result) */
 	struct timer_wheel *tw;
 	struct reg_limits lim;
 	struct reg_aor **buckets;
@@ -341,9 +343,46 @@ static void free_changes(struct reg_change *c, unsigned n)
 		osip_free(c[i].uri);
 }
 
-/* Reads the Contacts of REQ into CH; false with RES set on a refusal. */
+/* Contact URIs as written, in order (RAW_MAX of them at most). */
+struct raw_contacts {
+	char *uri[REG_MAX_CONTACTS_PER_REQ + 1];
+	unsigned n;
+	bool overflow;
+};
+
+static void collect_contact(void *arg, const char *uri, size_t len)
+{
+	struct raw_contacts *rc = arg;
+
+	if (len == 1 && uri[0] == '*')
+		return; /* the wildcard has no URI */
+	if (rc->n == REG_MAX_CONTACTS_PER_REQ + 1) {
+		rc->overflow = true;
+		return;
+	}
+	rc->uri[rc->n] = osip_malloc(len + 1);
+	if (!rc->uri[rc->n]) {
+		rc->overflow = true;
+		return;
+	}
+	memcpy(rc->uri[rc->n], uri, len);
+	rc->uri[rc->n++][len] = '\0';
+}
+
+static void take_user(void *arg, const char *uri, size_t len)
+{
+	struct registrar *r = arg;
+
+	if (sipmsg_uri_user(uri, len, r->user, sizeof(r->user)))
+		r->user[0] = '\0';
+}
+
+/* Reads the Contacts of REQ into CH; false with RES set on a refusal.
+ * RC holds the same contacts as written; used when they line up one to
+ * one with what libosip2 parsed. */
 static bool read_contacts(struct registrar *r, const osip_message_t *req, unsigned hdr_expires,
-			  struct reg_change *ch, unsigned *nch, bool *star, struct reg_result *res)
+			  struct raw_contacts *rc, struct reg_change *ch, unsigned *nch, bool *star,
+			  struct reg_result *res)
 {
 	osip_contact_t *c;
 	int pos = 0;
@@ -384,7 +423,10 @@ static bool read_contacts(struct registrar *r, const osip_message_t *req, unsign
 		}
 		if (e > r->lim.max_expires)
 			e = r->lim.max_expires;
-		if (osip_uri_to_str(c->url, &ch[*nch].uri) != 0) {
+		if (rc->n && !rc->overflow) {
+			ch[*nch].uri = rc->uri[*nch];
+			rc->uri[*nch] = NULL;
+		} else if (osip_uri_to_str(c->url, &ch[*nch].uri) != 0) {
 			fail(res, 400, "Bad Contact");
 			return false;
 		}
@@ -414,9 +456,22 @@ static bool in_order(const struct reg_aor *a, const char *uri, const char *call_
 	return !b || strcmp(b->call_id, call_id) || cseq >= b->cseq;
 }
 
-void reg_register(struct registrar *r, const osip_message_t *req, const struct sip_peer *src,
-		  uint64_t now, struct reg_result *res)
+static unsigned count_contacts(const osip_message_t *req)
 {
+	osip_contact_t *c;
+	unsigned n = 0;
+	int pos = 0;
+
+	while (osip_message_get_contact(req, pos++, &c) >= 0)
+		if (!(c->displayname && !strcmp(c->displayname, "*") && !c->url))
+			n++;
+	return n;
+}
+
+void reg_register(struct registrar *r, const osip_message_t *req, const char *raw, size_t rawlen,
+		  const struct sip_peer *src, uint64_t now, struct reg_result *res)
+{
+	struct raw_contacts rc = { .n = 0 };
 	struct reg_change ch[REG_MAX_CONTACTS_PER_REQ];
 	osip_header_t *eh = NULL;
 	const osip_uri_t *to;
@@ -442,8 +497,14 @@ void reg_register(struct registrar *r, const osip_message_t *req, const struct s
 		fail(res, 403, "Domain Not Served");
 		return;
 	}
-	res->aor_user = to->username;
-	if (strlen(to->username) > 128) {
+	/* The AoR key: the To user as written, in canonical escaped form. */
+	r->user[0] = '\0';
+	if (raw)
+		sipmsg_raw_uris(raw, rawlen, false, take_user, r);
+	if (!r->user[0])
+		snprintf(r->user, sizeof(r->user), "%s", to->username);
+	res->aor_user = r->user;
+	if (strlen(r->user) > 128) {
 		fail(res, 404, "Not Found");
 		return;
 	}
@@ -454,16 +515,21 @@ void reg_register(struct registrar *r, const osip_message_t *req, const struct s
 	}
 	call_id = req->call_id && req->call_id->number ? req->call_id->number : "";
 	cseq = req->cseq && req->cseq->number ? (uint32_t)strtoul(req->cseq->number, NULL, 10) : 0;
-	if (!read_contacts(r, req, hdr_expires, ch, &nch, &star, res))
+	if (raw) {
+		sipmsg_raw_uris(raw, rawlen, true, collect_contact, &rc);
+		if (rc.n != count_contacts(req))
+			rc.overflow = true; /* they do not line up: use libosip2's */
+	}
+	if (!read_contacts(r, req, hdr_expires, &rc, ch, &nch, &star, res))
 		goto out;
 
-	a = aor_get(r, to->username, false);
+	a = aor_get(r, r->user, false);
 	if (star) {
 		if (!in_order(a, NULL, call_id, cseq)) {
 			fail(res, 500, "Out of Order");
 			goto out;
 		}
-		reg_unbind_all(r, to->username);
+		reg_unbind_all(r, r->user);
 		goto out;
 	}
 	for (unsigned i = 0; i < nch; i++) {
@@ -483,7 +549,7 @@ void reg_register(struct registrar *r, const osip_message_t *req, const struct s
 		goto out;
 	}
 	for (unsigned i = 0; i < nch; i++) {
-		if (reg_bind(r, to->username, ch[i].uri, ch[i].expires, call_id, cseq, ch[i].q, src,
+		if (reg_bind(r, r->user, ch[i].uri, ch[i].expires, call_id, cseq, ch[i].q, src,
 			     now)) {
 			/* Only memory can fail here, the limits were checked. */
 			fail(res, 500, "Server Internal Error");
@@ -492,6 +558,8 @@ void reg_register(struct registrar *r, const osip_message_t *req, const struct s
 	}
 out:
 	free_changes(ch, nch);
+	for (unsigned i = 0; i < rc.n; i++)
+		osip_free(rc.uri[i]);
 }
 
 int reg_fill_contacts(struct registrar *r, const char *user, uint64_t now, osip_message_t *resp)

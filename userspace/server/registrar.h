@@ -58,9 +58,13 @@ int reg_new(struct registrar **out, struct timer_wheel *tw, const struct reg_lim
 void reg_free(struct registrar *r);
 
 /* Processes REGISTER REQ at NOW (ms): every check of RFC 3261 §10.3 first,
- * then all changes at once, so a refused request changes nothing. */
-void reg_register(struct registrar *r, const osip_message_t *req, const struct sip_peer *src,
-		  uint64_t now, struct reg_result *res);
+ * then all changes at once, so a refused request changes nothing.
+ */
+/* RAW/RAWLEN (may be NULL/0) are the octets REQ was parsed from: the AoR
+ * and the contacts are taken from them as written, since libosip2 decodes
+ * escapes (an escaped NUL would cut them short). */
+void reg_register(struct registrar *r, const osip_message_t *req, const char *raw, size_t rawlen,
+		  const struct sip_peer *src, uint64_t now, struct reg_result *res);
 
 /* Adds one Contact header per binding of USER (with ;expires=remaining) to
  * RESP.  0 or -ENOMEM. */

@@ -63,12 +63,13 @@ out:
 	osip_message_free(resp);
 }
 
-static void handle_register(struct server *srv, struct txn *st, osip_message_t *req)
+static void handle_register(struct server *srv, struct txn *st, osip_message_t *req,
+			    const char *raw, size_t len)
 {
 	struct reg_result res;
 	char minexp[16];
 
-	reg_register(srv->reg, req, &st->peer, srv->tw->now, &res);
+	reg_register(srv->reg, req, raw, len, &st->peer, srv->tw->now, &res);
 	if (res.code != 200) {
 		struct extra_hdr h = { "Min-Expires", minexp };
 
@@ -88,7 +89,8 @@ static bool has_to_tag(const osip_message_t *m)
 	return m->to && osip_to_get_tag(m->to, &p) == 0 && p && p->gvalue;
 }
 
-static void handle_new(struct server *srv, struct txn *st, osip_message_t *req)
+static void handle_new(struct server *srv, struct txn *st, osip_message_t *req, const char *raw,
+		       size_t len)
 {
 	static const struct extra_hdr allow = { "Allow", SIPHA_ALLOW };
 	enum sip_method m = sipmsg_method_id(req->sip_method);
@@ -103,7 +105,7 @@ static void handle_new(struct server *srv, struct txn *st, osip_message_t *req)
 	}
 	switch (m) {
 	case SIP_REGISTER:
-		handle_register(srv, st, req);
+		handle_register(srv, st, req, raw, len);
 		break;
 	case SIP_OPTIONS: {
 		const struct extra_hdr h[] = { allow, { "Accept", "application/sdp" } };
@@ -163,7 +165,7 @@ static void handle_request(struct server *srv, const struct sip_peer *from, osip
 	}
 	switch (txn_rx_request(srv->txns, req, from, &st)) {
 	case TXN_RX_NEW:
-		handle_new(srv, st, st->req);
+		handle_new(srv, st, st->req, raw, len);
 		break;
 	case TXN_RX_ABSORBED:
 		srv->st.sip_rx_retransmissions++;
@@ -348,8 +350,8 @@ static int vip_take(struct server *srv)
 		return ret;
 	}
 	srv->vip_owned = true;
-	if (cfg->vip.garp_count && garp_send(cfg->vip.interface, &cfg->vip.address,
-					     cfg->vip.garp_count))
+	if (cfg->vip.garp_count &&
+	    garp_send(cfg->vip.interface, &cfg->vip.address, cfg->vip.garp_count))
 		pr_warn("vip: gratuitous ARP/NA on %s failed", cfg->vip.interface);
 	pr_info("vip: %s/%u on %s", srv->adv_host, cfg->vip.address.prefixlen, cfg->vip.interface);
 	return 0;

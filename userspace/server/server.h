@@ -66,7 +66,7 @@ struct server {
 	struct call_table *calls;
 	struct control *ctl;
 	struct sxdp *xdp; /* NULL with [xdp] mode = off */
-	bool vip_owned;   /* we added the VIP and remove it on exit */
+	bool vip_owned; /* we added the VIP and remove it on exit */
 	struct timer xdp_tick; /* the dead man's switch heartbeat */
 	unsigned t1_ms, t2_ms, t4_ms;
 	struct srv_stats st;

@@ -88,6 +88,18 @@ int sipmsg_response(const osip_message_t *req, int code, const char *reason, con
 /* Serialises M; *BUF is malloc'd (free it).  Returns 0 or -ENOMEM/-EINVAL. */
 int sipmsg_to_str(osip_message_t *m, char **buf, size_t *len);
 
+/* Calls FN for each URI as written in the raw message: the To URI
+ * (CONTACTS false) or every Contact URI in order (CONTACTS true), without
+ * the angle brackets and without header parameters.  0 or -EBADMSG. */
+typedef void (*sipmsg_uri_fn)(void *arg, const char *uri, size_t len);
+int sipmsg_raw_uris(const char *buf, size_t len, bool contacts, sipmsg_uri_fn fn, void *arg);
+
+/* The user part of URI[0..N) in canonical form (RFC 3261 §19.1.4):
+ * escapes of characters allowed plainly are decoded, every other octet —
+ * an escaped NUL included — is written %XX.  0, -ENOENT (no user part),
+ * -EINVAL or -ENAMETOOLONG. */
+int sipmsg_uri_user(const char *uri, size_t n, char *out, size_t outlen);
+
 /* Default reason phrase for a status code ("Unknown" if none). */
 const char *sipmsg_reason(int code);
 

@@ -1,0 +1,1013 @@
+/* HA link over real TCP on 127.0.0.1, driven by the real loop.
+ *
+ * Two links share one loop in this process for most tests.  A peer that dies
+ * (kill -9), hangs (SIGSTOP) or restarts runs as a child process: this binary
+ * re-executed with --hal-peer, a link of its own that acknowledges every
+ * record and exits cleanly (ASan leak check included) when its stdin closes.
+ * Every wait is bounded: the loop runs under a deadline timer. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "core/log.h"
+#include "core/loop.h"
+#include "ha/link.h"
+
+extern char **environ;
+
+#define HB 10
+#define TO_STABLE 250 /* tests that must not see a timeout */
+#define TO_DEAD 60    /* tests that measure one */
+#define DEAD_SLACK 50 /* how late on_peer_dead may be, in ms, under ASan */
+
+/* --- a side of the pair ---------------------------------------------------- */
+
+struct side {
+	const char *id;
+	uint64_t epoch;
+	uint64_t instance;
+	uint8_t mac[6];
+	struct loop *l;
+	struct hal_link *h;
+
+	int ups, downs, deads, goodbyes, hellos;
+	struct jr_hello peer;
+	uint64_t t_up, t_down, t_dead;
+	uint64_t rx_at_dead; /* stats.last_rx_ms when on_peer_dead came */
+	int down_err;
+	char down_reason[160];
+	char events[32]; /* U up, D down, X dead, G goodbye, in order */
+	unsigned nev;
+
+	bool auto_ack;
+	uint64_t next_seq; /* the RECORD seq expected next; 0: any */
+	uint64_t recs, regs, snaps, out_of_order;
+};
+
+static void ev(struct side *s, char c)
+{
+	if (s->nev < sizeof(s->events) - 1)
+		s->events[s->nev++] = c;
+}
+
+static void fill_binding(struct jr_reg_binding *rb, uint64_t seq)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)&rb->src;
+
+	memset(rb, 0, sizeof(*rb));
+	snprintf(rb->user, sizeof(rb->user), "%llu", (unsigned long long)(1000 + seq % 100));
+	snprintf(rb->contact, sizeof(rb->contact), "sip:u%llu@10.0.0.1:5060",
+		 (unsigned long long)seq);
+	snprintf(rb->call_id, sizeof(rb->call_id), "call-%llu", (unsigned long long)seq);
+	rb->expires_ms = 3600000 - seq;
+	rb->cseq = (uint32_t)seq;
+	rb->q = (uint16_t)(seq % 1001);
+	rb->src_proto = JR_PROTO_UDP;
+	sin->sin_family = AF_INET;
+	sin->sin_port = htons(5060);
+	sin->sin_addr.s_addr = htonl(0x0a000001);
+}
+
+static void cb_up(void *arg, const struct jr_hello *peer)
+{
+	struct side *s = arg;
+
+	s->ups++;
+	s->peer = *peer;
+	s->t_up = loop_now(s->l);
+	ev(s, 'U');
+}
+
+static void cb_down(void *arg, int err, const char *reason)
+{
+	struct side *s = arg;
+
+	s->downs++;
+	s->down_err = err;
+	snprintf(s->down_reason, sizeof(s->down_reason), "%s", reason);
+	s->t_down = loop_now(s->l);
+	ev(s, 'D');
+}
+
+static void cb_dead(void *arg)
+{
+	struct side *s = arg;
+
+	s->deads++;
+	s->t_dead = loop_now(s->l);
+	s->rx_at_dead = hal_stats(s->h)->last_rx_ms;
+	ev(s, 'X');
+}
+
+static void cb_frame(void *arg, const struct jr_frame *f)
+{
+	struct side *s = arg;
+	struct jr_record r;
+
+	switch (f->type) {
+	case JR_T_GOODBYE:
+		s->goodbyes++;
+		ev(s, 'G');
+		return;
+	case JR_T_HELLO:
+		s->hellos++;
+		return;
+	case JR_T_SNAPSHOT_BEGIN:
+	case JR_T_SNAPSHOT_END:
+		s->snaps++;
+		break;
+	case JR_T_RECORD:
+		if (jr_record_decode(f, &r))
+			return;
+		if (s->next_seq && r.seq != s->next_seq)
+			s->out_of_order++;
+		s->next_seq = r.seq + 1;
+		s->recs++;
+		if (r.kind == JR_KIND_REGISTRATION) {
+			struct jr_reg_binding got, want;
+
+			fill_binding(&want, r.seq);
+			if (!jr_reg_decode(&r, &got) && !memcmp(&got, &want, sizeof(got)))
+				s->regs++;
+		}
+		break;
+	default:
+		return;
+	}
+	if (s->auto_ack)
+		hal_send_ack(s->h, f->seq);
+}
+
+static const struct hal_ops side_ops = {
+	.on_up = cb_up,
+	.on_frame = cb_frame,
+	.on_down = cb_down,
+	.on_peer_dead = cb_dead,
+};
+
+static void mkaddr(struct sockaddr_storage *ss, socklen_t *len, uint16_t port)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	sin->sin_family = AF_INET;
+	sin->sin_port = htons(port);
+	sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	*len = sizeof(*sin);
+}
+
+static int side_start(struct side *s, struct loop *l, uint16_t listen, uint16_t peer, unsigned hb,
+		      unsigned to)
+{
+	struct hal_config c;
+
+	memset(&c, 0, sizeof(c));
+	c.node_id = s->id;
+	c.epoch = s->epoch;
+	c.instance = s->instance;
+	c.priority = 100;
+	c.redundancy = JR_RED_HOT;
+	c.role = JR_ROLE_PRIMARY;
+	c.state = JR_STATE_STARTING;
+	memcpy(c.mac, s->mac, 6);
+	mkaddr(&c.listen, &c.listen_len, listen);
+	mkaddr(&c.peer, &c.peer_len, peer);
+	c.heartbeat_ms = hb;
+	c.timeout_ms = to;
+	c.backoff_min_ms = 20;
+	c.backoff_max_ms = 200;
+	s->l = l;
+	return hal_new(l, &c, &side_ops, s, &s->h);
+}
+
+/* Two distinct free ports: both held while picking, so they differ. */
+static void free_ports(uint16_t *a, uint16_t *b)
+{
+	int fd[2];
+
+	for (int i = 0; i < 2; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len;
+
+		fd[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		assert_true(fd[i] >= 0);
+		mkaddr(&ss, &len, 0);
+		assert_int_equal(bind(fd[i], (struct sockaddr *)&ss, len), 0);
+		assert_int_equal(getsockname(fd[i], (struct sockaddr *)&ss, &len), 0);
+		*(i ? b : a) = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	}
+	close(fd[0]);
+	close(fd[1]);
+}
+
+/* --- running the loop under a deadline --------------------------------------- */
+
+struct runner {
+	struct timer t;
+	struct loop *l;
+	bool (*pred)(void *arg);
+	void *arg;
+	uint64_t deadline;
+	bool ok;
+};
+
+static void runner_tick(struct timer *t)
+{
+	struct runner *r = container_of(t, struct runner, t);
+
+	if (r->pred && r->pred(r->arg)) {
+		r->ok = true;
+		loop_stop(r->l);
+	} else if (loop_now(r->l) >= r->deadline) {
+		loop_stop(r->l);
+	} else {
+		loop_timer_in(r->l, &r->t, 1);
+	}
+}
+
+/* Runs L until PRED holds (true) or MAX_MS passed (false). */
+static bool run_until(struct loop *l, bool (*pred)(void *), void *arg, unsigned max_ms)
+{
+	struct runner r = { .l = l, .pred = pred, .arg = arg };
+	struct timespec ts;
+
+	/* loop_now() is from the last iteration; the deadline is from now. */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	r.deadline = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 + max_ms;
+	timer_init(&r.t, runner_tick);
+	loop_timer_in(l, &r.t, 0);
+	assert_int_equal(loop_run(l), 0);
+	timer_del(loop_timers(l), &r.t);
+	return r.ok;
+}
+
+static void run_for(struct loop *l, unsigned ms)
+{
+	run_until(l, NULL, NULL, ms);
+}
+
+/* --- fixture ------------------------------------------------------------------ */
+
+struct fx {
+	struct loop *l;
+	struct side a, b;
+	uint16_t pa, pb;
+};
+
+static void side_init(struct side *s, const char *id, uint64_t epoch, uint64_t instance,
+		      uint8_t mac_last)
+{
+	memset(s, 0, sizeof(*s));
+	s->id = id;
+	s->epoch = epoch;
+	s->instance = instance;
+	s->mac[0] = 0x02;
+	s->mac[5] = mac_last;
+	s->auto_ack = true;
+}
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	assert_int_equal(loop_new(&f->l), 0);
+	free_ports(&f->pa, &f->pb);
+	side_init(&f->a, "a", 5, 0xa1, 0xaa);
+	side_init(&f->b, "b", 9, 0xb1, 0xbb);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+
+	hal_free(f->a.h);
+	hal_free(f->b.h);
+	loop_free(f->l);
+	free(f);
+	return 0;
+}
+
+static bool both_up(void *arg)
+{
+	struct fx *f = arg;
+
+	return hal_is_up(f->a.h) && hal_is_up(f->b.h) && hal_stats(f->a.h)->conns == 1 &&
+	       hal_stats(f->b.h)->conns == 1;
+}
+
+static void start_pair(struct fx *f, unsigned to)
+{
+	assert_int_equal(side_start(&f->a, f->l, f->pa, f->pb, HB, to), 0);
+	assert_int_equal(side_start(&f->b, f->l, f->pb, f->pa, HB, to), 0);
+	assert_true(run_until(f->l, both_up, f, 3000));
+}
+
+static uint16_t port_of(const struct sockaddr_storage *ss)
+{
+	return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+}
+
+/* --- tests ------------------------------------------------------------------------ */
+
+static void test_up_hello_heartbeats(void **state)
+{
+	struct fx *f = *state;
+	struct hal_conn_info ia, ib;
+	struct jr_record r = { .seq = 1, .kind = JR_KIND_AGENT, .op = JR_OP_DELETE };
+	uint64_t hb_a, hb_b;
+
+	assert_int_equal(side_start(&f->a, f->l, f->pa, f->pb, HB, TO_STABLE), 0);
+	assert_int_equal(side_start(&f->b, f->l, f->pb, f->pa, HB, TO_STABLE), 0);
+	/* Nothing goes out before the link is up. */
+	r.key = (const uint8_t *)"k";
+	r.key_len = 1;
+	assert_false(hal_is_up(f->a.h));
+	assert_null(hal_peer(f->a.h));
+	assert_int_equal(hal_send_ack(f->a.h, 1), -ENOTCONN);
+	assert_int_equal(hal_send_record(f->a.h, &r), -ENOTCONN);
+	assert_int_equal(hal_conn_info(f->a.h, &ia), -ENOTCONN);
+
+	assert_true(run_until(f->l, both_up, f, 3000));
+	/* Each side got the other's HELLO. */
+	assert_string_equal(f->a.peer.node_id, "b");
+	assert_int_equal(f->a.peer.epoch, 9);
+	assert_int_equal(f->a.peer.instance, 0xb1);
+	assert_memory_equal(f->a.peer.mac, f->b.mac, 6);
+	assert_int_equal(f->a.peer.proto_major, JR_VERSION);
+	assert_string_equal(f->b.peer.node_id, "a");
+	assert_int_equal(f->b.peer.epoch, 5);
+	assert_int_equal(f->b.peer.instance, 0xa1);
+	assert_memory_equal(f->b.peer.mac, f->a.mac, 6);
+	assert_string_equal(hal_peer(f->b.h)->node_id, "a");
+	/* One connection, the same on both sides, and started at once by both:
+	 * the one "a" (the lower id) initiated. */
+	assert_int_equal(hal_conn_info(f->a.h, &ia), 0);
+	assert_int_equal(hal_conn_info(f->b.h, &ib), 0);
+	assert_int_equal(port_of(&ia.local), port_of(&ib.remote));
+	assert_int_equal(port_of(&ia.remote), port_of(&ib.local));
+	assert_true(ia.outbound);
+	assert_false(ib.outbound);
+	assert_int_equal(port_of(&ia.remote), f->pb);
+
+	/* Heartbeats both ways while idle, and no false alarm. */
+	hb_a = hal_stats(f->a.h)->heartbeats_in;
+	hb_b = hal_stats(f->b.h)->heartbeats_in;
+	run_for(f->l, 200);
+	assert_true(hal_stats(f->a.h)->heartbeats_in >= hb_a + 8);
+	assert_true(hal_stats(f->b.h)->heartbeats_in >= hb_b + 8);
+	assert_true(hal_stats(f->a.h)->heartbeats_out >= 8);
+	assert_int_equal(f->a.ups, 1);
+	assert_int_equal(f->b.ups, 1);
+	assert_int_equal(f->a.downs + f->b.downs + f->a.deads + f->b.deads, 0);
+	assert_int_equal(hal_stats(f->a.h)->conns, 1);
+	assert_int_equal(hal_stats(f->b.h)->conns, 1);
+	assert_int_equal(hal_stats(f->a.h)->decode_errors + hal_stats(f->b.h)->decode_errors, 0);
+	assert_true(hal_stats(f->a.h)->last_rx_ms + 2 * HB >= loop_now(f->l));
+}
+
+struct want_recs {
+	struct fx *f;
+	uint64_t n;
+};
+
+static bool all_acked(void *arg)
+{
+	struct want_recs *w = arg;
+
+	return w->f->b.recs >= w->n && hal_sync_lag(w->f->a.h) == 0 &&
+	       hal_stats(w->f->a.h)->last_seq_acked >= w->n;
+}
+
+static void test_records_in_order_and_acks(void **state)
+{
+	enum { N = 3000 };
+	struct fx *f = *state;
+	struct want_recs w = { f, N };
+	struct jr_buf b;
+	uint8_t fields[2100];
+
+	start_pair(f, TO_STABLE);
+	jr_buf_init(&b);
+	/* All queued before the loop runs again: the stream carries a few MB
+	 * and B sees frames split across reads. */
+	for (uint64_t seq = 1; seq <= N; seq++) {
+		if (seq % 3 == 0) {
+			struct jr_reg_binding rb;
+
+			fill_binding(&rb, seq);
+			jr_buf_reset(&b);
+			assert_int_equal(jr_reg_encode(&b, seq, JR_OP_UPSERT, &rb), 0);
+			assert_int_equal(hal_send_frame(f->a.h, b.data, b.len), 0);
+		} else {
+			struct jr_record r = { .seq = seq, .kind = JR_KIND_CALL, .op = JR_OP_UPSERT };
+			size_t flen = (seq * 37) % 2000;
+			char key[32];
+
+			/* Fields: one opaque attribute of FLEN bytes. */
+			fields[0] = 0, fields[1] = 1, fields[2] = 0, fields[3] = 0;
+			fields[4] = (uint8_t)(flen >> 8), fields[5] = (uint8_t)flen;
+			memset(fields + 6, (int)(seq & 0xff), flen);
+			snprintf(key, sizeof(key), "call-%llu", (unsigned long long)seq);
+			r.key = (const uint8_t *)key;
+			r.key_len = (uint32_t)strlen(key);
+			r.has_fields = true;
+			r.fields = fields;
+			r.fields_len = (uint32_t)(6 + flen);
+			assert_int_equal(hal_send_record(f->a.h, &r), 0);
+		}
+	}
+	assert_int_equal(hal_stats(f->a.h)->last_seq_sent, N);
+	assert_int_equal(hal_sync_lag(f->a.h), N);
+	assert_true(run_until(f->l, all_acked, &w, 5000));
+	assert_int_equal(f->b.recs, N);
+	assert_int_equal(f->b.out_of_order, 0);
+	assert_int_equal(f->b.regs, N / 3);
+	assert_int_equal(hal_stats(f->b.h)->last_ack_sent, N);
+	assert_int_equal(hal_stats(f->a.h)->last_seq_acked, N);
+	assert_int_equal(hal_sync_lag(f->a.h), 0);
+
+	/* Several frames in one call arrive in order too. */
+	jr_buf_reset(&b);
+	assert_int_equal(jr_snapshot_encode(&b, JR_T_SNAPSHOT_BEGIN, N + 2, 1), 0);
+	{
+		struct jr_reg_binding rb;
+
+		fill_binding(&rb, N + 1);
+		assert_int_equal(jr_reg_encode(&b, N + 1, JR_OP_UPSERT, &rb), 0);
+		fill_binding(&rb, N + 2);
+		assert_int_equal(jr_reg_encode(&b, N + 2, JR_OP_UPSERT, &rb), 0);
+	}
+	assert_int_equal(jr_snapshot_encode(&b, JR_T_SNAPSHOT_END, N + 2, 1), 0);
+	assert_int_equal(hal_send_frame(f->a.h, b.data, b.len), 0);
+	w.n = N + 2;
+	assert_true(run_until(f->l, all_acked, &w, 3000));
+	assert_int_equal(f->b.snaps, 2);
+	assert_int_equal(f->b.regs, N / 3 + 2);
+	assert_int_equal(f->b.out_of_order, 0);
+
+	/* What hal_send_frame refuses, without harm to the link. */
+	jr_buf_reset(&b);
+	{
+		struct jr_hello h = { .proto_major = 1, .node_id = "a" };
+
+		assert_int_equal(jr_hello_encode(&b, &h), 0);
+	}
+	assert_int_equal(hal_send_frame(f->a.h, b.data, b.len), -EINVAL);
+	jr_buf_reset(&b);
+	assert_int_equal(jr_simple_encode(&b, JR_T_HEARTBEAT, 1), 0);
+	assert_int_equal(hal_send_frame(f->a.h, b.data, b.len), -EINVAL);
+	jr_buf_reset(&b);
+	assert_int_equal(jr_simple_encode(&b, JR_T_ACK, 1), 0);
+	assert_int_equal(hal_send_frame(f->a.h, b.data, b.len - 1), -EINVAL); /* partial */
+	assert_int_equal(hal_send_frame(f->a.h, "garbage!garbage!", 16), -EINVAL);
+	{
+		size_t big = HAL_MAX_PAYLOAD + 1 - JR_ATTR_HDR_LEN;
+		uint8_t *p = calloc(1, big);
+
+		assert_non_null(p);
+		jr_buf_reset(&b);
+		assert_int_equal(jr_frame_begin(&b, JR_T_SNAPSHOT_BEGIN, N + 3), 0);
+		jr_put_bytes(&b, 100, p, big);
+		assert_int_equal(jr_frame_end(&b), 0);
+		assert_int_equal(hal_send_frame(f->a.h, b.data, b.len), -EMSGSIZE);
+		free(p);
+	}
+	run_for(f->l, 50);
+	assert_true(hal_is_up(f->a.h));
+	assert_int_equal(f->a.downs + f->b.downs, 0);
+	assert_int_equal(hal_stats(f->b.h)->decode_errors, 0);
+	jr_buf_free(&b);
+}
+
+static bool a_dead(void *arg)
+{
+	return ((struct fx *)arg)->a.deads > 0;
+}
+
+static bool a_up_twice(void *arg)
+{
+	struct fx *f = arg;
+
+	return f->a.ups >= 2 && both_up(f);
+}
+
+static void check_dead_timing(const struct side *s, unsigned to)
+{
+	/* Never early; late only by the loop's reaction time. */
+	assert_true(s->t_dead >= s->rx_at_dead + to);
+	assert_true(s->t_dead <= s->rx_at_dead + to + DEAD_SLACK);
+	assert_true(s->t_down <= s->t_dead);
+}
+
+static void test_stop_then_start(void **state)
+{
+	struct fx *f = *state;
+
+	start_pair(f, TO_DEAD);
+	hal_stop(f->b.h, JR_BYE_SHUTDOWN, "maintenance");
+	/* The local side sees its own link go down, never a dead peer. */
+	assert_int_equal(f->b.downs, 1);
+	assert_false(hal_is_up(f->b.h));
+	assert_true(run_until(f->l, a_dead, f, 2000));
+	/* A: the GOODBYE, then down, then dead timeout_ms after B's last frame. */
+	assert_string_equal(f->a.events, "UGDX");
+	assert_non_null(strstr(f->a.down_reason, "goodbye (shutdown): maintenance"));
+	check_dead_timing(&f->a, TO_DEAD);
+	assert_int_equal(f->b.deads, 0);
+	/* A keeps knocking; a stopped B turns it away. */
+	run_for(f->l, 100);
+	assert_true(hal_stats(f->b.h)->accepts_refused >= 1);
+	assert_int_equal(f->a.ups, 1);
+	assert_int_equal(f->a.deads, 1); /* once per silence */
+
+	hal_start(f->b.h);
+	assert_true(run_until(f->l, a_up_twice, f, 3000));
+	assert_int_equal(f->b.ups, 2);
+	assert_int_equal(hal_stats(f->a.h)->reconnects, 1);
+	assert_int_equal(hal_stats(f->a.h)->ups, 2);
+	assert_string_equal(f->a.events, "UGDXU");
+}
+
+static bool b_got_hello(void *arg)
+{
+	return ((struct fx *)arg)->b.hellos > 0;
+}
+
+static void test_hello_update(void **state)
+{
+	struct fx *f = *state;
+
+	start_pair(f, TO_STABLE);
+	assert_int_equal(hal_update_hello(f->a.h, 42, JR_STATE_ACTIVE, 7), 0);
+	assert_int_equal(hal_update_hello(f->a.h, 42, 200, 7), -EINVAL);
+	assert_true(run_until(f->l, b_got_hello, f, 2000));
+	assert_int_equal(hal_peer(f->b.h)->epoch, 42);
+	assert_int_equal(hal_peer(f->b.h)->state, JR_STATE_ACTIVE);
+	assert_int_equal(hal_peer(f->b.h)->last_seq, 7);
+	assert_int_equal(f->b.ups, 1);
+	assert_int_equal(f->b.downs, 0);
+}
+
+static bool a_down(void *arg)
+{
+	return ((struct fx *)arg)->a.downs > 0;
+}
+
+static void test_backlog_overflow(void **state)
+{
+	struct fx *f = *state;
+	struct jr_record r = { .kind = JR_KIND_CALL, .op = JR_OP_UPSERT };
+	size_t flen = 100000;
+	uint8_t *fields = calloc(1, flen);
+	int ret = 0;
+
+	assert_non_null(fields);
+	start_pair(f, TO_STABLE);
+	fields[1] = 1; /* attribute type 1, length flen - 6 */
+	fields[4] = (uint8_t)((flen - 6) >> 8);
+	fields[5] = (uint8_t)(flen - 6);
+	fields[3] = (uint8_t)((flen - 6) >> 16);
+	r.key = (const uint8_t *)"big";
+	r.key_len = 3;
+	r.has_fields = true;
+	r.fields = fields;
+	r.fields_len = (uint32_t)flen;
+	/* The loop does not run: nothing leaves, the backlog only grows. */
+	for (uint64_t seq = 1; seq < 1000 && !ret; seq++) {
+		r.seq = seq;
+		ret = hal_send_record(f->a.h, &r);
+	}
+	assert_int_equal(ret, -ENOBUFS);
+	assert_int_equal(hal_stats(f->a.h)->backlog_overflows, 1);
+	assert_int_equal(f->a.downs, 1);
+	assert_int_equal(f->a.down_err, -ENOBUFS);
+	assert_false(hal_is_up(f->a.h));
+	assert_int_equal(hal_send_record(f->a.h, &r), -ENOTCONN);
+	/* It comes back by itself. */
+	assert_true(run_until(f->l, a_up_twice, f, 3000));
+	assert_int_equal(f->b.downs, 1);
+	free(fields);
+}
+
+static void test_same_id_refused(void **state)
+{
+	struct fx *f = *state;
+
+	f->b.id = "a";
+	assert_int_equal(side_start(&f->a, f->l, f->pa, f->pb, HB, TO_STABLE), 0);
+	assert_int_equal(side_start(&f->b, f->l, f->pb, f->pa, HB, TO_STABLE), 0);
+	run_for(f->l, 400);
+	assert_int_equal(f->a.ups + f->b.ups, 0);
+	assert_true(hal_stats(f->a.h)->refused >= 1);
+	assert_true(hal_stats(f->b.h)->refused >= 1);
+	/* Backoff bounds the retries: 20, 40, 80, 160, 200... ms. */
+	assert_true(hal_stats(f->a.h)->connect_attempts <= 8);
+	/* No peer ever answered: the silence is reported once. */
+	assert_int_equal(f->a.deads, 1);
+	assert_int_equal(f->a.deads, 1);
+}
+
+/* --- raw clients ------------------------------------------------------------------- */
+
+struct rawc {
+	int fd;
+	bool closed;
+};
+
+static int raw_connect(uint16_t port)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	mkaddr(&ss, &len, port);
+	/* The kernel completes the handshake on the listen queue; the loop
+	 * need not run for this to return. */
+	assert_int_equal(connect(fd, (struct sockaddr *)&ss, len), 0);
+	assert_int_equal(fcntl(fd, F_SETFL, O_NONBLOCK), 0);
+	return fd;
+}
+
+static void raw_send(int fd, const void *p, size_t n)
+{
+	assert_int_equal(send(fd, p, n, MSG_NOSIGNAL), (ssize_t)n);
+}
+
+struct clients {
+	struct rawc c[16];
+	unsigned n;
+};
+
+static bool all_closed(void *arg)
+{
+	struct clients *cs = arg;
+	bool all = true;
+
+	for (unsigned i = 0; i < cs->n; i++) {
+		char buf[512];
+		ssize_t r;
+
+		while (!cs->c[i].closed) {
+			r = recv(cs->c[i].fd, buf, sizeof(buf), 0);
+			if (r > 0)
+				continue; /* HELLO, GOODBYE: read past them */
+			if (r == 0 || errno != EAGAIN)
+				cs->c[i].closed = true;
+			break;
+		}
+		all = all && cs->c[i].closed;
+	}
+	return all;
+}
+
+static void hello_bytes(struct jr_buf *b, const char *id, uint8_t major, uint64_t instance)
+{
+	struct jr_hello h = { .proto_major = major, .instance = instance };
+
+	snprintf(h.node_id, sizeof(h.node_id), "%s", id);
+	jr_buf_reset(b);
+	assert_int_equal(jr_hello_encode(b, &h), 0);
+}
+
+static void test_garbage_clients(void **state)
+{
+	struct fx *f = *state;
+	struct clients cs = { 0 };
+	const struct hal_stats *sa;
+	struct jr_buf b;
+	uint64_t hb0;
+
+	start_pair(f, TO_STABLE);
+	sa = hal_stats(f->a.h);
+	jr_buf_init(&b);
+
+	/* 1: not our protocol at all. */
+	cs.c[cs.n].fd = raw_connect(f->pa);
+	raw_send(cs.c[cs.n++].fd, "GET / HTTP/1.0\r\n\r\n", 18);
+	/* 2: a right header over a HELLO whose attribute overruns it. */
+	hello_bytes(&b, "zz", JR_VERSION, 1);
+	b.data[JR_HDR_LEN + 5] = 0x40;
+	cs.c[cs.n].fd = raw_connect(f->pa);
+	raw_send(cs.c[cs.n++].fd, b.data, b.len);
+	/* 3: a valid HELLO with A's own node id. */
+	hello_bytes(&b, "a", JR_VERSION, 2);
+	cs.c[cs.n].fd = raw_connect(f->pa);
+	raw_send(cs.c[cs.n++].fd, b.data, b.len);
+	/* 4: a HELLO from protocol 2.x in a 1.x frame. */
+	hello_bytes(&b, "c", 2, 3);
+	cs.c[cs.n].fd = raw_connect(f->pa);
+	raw_send(cs.c[cs.n++].fd, b.data, b.len);
+	/* 5: a frame of version 2. */
+	hello_bytes(&b, "c", 2, 3);
+	b.data[2] = 2;
+	cs.c[cs.n].fd = raw_connect(f->pa);
+	raw_send(cs.c[cs.n++].fd, b.data, b.len);
+	/* 6: a third node while the link with "b" is up. */
+	hello_bytes(&b, "c", JR_VERSION, 4);
+	cs.c[cs.n].fd = raw_connect(f->pa);
+	raw_send(cs.c[cs.n++].fd, b.data, b.len);
+	/* 7: a record before any HELLO. */
+	jr_buf_reset(&b);
+	assert_int_equal(jr_simple_encode(&b, JR_T_ACK, 5), 0);
+	cs.c[cs.n].fd = raw_connect(f->pa);
+	raw_send(cs.c[cs.n++].fd, b.data, b.len);
+	/* 8: silence. */
+	cs.c[cs.n++].fd = raw_connect(f->pa);
+	/* 9: a declared length over the limit, then nothing. */
+	jr_buf_reset(&b);
+	assert_int_equal(jr_simple_encode(&b, JR_T_RECORD, 5), 0);
+	b.data[4] = 0x7f;
+	cs.c[cs.n].fd = raw_connect(f->pa);
+	raw_send(cs.c[cs.n++].fd, b.data, 8);
+
+	hb0 = hal_stats(f->b.h)->heartbeats_in;
+	assert_true(run_until(f->l, all_closed, &cs, 3000));
+	assert_int_equal(sa->decode_errors, 3);  /* 1, 2, 9 */
+	assert_int_equal(sa->refused, 4);        /* 3, 4, 5, 6 */
+	assert_int_equal(sa->protocol_errors, 1); /* 7 */
+	assert_int_equal(sa->handshake_timeouts, 1); /* 8 */
+	assert_true(sa->accepts >= 9);
+
+	/* The link never noticed. */
+	assert_true(hal_is_up(f->a.h));
+	assert_int_equal(f->a.ups, 1);
+	assert_int_equal(f->a.downs + f->b.downs + f->a.deads + f->b.deads, 0);
+	assert_true(hal_stats(f->b.h)->heartbeats_in > hb0);
+	assert_int_equal(hal_peer(f->a.h)->instance, 0xb1);
+	run_for(f->l, 30);
+	assert_int_equal(sa->conns, 1);
+	for (unsigned i = 0; i < cs.n; i++)
+		close(cs.c[i].fd);
+	jr_buf_free(&b);
+}
+
+/* --- simultaneous connect ------------------------------------------------------------- */
+
+static void test_simultaneous_connect(void **state)
+{
+	static const char *const ids[][2] = { { "a", "b" }, { "node9", "node10" } };
+	uint64_t dups = 0;
+
+	(void)state;
+	for (int round = 0; round < 20; round++) {
+		struct fx f = { 0 };
+		struct hal_conn_info ia, ib;
+		struct side *lower;
+
+		assert_int_equal(loop_new(&f.l), 0);
+		free_ports(&f.pa, &f.pb);
+		side_init(&f.a, ids[round & 1][0], 1, 0x100 + (uint64_t)round, 1);
+		side_init(&f.b, ids[round & 1][1], 1, 0x200 + (uint64_t)round, 2);
+		/* Created back to back: both connect in the same loop iteration. */
+		start_pair(&f, TO_STABLE);
+		run_for(f.l, 40);
+		assert_true(both_up(&f));
+		assert_int_equal(f.a.ups, 1);
+		assert_int_equal(f.b.ups, 1);
+		assert_int_equal(f.a.downs + f.b.downs, 0);
+		assert_int_equal(hal_conn_info(f.a.h, &ia), 0);
+		assert_int_equal(hal_conn_info(f.b.h, &ib), 0);
+		assert_int_equal(port_of(&ia.local), port_of(&ib.remote));
+		assert_int_equal(port_of(&ia.remote), port_of(&ib.local));
+		/* strcmp order: "node10" < "node9". */
+		lower = strcmp(f.a.id, f.b.id) < 0 ? &f.a : &f.b;
+		assert_true(lower == &f.a ? ia.outbound : ib.outbound);
+		assert_true(lower == &f.a ? !ib.outbound : !ia.outbound);
+		dups += hal_stats(f.a.h)->duplicates + hal_stats(f.b.h)->duplicates;
+		hal_free(f.a.h);
+		hal_free(f.b.h);
+		loop_free(f.l);
+	}
+	/* Every round had two connections, one closed by the tie-break. */
+	assert_true(dups >= 20);
+}
+
+/* --- a peer in another process -------------------------------------------------------- */
+
+static void peer_stdin(void *arg, int fd, unsigned revents)
+{
+	char buf[64];
+
+	(void)revents;
+	if (read(fd, buf, sizeof(buf)) <= 0)
+		loop_stop(arg);
+}
+
+static void peer_deadline(struct timer *t)
+{
+	(void)t;
+	exit(3); /* the parent is gone without closing our stdin */
+}
+
+static int peer_main(int argc, char **argv)
+{
+	struct side s;
+	struct loop *l;
+	struct timer dl;
+
+	if (argc != 9)
+		return 2;
+	side_init(&s, argv[2], strtoull(argv[3], NULL, 0), strtoull(argv[8], NULL, 0), 0xcc);
+	log_set_ident("peer");
+	if (loop_new(&l))
+		return 1;
+	if (side_start(&s, l, (uint16_t)atoi(argv[4]), (uint16_t)atoi(argv[5]),
+		       (unsigned)atoi(argv[6]), (unsigned)atoi(argv[7])))
+		return 1;
+	if (loop_poll_add(l, 0, peer_stdin, l))
+		return 1;
+	timer_init(&dl, peer_deadline);
+	loop_timer_in(l, &dl, 60000);
+	loop_run(l);
+	timer_del(loop_timers(l), &dl);
+	hal_free(s.h);
+	loop_free(l);
+	return 0;
+}
+
+struct child {
+	pid_t pid;
+	int wfd;
+};
+
+static void spawn_peer(struct child *c, const char *id, uint64_t epoch, uint64_t instance,
+		       uint16_t listen, uint16_t peer, unsigned to)
+{
+	char ep[24], lp[8], pp[8], hb[8], tos[8], inst[24];
+	char *argv[] = { "test_halink", "--hal-peer", (char *)id, ep, lp, pp, hb, tos, inst, NULL };
+	posix_spawn_file_actions_t fa;
+	int p[2];
+
+	snprintf(ep, sizeof(ep), "%llu", (unsigned long long)epoch);
+	snprintf(lp, sizeof(lp), "%u", listen);
+	snprintf(pp, sizeof(pp), "%u", peer);
+	snprintf(hb, sizeof(hb), "%u", HB);
+	snprintf(tos, sizeof(tos), "%u", to);
+	snprintf(inst, sizeof(inst), "%llu", (unsigned long long)instance);
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
+	assert_int_equal(posix_spawn_file_actions_adddup2(&fa, p[0], 0), 0);
+	assert_int_equal(posix_spawn(&c->pid, "/proc/self/exe", &fa, NULL, argv, environ), 0);
+	posix_spawn_file_actions_destroy(&fa);
+	close(p[0]);
+	c->wfd = p[1];
+}
+
+/* Reaps C; with GRACEFUL, closes its stdin and expects exit status 0. */
+static void end_peer(struct child *c, bool graceful)
+{
+	int st = 0;
+
+	if (c->pid <= 0)
+		return;
+	if (!graceful)
+		kill(c->pid, SIGKILL);
+	close(c->wfd);
+	for (int i = 0; i < 500; i++) {
+		if (waitpid(c->pid, &st, WNOHANG) == c->pid) {
+			c->pid = 0;
+			break;
+		}
+		usleep(10000);
+	}
+	if (c->pid) {
+		kill(c->pid, SIGKILL);
+		waitpid(c->pid, &st, 0);
+		c->pid = 0;
+		fail_msg("peer process did not exit");
+	}
+	if (graceful) {
+		assert_true(WIFEXITED(st));
+		assert_int_equal(WEXITSTATUS(st), 0);
+	}
+}
+
+static bool a_up_with_epoch(void *arg)
+{
+	struct fx *f = arg;
+
+	return hal_is_up(f->a.h) && hal_peer(f->a.h)->epoch == f->b.epoch &&
+	       hal_stats(f->a.h)->conns == 1;
+}
+
+static bool a_lag_zero(void *arg)
+{
+	struct fx *f = arg;
+
+	return hal_sync_lag(f->a.h) == 0 && hal_stats(f->a.h)->last_seq_acked > 0;
+}
+
+static void test_peer_killed_and_restarted(void **state)
+{
+	struct fx *f = *state;
+	struct child c1, c2;
+	struct jr_buf b;
+	uint64_t inst1;
+
+	assert_int_equal(side_start(&f->a, f->l, f->pa, f->pb, HB, TO_DEAD), 0);
+	f->b.epoch = 20;
+	spawn_peer(&c1, "b", 20, 0xb20, f->pb, f->pa, TO_DEAD);
+	assert_true(run_until(f->l, a_up_with_epoch, f, 5000));
+	inst1 = hal_peer(f->a.h)->instance;
+	assert_int_equal(inst1, 0xb20);
+
+	/* Replication across processes: the peer acknowledges. */
+	jr_buf_init(&b);
+	for (uint64_t seq = 1; seq <= 50; seq++) {
+		struct jr_reg_binding rb;
+
+		fill_binding(&rb, seq);
+		jr_buf_reset(&b);
+		assert_int_equal(jr_reg_encode(&b, seq, JR_OP_UPSERT, &rb), 0);
+		assert_int_equal(hal_send_frame(f->a.h, b.data, b.len), 0);
+	}
+	assert_true(run_until(f->l, a_lag_zero, f, 3000));
+	assert_int_equal(hal_stats(f->a.h)->last_seq_acked, 50);
+
+	/* kill -9: the kernel closes the socket, A sees it go down at once and
+	 * declares the peer dead timeout_ms after its last frame. */
+	end_peer(&c1, false);
+	assert_true(run_until(f->l, a_dead, f, 2000));
+	assert_string_equal(f->a.events, "UDX");
+	check_dead_timing(&f->a, TO_DEAD);
+
+	/* A restarted peer: new instance, new epoch. */
+	f->b.epoch = 21;
+	spawn_peer(&c2, "b", 21, 0xb21, f->pb, f->pa, TO_DEAD);
+	assert_true(run_until(f->l, a_up_with_epoch, f, 5000));
+	assert_int_equal(hal_peer(f->a.h)->instance, 0xb21);
+	assert_int_equal(f->a.ups, 2);
+	assert_string_equal(f->a.events, "UDXU");
+	/* The new process has nothing: the lag says so until it acks. */
+	assert_int_equal(hal_sync_lag(f->a.h), 50);
+	run_for(f->l, 50);
+	assert_true(hal_is_up(f->a.h));
+	end_peer(&c2, true);
+	jr_buf_free(&b);
+}
+
+static void test_peer_hangs(void **state)
+{
+	struct fx *f = *state;
+	struct child c;
+
+	assert_int_equal(side_start(&f->a, f->l, f->pa, f->pb, HB, TO_DEAD), 0);
+	f->b.epoch = 30;
+	spawn_peer(&c, "b", 30, 0xb30, f->pb, f->pa, TO_DEAD);
+	assert_true(run_until(f->l, a_up_with_epoch, f, 5000));
+
+	/* A hung process keeps its socket open: only the silence tells. */
+	assert_int_equal(kill(c.pid, SIGSTOP), 0);
+	assert_true(run_until(f->l, a_dead, f, 2000));
+	assert_string_equal(f->a.events, "UDX");
+	assert_int_equal(f->a.down_err, -ETIMEDOUT);
+	assert_int_equal(f->a.t_down, f->a.t_dead);
+	check_dead_timing(&f->a, TO_DEAD);
+
+	assert_int_equal(kill(c.pid, SIGCONT), 0);
+	assert_true(run_until(f->l, a_up_with_epoch, f, 5000));
+	assert_int_equal(f->a.ups, 2);
+	assert_int_equal(hal_peer(f->a.h)->instance, 0xb30);
+	end_peer(&c, true);
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_up_hello_heartbeats, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_records_in_order_and_acks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stop_then_start, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hello_update, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_backlog_overflow, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_same_id_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_garbage_clients, setup, teardown),
+		cmocka_unit_test(test_simultaneous_connect),
+		cmocka_unit_test_setup_teardown(test_peer_killed_and_restarted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_peer_hangs, setup, teardown),
+	};
+
+	if (argc > 1 && !strcmp(argv[1], "--hal-peer"))
+		return peer_main(argc, argv);
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
