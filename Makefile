@@ -39,6 +39,16 @@ BPFT_BIN := $(BPFT_SRC:%.c=$(B)/%)
 TOOL_SRC := $(wildcard tests/tools/*.c)
 TOOL_BIN := $(TOOL_SRC:%.c=$(B)/%)
 
+# Quiet by default: one line per file.  `make V=1` shows the commands.
+V ?= 0
+ifeq ($(V),0)
+Q = @
+msg = @printf '  %-6s %s\n' $(1) $(2);
+else
+Q =
+msg =
+endif
+
 BINS := $(B)/siphad $(B)/siphactl $(B)/sipha-load
 # The daemon again with ASan/UBSan: the integration tests run this one.
 SAN_BINS := $(B)/siphad-san
@@ -51,54 +61,54 @@ tests: $(UNIT_BIN) $(BPFT_BIN) $(TOOL_BIN)
 # --- BPF: .bpf.c -> .bpf.o -> .skel.h (libbpf-bootstrap's chain) ---------------
 $(B)/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.h)
 	@mkdir -p $(@D)
-	$(CLANG) -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror \
+	$(call msg,BPF,$@)$(CLANG) -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror \
 		-I/usr/include/$(shell gcc -dumpmachine) -Ibpf -c $< -o $@
 
 $(B)/%.skel.h: $(B)/%.bpf.o
-	$(BPFTOOL) gen skeleton $< > $@.tmp && mv $@.tmp $@
+	$(call msg,SKEL,$@)$(BPFTOOL) gen skeleton $< > $@.tmp && mv $@.tmp $@
 
 # --- user space ----------------------------------------------------------------
 $(B)/obj/%.o: %.c | $(SKELS)
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+	$(call msg,CC,$@)$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(B)/san/%.o: %.c | $(SKELS)
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(SAN) -MMD -MP -c $< -o $@
+	$(call msg,CC,$@)$(CC) $(CPPFLAGS) $(CFLAGS) $(SAN) -MMD -MP -c $< -o $@
 
 $(B)/libsipha.a: $(LIB_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	$(call msg,AR,$@)ar rcs $@ $^
 
 $(B)/libsipha-san.a: $(SAN_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	$(call msg,AR,$@)ar rcs $@ $^
 
 $(B)/siphad: $(B)/obj/userspace/siphad.o $(B)/libsipha.a
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(call msg,LD,$@)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(B)/siphad-san: $(B)/san/userspace/siphad.o $(B)/libsipha-san.a
-	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
+	$(call msg,LD,$@)$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
 
 $(B)/siphactl: $(B)/obj/userspace/siphactl.o $(B)/libsipha.a
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(call msg,LD,$@)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(B)/sipha-load: $(LOAD_OBJ) $(B)/libsipha.a
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(call msg,LD,$@)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 # Unit tests: sanitizers on, linked against the sanitizer build of the library.
 $(B)/tests/unit/%: $(B)/san/tests/unit/%.o $(B)/libsipha-san.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS) -lcmocka
+	$(call msg,LD,$@)$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS) -lcmocka
 
 # BPF tests run the real object through BPF_PROG_TEST_RUN; sanitizers on too.
 $(B)/tests/bpf/%: $(B)/san/tests/bpf/%.o $(B)/libsipha-san.a $(BPF_OBJ)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(SAN) -o $@ $(filter-out $(BPF_OBJ),$(filter %.o %.a,$^)) $(LDLIBS) -lcmocka
+	$(call msg,LD,$@)$(CC) $(CFLAGS) $(SAN) -o $@ $(filter-out $(BPF_OBJ),$(filter %.o %.a,$^)) $(LDLIBS) -lcmocka
 
 $(B)/tests/tools/%: $(B)/obj/tests/tools/%.o $(B)/libsipha.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(call msg,LD,$@)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 # --- the two commands of the README ----------------------------------------------
 deps:
