@@ -8,11 +8,11 @@
 #include <stdbool.h>
 
 enum t4475_kind {
-	T_OK,	     /* request: parsed, check 0, a method sipha knows */
-	T_UNKNOWN,   /* request: parsed, check 0, SIP_UNKNOWN (server: 501) */
-	T_CODE,	     /* request: parsed, check gives CODE */
-	T_DROP,	     /* sipmsg_parse refuses it: dropped and counted */
-	T_RESP_OK,   /* response: parsed, sipmsg_check_response 0 */
+	T_OK, /* request: parsed, check 0, a method sipha knows */
+	T_UNKNOWN, /* request: parsed, check 0, SIP_UNKNOWN (server: 501) */
+	T_CODE, /* request: parsed, check gives CODE */
+	T_DROP, /* sipmsg_parse refuses it: dropped and counted */
+	T_RESP_OK, /* response: parsed, sipmsg_check_response 0 */
 	T_RESP_DROP, /* response: parsed, sipmsg_check_response -EBADMSG */
 };
 
@@ -43,7 +43,7 @@ static const struct t4475 t4475_table[] = {
 	{ "noreason.dat", T_RESP_OK, 0, FR_WHOLE, false },
 	/* invalid */
 	{ "badinv01.dat", T_DROP, 0, FR_WHOLE, false }, /* its Via cannot be read */
-	{ "clerr.dat", T_DROP, 0, 0, false },		/* a stream would wait for 9999 */
+	{ "clerr.dat", T_DROP, 0, 0, false }, /* a stream would wait for 9999 */
 	{ "ncl.dat", T_CODE, 400, -EBADMSG, false },
 	{ "scalar02.dat", T_CODE, 400, FR_WHOLE, false },
 	{ "scalarlg.dat", T_RESP_DROP, 0, FR_WHOLE, false },
@@ -66,7 +66,7 @@ static const struct t4475 t4475_table[] = {
 	{ "insuf.dat", T_CODE, 400, FR_WHOLE, false },
 	{ "unkscm.dat", T_CODE, 416, FR_WHOLE, false },
 	{ "novelsc.dat", T_CODE, 416, FR_WHOLE, true }, /* libosip2 cannot read the URI */
-	{ "unksm2.dat", T_OK, 0, FR_WHOLE, false },	/* the registrar refuses the AoR */
+	{ "unksm2.dat", T_OK, 0, FR_WHOLE, false }, /* the registrar refuses the AoR */
 	{ "bext01.dat", T_CODE, 420, FR_WHOLE, false },
 	{ "invut.dat", T_CODE, 415, FR_WHOLE, false },
 	{ "regaut01.dat", T_OK, 0, FR_WHOLE, false },

@@ -33,7 +33,7 @@ extern char **environ;
 
 #define HB 10
 #define TO_STABLE 250 /* tests that must not see a timeout */
-#define TO_DEAD 60    /* tests that measure one */
+#define TO_DEAD 60 /* tests that measure one */
 #define DEAD_SLACK 50 /* how late on_peer_dead may be, in ms, under ASan */
 
 /* --- a side of the pair ---------------------------------------------------- */
@@ -399,7 +399,9 @@ static bool all_acked(void *arg)
 
 static void test_records_in_order_and_acks(void **state)
 {
-	enum { N = 3000 };
+	enum {
+		N = 3000
+	};
 	struct fx *f = *state;
 	struct want_recs w = { f, N };
 	struct jr_buf b;
@@ -418,7 +420,9 @@ static void test_records_in_order_and_acks(void **state)
 			assert_int_equal(jr_reg_encode(&b, seq, JR_OP_UPSERT, &rb), 0);
 			assert_int_equal(hal_send_frame(f->a.h, b.data, b.len), 0);
 		} else {
-			struct jr_record r = { .seq = seq, .kind = JR_KIND_CALL, .op = JR_OP_UPSERT };
+			struct jr_record r = { .seq = seq,
+					       .kind = JR_KIND_CALL,
+					       .op = JR_OP_UPSERT };
 			size_t flen = (seq * 37) % 2000;
 			char key[32];
 
@@ -491,10 +495,18 @@ static void test_records_in_order_and_acks(void **state)
 		assert_int_equal(hal_send_frame(f->a.h, b.data, b.len), -EMSGSIZE);
 		free(p);
 	}
+	/* A frame type from a future minor version is let through and skipped. */
+	jr_buf_reset(&b);
+	assert_int_equal(jr_frame_begin(&b, 200, 1), 0);
+	jr_put_str(&b, 1, "from the future");
+	assert_int_equal(jr_frame_end(&b), 0);
+	assert_int_equal(hal_send_frame(f->a.h, b.data, b.len), 0);
 	run_for(f->l, 50);
+	assert_int_equal(hal_stats(f->b.h)->unknown_frames, 1);
 	assert_true(hal_is_up(f->a.h));
 	assert_int_equal(f->a.downs + f->b.downs, 0);
 	assert_int_equal(hal_stats(f->b.h)->decode_errors, 0);
+	assert_int_equal(hal_stats(f->b.h)->protocol_errors, 0);
 	jr_buf_free(&b);
 }
 
@@ -567,11 +579,6 @@ static void test_hello_update(void **state)
 	assert_int_equal(f->b.downs, 0);
 }
 
-static bool a_down(void *arg)
-{
-	return ((struct fx *)arg)->a.downs > 0;
-}
-
 static void test_backlog_overflow(void **state)
 {
 	struct fx *f = *state;
@@ -623,15 +630,10 @@ static void test_same_id_refused(void **state)
 	assert_true(hal_stats(f->a.h)->connect_attempts <= 8);
 	/* No peer ever answered: the silence is reported once. */
 	assert_int_equal(f->a.deads, 1);
-	assert_int_equal(f->a.deads, 1);
+	assert_int_equal(f->b.deads, 1);
 }
 
 /* --- raw clients ------------------------------------------------------------------- */
-
-struct rawc {
-	int fd;
-	bool closed;
-};
 
 static int raw_connect(uint16_t port)
 {
@@ -648,16 +650,13 @@ static int raw_connect(uint16_t port)
 	return fd;
 }
 
-static void raw_send(int fd, const void *p, size_t n)
-{
-	assert_int_equal(send(fd, p, n, MSG_NOSIGNAL), (ssize_t)n);
-}
-
 struct clients {
-	struct rawc c[16];
+	int fd[16];
+	bool closed[16];
 	unsigned n;
 };
 
+/* Reads past whatever A says (HELLO, GOODBYE) until A closes. */
 static bool all_closed(void *arg)
 {
 	struct clients *cs = arg;
@@ -667,17 +666,36 @@ static bool all_closed(void *arg)
 		char buf[512];
 		ssize_t r;
 
-		while (!cs->c[i].closed) {
-			r = recv(cs->c[i].fd, buf, sizeof(buf), 0);
+		while (!cs->closed[i]) {
+			r = recv(cs->fd[i], buf, sizeof(buf), 0);
 			if (r > 0)
-				continue; /* HELLO, GOODBYE: read past them */
+				continue;
 			if (r == 0 || errno != EAGAIN)
-				cs->c[i].closed = true;
+				cs->closed[i] = true;
 			break;
 		}
-		all = all && cs->c[i].closed;
+		all = all && cs->closed[i];
 	}
 	return all;
+}
+
+static void clients_close(struct clients *cs)
+{
+	for (unsigned i = 0; i < cs->n; i++)
+		close(cs->fd[i]);
+	cs->n = 0;
+}
+
+/* One client: connects to A, sends BUF, and must be dropped by A. */
+static void one_client(struct fx *f, const void *buf, size_t len)
+{
+	struct clients cs = { .n = 1 };
+
+	cs.fd[0] = raw_connect(f->pa);
+	if (len)
+		assert_int_equal(send(cs.fd[0], buf, len, MSG_NOSIGNAL), (ssize_t)len);
+	assert_true(run_until(f->l, all_closed, &cs, 3000));
+	clients_close(&cs);
 }
 
 static void hello_bytes(struct jr_buf *b, const char *id, uint8_t major, uint64_t instance)
@@ -692,72 +710,75 @@ static void hello_bytes(struct jr_buf *b, const char *id, uint8_t major, uint64_
 static void test_garbage_clients(void **state)
 {
 	struct fx *f = *state;
-	struct clients cs = { 0 };
 	const struct hal_stats *sa;
+	struct clients flood = { 0 };
 	struct jr_buf b;
 	uint64_t hb0;
 
 	start_pair(f, TO_STABLE);
 	sa = hal_stats(f->a.h);
 	jr_buf_init(&b);
+	hb0 = hal_stats(f->b.h)->heartbeats_in;
 
-	/* 1: not our protocol at all. */
-	cs.c[cs.n].fd = raw_connect(f->pa);
-	raw_send(cs.c[cs.n++].fd, "GET / HTTP/1.0\r\n\r\n", 18);
-	/* 2: a right header over a HELLO whose attribute overruns it. */
+	/* Not our protocol at all. */
+	one_client(f, "GET / HTTP/1.0\r\n\r\n", 18);
+	assert_int_equal(sa->decode_errors, 1);
+	/* A right header over a HELLO whose first attribute has a bad size. */
 	hello_bytes(&b, "zz", JR_VERSION, 1);
 	b.data[JR_HDR_LEN + 5] = 0x40;
-	cs.c[cs.n].fd = raw_connect(f->pa);
-	raw_send(cs.c[cs.n++].fd, b.data, b.len);
-	/* 3: a valid HELLO with A's own node id. */
-	hello_bytes(&b, "a", JR_VERSION, 2);
-	cs.c[cs.n].fd = raw_connect(f->pa);
-	raw_send(cs.c[cs.n++].fd, b.data, b.len);
-	/* 4: a HELLO from protocol 2.x in a 1.x frame. */
-	hello_bytes(&b, "c", 2, 3);
-	cs.c[cs.n].fd = raw_connect(f->pa);
-	raw_send(cs.c[cs.n++].fd, b.data, b.len);
-	/* 5: a frame of version 2. */
-	hello_bytes(&b, "c", 2, 3);
-	b.data[2] = 2;
-	cs.c[cs.n].fd = raw_connect(f->pa);
-	raw_send(cs.c[cs.n++].fd, b.data, b.len);
-	/* 6: a third node while the link with "b" is up. */
-	hello_bytes(&b, "c", JR_VERSION, 4);
-	cs.c[cs.n].fd = raw_connect(f->pa);
-	raw_send(cs.c[cs.n++].fd, b.data, b.len);
-	/* 7: a record before any HELLO. */
-	jr_buf_reset(&b);
-	assert_int_equal(jr_simple_encode(&b, JR_T_ACK, 5), 0);
-	cs.c[cs.n].fd = raw_connect(f->pa);
-	raw_send(cs.c[cs.n++].fd, b.data, b.len);
-	/* 8: silence. */
-	cs.c[cs.n++].fd = raw_connect(f->pa);
-	/* 9: a declared length over the limit, then nothing. */
+	one_client(f, b.data, b.len);
+	assert_int_equal(sa->decode_errors, 2);
+	/* A declared payload length over the limit, the rest never sent. */
 	jr_buf_reset(&b);
 	assert_int_equal(jr_simple_encode(&b, JR_T_RECORD, 5), 0);
 	b.data[4] = 0x7f;
-	cs.c[cs.n].fd = raw_connect(f->pa);
-	raw_send(cs.c[cs.n++].fd, b.data, 8);
-
-	hb0 = hal_stats(f->b.h)->heartbeats_in;
-	assert_true(run_until(f->l, all_closed, &cs, 3000));
-	assert_int_equal(sa->decode_errors, 3);  /* 1, 2, 9 */
-	assert_int_equal(sa->refused, 4);        /* 3, 4, 5, 6 */
-	assert_int_equal(sa->protocol_errors, 1); /* 7 */
-	assert_int_equal(sa->handshake_timeouts, 1); /* 8 */
-	assert_true(sa->accepts >= 9);
+	one_client(f, b.data, 8);
+	assert_int_equal(sa->decode_errors, 3);
+	/* A valid HELLO with A's own node id. */
+	hello_bytes(&b, "a", JR_VERSION, 2);
+	one_client(f, b.data, b.len);
+	assert_int_equal(sa->refused, 1);
+	/* A HELLO of protocol 2.x in a 1.x frame, then a 2.x frame. */
+	hello_bytes(&b, "c", 2, 3);
+	one_client(f, b.data, b.len);
+	assert_int_equal(sa->refused, 2);
+	b.data[2] = 2;
+	one_client(f, b.data, b.len);
+	assert_int_equal(sa->refused, 3);
+	assert_int_equal(sa->decode_errors, 3);
+	/* A third node while the link with "b" is up. */
+	hello_bytes(&b, "c", JR_VERSION, 4);
+	one_client(f, b.data, b.len);
+	assert_int_equal(sa->refused, 4);
+	/* A frame before any HELLO. */
+	jr_buf_reset(&b);
+	assert_int_equal(jr_simple_encode(&b, JR_T_ACK, 5), 0);
+	one_client(f, b.data, b.len);
+	assert_int_equal(sa->protocol_errors, 1);
+	/* Silence: dropped at the handshake deadline. */
+	one_client(f, NULL, 0);
+	assert_int_equal(sa->handshake_timeouts, 1);
+	/* A flood of silent connections (no more than the listen backlog, as
+	 * the loop is not accepting while they connect): four wait for their
+	 * deadline, the rest are turned away at once. */
+	for (flood.n = 0; flood.n < 8; flood.n++)
+		flood.fd[flood.n] = raw_connect(f->pa);
+	assert_true(run_until(f->l, all_closed, &flood, 3000));
+	clients_close(&flood);
+	assert_int_equal(sa->accepts_refused, 4);
+	assert_int_equal(sa->handshake_timeouts, 5);
+	assert_true(sa->accepts >= 17); /* and B's own connection(s) */
 
 	/* The link never noticed. */
 	assert_true(hal_is_up(f->a.h));
 	assert_int_equal(f->a.ups, 1);
 	assert_int_equal(f->a.downs + f->b.downs + f->a.deads + f->b.deads, 0);
-	assert_true(hal_stats(f->b.h)->heartbeats_in > hb0);
+	assert_true(hal_stats(f->b.h)->heartbeats_in > hb0 + 10);
 	assert_int_equal(hal_peer(f->a.h)->instance, 0xb1);
 	run_for(f->l, 30);
 	assert_int_equal(sa->conns, 1);
-	for (unsigned i = 0; i < cs.n; i++)
-		close(cs.c[i].fd);
+	hal_send_ack(f->b.h, 77);
+	assert_int_equal(hal_stats(f->b.h)->last_ack_sent, 77);
 	jr_buf_free(&b);
 }
 
@@ -813,17 +834,26 @@ static void peer_stdin(void *arg, int fd, unsigned revents)
 		loop_stop(arg);
 }
 
-static void peer_deadline(struct timer *t)
+struct peer_deadline {
+	struct timer t;
+	struct loop *l;
+	bool hit;
+};
+
+static void peer_deadline_fire(struct timer *t)
 {
-	(void)t;
-	exit(3); /* the parent is gone without closing our stdin */
+	struct peer_deadline *d = container_of(t, struct peer_deadline, t);
+
+	/* The parent never closed our stdin: end anyway, and say so. */
+	d->hit = true;
+	loop_stop(d->l);
 }
 
 static int peer_main(int argc, char **argv)
 {
 	struct side s;
 	struct loop *l;
-	struct timer dl;
+	struct peer_deadline dl = { 0 };
 
 	if (argc != 9)
 		return 2;
@@ -836,13 +866,14 @@ static int peer_main(int argc, char **argv)
 		return 1;
 	if (loop_poll_add(l, 0, peer_stdin, l))
 		return 1;
-	timer_init(&dl, peer_deadline);
-	loop_timer_in(l, &dl, 60000);
+	dl.l = l;
+	timer_init(&dl.t, peer_deadline_fire);
+	loop_timer_in(l, &dl.t, 60000);
 	loop_run(l);
-	timer_del(loop_timers(l), &dl);
+	timer_del(loop_timers(l), &dl.t);
 	hal_free(s.h);
 	loop_free(l);
-	return 0;
+	return dl.hit ? 3 : 0;
 }
 
 struct child {
@@ -983,6 +1014,8 @@ static void test_peer_hangs(void **state)
 	assert_int_equal(f->a.down_err, -ETIMEDOUT);
 	assert_int_equal(f->a.t_down, f->a.t_dead);
 	check_dead_timing(&f->a, TO_DEAD);
+	/* Silence of 2 heartbeats and more, at each of A's ticks until then. */
+	assert_true(hal_stats(f->a.h)->heartbeats_missed >= 2);
 
 	assert_int_equal(kill(c.pid, SIGCONT), 0);
 	assert_true(run_until(f->l, a_up_with_epoch, f, 5000));

@@ -314,9 +314,15 @@ static void test_wire_layout(void **state)
 		0x53, 0x48, 0x01, JR_T_ACK, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8,
 	};
 	static const uint8_t want_bye[] = {
-		0x53, 0x48, 0x01, JR_T_GOODBYE, 0, 0, 0, 17, 0, 0, 0, 0, 0, 0, 0, 0,
-		0,    1,    0,    0,           0, 2, 0, 5, /* CODE u16 = 5 */
-		0,    2,    0,    0,           0, 3, 'd', 'u', 'p',
+		0x53, 0x48, 0x01, JR_T_GOODBYE,
+		0,    0,    0,	  17,
+		0,    0,    0,	  0,
+		0,    0,    0,	  0,
+		0,    1,    0,	  0,
+		0,    2,    0,	  5, /* CODE u16 = 5 */
+		0,    2,    0,	  0,
+		0,    3,    'd',  'u',
+		'p',
 	};
 	struct jr_buf b;
 
@@ -391,8 +397,9 @@ static void test_roundtrip_simple(void **state)
 		assert_int_equal(f.type, types[i]);
 		assert_int_equal(f.seq, 1000 + i);
 		assert_int_equal(f.len, 0);
-		assert_string_equal(jr_type_name(types[i]),
-				    i == 0 ? "HEARTBEAT" : i == 1 ? "ACK" : "SELECT");
+		assert_string_equal(jr_type_name(types[i]), i == 0   ? "HEARTBEAT"
+							    : i == 1 ? "ACK"
+								     : "SELECT");
 	}
 	for (uint8_t t = JR_T_SNAPSHOT_BEGIN; t <= JR_T_SNAPSHOT_END; t++) {
 		jr_buf_reset(&b);
@@ -690,6 +697,11 @@ static void test_encoder_errors(void **state)
 	assert_int_equal(jr_frame_begin(&b, JR_T_RECORD, 2), 0);
 	assert_int_equal(jr_put_u8(&b, 0, 1), -EINVAL); /* type 0 */
 	assert_int_equal(jr_frame_end(&b), -EINVAL);
+	/* jr_record_begin never leaves a frame open on failure. */
+	assert_int_equal(jr_frame_begin(&b, JR_T_ACK, 2), 0);
+	assert_int_equal(jr_record_begin(&b, 1, JR_KIND_CALL, JR_OP_UPSERT, "k", 1), -EINVAL);
+	assert_false(b.in_frame);
+	assert_int_equal(b.len, keep);
 	/* Too deep. */
 	assert_int_equal(jr_frame_begin(&b, JR_T_RECORD, 2), 0);
 	for (int i = 0; i < JR_NEST_MAX - 1; i++)
@@ -1244,7 +1256,9 @@ static void append(uint8_t **buf, size_t *len, size_t *cap, const void *p, size_
 
 static void test_streaming(void **state)
 {
-	enum { FRAMES = 2000 };
+	enum {
+		FRAMES = 2000
+	};
 	struct jr_buf one, corpus;
 	uint8_t *stream = NULL;
 	size_t slen = 0, scap = 0;

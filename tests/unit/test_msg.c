@@ -18,14 +18,14 @@
 
 /* Failures are counted and printed, so one run names every file that fails. */
 static int nfail;
-#define CHECK(cond, ...)                                                                           \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			nfail++;                                                                   \
-			print_error("%s:%d: CHECK(%s) ", __FILE__, __LINE__, #cond);               \
-			print_error(__VA_ARGS__);                                                  \
-			print_error("\n");                                                         \
-		}                                                                                  \
+#define CHECK(cond, ...)                                                             \
+	do {                                                                         \
+		if (!(cond)) {                                                       \
+			nfail++;                                                     \
+			print_error("%s:%d: CHECK(%s) ", __FILE__, __LINE__, #cond); \
+			print_error(__VA_ARGS__);                                    \
+			print_error("\n");                                           \
+		}                                                                    \
 	} while (0)
 
 static const char *rfc_dir(void)
@@ -154,8 +154,8 @@ static void roundtrip(const struct t4475 *t, osip_message_t *m)
 	r = sipmsg_parse(s, n, true, &m2);
 	CHECK(r == 0, "%s: reparse %d:\n%s", t->file, r, s);
 	if (!r) {
-		CHECK(MSG_IS_REQUEST(m) ? m2->sip_method && !strcmp(m->sip_method, m2->sip_method) :
-					  m->status_code == m2->status_code,
+		CHECK(MSG_IS_REQUEST(m) ? m2->sip_method && !strcmp(m->sip_method, m2->sip_method)
+					: m->status_code == m2->status_code,
 		      "%s: start line", t->file);
 		call_id_str(m, cid, sizeof(cid));
 		call_id_str(m2, cid2, sizeof(cid2));
@@ -185,7 +185,10 @@ static void shell_answer(const struct t4475 *t, const osip_message_t *m, int cod
 	cseq_str(m, cs, sizeof(cs));
 	CHECK(s && cid[0] && strstr(s, cid), "%s: Call-ID %s in\n%s", t->file, cid, s);
 	CHECK(s && cs[0] && strstr(s, cs), "%s: CSeq %s in\n%s", t->file, cs, s);
-	CHECK(s && strstr(s, "Via: "), "%s: Via", t->file);
+	CHECK(s && strstr(s, "\r\nVia: "), "%s: Via", t->file);
+	/* echoed as received where libosip2 could not read them */
+	CHECK(s && strstr(s, "\r\nFrom: ") && strstr(s, "\r\nTo: "), "%s: From, To in\n%s", t->file,
+	      s);
 	free(s);
 	osip_message_free(r);
 }
@@ -389,14 +392,14 @@ static void test_invut(void **state)
 
 /* ---- stream framing -------------------------------------------------------- */
 
-#define INV_HDRS                                                                                   \
-	"INVITE sip:bob@example.com SIP/2.0\r\n"                                                   \
-	"Via: SIP/2.0/TCP 192.0.2.1;branch=z9hG4bKaa1\r\n"                                         \
-	"Max-Forwards: 70\r\n"                                                                     \
-	"From: <sip:alice@example.com>;tag=1\r\n"                                                  \
-	"To: <sip:bob@example.com>\r\n"                                                            \
-	"Call-ID: fr1@example.com\r\n"                                                             \
-	"CSeq: 1 INVITE\r\n"                                                                       \
+#define INV_HDRS                                           \
+	"INVITE sip:bob@example.com SIP/2.0\r\n"           \
+	"Via: SIP/2.0/TCP 192.0.2.1;branch=z9hG4bKaa1\r\n" \
+	"Max-Forwards: 70\r\n"                             \
+	"From: <sip:alice@example.com>;tag=1\r\n"          \
+	"To: <sip:bob@example.com>\r\n"                    \
+	"Call-ID: fr1@example.com\r\n"                     \
+	"CSeq: 1 INVITE\r\n"                               \
 	"Content-Type: application/sdp\r\n"
 
 static const char framed1[] = INV_HDRS "Content-Length: 10\r\n\r\n0123456789";
@@ -492,7 +495,8 @@ static void test_frame_content_length(void **state)
 	(void)state;
 	/* RFC 3261 §18.3: mandatory on a stream */
 	FRAME_CASE(INV_HDRS "\r\n0123456789", -EBADMSG);
-	FRAME_CASE(INV_HDRS "l: 10\r\n\r\n0123456789", (ssize_t)sizeof(INV_HDRS "l: 10\r\n\r\n") + 9);
+	FRAME_CASE(INV_HDRS "l: 10\r\n\r\n0123456789",
+		   (ssize_t)sizeof(INV_HDRS "l: 10\r\n\r\n") + 9);
 	FRAME_CASE(INV_HDRS "L:10\r\n\r\n0123456789", (ssize_t)sizeof(INV_HDRS "L:10\r\n\r\n") + 9);
 	FRAME_CASE(INV_HDRS "content-length  :\r\n 10\r\n\r\n0123456789",
 		   (ssize_t)sizeof(INV_HDRS "content-length  :\r\n 10\r\n\r\n") + 9);
@@ -506,19 +510,79 @@ static void test_frame_content_length(void **state)
 	FRAME_CASE(INV_HDRS "X-Content-Length: 4\r\n\r\n0123", -EBADMSG);
 }
 
+static void test_parse_extent(void **state)
+{
+	size_t n2 = sizeof(framed2) - 1, n1 = sizeof(framed1) - 1;
+	static const char nocl[] = INV_HDRS "\r\n0123456789";
+	osip_message_t *m = NULL, *resp = NULL;
+	const osip_body_t *body;
+	struct sip_verdict v;
+	char *b = malloc(n2 + 5);
+
+	(void)state;
+	/* a datagram may carry octets after the body, a framed message not */
+	memcpy(b, framed2, n2);
+	memcpy(b + n2, "junk!", 5);
+	assert_int_equal(sipmsg_parse(b, n2 + 5, true, &m), 0);
+	osip_message_free(m);
+	assert_int_equal(sipmsg_parse(b, n2 + 5, false, &m), -EBADMSG);
+	assert_null(m);
+	free(b);
+	/* fewer octets than Content-Length announces */
+	b = dup_exact(framed1, n1 - 1);
+	assert_int_equal(sipmsg_parse(b, n1 - 1, true, &m), -EBADMSG);
+	assert_int_equal(sipmsg_parse(b, n1 - 1, false, &m), -EBADMSG);
+	free(b);
+	/* without Content-Length a datagram's body runs to its end */
+	b = dup_exact(nocl, sizeof(nocl) - 1);
+	assert_int_equal(sipmsg_parse(b, sizeof(nocl) - 1, false, &m), -EBADMSG);
+	assert_int_equal(sipmsg_parse(b, sizeof(nocl) - 1, true, &m), 0);
+	body = osip_list_get(&m->bodies, 0);
+	assert_non_null(body);
+	assert_int_equal(body->length, 10);
+	sipmsg_check_request(m, b, sizeof(nocl) - 1, &v);
+	assert_int_equal(v.code, 0);
+	/* checks refuse what they are not made for */
+	assert_int_equal(sipmsg_check_response(m), -EBADMSG);
+	sipmsg_check_request(m, NULL, 0, &v);
+	assert_int_equal(v.code, 400);
+	sipmsg_check_request(NULL, b, sizeof(nocl) - 1, &v);
+	assert_int_equal(v.code, 400);
+	sipmsg_check_request(m, b, sizeof(nocl) - 1, NULL);
+	assert_int_equal(sipmsg_response(m, 200, NULL, "x", &resp), 0);
+	sipmsg_check_request(resp, b, sizeof(nocl) - 1, &v);
+	assert_int_equal(v.code, 400);
+	osip_message_free(resp);
+	osip_message_free(m);
+	/* the headers must end */
+	assert_int_equal(sipmsg_parse(b, sizeof(INV_HDRS) - 1, true, &m), -EBADMSG);
+	free(b);
+	/* limits and arguments */
+	b = calloc(1, SIPMSG_MAX + 1);
+	memcpy(b, framed2, n2);
+	assert_int_equal(sipmsg_parse(b, SIPMSG_MAX + 1, true, &m), -EBADMSG);
+	assert_int_equal(sipmsg_parse(b, 0, true, &m), -EBADMSG);
+	assert_int_equal(sipmsg_parse(NULL, n2, true, &m), -EBADMSG);
+	assert_int_equal(sipmsg_parse(b, n2, true, NULL), -EINVAL);
+	free(b);
+	assert_int_equal(sipmsg_check_response(NULL), -EBADMSG);
+	assert_int_equal(sipmsg_to_str(NULL, &b, &n2), -EINVAL);
+}
+
 /* ---- responses, methods, reasons ------------------------------------------ */
 
-static const char resp_req[] = "INVITE sip:bob@example.com SIP/2.0\r\n"
-			       "Via: SIP/2.0/UDP p1.example.com;branch=z9hG4bKp1\r\n"
-			       "Via: SIP/2.0/UDP p2.example.com;branch=z9hG4bKp2;received=192.0.2.9\r\n"
-			       "v: SIP/2.0/UDP ua.example.com;branch=z9hG4bKua\r\n"
-			       "Max-Forwards: 69\r\n"
-			       "From: \"Alice\" <sip:alice@example.com>;tag=a1\r\n"
-			       "To: <sip:bob@example.com>\r\n"
-			       "Call-ID: resp1@example.com\r\n"
-			       "CSeq: 7 INVITE\r\n"
-			       "Contact: <sip:alice@ua.example.com>\r\n"
-			       "Content-Length: 0\r\n\r\n";
+static const char resp_req[] =
+	"INVITE sip:bob@example.com SIP/2.0\r\n"
+	"Via: SIP/2.0/UDP p1.example.com;branch=z9hG4bKp1\r\n"
+	"Via: SIP/2.0/UDP p2.example.com;branch=z9hG4bKp2;received=192.0.2.9\r\n"
+	"v: SIP/2.0/UDP ua.example.com;branch=z9hG4bKua\r\n"
+	"Max-Forwards: 69\r\n"
+	"From: \"Alice\" <sip:alice@example.com>;tag=a1\r\n"
+	"To: <sip:bob@example.com>\r\n"
+	"Call-ID: resp1@example.com\r\n"
+	"CSeq: 7 INVITE\r\n"
+	"Contact: <sip:alice@ua.example.com>\r\n"
+	"Content-Length: 0\r\n\r\n";
 
 static osip_message_t *parse_str(const char *s)
 {
@@ -643,11 +707,20 @@ static void test_method_id(void **state)
 		const char *name;
 		enum sip_method id;
 	} m[] = {
-		{ "INVITE", SIP_INVITE },   { "ACK", SIP_ACK },		{ "BYE", SIP_BYE },
-		{ "CANCEL", SIP_CANCEL },   { "REGISTER", SIP_REGISTER }, { "OPTIONS", SIP_OPTIONS },
-		{ "SUBSCRIBE", SIP_SUBSCRIBE }, { "NOTIFY", SIP_NOTIFY },	{ "REFER", SIP_REFER },
-		{ "INFO", SIP_INFO },	    { "UPDATE", SIP_UPDATE },	{ "PRACK", SIP_PRACK },
-		{ "MESSAGE", SIP_MESSAGE }, { "PUBLISH", SIP_PUBLISH },
+		{ "INVITE", SIP_INVITE },
+		{ "ACK", SIP_ACK },
+		{ "BYE", SIP_BYE },
+		{ "CANCEL", SIP_CANCEL },
+		{ "REGISTER", SIP_REGISTER },
+		{ "OPTIONS", SIP_OPTIONS },
+		{ "SUBSCRIBE", SIP_SUBSCRIBE },
+		{ "NOTIFY", SIP_NOTIFY },
+		{ "REFER", SIP_REFER },
+		{ "INFO", SIP_INFO },
+		{ "UPDATE", SIP_UPDATE },
+		{ "PRACK", SIP_PRACK },
+		{ "MESSAGE", SIP_MESSAGE },
+		{ "PUBLISH", SIP_PUBLISH },
 	};
 
 	(void)state;
@@ -729,13 +802,16 @@ static void test_reason(void **state)
 
 struct chk_case {
 	const char *msg; /* without the Content-Length, which is added */
-	size_t mlen;	 /* literal NULs included */
+	size_t mlen; /* literal NULs included */
 	const char *body;
 	int parse; /* 0 or -EBADMSG */
 	int code;
 };
 
-#define C(msg, body, parse, code) { msg, sizeof(msg) - 1, body, parse, code }
+#define C(msg, body, parse, code)                       \
+	{                                               \
+		msg, sizeof(msg) - 1, body, parse, code \
+	}
 
 static const struct chk_case chk_cases[] = {
 	C(RL_OPT H_BASE H_CS_OPT, "", 0, 0),
@@ -750,7 +826,8 @@ static const struct chk_case chk_cases[] = {
 	C("OPTIONS SIPS:b@example.com SIP/2.0\r\n" H_BASE H_CS_OPT, "", 0, 0),
 	C("OPTIONS sip:b@example.com?Subject=x SIP/2.0\r\n" H_BASE H_CS_OPT, "", 0, 400),
 	C("OPTIONS sip:b%4@example.com SIP/2.0\r\n" H_BASE H_CS_OPT, "", 0, 400),
-	C("OPTIONS sip:b%41@[2001:db8::1]:5060;transport=tcp SIP/2.0\r\n" H_BASE H_CS_OPT, "", 0, 0),
+	C("OPTIONS sip:b%41@[2001:db8::1]:5060;transport=tcp SIP/2.0\r\n" H_BASE H_CS_OPT, "", 0,
+	  0),
 	/* mandatory and single-valued headers */
 	C(RL_OPT H_FROM H_TO H_CID H_MF H_CS_OPT, "", 0, 400),
 	C(RL_OPT H_VIA H_FROM H_TO H_CID H_CS_OPT, "", 0, 400),
@@ -781,7 +858,8 @@ static const struct chk_case chk_cases[] = {
 	C(RL_OPT H_VIA H_FROM H_TO "Call-ID: a@b@c\r\n" H_MF H_CS_OPT, "", 0, 400),
 	/* addresses */
 	C(RL_OPT H_VIA H_FROM "To: Bob <sip:b@example.com>\r\n" H_CID H_MF H_CS_OPT, "", 0, 0),
-	C(RL_OPT H_VIA H_FROM "To: B\xc3\xb6 b <sip:b@example.com>\r\n" H_CID H_MF H_CS_OPT, "", 0, 400),
+	C(RL_OPT H_VIA H_FROM "To: B\xc3\xb6 b <sip:b@example.com>\r\n" H_CID H_MF H_CS_OPT, "", 0,
+	  400),
 	C(RL_OPT H_VIA H_FROM "To: <sip:b%zz@example.com>\r\n" H_CID H_MF H_CS_OPT, "", 0, 400),
 	C(RL_OPT H_VIA H_FROM "To: <sip:b%2@example.com>\r\n" H_CID H_MF H_CS_OPT, "", 0, 400),
 	C(RL_OPT H_VIA H_FROM "To: <sip:b@example.com >\r\n" H_CID H_MF H_CS_OPT, "", 0, 400),
@@ -789,14 +867,15 @@ static const struct chk_case chk_cases[] = {
 	C(RL_OPT H_VIA H_FROM "To: <sip:b@example.com>;;tag=1\r\n" H_CID H_MF H_CS_OPT, "", 0, 400),
 	C(RL_OPT H_VIA H_FROM "To: <b@example.com>\r\n" H_CID H_MF H_CS_OPT, "", 0, 400),
 	/* Route and Record-Route that libosip2 would leave out */
-	C(RL_OPT H_BASE H_CS_OPT "Route: <sip:p1;lr>, <sip:p2;lr>\r\nRecord-Route: <sip:p3;lr>\r\n", "",
-	  0, 0),
+	C(RL_OPT H_BASE H_CS_OPT "Route: <sip:p1;lr>, <sip:p2;lr>\r\nRecord-Route: <sip:p3;lr>\r\n",
+	  "", 0, 0),
 	C(RL_OPT H_BASE H_CS_OPT "Route: garbage\r\n", "", 0, 400),
 	C(RL_OPT H_BASE H_CS_OPT "Record-Route: <sip:p1;lr>, sip:p2\r\n", "", 0, 400),
 	/* octets libosip2 cannot take */
 	C(RL_OPT H_BASE H_CS_OPT "Subject: a\0b\r\n", "", 0, 400),
 	C(RL_OPT H_BASE H_CS_OPT "Subject: a\rb\r\n", "", 0, 400),
-	C(RL_OPT H_VIA "From: \"a\\\0b\" <sip:a@example.com>;tag=1\r\n" H_TO H_CID H_MF H_CS_OPT, "", 0, 0),
+	C(RL_OPT H_VIA "From: \"a\\\0b\" <sip:a@example.com>;tag=1\r\n" H_TO H_CID H_MF H_CS_OPT,
+	  "", 0, 0),
 	C(RL_OPT H_BASE H_CS_OPT "Subject: no colon follows\r\nbroken line\r\n", "", 0, 400),
 	C(RL_OPT H_BASE H_CS_OPT "Bad Name: x\r\n", "", 0, 400),
 	/* bodies */
@@ -806,10 +885,25 @@ static const struct chk_case chk_cases[] = {
 	C("MESSAGE sip:b@example.com SIP/2.0\r\n" H_BASE "CSeq: 1 MESSAGE\r\n"
 	  "Content-Type: text/plain\r\n",
 	  "hello", 0, 0),
+	C(RL_OPT H_BASE H_CS_OPT "Content-Type: text/plain;charset\r\n", "hi", 0, 400),
+	C(RL_OPT H_BASE H_CS_OPT "Content-Type: text\r\n", "hi", 0, 400),
+	C(RL_OPT H_BASE H_CS_OPT "Accept: application/sdp;q=0.5, text/*, */*;level\r\n", "", 0, 0),
+	C(RL_OPT H_BASE H_CS_OPT "Accept: application/sdp, text\r\n", "", 0, 400),
+	C(RL_OPT H_BASE H_CS_OPT "Accept:\r\n", "", 0, 0),
+	C("MESSAGE sip:b@example.com SIP/2.0\r\n" H_BASE "CSeq: 1 MESSAGE\r\n"
+	  "Content-Type: multipart/mixed;boundary=xx\r\n",
+	  "--xx\r\nContent-Type: text/plain\r\n\r\nhi\r\n--xx--\r\n", 0, 0),
+	/* libosip2 would leak the first Content-Type of this part */
+	C("MESSAGE sip:b@example.com SIP/2.0\r\n" H_BASE "CSeq: 1 MESSAGE\r\n"
+	  "Content-Type: multipart/mixed;boundary=xx\r\n",
+	  "--xx\r\nContent-Type: text/plain\r\ncontent-type: text/html\r\n\r\nhi\r\n--xx--\r\n", 0,
+	  400),
 	/* extensions */
 	C(RL_OPT H_BASE H_CS_OPT "Require: 100rel\r\n", "", 0, 420),
 	C(RL_OPT H_BASE H_CS_OPT "Supported: 100rel, timer\r\n", "", 0, 0),
-	C("ACK sip:b@example.com SIP/2.0\r\n" H_BASE "CSeq: 1 ACK\r\n" "Require: foo\r\n", "", 0, 0),
+	C("ACK sip:b@example.com SIP/2.0\r\n" H_BASE "CSeq: 1 ACK\r\n"
+	  "Require: foo\r\n",
+	  "", 0, 0),
 	/* responses are checked before libosip2 reads the code */
 	C("SIP/2.0 4294967496 OK\r\n" H_BASE H_CS_OPT, "", -EBADMSG, 0),
 	C("SIP/2.0 20 OK\r\n" H_BASE H_CS_OPT, "", -EBADMSG, 0),
@@ -873,8 +967,7 @@ static uint32_t rnd(uint32_t n)
 
 static bool code_known(int code)
 {
-	return code == 0 || code == 400 || code == 415 || code == 416 || code == 420 ||
-	       code == 505;
+	return code == 0 || code == 400 || code == 415 || code == 416 || code == 420 || code == 505;
 }
 
 static void exercise_msg(osip_message_t *m, const char *buf, size_t len)
@@ -888,17 +981,18 @@ static void exercise_msg(osip_message_t *m, const char *buf, size_t len)
 	if (MSG_IS_RESPONSE(m)) {
 		err = sipmsg_check_response(m);
 		CHECK(err == 0 || err == -EBADMSG, "check_response %d", err);
-		CHECK(sipmsg_to_str(m, &s, &n) == 0, "a parsed response prints");
+		err = sipmsg_to_str(m, &s, &n);
+		CHECK(err == 0 || err == -EINVAL, "to_str %d", err);
 	} else {
 		sipmsg_check_request(m, buf, len, &v);
 		CHECK(code_known(v.code), "code %d", v.code);
 		/* what may be processed can be read and printed */
 		CHECK(v.code || (m->req_uri && m->from && m->to && m->call_id && m->cseq),
 		      "accepted without its headers");
+		/* libosip2 keeps some headers it cannot print again (an Accept
+		 * range with a bare parameter, a mangled MIME part): -EINVAL */
 		err = sipmsg_to_str(m, &s, &n);
 		CHECK(err == 0 || err == -EINVAL, "to_str %d", err);
-		if (!v.code && err && getenv("DUMP_MUTATION"))
-			fprintf(stderr, "UNPRINTABLE\n%.*s\n", (int)len, buf);
 		err = sipmsg_response(m, v.code ? v.code : 200, NULL, "mt", &r);
 		CHECK(err == 0, "response %d", err);
 		free(s);
@@ -935,8 +1029,8 @@ static void exercise(const char *src, size_t len)
 
 static size_t mutate(char *dst, size_t cap, const char *src, size_t len)
 {
-	static const char special[] = { '\0', '\r', '\n', ' ', '\t', ':', ';', ',', '"',
-					'<',  '>',  '%',  '\\', '@', '?', '=', '9' };
+	static const char special[] = { '\0', '\r', '\n', ' ',	'\t', ':', ';', ',', '"',
+					'<',  '>',  '%',  '\\', '@',  '?', '=', '9' };
 	size_t n = len, at = rnd((uint32_t)len + 1), k;
 
 	memcpy(dst, src, len);
@@ -989,12 +1083,17 @@ static void test_robustness(void **state)
 	size_t nvalid = 0, cap = 8192;
 	char *bufs[sizeof(valid) / sizeof(valid[0])];
 	size_t lens[sizeof(valid) / sizeof(valid[0])];
-	char *dst = malloc(cap);
+	struct stat st;
+	char *dst;
 
 	(void)state;
+	if (stat(rfc_dir(), &st))
+		fail_msg("%s: %s (set SIPHA_RFC4475_DIR)", rfc_dir(), strerror(errno));
+	dst = malloc(cap);
 	nfail = 0;
-	if (getenv("MUTATION_SEED"))
-		rng_state = strtoull(getenv("MUTATION_SEED"), NULL, 0);
+	/* another seed explores further; the test itself always runs this one */
+	if (getenv("SIPHA_MUTATION_SEED"))
+		rng_state = strtoull(getenv("SIPHA_MUTATION_SEED"), NULL, 0);
 	assert_non_null(dst);
 	for (size_t i = 0; i < sizeof(t4475_table) / sizeof(t4475_table[0]); i++) {
 		const struct t4475 *t = &t4475_table[i];
@@ -1015,8 +1114,8 @@ static void test_robustness(void **state)
 
 		exercise(dst, n);
 		if (nfail) {
-			print_error("mutation %d of %s\n", i, valid[v]->file);
-			if (getenv("DUMP_MUTATION")) fwrite(dst, 1, n, stderr);
+			print_error("mutation %d of %s:\n", i, valid[v]->file);
+			fwrite(dst, 1, n, stderr);
 		}
 	}
 	for (size_t i = 0; i < nvalid; i++)
@@ -1040,6 +1139,7 @@ int main(void)
 		cmocka_unit_test(test_frame_keepalive),
 		cmocka_unit_test(test_frame_limits),
 		cmocka_unit_test(test_frame_content_length),
+		cmocka_unit_test(test_parse_extent),
 		cmocka_unit_test(test_response),
 		cmocka_unit_test(test_method_id),
 		cmocka_unit_test(test_reason),

@@ -51,8 +51,14 @@ static inline void wr64(uint8_t *p, uint64_t v)
 
 /* --- policies ---------------------------------------------------------------- */
 
-#define FIXED(k) { .kind = (k) }
-#define REQ(k) { .kind = (k), .flags = JR_PF_REQUIRED }
+#define FIXED(k)            \
+	{                   \
+		.kind = (k) \
+	}
+#define REQ(k)                                       \
+	{                                            \
+		.kind = (k), .flags = JR_PF_REQUIRED \
+	}
 
 static const struct jr_policy hello_policy[JR_HELLO_COUNT] = {
 	[JR_HELLO_PROTO_MAJOR] = REQ(JR_A_U8),
@@ -68,7 +74,10 @@ static const struct jr_policy hello_policy[JR_HELLO_COUNT] = {
 	[JR_HELLO_ROLE] = REQ(JR_A_U8),
 	[JR_HELLO_STATE] = REQ(JR_A_U8),
 	[JR_HELLO_LAST_SEQ] = REQ(JR_A_U64),
-	[JR_HELLO_MAC] = { .kind = JR_A_BINARY, .flags = JR_PF_REQUIRED, .min_len = 6, .max_len = 6 },
+	[JR_HELLO_MAC] = { .kind = JR_A_BINARY,
+			   .flags = JR_PF_REQUIRED,
+			   .min_len = 6,
+			   .max_len = 6 },
 };
 
 static const struct jr_policy goodbye_policy[JR_GOODBYE_COUNT] = {
@@ -92,7 +101,10 @@ static const struct jr_policy rec_policy[JR_REC_COUNT] = {
 
 static const struct jr_policy addr_policy[JR_ADDR_COUNT] = {
 	[JR_ADDR_PROTO] = REQ(JR_A_U8),
-	[JR_ADDR_IP] = { .kind = JR_A_BINARY, .flags = JR_PF_REQUIRED, .min_len = 4, .max_len = 16 },
+	[JR_ADDR_IP] = { .kind = JR_A_BINARY,
+			 .flags = JR_PF_REQUIRED,
+			 .min_len = 4,
+			 .max_len = 16 },
 	[JR_ADDR_PORT] = REQ(JR_A_U16),
 };
 
@@ -678,14 +690,17 @@ int jr_goodbye_decode(const struct jr_frame *f, struct jr_goodbye *g)
 int jr_record_begin(struct jr_buf *b, uint64_t seq, uint16_t kind, uint8_t op, const void *key,
 		    size_t key_len)
 {
-	if (!kind || (op != JR_OP_UPSERT && op != JR_OP_DELETE) || !key_len ||
-	    key_len > JR_KEY_MAX)
+	if (!kind || (op != JR_OP_UPSERT && op != JR_OP_DELETE) || !key_len || key_len > JR_KEY_MAX)
 		return -EINVAL;
-	jr_frame_begin(b, JR_T_RECORD, seq);
+	if (jr_frame_begin(b, JR_T_RECORD, seq) && !b->in_frame)
+		return b->err;
 	jr_put_u16(b, JR_REC_KIND, kind);
 	jr_put_u8(b, JR_REC_OP, op);
 	jr_put_bytes(b, JR_REC_KEY, key, key_len);
-	return jr_nest_begin(b, JR_REC_FIELDS);
+	/* On failure nothing stays open, so a caller may just return. */
+	if (jr_nest_begin(b, JR_REC_FIELDS))
+		return jr_frame_end(b);
+	return 0;
 }
 
 int jr_record_end(struct jr_buf *b)
@@ -794,10 +809,11 @@ static int get_addr(const struct jr_attr *a, uint8_t *proto, struct sockaddr_sto
 
 int jr_reg_encode(struct jr_buf *b, uint64_t seq, uint8_t op, const struct jr_reg_binding *rb)
 {
-	size_t ul = strnlen(rb->user, sizeof(rb->user)), cl = strnlen(rb->contact, sizeof(rb->contact));
+	size_t ul = strnlen(rb->user, sizeof(rb->user)),
+	       cl = strnlen(rb->contact, sizeof(rb->contact));
 	size_t il = strnlen(rb->call_id, sizeof(rb->call_id));
 	uint8_t key[JR_REG_USER_MAX + 1 + JR_REG_CONTACT_MAX];
-	int klen;
+	int klen, ret;
 
 	if (!ul || ul > JR_REG_USER_MAX || !cl || cl > JR_REG_CONTACT_MAX ||
 	    il > JR_REG_CALLID_MAX || rb->q > 1000 || rb->src_proto > JR_PROTO_TCP)
@@ -805,9 +821,9 @@ int jr_reg_encode(struct jr_buf *b, uint64_t seq, uint8_t op, const struct jr_re
 	klen = jr_reg_key(rb->user, rb->contact, key, sizeof(key));
 	if (klen < 0)
 		return klen;
-	if (op != JR_OP_UPSERT && op != JR_OP_DELETE)
-		return -EINVAL;
-	jr_record_begin(b, seq, JR_KIND_REGISTRATION, op, key, (size_t)klen);
+	ret = jr_record_begin(b, seq, JR_KIND_REGISTRATION, op, key, (size_t)klen);
+	if (ret)
+		return ret;
 	jr_put_bytes(b, JR_REG_USER, rb->user, ul);
 	jr_put_bytes(b, JR_REG_CONTACT, rb->contact, cl);
 	if (op == JR_OP_UPSERT) {

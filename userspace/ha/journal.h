@@ -19,7 +19,7 @@
 #include <sys/socket.h>
 
 #define JR_MAGIC 0x5348u /* "SH" */
-#define JR_VERSION 1     /* major: a peer with another one is refused */
+#define JR_VERSION 1 /* major: a peer with another one is refused */
 #define JR_VERSION_MINOR 0
 #define JR_HDR_LEN 16
 #define JR_ATTR_HDR_LEN 6
@@ -41,23 +41,23 @@ enum jr_type {
 /* Attribute numbers, one namespace per frame type (0 is never valid). */
 enum jr_hello_attr {
 	JR_HELLO_PROTO_MAJOR = 1, /* u8 */
-	JR_HELLO_PROTO_MINOR,     /* u8 */
-	JR_HELLO_NODE_ID,         /* string 1..JR_NODE_ID_MAX */
-	JR_HELLO_EPOCH,           /* u64 */
-	JR_HELLO_INSTANCE,        /* u64, random per process start */
-	JR_HELLO_PRIORITY,        /* u16 */
-	JR_HELLO_REDUNDANCY,      /* u8 enum jr_redundancy */
-	JR_HELLO_ROLE,            /* u8 enum jr_role */
-	JR_HELLO_STATE,           /* u8 enum jr_state */
-	JR_HELLO_LAST_SEQ,        /* u64 */
-	JR_HELLO_MAC,             /* binary 6 */
+	JR_HELLO_PROTO_MINOR, /* u8 */
+	JR_HELLO_NODE_ID, /* string 1..JR_NODE_ID_MAX */
+	JR_HELLO_EPOCH, /* u64 */
+	JR_HELLO_INSTANCE, /* u64, random per process start */
+	JR_HELLO_PRIORITY, /* u16 */
+	JR_HELLO_REDUNDANCY, /* u8 enum jr_redundancy */
+	JR_HELLO_ROLE, /* u8 enum jr_role */
+	JR_HELLO_STATE, /* u8 enum jr_state */
+	JR_HELLO_LAST_SEQ, /* u64 */
+	JR_HELLO_MAC, /* binary 6 */
 	JR_HELLO_COUNT
 };
 #define JR_HELLO_MAX (JR_HELLO_COUNT - 1)
 
 enum jr_goodbye_attr {
 	JR_GOODBYE_CODE = 1, /* u16 enum jr_bye */
-	JR_GOODBYE_REASON,   /* string 0..JR_REASON_MAX */
+	JR_GOODBYE_REASON, /* string 0..JR_REASON_MAX */
 	JR_GOODBYE_COUNT
 };
 #define JR_GOODBYE_MAX (JR_GOODBYE_COUNT - 1)
@@ -70,47 +70,58 @@ enum jr_snap_attr {
 
 enum jr_rec_attr {
 	JR_REC_KIND = 1, /* u16 enum jr_kind */
-	JR_REC_OP,       /* u8 enum jr_op */
-	JR_REC_KEY,      /* binary 1..JR_KEY_MAX */
-	JR_REC_FIELDS,   /* nested, the kind's attributes */
+	JR_REC_OP, /* u8 enum jr_op */
+	JR_REC_KEY, /* binary 1..JR_KEY_MAX */
+	JR_REC_FIELDS, /* nested, the kind's attributes */
 	JR_REC_COUNT
 };
 #define JR_REC_MAX (JR_REC_COUNT - 1)
 
 /* Fields of a JR_KIND_REGISTRATION record. */
 enum jr_reg_attr {
-	JR_REG_USER = 1,   /* string 1..JR_REG_USER_MAX */
-	JR_REG_CONTACT,    /* string 1..JR_REG_CONTACT_MAX */
+	JR_REG_USER = 1, /* string 1..JR_REG_USER_MAX */
+	JR_REG_CONTACT, /* string 1..JR_REG_CONTACT_MAX */
 	JR_REG_EXPIRES_MS, /* u64: remaining lifetime when encoded */
-	JR_REG_CALL_ID,    /* string 0..JR_REG_CALLID_MAX */
-	JR_REG_CSEQ,       /* u32 */
-	JR_REG_Q,          /* u16, q-value x 1000, 0..1000 */
-	JR_REG_SRC,        /* nested enum jr_addr_attr: where the REGISTER came from */
+	JR_REG_CALL_ID, /* string 0..JR_REG_CALLID_MAX */
+	JR_REG_CSEQ, /* u32 */
+	JR_REG_Q, /* u16, q-value x 1000, 0..1000 */
+	JR_REG_SRC, /* nested enum jr_addr_attr: where the REGISTER came from */
 	JR_REG_COUNT
 };
 #define JR_REG_MAX (JR_REG_COUNT - 1)
 
 enum jr_addr_attr {
 	JR_ADDR_PROTO = 1, /* u8 enum jr_proto */
-	JR_ADDR_IP,        /* binary 4 or 16 */
-	JR_ADDR_PORT,      /* u16 */
+	JR_ADDR_IP, /* binary 4 or 16 */
+	JR_ADDR_PORT, /* u16 */
 	JR_ADDR_COUNT
 };
 #define JR_ADDR_MAX (JR_ADDR_COUNT - 1)
 
 #define JR_TB_SIZE 16 /* >= every frame type's attribute max + 1 */
 
-enum jr_redundancy { JR_RED_HOT = 0, JR_RED_WARM = 1 };
-enum jr_role { JR_ROLE_PRIMARY = 0, JR_ROLE_BACKUP = 1 };
-enum jr_state { JR_STATE_STARTING = 0, JR_STATE_ACTIVE, JR_STATE_STANDBY, JR_STATE_ISOLATED };
+enum jr_redundancy {
+	JR_RED_HOT = 0,
+	JR_RED_WARM = 1
+};
+enum jr_role {
+	JR_ROLE_PRIMARY = 0,
+	JR_ROLE_BACKUP = 1
+};
+enum jr_state {
+	JR_STATE_STARTING = 0,
+	JR_STATE_ACTIVE,
+	JR_STATE_STANDBY,
+	JR_STATE_ISOLATED
+};
 enum jr_bye {
 	JR_BYE_SHUTDOWN = 1, /* the sender stops its HA link */
-	JR_BYE_DEMOTING,     /* the sender leaves the active role and will reconnect */
-	JR_BYE_VERSION,      /* refused: another protocol major version */
-	JR_BYE_SAME_ID,      /* refused: the same node id as the receiver */
-	JR_BYE_DUPLICATE,    /* another connection between the two nodes won */
-	JR_BYE_PROTOCOL,     /* malformed or unexpected frame */
-	JR_BYE_TIMEOUT,      /* handshake not completed in time */
+	JR_BYE_DEMOTING, /* the sender leaves the active role and will reconnect */
+	JR_BYE_VERSION, /* refused: another protocol major version */
+	JR_BYE_SAME_ID, /* refused: the same node id as the receiver */
+	JR_BYE_DUPLICATE, /* another connection between the two nodes won */
+	JR_BYE_PROTOCOL, /* malformed or unexpected frame */
+	JR_BYE_TIMEOUT, /* handshake not completed in time */
 };
 enum jr_kind {
 	JR_KIND_CALL = 1,
@@ -120,8 +131,14 @@ enum jr_kind {
 	JR_KIND_SUBSCRIPTION,
 	JR_KIND_CTI_SEQ,
 };
-enum jr_op { JR_OP_UPSERT = 1, JR_OP_DELETE = 2 };
-enum jr_proto { JR_PROTO_UDP = 0, JR_PROTO_TCP = 1 };
+enum jr_op {
+	JR_OP_UPSERT = 1,
+	JR_OP_DELETE = 2
+};
+enum jr_proto {
+	JR_PROTO_UDP = 0,
+	JR_PROTO_TCP = 1
+};
 
 #define JR_NODE_ID_MAX 64
 #define JR_REASON_MAX 255
@@ -148,11 +165,11 @@ enum jr_attr_kind {
 	JR_A_STRING, /* length-counted, no NUL byte inside, MIN_LEN..MAX_LEN */
 	JR_A_BINARY, /* MIN_LEN..MAX_LEN */
 	JR_A_NESTED, /* a TLV sequence, validated against NESTED when set */
-	JR_A_FLAG,   /* length 0 */
+	JR_A_FLAG, /* length 0 */
 };
 
 #define JR_PF_REQUIRED 0x1 /* the parse fails without it */
-#define JR_PF_MULTI 0x2    /* may repeat; TB keeps the first, iterate for the rest */
+#define JR_PF_MULTI 0x2 /* may repeat; TB keeps the first, iterate for the rest */
 
 struct jr_policy {
 	uint8_t kind;
@@ -305,9 +322,10 @@ struct jr_record {
 };
 
 /* Opens a RECORD frame and its FIELDS nest: put the kind's attributes, then
- * jr_record_end().  -EINVAL (nothing opened) for a kind 0, an unknown op or a
- * key of 0 or over JR_KEY_MAX bytes; any later error sticks and comes out of
- * jr_record_end().  A kind registered with a policy in journal.c has its
+ * jr_record_end().  On an error (-EINVAL for a kind 0, an unknown op, a key
+ * of 0 or over JR_KEY_MAX bytes; -ENOMEM; -EINVAL when a frame is already
+ * open) nothing is left open.  Errors of the puts that follow stick and come
+ * out of jr_record_end().  A kind registered with a policy in journal.c has its
  * fields validated by the decoder too. */
 int jr_record_begin(struct jr_buf *b, uint64_t seq, uint16_t kind, uint8_t op, const void *key,
 		    size_t key_len);

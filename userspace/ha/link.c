@@ -31,7 +31,7 @@
 enum conn_state {
 	CS_HELLO, /* connecting or connected: our HELLO is out, the peer's awaited */
 	CS_READY, /* the peer's HELLO checked: waiting for the choice */
-	CS_UP,    /* the link */
+	CS_UP, /* the link */
 };
 
 struct hal_conn {
@@ -40,7 +40,7 @@ struct hal_conn {
 	struct hal_conn *next;
 	bool outbound;
 	bool closing; /* detached: waiting for the loop's on_close */
-	bool parked;  /* READY inbound, kept while our own connection may still win */
+	bool parked; /* READY inbound, kept while our own connection may still win */
 	enum conn_state st;
 	struct jr_decoder dec;
 	struct jr_hello peer;
@@ -59,8 +59,8 @@ struct hal_link {
 	bool watching; /* the silence clock runs: on_peer_dead is due at its end */
 	bool refusal_logged;
 	struct hal_conn *conns; /* every connection until on_close */
-	struct hal_conn *cur;   /* the link */
-	struct hal_conn *out;   /* our outgoing connection while it is not the link */
+	struct hal_conn *cur; /* the link */
+	struct hal_conn *out; /* our outgoing connection while it is not the link */
 	struct jr_hello peer;
 	unsigned backoff; /* delay before the next connect */
 	struct timer retry_t, hb_t, dead_t;
@@ -94,8 +94,8 @@ static const char *addr_str(const struct sockaddr_storage *ss, char *buf, size_t
 static const char *bye_name(uint16_t code)
 {
 	static const char *const names[] = {
-		[JR_BYE_SHUTDOWN] = "shutdown",   [JR_BYE_DEMOTING] = "demoting",
-		[JR_BYE_VERSION] = "version",     [JR_BYE_SAME_ID] = "same node id",
+		[JR_BYE_SHUTDOWN] = "shutdown",	  [JR_BYE_DEMOTING] = "demoting",
+		[JR_BYE_VERSION] = "version",	  [JR_BYE_SAME_ID] = "same node id",
 		[JR_BYE_DUPLICATE] = "duplicate", [JR_BYE_PROTOCOL] = "protocol error",
 		[JR_BYE_TIMEOUT] = "timeout",
 	};
@@ -139,6 +139,14 @@ static void life(struct hal_link *h)
 }
 
 static void conn_detach(struct hal_conn *c, int err, const char *reason);
+
+/* A GOODBYE is only worth sending on a connection known to be up: our own
+ * one may still be connecting, and a close that waits for it to be sent
+ * would linger as long as the kernel keeps retrying the SYN. */
+static uint16_t bye_if_connected(const struct hal_conn *c, uint16_t code)
+{
+	return c->outbound && c->st == CS_HELLO ? 0 : code;
+}
 
 /* Takes C out of the link and closes it, with a GOODBYE first when BYE is a
  * code (then the close waits for it to be sent).  Callbacks may run. */
@@ -267,7 +275,8 @@ static void link_up(struct hal_link *h, struct hal_conn *c)
 	for (struct hal_conn *o = h->conns; o; o = o->next) {
 		if (o != c && !o->closing) {
 			h->st.duplicates++;
-			conn_drop(o, 0, "another connection won", JR_BYE_DUPLICATE);
+			conn_drop(o, 0, "another connection won",
+				  bye_if_connected(o, JR_BYE_DUPLICATE));
 		}
 	}
 	h->peer = c->peer;
@@ -675,8 +684,8 @@ static void retry_fire(struct timer *t)
 	}
 	tune_socket(fd);
 	bind_source(h, fd);
-	c->s = loop_stream_connect(h->l, fd, (const struct sockaddr *)&h->cfg.peer,
-				   h->cfg.peer_len, &conn_ops, c);
+	c->s = loop_stream_connect(h->l, fd, (const struct sockaddr *)&h->cfg.peer, h->cfg.peer_len,
+				   &conn_ops, c);
 	fd = -1; /* the loop owns it now, even on failure */
 	if (!c->s) {
 		free(c);
@@ -859,8 +868,9 @@ int hal_new(struct loop *l, const struct hal_config *cfg, const struct hal_ops *
 	if (!h->cfg.backoff_min_ms)
 		h->cfg.backoff_min_ms = HAL_BACKOFF_MIN;
 	if (h->cfg.backoff_max_ms < h->cfg.backoff_min_ms)
-		h->cfg.backoff_max_ms =
-			h->cfg.backoff_min_ms > HAL_BACKOFF_MAX ? h->cfg.backoff_min_ms : HAL_BACKOFF_MAX;
+		h->cfg.backoff_max_ms = h->cfg.backoff_min_ms > HAL_BACKOFF_MAX
+						? h->cfg.backoff_min_ms
+						: HAL_BACKOFF_MAX;
 	h->ops = ops;
 	h->arg = arg;
 	h->lfd = -1;
@@ -930,7 +940,8 @@ void hal_stop(struct hal_link *h, uint16_t code, const char *reason)
 	timer_del(tw, &h->dead_t);
 	for (struct hal_conn *c = h->conns; c; c = c->next)
 		if (!c->closing)
-			conn_drop(c, 0, reason ? reason : "stopped", code ? code : JR_BYE_SHUTDOWN);
+			conn_drop(c, 0, reason ? reason : "stopped",
+				  bye_if_connected(c, code ? code : JR_BYE_SHUTDOWN));
 }
 
 int hal_update_hello(struct hal_link *h, uint64_t epoch, uint8_t state, uint64_t last_seq)
@@ -966,9 +977,10 @@ int hal_send_frame(struct hal_link *h, const void *buf, size_t len)
 		struct jr_frame f;
 		size_t n;
 
-		if (len - off >= 8 && peek_len(p + off) > HAL_MAX_PAYLOAD)
-			return -EMSGSIZE;
 		ret = jr_decode(&d, p + off, len - off, &n, &f);
+		if (ret == -EBADMSG && len - off >= 8 && peek_len(p + off) > HAL_MAX_PAYLOAD &&
+		    d.err_version == 0 && p[off] == JR_MAGIC >> 8)
+			return -EMSGSIZE;
 		if (ret)
 			return -EINVAL;
 		switch (f.type) {

@@ -8,10 +8,10 @@
  * frame counts as life, and timeout_ms of silence makes the peer dead.
  *
  * The link knows nothing of SIP or of the configuration file: its owner (the
- * role state machine) passes in what the HELLO says and gets callbacks.  It
- * never calls them from inside a hal_* call of the owner's, only from the
- * loop; the owner may call any hal_* function from a callback except
- * hal_free(). */
+ * role state machine) passes in what the HELLO says and gets callbacks.
+ * Callbacks come from the loop, and on_down also from inside hal_stop() and
+ * from a send that overflows the backlog.  The owner may call any hal_*
+ * function from a callback except hal_free(). */
 #ifndef SIPHA_HA_LINK_H
 #define SIPHA_HA_LINK_H
 
@@ -29,9 +29,9 @@ struct hal_config {
 	uint64_t epoch;
 	uint16_t priority;
 	uint8_t redundancy, role, state; /* enum jr_redundancy, jr_role, jr_state */
-	uint64_t last_seq;               /* last journal sequence applied here */
-	uint8_t mac[6];                  /* of the service interface */
-	uint64_t instance;               /* 0: random; tells a restarted peer apart */
+	uint64_t last_seq; /* last journal sequence applied here */
+	uint8_t mac[6]; /* of the service interface */
+	uint64_t instance; /* 0: random; tells a restarted peer apart */
 
 	struct sockaddr_storage listen; /* [ha] listen */
 	socklen_t listen_len;
@@ -39,7 +39,7 @@ struct hal_config {
 	socklen_t peer_len;
 
 	unsigned heartbeat_ms; /* >= 1 */
-	unsigned timeout_ms;   /* > heartbeat_ms */
+	unsigned timeout_ms; /* > heartbeat_ms */
 	unsigned backoff_min_ms, backoff_max_ms; /* reconnect delays; 0: 50 and 1000 */
 };
 
@@ -64,26 +64,26 @@ struct hal_stats {
 	uint64_t heartbeats_missed; /* ticks after 2 heartbeat intervals of silence */
 	uint64_t connect_attempts, connect_failures, accepts, accepts_refused;
 	uint64_t ups, downs, reconnects, peer_dead;
-	uint64_t decode_errors;      /* malformed bytes from a connection */
-	uint64_t protocol_errors;    /* well-formed but out of place */
-	uint64_t refused;            /* peers we refused: version, same node id */
-	uint64_t refused_by_peer;    /* GOODBYE VERSION/SAME_ID received */
-	uint64_t duplicates;         /* connections closed by the tie-break */
+	uint64_t decode_errors; /* malformed bytes from a connection */
+	uint64_t protocol_errors; /* well-formed but out of place */
+	uint64_t refused; /* peers we refused: version, same node id */
+	uint64_t refused_by_peer; /* GOODBYE VERSION/SAME_ID received */
+	uint64_t duplicates; /* connections closed by the tie-break */
 	uint64_t handshake_timeouts; /* connections that never became the link */
-	uint64_t backlog_overflows;  /* sends over LOOP_STREAM_MAX_BACKLOG */
+	uint64_t backlog_overflows; /* sends over LOOP_STREAM_MAX_BACKLOG */
 	uint64_t unknown_frames, unknown_attrs;
-	uint64_t last_seq_sent;  /* highest RECORD/SNAPSHOT seq sent */
+	uint64_t last_seq_sent; /* highest RECORD/SNAPSHOT seq sent */
 	uint64_t last_seq_acked; /* highest seq the peer acknowledged */
-	uint64_t last_ack_sent;  /* highest seq we acknowledged */
+	uint64_t last_ack_sent; /* highest seq we acknowledged */
 	uint64_t last_rx_ms, last_tx_ms; /* loop_now() of the last frame */
-	unsigned conns;          /* connections open, the link's included */
+	unsigned conns; /* connections open, the link's included */
 };
 
 /* Largest payload the link sends or accepts: a frame must fit the loop's
  * stream input buffer. */
-#define HAL_MAX_PAYLOAD                                                                            \
-	(LOOP_STREAM_MAX_INBUF - JR_HDR_LEN < JR_MAX_PAYLOAD ? LOOP_STREAM_MAX_INBUF - JR_HDR_LEN  \
-							    : JR_MAX_PAYLOAD)
+#define HAL_MAX_PAYLOAD                                                                           \
+	(LOOP_STREAM_MAX_INBUF - JR_HDR_LEN < JR_MAX_PAYLOAD ? LOOP_STREAM_MAX_INBUF - JR_HDR_LEN \
+							     : JR_MAX_PAYLOAD)
 
 /* Binds and listens on cfg->listen and starts connecting to cfg->peer.
  * 0 or -errno (-EINVAL for a bad config). */

@@ -167,6 +167,19 @@ static struct call_table *table(struct call *c)
 	return c->srv->calls;
 }
 
+/* Tells the HA engine about a confirmed call's new state: the standby
+ * keeps confirmed calls only (a call in set-up has transactions that
+ * cannot move nodes). */
+static void replicate(struct call *c, bool gone)
+{
+	const struct srv_repl_ops *r = &c->srv->repl;
+
+	if (!r->call || (gone && !c->replicated) || (!gone && c->state != CALL_ESTABLISHED))
+		return;
+	c->replicated = !gone;
+	r->call(r->arg, c, gone);
+}
+
 /* Leaves the table at once (siphactl no longer lists it, in-dialog
  * requests get 481); memory stays while transactions refer to it. */
 static void call_release(struct call *c, const char *why)
@@ -176,6 +189,7 @@ static void call_release(struct call *c, const char *why)
 	if (c->state == CALL_RELEASED)
 		return;
 	pr_debug("call %llu released: %s", (unsigned long long)c->id, why);
+	replicate(c, true);
 	c->state = CALL_RELEASED;
 	timer_del(c->srv->tw, &c->t_ring);
 	timer_del(c->srv->tw, &c->a.ok.t);
@@ -234,6 +248,9 @@ enum dev_state call_dev_state(const struct call_table *ct, const char *dn)
 	}
 	return st;
 }
+
+static struct call *call_alloc(struct server *srv, uint64_t id);
+static void table_add(struct call_table *ct, struct call *c);
 
 /* --- helpers ----------------------------------------------------------------------- */
 
@@ -584,6 +601,7 @@ static void binv_response(struct txn *t, void *uarg, osip_message_t *resp)
 		c->state = CALL_ESTABLISHED;
 		c->answered_ms = srv->tw->now;
 		srv->st.calls_answered++;
+		replicate(c, false);
 		timer_del(srv->tw, &c->t_ring);
 		return;
 	}
@@ -810,19 +828,11 @@ void call_on_invite(struct server *srv, struct txn *st, osip_message_t *req)
 		srv->st.calls_failed++;
 		return;
 	}
-	c = calloc(1, sizeof(*c));
+	c = call_alloc(srv, ct->next_id++);
 	if (!c) {
 		txn_reply(st, 500, "Server Internal Error", NULL);
 		return;
 	}
-	c->srv = srv;
-	c->id = ct->next_id++;
-	c->refs = 1; /* the table's */
-	c->a.call = c->b.call = c;
-	c->created_ms = srv->tw->now;
-	timer_init(&c->t_ring, ring_timeout);
-	timer_init(&c->a.ok.t, ok_retx);
-	timer_init(&c->b.ok.t, ok_retx);
 	srv_new_tag(srv, tag, sizeof(tag));
 	c->dn = strdup(user);
 	if (osip_uri_to_str(req->from->url, &s) == 0) {
@@ -841,12 +851,7 @@ void call_on_invite(struct server *srv, struct txn *st, osip_message_t *req)
 	}
 	c->a.dlg.peer = st->peer;
 	/* In the table from here on: every exit below goes through release. */
-	c->next = ct->live;
-	if (ct->live)
-		ct->live->prev = c;
-	ct->live = c;
-	ct->nlive++;
-	dlg_index_add(ct, &c->a);
+	table_add(ct, c);
 	c->a_inv = st;
 	c->refs++;
 	txn_set_user(st, &ainv_user, c);
@@ -1061,6 +1066,7 @@ bool call_on_indialog(struct server *srv, struct txn *st, osip_message_t *req)
 			call_release(c, "BYE not relayable");
 	}
 	srv->st.indialog_relayed++;
+	replicate(c, false); /* CSeqs and targets moved */
 	return true;
 }
 
@@ -1094,4 +1100,104 @@ void call_on_ack(struct server *srv, osip_message_t *ack)
 		other->ack_deferred = false;
 		send_ack(c, other, other->ack_cseq, ack);
 	}
+}
+
+/* --- HA standby: calls as the active node described them ------------------------- */
+
+static struct call *call_alloc(struct server *srv, uint64_t id)
+{
+	struct call *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->srv = srv;
+	c->id = id;
+	c->refs = 1;
+	c->a.call = c->b.call = c;
+	c->created_ms = srv->tw->now;
+	timer_init(&c->t_ring, ring_timeout);
+	timer_init(&c->a.ok.t, ok_retx);
+	timer_init(&c->b.ok.t, ok_retx);
+	return c;
+}
+
+/* Into the table and the dialog index (the B leg once it has a tag). */
+static void table_add(struct call_table *ct, struct call *c)
+{
+	c->next = ct->live;
+	if (ct->live)
+		ct->live->prev = c;
+	ct->live = c;
+	ct->nlive++;
+	dlg_index_add(ct, &c->a);
+	if (c->b.dlg.remote_tag)
+		dlg_index_add(ct, &c->b);
+}
+
+int call_upsert_replica(struct server *srv, uint64_t id, enum call_state state, char *dn,
+			char *from, char *to, struct dialog *a, struct dialog *b)
+{
+	struct call_table *ct = srv->calls;
+	struct leg *l = dlg_lookup(ct, a->call_id, a->local_tag);
+	struct call *c = l ? l->call : NULL;
+
+	if (c) {
+		/* The same call again: the dialogs moved on (CSeq, target). */
+		dlg_index_del(ct, &c->a);
+		dlg_index_del(ct, &c->b);
+		dlg_free(&c->a.dlg);
+		dlg_free(&c->b.dlg);
+		free(c->dn);
+		free(c->from);
+		free(c->to);
+		c->state = state;
+		c->a.dlg = *a;
+		c->b.dlg = *b;
+		c->dn = dn;
+		c->from = from;
+		c->to = to;
+		dlg_index_add(ct, &c->a);
+		if (c->b.dlg.remote_tag)
+			dlg_index_add(ct, &c->b);
+		return 0;
+	}
+	c = call_alloc(srv, id);
+	if (!c) {
+		dlg_free(a);
+		dlg_free(b);
+		free(dn);
+		free(from);
+		free(to);
+		return -ENOMEM;
+	}
+	c->state = state;
+	c->a.dlg = *a;
+	c->b.dlg = *b;
+	c->dn = dn;
+	c->from = from;
+	c->to = to;
+	c->replicated = true;
+	if (id >= ct->next_id)
+		ct->next_id = id + 1; /* ids stay unique after a takeover */
+	table_add(ct, c);
+	return 0;
+}
+
+void call_drop_replica(struct server *srv, const char *a_call_id, const char *a_tag)
+{
+	struct leg *l = dlg_lookup(srv->calls, a_call_id, a_tag);
+
+	if (l && l == &l->call->a)
+		call_release(l->call, "released on the active node");
+}
+
+void calls_drop_all(struct call_table *ct)
+{
+	const struct srv_repl_ops saved = ct->srv->repl;
+
+	/* Nothing of this is news for the peer. */
+	ct->srv->repl.call = NULL;
+	while (ct->live)
+		call_release(ct->live, "resynchronisation");
+	ct->srv->repl = saved;
 }

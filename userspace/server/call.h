@@ -77,6 +77,7 @@ struct call {
 	bool no_answer;
 	struct timer t_ring; /* no-answer timer */
 	uint64_t created_ms, answered_ms;
+	bool replicated; /* the standby knows it (hot standby) */
 };
 
 struct call_table;
@@ -97,6 +98,16 @@ void call_on_ack(struct server *srv, osip_message_t *ack);
 /* Where requests for URI go (IP literal host, port, transport=tcp): 0,
  * -EINVAL or -EHOSTUNREACH (names are not resolved). */
 int call_resolve(const char *uri, struct sip_peer *out);
+
+/* HA standby side: a call as the active node described it (the dialogs and
+ * strings are taken over, also on error), found again by its A-leg dialog.
+ * Such a call has no transactions; once this node is active, in-dialog
+ * requests continue it.  0 or -errno. */
+int call_upsert_replica(struct server *srv, uint64_t id, enum call_state state, char *dn,
+			char *from, char *to, struct dialog *a, struct dialog *b);
+void call_drop_replica(struct server *srv, const char *a_call_id, const char *a_tag);
+/* Every call leaves the table without a message sent (resynchronisation). */
+void calls_drop_all(struct call_table *ct);
 
 size_t calls_count(const struct call_table *ct);
 const char *call_state_name(enum call_state s);

@@ -12,6 +12,7 @@
 #include "server/call.h"
 #include "server/control.h"
 #include "server/server.h"
+#include "ha/role.h"
 #include "xdp/xdp.h"
 
 #define CTL_MAX_LINE (64u << 10)
@@ -45,15 +46,26 @@ static json_t *cmd_status(struct server *srv, json_t *args)
 
 	(void)args;
 	json_object_set_new(o, "node", json_string(cfg->node.id));
-	json_object_set_new(o, "role", json_string(role_name(cfg->node.role)));
+	struct ha_status hs = { .state = HA_ACTIVE };
+
 	/* Alone (no [ha]) a node serves: it is the active one. */
-	json_object_set_new(o, "state", json_string("active"));
+	if (srv->ha)
+		ha_get_status(srv->ha, &hs);
+	json_object_set_new(o, "role", json_string(role_name(cfg->node.role)));
+	json_object_set_new(o, "state", json_string(ha_state_name(hs.state)));
 	json_object_set_new(o, "redundancy",
 			    json_string(cfg->node.redundancy == CFG_RED_HOT ? "hot" : "warm"));
-	json_object_set_new(o, "epoch", json_integer(0));
-	json_object_set_new(o, "peer_connected", json_false());
-	json_object_set_new(o, "in_sync", json_false());
-	json_object_set_new(o, "sync_lag", json_integer(0));
+	json_object_set_new(o, "epoch", json_integer((json_int_t)hs.epoch));
+	json_object_set_new(o, "peer_connected", json_boolean(hs.peer_connected));
+	json_object_set_new(o, "in_sync", json_boolean(hs.in_sync));
+	json_object_set_new(o, "sync_lag", json_integer((json_int_t)hs.sync_lag));
+	if (srv->ha) {
+		json_object_set_new(o, "peer", json_string(hs.peer));
+		json_object_set_new(o, "takeovers", json_integer((json_int_t)hs.takeovers));
+		json_object_set_new(o, "records_sent", json_integer((json_int_t)hs.records_sent));
+		json_object_set_new(o, "records_applied",
+				    json_integer((json_int_t)hs.records_applied));
+	}
 	json_object_set_new(o, "calls", json_integer((json_int_t)calls_count(srv->calls)));
 	json_object_set_new(o, "registrations",
 			    json_integer((json_int_t)reg_binding_count(srv->reg)));
@@ -141,7 +153,14 @@ static json_t *cmd_vip(struct server *srv, json_t *args)
 	json_object_set_new(o, "interface", json_string(cfg->vip.interface));
 	/* Alone, the node holds the VIP while it runs; the kernel's view
 	 * ("present") is added by siphactl through libnl. */
-	json_object_set_new(o, "expected", json_boolean(srv->vip_owned));
+	if (srv->ha) {
+		struct ha_status hs;
+
+		ha_get_status(srv->ha, &hs);
+		json_object_set_new(o, "expected", json_boolean(hs.state == HA_ACTIVE));
+	} else {
+		json_object_set_new(o, "expected", json_boolean(srv->vip_owned));
+	}
 	return o;
 }
 
@@ -184,9 +203,16 @@ static json_t *cmd_block(struct server *srv, json_t *args)
 static json_t *cmd_switchover(struct server *srv, json_t *args)
 {
 	(void)args;
-	if (!srv->cfg->ha.present)
+	const char *why = NULL;
+
+	if (!srv->ha)
 		return refuse("no [ha] configured: there is no peer to hand over to", false);
-	return refuse("HA is not running in this build", false);
+	if (ha_switchover(srv->ha, &why))
+		return refuse(why, false);
+	json_t *o = ok_obj();
+
+	json_object_set_new(o, "state", json_string("standby"));
+	return o;
 }
 
 static void metric(FILE *f, const char *node, const char *name, const char *type, const char *help,

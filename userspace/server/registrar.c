@@ -10,6 +10,8 @@
 
 struct registrar {
 	char user[256]; /* the AoR user of the last REGISTER (reg_result) */
+	reg_notify_fn notify;
+	void *notify_arg;
 	struct timer_wheel *tw;
 	struct reg_limits lim;
 	struct reg_aor **buckets;
@@ -47,8 +49,16 @@ int reg_new(struct registrar **out, struct timer_wheel *tw, const struct reg_lim
 	return 0;
 }
 
+void reg_set_notify(struct registrar *r, reg_notify_fn fn, void *arg)
+{
+	r->notify = fn;
+	r->notify_arg = arg;
+}
+
 static void binding_free(struct registrar *r, struct reg_binding *b)
 {
+	if (r->notify)
+		r->notify(r->notify_arg, b->aor, b, true);
 	timer_del(r->tw, &b->t);
 	free(b->contact);
 	free(b->call_id);
@@ -60,6 +70,7 @@ void reg_free(struct registrar *r)
 {
 	if (!r)
 		return;
+	r->notify = NULL; /* shutting down is no news */
 	for (size_t i = 0; i < r->nbuckets; i++) {
 		struct reg_aor *a = r->buckets[i], *an;
 
@@ -234,6 +245,8 @@ int reg_bind(struct registrar *r, const char *user, const char *contact, unsigne
 		memset(&b->src, 0, sizeof(b->src));
 	b->expires = now + (uint64_t)expires_s * 1000;
 	timer_add(r->tw, &b->t, b->expires);
+	if (r->notify)
+		r->notify(r->notify_arg, a, b, false);
 	return 0;
 nomem:
 	aor_drop_if_empty(r, a);
@@ -570,12 +583,24 @@ int reg_fill_contacts(struct registrar *r, const char *user, uint64_t now, osip_
 
 	for (const struct reg_binding *b = a ? a->bindings : NULL; b; b = b->next) {
 		uint64_t left = b->expires > now ? (b->expires - now + 999) / 1000 : 0;
-		size_t len = strlen(b->contact) + 48;
+		size_t len = strlen(b->contact) * 2 + 48, o = 0;
 
 		buf = malloc(len);
 		if (!buf)
 			return -ENOMEM;
-		snprintf(buf, len, "<%s>;expires=%llu", b->contact, (unsigned long long)left);
+		/* libosip2 would decode an escaped NUL and cut the URI there; the
+		 * message layer carries it as %C0%80 and prints %00 again. */
+		buf[o++] = '<';
+		for (const char *p = b->contact; *p; p++) {
+			if (!strncmp(p, "%00", 3)) {
+				memcpy(buf + o, "%C0%80", 6);
+				o += 6;
+				p += 2;
+			} else {
+				buf[o++] = *p;
+			}
+		}
+		snprintf(buf + o, len - o, ">;expires=%llu", (unsigned long long)left);
 		ret = osip_message_set_contact(resp, buf);
 		free(buf);
 		if (ret)

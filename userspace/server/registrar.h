@@ -55,6 +55,12 @@ struct reg_result {
 };
 
 int reg_new(struct registrar **out, struct timer_wheel *tw, const struct reg_limits *lim);
+
+/* FN hears of every binding stored or refreshed (GONE false) and removed,
+ * expired included (GONE true): what HA replicates.  NULL: nobody. */
+typedef void (*reg_notify_fn)(void *arg, const struct reg_aor *a, const struct reg_binding *b,
+			      bool gone);
+void reg_set_notify(struct registrar *r, reg_notify_fn fn, void *arg);
 void reg_free(struct registrar *r);
 
 /* Processes REGISTER REQ at NOW (ms): every check of RFC 3261 §10.3 first,

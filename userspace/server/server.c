@@ -11,6 +11,7 @@
 #include "server/server.h"
 #include "garp.h"
 #include "vip.h"
+#include "ha/role.h"
 #include "xdp/xdp.h"
 
 void srv_new_tag(struct server *srv, char *buf, size_t len)
@@ -380,6 +381,11 @@ int srv_init(struct server *srv, struct sipha_config *cfg, struct loop *l)
 		if (ret)
 			goto err;
 	}
+	if (cfg->ha.present) {
+		ret = ha_start(&srv->ha, srv);
+		if (ret)
+			goto err;
+	}
 	ret = ctl_open(&srv->ctl, l, cfg->control.socket, srv);
 	if (ret)
 		goto err;
@@ -393,6 +399,9 @@ void srv_fini(struct server *srv)
 {
 	ctl_close(srv->ctl);
 	srv->ctl = NULL;
+	/* The VIP goes before the program that steers for it. */
+	ha_stop(srv->ha);
+	srv->ha = NULL;
 	if (srv->xdp) {
 		timer_del(srv->tw, &srv->xdp_tick);
 		sxdp_close(srv->xdp);

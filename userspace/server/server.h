@@ -53,6 +53,14 @@ struct call_table;
 struct sxdp;
 
 typedef int (*srv_send_fn)(void *arg, const struct sip_peer *to, const char *buf, size_t len);
+struct call;
+struct ha;
+/* Call state changes the HA engine replicates (GONE: the call left);
+ * bindings come through reg_set_notify. */
+struct srv_repl_ops {
+	void (*call)(void *arg, const struct call *c, bool gone);
+	void *arg;
+};
 
 struct server {
 	struct sipha_config *cfg;
@@ -67,6 +75,8 @@ struct server {
 	struct control *ctl;
 	struct sxdp *xdp; /* NULL with [xdp] mode = off */
 	bool vip_owned; /* we added the VIP and remove it on exit */
+	struct ha *ha; /* NULL without [ha] */
+	struct srv_repl_ops repl; /* all NULL: nothing replicates */
 	struct timer xdp_tick; /* the dead man's switch heartbeat */
 	unsigned t1_ms, t2_ms, t4_ms;
 	struct srv_stats st;

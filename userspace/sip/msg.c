@@ -18,11 +18,11 @@
 #define SIPMSG_NUL_ESC "%C0%80" /* see sipmsg_defuse */
 
 static const char *const sipmsg_methods[SIP_METHOD_MAX] = {
-	[SIP_INVITE] = "INVITE",     [SIP_ACK] = "ACK",	      [SIP_BYE] = "BYE",
-	[SIP_CANCEL] = "CANCEL",     [SIP_REGISTER] = "REGISTER", [SIP_OPTIONS] = "OPTIONS",
-	[SIP_SUBSCRIBE] = "SUBSCRIBE", [SIP_NOTIFY] = "NOTIFY",   [SIP_REFER] = "REFER",
-	[SIP_INFO] = "INFO",	     [SIP_UPDATE] = "UPDATE",	  [SIP_PRACK] = "PRACK",
-	[SIP_MESSAGE] = "MESSAGE",   [SIP_PUBLISH] = "PUBLISH",
+	[SIP_INVITE] = "INVITE",       [SIP_ACK] = "ACK",	    [SIP_BYE] = "BYE",
+	[SIP_CANCEL] = "CANCEL",       [SIP_REGISTER] = "REGISTER", [SIP_OPTIONS] = "OPTIONS",
+	[SIP_SUBSCRIBE] = "SUBSCRIBE", [SIP_NOTIFY] = "NOTIFY",	    [SIP_REFER] = "REFER",
+	[SIP_INFO] = "INFO",	       [SIP_UPDATE] = "UPDATE",	    [SIP_PRACK] = "PRACK",
+	[SIP_MESSAGE] = "MESSAGE",     [SIP_PUBLISH] = "PUBLISH",
 };
 
 static const struct {
@@ -448,9 +448,9 @@ static int sipmsg_salvage_hdr(osip_message_t *m, enum sipmsg_hid id, const struc
 	int err = -EBADMSG;
 	char name[32];
 	char *val;
-
 	size_t n;
 
+	/* any NUL becomes '?' here: the value is only echoed */
 	val = malloc(2 * h->vlen + 1);
 	if (!val)
 		return -ENOMEM;
@@ -475,7 +475,7 @@ static int sipmsg_salvage_hdrs(osip_message_t *m, const char *buf, const struct 
 	bool seen[SIPMSG_H_NUM] = { false };
 	size_t pos = l->hdrs;
 	struct sipmsg_hdr h;
-	int r, vias = 0;
+	int r, err = 0, vias = 0;
 
 	while ((r = sipmsg_hdr_next(buf, l, &pos, &h))) {
 		enum sipmsg_hid id;
@@ -485,23 +485,22 @@ static int sipmsg_salvage_hdrs(osip_message_t *m, const char *buf, const struct 
 		id = sipmsg_hdr_id(&h);
 		switch (id) {
 		case SIPMSG_H_VIA:
-			if (sipmsg_salvage_hdr(m, id, &h))
-				return -EBADMSG;
+			err = sipmsg_salvage_hdr(m, id, &h);
 			vias++;
 			break;
 		case SIPMSG_H_FROM:
 		case SIPMSG_H_TO:
 		case SIPMSG_H_CALL_ID:
 		case SIPMSG_H_CSEQ:
-			if (seen[id])
-				break;
+			if (!seen[id])
+				err = sipmsg_salvage_hdr(m, id, &h);
 			seen[id] = true;
-			if (sipmsg_salvage_hdr(m, id, &h))
-				return -EBADMSG;
 			break;
 		default:
 			break;
 		}
+		if (err)
+			return err;
 	}
 	return vias ? 0 : -EBADMSG;
 }
@@ -605,8 +604,8 @@ static int sipmsg_copy_dialog_ids(const osip_message_t *req, osip_message_t *r)
 		return -ENOMEM;
 	if (req->to ? osip_to_clone(req->to, &r->to) : sipmsg_copy_opaque(req, r, "To"))
 		return -ENOMEM;
-	if (req->call_id ? osip_call_id_clone(req->call_id, &r->call_id) :
-			   sipmsg_copy_opaque(req, r, "Call-ID"))
+	if (req->call_id ? osip_call_id_clone(req->call_id, &r->call_id)
+			 : sipmsg_copy_opaque(req, r, "Call-ID"))
 		return -ENOMEM;
 	if (req->cseq ? osip_cseq_clone(req->cseq, &r->cseq) : sipmsg_copy_opaque(req, r, "CSeq"))
 		return -ENOMEM;
@@ -646,7 +645,7 @@ int sipmsg_response(const osip_message_t *req, int code, const char *reason, con
 		    osip_message_t **out)
 {
 	osip_message_t *r = NULL;
-	int err = -EINVAL;
+	int err;
 
 	if (!out)
 		return -EINVAL;

@@ -12,10 +12,10 @@
 #include "sip/msg.h"
 #include "sip/msgraw.h"
 
-#define SIPMSG_CSEQ_MAX 0x7fffffffULL  /* §8.1.1.5: less than 2**31 */
+#define SIPMSG_CSEQ_MAX 0x7fffffffULL /* §8.1.1.5: less than 2**31 */
 #define SIPMSG_DELTA_MAX 0xffffffffULL /* §20.19, §10.2.1.1: 32-bit seconds */
-#define SIPMSG_MF_MAX 255ULL	       /* §20.22 */
-#define SIPMSG_COOKIE "z9hG4bK"	       /* §8.1.1.7: an RFC 3261 client */
+#define SIPMSG_MF_MAX 255ULL /* §20.22 */
+#define SIPMSG_COOKIE "z9hG4bK" /* §8.1.1.7: an RFC 3261 client */
 
 /* Option tags sipha implements, for Require and Proxy-Require (§8.2.2.3).
  * None yet: a tag joins when the call layer does what it promises. */
@@ -188,8 +188,9 @@ static bool chk_cseq(const char *s, size_t n)
 	return i > m && i == n;
 }
 
-/* *( SEMI token [ EQUAL ( token / host / quoted-string ) ] ) */
-static bool chk_params(const char *s, size_t n, size_t i)
+/* *( SEMI token [ EQUAL ( token / host / quoted-string ) ] ); the value is
+ * mandatory for an m-parameter (§20.15) */
+static bool chk_params_of(const char *s, size_t n, size_t i, bool need_value)
 {
 	for (;;) {
 		size_t start;
@@ -205,8 +206,11 @@ static bool chk_params(const char *s, size_t n, size_t i)
 		if (i == start)
 			return false;
 		skip_lws(s, n, &i);
-		if (i >= n || s[i] != '=')
+		if (i >= n || s[i] != '=') {
+			if (need_value)
+				return false;
 			continue;
+		}
 		i++;
 		skip_lws(s, n, &i);
 		if (i < n && s[i] == '"') {
@@ -231,6 +235,11 @@ static bool chk_hdr_uri(const char *u, size_t n)
 			return false;
 	}
 	return chk_scheme(u, n, NULL);
+}
+
+static bool chk_params(const char *s, size_t n, size_t i)
+{
+	return chk_params_of(s, n, i, false);
 }
 
 /* addr-spec without <>: it ends at ';' and may not hold ',', '?' (§20.10) */
@@ -339,7 +348,7 @@ static bool chk_media(const char *s, size_t n, bool range)
 		;
 	if (i == t || (!range && s[t] == '*'))
 		return false;
-	return chk_params(s, n, i);
+	return chk_params_of(s, n, i, !range);
 }
 
 /* Accept: libosip2 keeps ranges it cannot print again */
@@ -359,7 +368,7 @@ static bool chk_accept(const struct sipmsg_hdr *h)
 
 struct sipmsg_rawscan {
 	int count[SIPMSG_H_NUM];
-	int routes;  /* Route elements */
+	int routes; /* Route elements */
 	int rroutes; /* Record-Route elements */
 };
 
@@ -518,9 +527,8 @@ static bool chk_clen(const osip_message_t *m)
 
 static bool chk_dialog_ids(const osip_message_t *m)
 {
-	return m->from && m->from->url && m->to && m->to->url && m->call_id &&
-	       m->call_id->number && *m->call_id->number && m->cseq && m->cseq->method &&
-	       m->cseq->number;
+	return m->from && m->from->url && m->to && m->to->url && m->call_id && m->call_id->number &&
+	       *m->call_id->number && m->cseq && m->cseq->method && m->cseq->number;
 }
 
 static int chk_parsed(const osip_message_t *m)
@@ -633,10 +641,6 @@ void sipmsg_check_request(const osip_message_t *m, const char *raw, size_t len,
 		code = chk_require(m, v);
 	if (!code)
 		code = chk_body(m, v);
-	if (code == 400 || code == 505 || code == 416) {
-		v->hname = NULL;
-		v->hvalue[0] = '\0';
-	}
 	v->code = code;
 	v->reason = code ? sipmsg_reason(code) : NULL;
 }

@@ -10,11 +10,11 @@
 
 /* Offsets into the buffer a message arrived in. */
 struct sipmsg_layout {
-	size_t start;   /* first octet of the start line (leading CR/LF skipped) */
-	size_t sl_end;  /* end of the start line, before its line end */
-	size_t hdrs;    /* first octet of the first header line */
+	size_t start; /* first octet of the start line (leading CR/LF skipped) */
+	size_t sl_end; /* end of the start line, before its line end */
+	size_t hdrs; /* first octet of the first header line */
 	size_t hdr_end; /* first octet of the empty line that ends the headers */
-	size_t body;    /* first octet after that empty line */
+	size_t body; /* first octet after that empty line */
 };
 
 /* Lines end in LF with an optional CR before it (libosip2 takes bare LF too).

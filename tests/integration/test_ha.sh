@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# HA pair in namespaces: roles at start-up, hot-standby replication, and a
+# kill -9 of the active node with calls up: the standby takes the VIP and
+# every BYE completes through it.  Then the same with warm standby: the
+# calls are gone (481) and new calls work.
+. "$(dirname "$0")/lib.sh"
+require_root
+require_cmd sipp
+
+ns_lan lan a b c || { fail "ha: topology" "cannot build namespaces"; finish; }
+addr_add a eth0 10.99.0.1/24
+addr_add b eth0 10.99.0.2/24
+addr_add c eth0 10.99.0.10/24
+# XDP_TX on a veth needs a program on the peer end too (DESIGN.md §5).
+for n in a b; do ns_exec lan ip link set "$n-br" xdp object build/sipha_xdp.bpf.o sec xdp 2>/dev/null || true; done
+ns_exec c ethtool -K eth0 tx off >/dev/null 2>&1 || true
+
+mkconf() { # NAME ROLE OWN PEER REDUNDANCY
+	cat >"$T_TMP/$1.conf" <<EOC
+[node]
+id = $1
+role = $2
+redundancy = $5
+priority = 100
+state_dir = $T_TMP/state-$1
+[sip]
+listen = 0.0.0.0:5060
+domain = sipha.test
+[vip]
+address = 10.99.0.100/24
+interface = eth0
+garp_count = 2
+[ha]
+listen = $3:7100
+peer = $4:7100
+heartbeat_ms = 50
+timeout_ms = 200
+[xdp]
+interface = eth0
+mode = native
+[control]
+socket = $T_TMP/$1.sock
+[dn]
+3000 = sip:10.99.0.10:5070
+EOC
+}
+
+state_of() { ctl -n "$1" status --json | jq -r .state; }
+field_of() { ctl -n "$1" status --json | jq -r ".$2"; }
+# field_is NODE FIELD VALUE: for wait_until, which re-runs its command
+field_is() { [ "$(field_of "$1" "$2")" = "$3" ]; }
+
+# run REDUNDANCY: one failover round; echoes nothing, reports PASS/FAIL
+run() {
+	local red=$1 calls=20
+	mkconf a primary 10.99.0.1 10.99.0.2 "$red"
+	mkconf b backup 10.99.0.2 10.99.0.1 "$red"
+	rm -rf "$T_TMP/state-a" "$T_TMP/state-b"
+	start_siphad -n a -N a "$T_TMP/a.conf" || return
+	wait_until 5 field_is a state active
+	check_eq "ha $red: primary active alone" "$(state_of a)" active
+	start_siphad -n b -N b "$T_TMP/b.conf" || return
+	wait_until 5 field_is b peer_connected true
+	check_eq "ha $red: backup standby" "$(state_of b)" standby
+	check_eq "ha $red: VIP on the primary only" \
+		"$(ns_exec a ip -br addr show eth0 | grep -c 10.99.0.100)/$(ns_exec b ip -br addr show eth0 | grep -c 10.99.0.100)" "1/0"
+	if [ "$red" = hot ]; then
+		wait_until 5 field_is b in_sync true
+		check_eq "ha hot: standby in sync" "$(field_of b in_sync)" true
+	fi
+
+	ns_exec c sipp -sn uas -i 10.99.0.10 -p 5070 -nostdin >/dev/null 2>&1 &
+	local uas=$!
+	T_PIDS+=("$uas")
+	(cd "$T_TMP" && ns_exec c sipp 10.99.0.100:5060 -sn uac -s 3000 -i 10.99.0.10 -p 5071 \
+		-m $calls -r 20 -d 6000 -nostdin -timeout 40 -trace_stat -stf "uac-$red.csv" \
+		>/dev/null 2>&1) &
+	local uac=$!
+	T_PIDS+=("$uac")
+	wait_until 8 field_is a calls $calls
+	check_eq "ha $red: $calls calls up on the active node" "$(field_of a calls)" $calls
+	if [ "$red" = hot ]; then
+		wait_until 3 field_is b calls $calls
+		check_eq "ha hot: the standby has every call" "$(field_of b calls)" $calls
+	fi
+
+	local t0 t1
+	t0=$(date +%s%N)
+	kill -9 "$(siphad_pid a)"
+	wait_until 5 field_is b state active
+	t1=$(date +%s%N)
+	check_eq "ha $red: backup active after kill -9" "$(state_of b)" active
+	info "takeover seen by the CLI after $(((t1 - t0) / 1000000)) ms"
+	check_eq "ha $red: VIP on the backup" "$(ns_exec b ip -br addr show eth0 | grep -c 10.99.0.100)" 1
+	wait_pid "$uac" 60
+	local ok bad
+	ok=$(awk -F';' 'NR==1{for(i=1;i<=NF;i++)h[$i]=i} END{print $h["SuccessfulCall(C)"]+0}' "$T_TMP/uac-$red.csv")
+	bad=$(awk -F';' 'NR==1{for(i=1;i<=NF;i++)h[$i]=i} END{print $h["FailedCall(C)"]+0}' "$T_TMP/uac-$red.csv")
+	if [ "$red" = hot ]; then
+		check_eq "ha hot: every call ends with BYE/200 through the new active node" "$ok/$bad" "$calls/0"
+		check_eq "ha hot: no call left on the new active node" "$(field_of b calls)" 0
+	else
+		check_eq "ha warm: calls of the dead node are lost (481 to their BYE)" "$ok" 0
+		check "ha warm: the new active node answered 481" test "$(metric no_dialog b)" -ge 1
+		(cd "$T_TMP" && ns_exec c sipp 10.99.0.100:5060 -sn uac -s 3000 -i 10.99.0.10 -p 5072 \
+			-m 10 -r 10 -d 100 -nostdin -timeout 20 -trace_stat -stf "uac-after.csv" >/dev/null 2>&1)
+		ok=$(awk -F';' 'NR==1{for(i=1;i<=NF;i++)h[$i]=i} END{print $h["SuccessfulCall(C)"]+0}' "$T_TMP/uac-after.csv")
+		check_eq "ha warm: new calls after the takeover succeed" "$ok" 10
+	fi
+	kill "$uas" 2>/dev/null
+	wait "$uas" 2>/dev/null
+	stop_siphad b
+	# the killed node's program stays on its link: no VIP answers from it
+	ns_exec a ip addr del 10.99.0.100/24 dev eth0 2>/dev/null
+	ns_exec a ip link set eth0 xdp off 2>/dev/null
+	rm -rf /sys/fs/bpf/sipha/a
+}
+
+T_NAME=ha
+run hot
+run warm
+finish

@@ -1,0 +1,30 @@
+/* Replication of the server's state as journal records (ha/journal.h):
+ * calls (both legs' dialogs, enough to continue a confirmed call on the
+ * other node) and registration bindings.  The active node encodes, the
+ * standby applies to its own tables. */
+#ifndef SIPHA_HA_REPLICA_H
+#define SIPHA_HA_REPLICA_H
+
+#include <stdint.h>
+
+#include "ha/journal.h"
+
+struct server;
+struct call;
+struct reg_binding;
+struct reg_aor;
+
+/* One RECORD frame for call C into B (upsert, or delete when released). */
+int rep_call_encode(struct jr_buf *b, uint64_t seq, const struct call *c, uint8_t op);
+/* One RECORD frame for binding RB of AOR (upsert, or delete). */
+int rep_reg_encode(struct jr_buf *b, uint64_t seq, const struct reg_aor *aor,
+		   const struct reg_binding *rb, uint8_t op, uint64_t now);
+
+/* Applies a record on the standby: 0, or -EBADMSG for a malformed one (the
+ * link is then dropped and resynchronised; nothing half-applied stays). */
+int rep_apply(struct server *srv, const struct jr_record *r);
+
+/* Drops every replicated call and binding (a snapshot follows). */
+void rep_clear(struct server *srv);
+
+#endif

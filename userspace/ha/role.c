@@ -1,0 +1,586 @@
+/* HA role machine.  Events: the link's HELLO (the peer's state), its death
+ * after timeout_ms of silence, a GOODBYE "demoting" (manual switchover), the
+ * start-up timer, and siphactl switchover.  Actions: take over (probe the
+ * VIP, bump and persist the epoch, add the VIP, GARP, XDP active) and demote
+ * (VIP removed, XDP steering to the peer). */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "garp.h"
+#include "ha/link.h"
+#include "ha/replica.h"
+#include "ha/role.h"
+#include "server/call.h"
+#include "server/server.h"
+#include "vip.h"
+#include "xdp/xdp.h"
+
+#define PROBE_MS 20 /* how long an ARP probe for the VIP waits for a holder */
+
+struct ha {
+	struct server *srv;
+	struct hal_link *link;
+	enum ha_state state;
+	uint64_t epoch;
+	uint64_t seq; /* last record sent (active) or applied (standby) */
+	uint8_t mac[6]; /* our service interface's */
+	uint8_t peer_mac[6];
+	bool have_peer_mac;
+	bool peer_up;
+	struct jr_hello peer;
+	bool hot;
+	bool synced; /* standby: a whole snapshot applied */
+	bool snap_sent; /* active: the peer got a snapshot on this link */
+	uint64_t snap_end_seq;
+	struct timer t_decide; /* start-up and isolated re-probe */
+	struct jr_buf out;
+	char epoch_path[512];
+	struct ha_status st;
+};
+
+static const char *const state_names[] = {
+	[HA_STARTING] = "standby",
+	[HA_ACTIVE] = "active",
+	[HA_STANDBY] = "standby",
+	[HA_ISOLATED] = "isolated",
+};
+
+const char *ha_state_name(enum ha_state s)
+{
+	return state_names[s];
+}
+
+static uint8_t jr_state_of(enum ha_state s)
+{
+	switch (s) {
+	case HA_ACTIVE:
+		return JR_STATE_ACTIVE;
+	case HA_STANDBY:
+		return JR_STATE_STANDBY;
+	case HA_ISOLATED:
+		return JR_STATE_ISOLATED;
+	default:
+		return JR_STATE_STARTING;
+	}
+}
+
+/* --- epoch on disk ------------------------------------------------------------ */
+
+static int mkdir_p(const char *path)
+{
+	char tmp[512];
+
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0755) && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(tmp, 0755) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static uint64_t epoch_load(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	uint64_t e = 0;
+
+	if (f) {
+		if (fscanf(f, "%" SCNu64, &e) != 1)
+			e = 0;
+		fclose(f);
+	}
+	return e;
+}
+
+/* Written to a temporary file and renamed, so a crash leaves the old epoch
+ * or the new one, never a torn one. */
+static int epoch_store(const char *path, uint64_t e)
+{
+	char tmp[600];
+	FILE *f;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "w");
+	if (!f)
+		return -errno;
+	fprintf(f, "%" PRIu64 "\n", e);
+	if (fflush(f) || fsync(fileno(f))) {
+		fclose(f);
+		return -EIO;
+	}
+	fclose(f);
+	return rename(tmp, path) ? -errno : 0;
+}
+
+/* --- roles -------------------------------------------------------------------- */
+
+static void xdp_role(struct ha *h, bool active)
+{
+	const struct sipha_config *cfg = h->srv->cfg;
+
+	if (!h->srv->xdp)
+		return;
+	/* The dead man's switch needs a peer to steer to.  It fires one
+	 * heartbeat interval before the peer declares us dead, so by the time
+	 * the peer probes the VIP our kernel no longer answers for it. */
+	uint64_t dms_ms = cfg->ha.timeout_ms - cfg->ha.heartbeat_ms;
+
+	sxdp_set_role(h->srv->xdp, active, cfg->vip.present ? &cfg->vip.address : NULL, h->mac,
+		      h->have_peer_mac ? h->peer_mac : NULL,
+		      h->have_peer_mac ? dms_ms * 1000000ull : 0);
+}
+
+static void set_state(struct ha *h, enum ha_state s)
+{
+	if (h->state == s)
+		return;
+	pr_info("ha: %s -> %s (epoch %" PRIu64 ")", state_names[h->state], state_names[s],
+		h->epoch);
+	h->state = s;
+	h->st.state = s;
+	hal_update_hello(h->link, h->epoch, jr_state_of(s), h->seq);
+}
+
+static void demote(struct ha *h, const char *why)
+{
+	const struct sipha_config *cfg = h->srv->cfg;
+
+	if (h->state != HA_ACTIVE)
+		return;
+	pr_warn("ha: leaving the active role: %s", why);
+	/* Steer first, then drop the address: a packet that still reaches us
+	 * goes on to the peer instead of into a closed socket. */
+	xdp_role(h, false);
+	if (cfg->vip.present) {
+		int ret = vip_del(cfg->vip.interface, &cfg->vip.address);
+
+		if (ret)
+			pr_err("ha: cannot remove the VIP: %s", strerror(-ret));
+	}
+	h->st.demotions++;
+	h->synced = false;
+	set_state(h, HA_STANDBY);
+}
+
+static void arm_decide(struct ha *h, unsigned ms)
+{
+	timer_add(h->srv->tw, &h->t_decide, h->srv->tw->now + ms);
+}
+
+/* Takes the active role.  PROBE: first ask the network whether someone
+ * still answers for the VIP (DESIGN.md §3); a live holder means only the
+ * link broke: stay off the VIP (isolated) and probe again later. */
+static void take_over(struct ha *h, bool probe, const char *why)
+{
+	const struct sipha_config *cfg = h->srv->cfg;
+	uint8_t holder[6];
+	int ret;
+
+	if (h->state == HA_ACTIVE)
+		return;
+	if (probe && cfg->vip.present) {
+		ret = arp_probe(cfg->vip.interface, &cfg->vip.address, PROBE_MS, holder);
+		if (ret == 1) {
+			pr_warn("ha: VIP still answered by %02x:%02x:%02x:%02x:%02x:%02x; not "
+				"taking "
+				"it (%s)",
+				holder[0], holder[1], holder[2], holder[3], holder[4], holder[5],
+				why);
+			set_state(h, HA_ISOLATED);
+			arm_decide(h, cfg->ha.heartbeat_ms);
+			return;
+		}
+		if (ret < 0)
+			pr_warn("ha: VIP probe failed: %s; going on", strerror(-ret));
+	}
+	h->epoch++;
+	ret = epoch_store(h->epoch_path, h->epoch);
+	if (ret)
+		pr_err("ha: cannot persist epoch %" PRIu64 ": %s", h->epoch, strerror(-ret));
+	if (cfg->vip.present) {
+		ret = vip_add(cfg->vip.interface, &cfg->vip.address);
+		if (ret) {
+			pr_err("ha: cannot add the VIP: %s", strerror(-ret));
+			set_state(h, HA_ISOLATED);
+			arm_decide(h, cfg->ha.timeout_ms);
+			return;
+		}
+		if (cfg->vip.garp_count &&
+		    garp_send(cfg->vip.interface, &cfg->vip.address, cfg->vip.garp_count))
+			pr_warn("ha: gratuitous ARP/NA failed");
+	}
+	xdp_role(h, true);
+	h->st.takeovers++;
+	timer_del(h->srv->tw, &h->t_decide);
+	pr_info("ha: active (%s), %zu calls, %zu registrations", why, calls_count(h->srv->calls),
+		reg_binding_count(h->srv->reg));
+	set_state(h, HA_ACTIVE);
+	h->st.epoch = h->epoch;
+}
+
+/* Higher (epoch, priority, node id) wins (DESIGN.md §3). */
+static bool we_win(const struct ha *h)
+{
+	const struct sipha_config *cfg = h->srv->cfg;
+
+	if (h->epoch != h->peer.epoch)
+		return h->epoch > h->peer.epoch;
+	if ((unsigned)cfg->node.priority != h->peer.priority)
+		return (unsigned)cfg->node.priority > h->peer.priority;
+	return strcmp(cfg->node.id, h->peer.node_id) > 0;
+}
+
+static void send_snapshot(struct ha *h);
+
+/* What the peer's HELLO means for us. */
+static void decide(struct ha *h)
+{
+	const struct sipha_config *cfg = h->srv->cfg;
+	bool peer_active = h->peer.state == JR_STATE_ACTIVE;
+
+	if (h->state == HA_ACTIVE && peer_active) {
+		if (we_win(h)) {
+			pr_warn("ha: split brain with %s: this node wins", h->peer.node_id);
+			return;
+		}
+		pr_warn("ha: split brain with %s: the peer wins; %zu calls known here are "
+			"dropped and replaced by the peer's",
+			h->peer.node_id, calls_count(h->srv->calls));
+		demote(h, "split brain lost");
+		return;
+	}
+	if (h->state == HA_ACTIVE) {
+		if (h->hot && !h->snap_sent)
+			send_snapshot(h);
+		return;
+	}
+	if (peer_active) {
+		timer_del(h->srv->tw, &h->t_decide);
+		set_state(h, HA_STANDBY);
+		return;
+	}
+	/* Neither is active: the primary (or, between equals, the winner of
+	 * the tie-break) takes the VIP. */
+	if ((cfg->node.role == CFG_ROLE_PRIMARY && h->peer.role != JR_ROLE_PRIMARY) ||
+	    ((cfg->node.role == CFG_ROLE_PRIMARY) == (h->peer.role == JR_ROLE_PRIMARY) &&
+	     we_win(h)))
+		take_over(h, true, "peer is not active");
+	else if (h->state == HA_STARTING)
+		set_state(h, HA_STANDBY);
+}
+
+static void t_decide_fired(struct timer *t)
+{
+	struct ha *h = container_of(t, struct ha, t_decide);
+
+	if (h->state == HA_ACTIVE || (h->peer_up && h->peer.state == JR_STATE_ACTIVE))
+		return;
+	take_over(h, true, h->state == HA_ISOLATED ? "re-probe" : "no peer at start-up");
+}
+
+/* --- replication (active side) ------------------------------------------------- */
+
+static void flush(struct ha *h)
+{
+	if (h->out.len) {
+		if (hal_send_frame(h->link, h->out.data, h->out.len))
+			pr_warn("ha: replication frames not sent; the peer will resync");
+		jr_buf_reset(&h->out);
+	}
+}
+
+static bool replicating(const struct ha *h)
+{
+	return h->hot && h->state == HA_ACTIVE && h->peer_up && h->snap_sent;
+}
+
+static void repl_call(void *arg, const struct call *c, bool gone)
+{
+	struct ha *h = arg;
+
+	if (!replicating(h))
+		return;
+	if (!rep_call_encode(&h->out, ++h->seq, c, gone ? JR_OP_DELETE : JR_OP_UPSERT))
+		h->st.records_sent++;
+	flush(h);
+}
+
+static void repl_binding(void *arg, const struct reg_aor *a, const struct reg_binding *b, bool gone)
+{
+	struct ha *h = arg;
+
+	if (!replicating(h))
+		return;
+	if (!rep_reg_encode(&h->out, ++h->seq, a, b, gone ? JR_OP_DELETE : JR_OP_UPSERT,
+			    h->srv->tw->now))
+		h->st.records_sent++;
+	flush(h);
+}
+
+static void snap_call(void *arg, const struct call *c)
+{
+	struct ha *h = arg;
+
+	if (c->state == CALL_ESTABLISHED && !rep_call_encode(&h->out, ++h->seq, c, JR_OP_UPSERT))
+		h->st.records_sent++;
+	if (h->out.len > (256u << 10))
+		flush(h);
+}
+
+static void snap_binding(void *arg, const struct reg_aor *a, const struct reg_binding *b)
+{
+	struct ha *h = arg;
+
+	if (!rep_reg_encode(&h->out, ++h->seq, a, b, JR_OP_UPSERT, h->srv->tw->now))
+		h->st.records_sent++;
+	if (h->out.len > (256u << 10))
+		flush(h);
+}
+
+/* Everything live, between SNAPSHOT_BEGIN and SNAPSHOT_END; the standby
+ * drops what it had and takes this. */
+static void send_snapshot(struct ha *h)
+{
+	jr_snapshot_encode(&h->out, JR_T_SNAPSHOT_BEGIN, ++h->seq,
+			   calls_count(h->srv->calls) + reg_binding_count(h->srv->reg));
+	calls_foreach(h->srv->calls, snap_call, h);
+	reg_foreach(h->srv->reg, snap_binding, h);
+	h->snap_end_seq = ++h->seq;
+	jr_snapshot_encode(&h->out, JR_T_SNAPSHOT_END, h->snap_end_seq, UINT64_MAX);
+	flush(h);
+	h->snap_sent = true;
+	h->st.snapshots++;
+}
+
+/* --- link events ------------------------------------------------------------------ */
+
+static void on_up(void *arg, const struct jr_hello *peer)
+{
+	struct ha *h = arg;
+
+	h->peer_up = true;
+	h->peer = *peer;
+	memcpy(h->peer_mac, peer->mac, 6);
+	h->have_peer_mac = memcmp(peer->mac, "\0\0\0\0\0\0", 6) != 0;
+	h->snap_sent = false;
+	h->synced = false;
+	snprintf(h->st.peer, sizeof(h->st.peer), "%s", peer->node_id);
+	pr_info("ha: link up with %s (epoch %" PRIu64 ", %s)", peer->node_id, peer->epoch,
+		peer->state == JR_STATE_ACTIVE ? "active" : "not active");
+	xdp_role(h, h->state == HA_ACTIVE);
+	decide(h);
+}
+
+static void standby_frame(struct ha *h, const struct jr_frame *f)
+{
+	struct jr_record r;
+
+	switch (f->type) {
+	case JR_T_SNAPSHOT_BEGIN:
+		rep_clear(h->srv);
+		h->synced = false;
+		break;
+	case JR_T_SNAPSHOT_END:
+		h->synced = true;
+		h->seq = f->seq;
+		hal_send_ack(h->link, f->seq);
+		pr_info("ha: in sync with %s: %zu calls, %zu registrations", h->peer.node_id,
+			calls_count(h->srv->calls), reg_binding_count(h->srv->reg));
+		break;
+	case JR_T_RECORD:
+		if (jr_record_decode(f, &r) || rep_apply(h->srv, &r)) {
+			pr_err("ha: bad record %" PRIu64 " from the peer; resynchronising", f->seq);
+			hal_stop(h->link, JR_BYE_PROTOCOL, "bad record");
+			hal_start(h->link);
+			return;
+		}
+		h->seq = f->seq;
+		h->st.records_applied++;
+		hal_send_ack(h->link, f->seq);
+		break;
+	}
+}
+
+static void on_frame(void *arg, const struct jr_frame *f)
+{
+	struct ha *h = arg;
+	struct jr_goodbye g;
+
+	switch (f->type) {
+	case JR_T_HELLO:
+		if (!jr_hello_decode(f, &h->peer))
+			decide(h);
+		break;
+	case JR_T_GOODBYE:
+		/* A switchover: the peer has let the VIP go for us. */
+		if (!jr_goodbye_decode(f, &g) && g.code == JR_BYE_DEMOTING && h->state != HA_ACTIVE)
+			take_over(h, false, "handed over by the peer");
+		break;
+	default:
+		if (h->state != HA_ACTIVE)
+			standby_frame(h, f);
+		break;
+	}
+}
+
+static void on_down(void *arg, int err, const char *reason)
+{
+	struct ha *h = arg;
+
+	(void)err;
+	pr_warn("ha: link down: %s", reason);
+	h->peer_up = false;
+	h->snap_sent = false;
+}
+
+static void on_peer_dead(void *arg)
+{
+	struct ha *h = arg;
+
+	pr_warn("ha: peer silent for %u ms: dead", h->srv->cfg->ha.timeout_ms);
+	if (h->state != HA_ACTIVE)
+		take_over(h, true, "peer dead");
+}
+
+static const struct hal_ops link_ops = {
+	.on_up = on_up,
+	.on_frame = on_frame,
+	.on_down = on_down,
+	.on_peer_dead = on_peer_dead,
+};
+
+/* --- API ------------------------------------------------------------------------- */
+
+int ha_start(struct ha **out, struct server *srv)
+{
+	const struct sipha_config *cfg = srv->cfg;
+	struct hal_config hc = { 0 };
+	const char *ifname = cfg->vip.present ? cfg->vip.interface : cfg->xdp.interface;
+	struct ha *h;
+	int ret;
+
+	*out = NULL;
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	h->srv = srv;
+	h->hot = cfg->node.redundancy == CFG_RED_HOT;
+	jr_buf_init(&h->out);
+	timer_init(&h->t_decide, t_decide_fired);
+	ret = mkdir_p(cfg->node.state_dir);
+	if (ret) {
+		pr_err("ha: cannot create %s: %s", cfg->node.state_dir, strerror(-ret));
+		goto err;
+	}
+	snprintf(h->epoch_path, sizeof(h->epoch_path), "%s/epoch", cfg->node.state_dir);
+	h->epoch = epoch_load(h->epoch_path);
+	h->st.epoch = h->epoch;
+	if (ifname[0] && if_mac(ifname, h->mac))
+		pr_warn("ha: cannot read the MAC of %s", ifname);
+
+	hc.node_id = cfg->node.id;
+	hc.epoch = h->epoch;
+	hc.priority = (uint16_t)cfg->node.priority;
+	hc.redundancy = h->hot ? JR_RED_HOT : JR_RED_WARM;
+	hc.role = cfg->node.role == CFG_ROLE_PRIMARY ? JR_ROLE_PRIMARY : JR_ROLE_BACKUP;
+	hc.state = JR_STATE_STARTING;
+	memcpy(hc.mac, h->mac, 6);
+	hc.listen = cfg->ha.listen.ss;
+	hc.listen_len = cfg->ha.listen.len;
+	hc.peer = cfg->ha.peer.ss;
+	hc.peer_len = cfg->ha.peer.len;
+	hc.heartbeat_ms = cfg->ha.heartbeat_ms;
+	hc.timeout_ms = cfg->ha.timeout_ms;
+	ret = hal_new(srv->loop, &hc, &link_ops, h, &h->link);
+	if (ret)
+		goto err;
+	/* A VIP left on our interface by a crashed run is not ours until the
+	 * peer has had its say: drop it and decide afresh. */
+	if (cfg->vip.present && vip_present(cfg->vip.interface, &cfg->vip.address) == 1) {
+		pr_warn("ha: the VIP is on %s from an earlier run; removing it until the role is "
+			"decided",
+			cfg->vip.interface);
+		vip_del(cfg->vip.interface, &cfg->vip.address);
+	}
+	if (srv->xdp)
+		sxdp_set_role(srv->xdp, false, cfg->vip.present ? &cfg->vip.address : NULL, h->mac,
+			      NULL, 0);
+	srv->repl.call = repl_call;
+	srv->repl.arg = h;
+	reg_set_notify(srv->reg, repl_binding, h);
+	hal_start(h->link);
+	arm_decide(h, cfg->ha.timeout_ms);
+	*out = h;
+	return 0;
+err:
+	jr_buf_free(&h->out);
+	free(h);
+	return ret;
+}
+
+void ha_stop(struct ha *h)
+{
+	if (!h)
+		return;
+	timer_del(h->srv->tw, &h->t_decide);
+	reg_set_notify(h->srv->reg, NULL, NULL);
+	memset(&h->srv->repl, 0, sizeof(h->srv->repl));
+	if (h->state == HA_ACTIVE) {
+		demote(h, "shutting down");
+		hal_stop(h->link, JR_BYE_DEMOTING, "shutting down");
+	} else {
+		hal_stop(h->link, JR_BYE_SHUTDOWN, "shutting down");
+	}
+	hal_free(h->link);
+	jr_buf_free(&h->out);
+	free(h);
+}
+
+int ha_switchover(struct ha *h, const char **why)
+{
+	if (!h->peer_up) {
+		*why = "the peer is not connected";
+		return -ENOTCONN;
+	}
+	if (h->state != HA_ACTIVE) {
+		*why = "this node is not active; run switchover on the active node";
+		return -EINVAL;
+	}
+	if (h->hot && !(h->snap_sent && hal_sync_lag(h->link) == 0)) {
+		*why = "the standby is not in sync yet";
+		return -EAGAIN;
+	}
+	demote(h, "switchover");
+	/* GOODBYE "demoting" tells the peer the VIP is free; the link comes
+	 * back at once and the new active node sends us its snapshot. */
+	hal_stop(h->link, JR_BYE_DEMOTING, "switchover");
+	hal_start(h->link);
+	return 0;
+}
+
+void ha_get_status(const struct ha *h, struct ha_status *st)
+{
+	*st = h->st;
+	st->state = h->state;
+	st->epoch = h->epoch;
+	st->peer_connected = h->peer_up;
+	if (h->state == HA_ACTIVE) {
+		st->sync_lag = h->peer_up ? hal_sync_lag(h->link) : 0;
+		st->in_sync = h->hot && h->peer_up && h->snap_sent && st->sync_lag == 0;
+	} else {
+		st->sync_lag = 0;
+		st->in_sync = h->hot && h->peer_up && h->synced;
+	}
+}

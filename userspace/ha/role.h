@@ -1,0 +1,44 @@
+/* The HA role machine (DESIGN.md §3): who is active, moving the VIP by
+ * netlink, and in hot standby the stream of journal records that keeps the
+ * standby's calls and registrations in step with the active node's. */
+#ifndef SIPHA_HA_ROLE_H
+#define SIPHA_HA_ROLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct server;
+struct ha;
+
+/* Contract names: active, standby, isolated ("starting" shows as standby). */
+enum ha_state {
+	HA_STARTING,
+	HA_ACTIVE,
+	HA_STANDBY,
+	HA_ISOLATED
+};
+
+struct ha_status {
+	enum ha_state state;
+	uint64_t epoch;
+	bool peer_connected;
+	bool in_sync;
+	uint64_t sync_lag;
+	char peer[65];
+	uint64_t takeovers, demotions, records_sent, records_applied, snapshots;
+};
+
+/* Starts the HA link and the role machine of SRV (cfg [ha] present). */
+int ha_start(struct ha **out, struct server *srv);
+/* Leaves the active role (VIP removed), says goodbye, frees.  NULL is ok. */
+void ha_stop(struct ha *h);
+
+/* Hands the active role to the peer (from either node).  0, or -errno with
+ * a reason in WHY. */
+int ha_switchover(struct ha *h, const char **why);
+
+void ha_get_status(const struct ha *h, struct ha_status *st);
+const char *ha_state_name(enum ha_state s);
+
+#endif
