@@ -69,10 +69,11 @@ run() {
 		check_eq "ha hot: standby in sync" "$(field_of b in_sync)" true
 	fi
 
-	ns_exec c sipp -sn uas -i 10.99.0.10 -p 5070 -nostdin >/dev/null 2>&1 &
+	# ip netns exec itself, not the ns_exec function: $! must be sipp's PID
+	ip netns exec "$(ns_name c)" sipp -sn uas -i 10.99.0.10 -p 5070 -nostdin >/dev/null 2>&1 &
 	local uas=$!
 	T_PIDS+=("$uas")
-	(cd "$T_TMP" && ns_exec c sipp 10.99.0.100:5060 -sn uac -s 3000 -i 10.99.0.10 -p 5071 \
+	(cd "$T_TMP" && exec ip netns exec "$(ns_name c)" sipp 10.99.0.100:5060 -sn uac -s 3000 -i 10.99.0.10 -p 5071 \
 		-m $calls -r 20 -d 6000 -nostdin -timeout 40 -trace_stat -stf "uac-$red.csv" \
 		>/dev/null 2>&1) &
 	local uac=$!

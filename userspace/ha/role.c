@@ -250,6 +250,15 @@ static void decide(struct ha *h)
 	const struct sipha_config *cfg = h->srv->cfg;
 	bool peer_active = h->peer.state == JR_STATE_ACTIVE;
 
+	/* The epoch is the pair's: a node that is not active catches up with
+	 * its peer, so its next takeover is newer than anything either saw. */
+	if (h->state != HA_ACTIVE && h->peer.epoch > h->epoch) {
+		h->epoch = h->peer.epoch;
+		h->st.epoch = h->epoch;
+		if (epoch_store(h->epoch_path, h->epoch))
+			pr_warn("ha: cannot persist epoch %" PRIu64, h->epoch);
+		hal_update_hello(h->link, h->epoch, jr_state_of(h->state), h->seq);
+	}
 	if (h->state == HA_ACTIVE && peer_active) {
 		if (we_win(h)) {
 			pr_warn("ha: split brain with %s: this node wins", h->peer.node_id);
