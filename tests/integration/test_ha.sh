@@ -49,6 +49,7 @@ state_of() { ctl -n "$1" status --json | jq -r .state; }
 field_of() { ctl -n "$1" status --json | jq -r ".$2"; }
 # field_is NODE FIELD VALUE: for wait_until, which re-runs its command
 field_is() { [ "$(field_of "$1" "$2")" = "$3" ]; }
+vip_on() { ns_exec "$1" ip -br addr show eth0 | grep -q 10.99.0.100; }
 
 # run REDUNDANCY: one failover round; echoes nothing, reports PASS/FAIL
 run() {
@@ -67,6 +68,10 @@ run() {
 	if [ "$red" = hot ]; then
 		wait_until 5 field_is b in_sync true
 		check_eq "ha hot: standby in sync" "$(field_of b in_sync)" true
+		# someone deletes the VIP on the active node: netlink tells, it comes back
+		ns_exec a ip addr del 10.99.0.100/24 dev eth0
+		wait_until 3 vip_on a
+		check "ha hot: a VIP deleted by hand is added again" vip_on a
 	fi
 
 	# ip netns exec itself, not the ns_exec function: $! must be sipp's PID
@@ -117,7 +122,28 @@ run() {
 	rm -rf /sys/fs/bpf/sipha/a
 }
 
+# The active node's service interface loses its carrier: it hands over.
+run_carrier() {
+	mkconf a primary 10.99.0.1 10.99.0.2 hot
+	mkconf b backup 10.99.0.2 10.99.0.1 hot
+	rm -rf "$T_TMP/state-a" "$T_TMP/state-b"
+	start_siphad -n a -N a "$T_TMP/a.conf" || return
+	wait_until 5 field_is a state active
+	start_siphad -n b -N b "$T_TMP/b.conf" || return
+	wait_until 5 field_is b in_sync true
+	ns_exec lan ip link set a-br down
+	wait_until 5 field_is b state active
+	check_eq "ha carrier: the backup takes over when the active loses its carrier" \
+		"$(field_of b state)/$(field_of a state)" "active/standby"
+	check "ha carrier: VIP moved to the backup" vip_on b
+	check "ha carrier: and left the old active" sh -c "! ip netns exec $(ns_name a) ip -br addr show eth0 | grep -q 10.99.0.100"
+	ns_exec lan ip link set a-br up
+	stop_siphad a
+	stop_siphad b
+}
+
 T_NAME=ha
 run hot
 run warm
+run_carrier
 finish

@@ -11,9 +11,11 @@
  * is bound to each SRC and batches take turns among them, so one sender looks
  * like several sources (the addresses must be configured on an interface).
  *
- * A send the kernel refuses for a moment (ENOBUFS, EAGAIN, or ECONNREFUSED
- * left by an ICMP error on the connected socket) is tried again, so "sent" is
- * what the kernel accepted.  The summary on stdout is machine-readable:
+ * A send the kernel refuses for a moment (ENOBUFS from a full qdisc, EAGAIN,
+ * or ECONNREFUSED left by an ICMP error on the connected socket) is tried
+ * again, so "sent" is what the kernel accepted.  The sockets ask for
+ * IP_RECVERR, without which Linux reports a qdisc drop on UDP as success.
+ * The summary on stdout is machine-readable:
  *
  *   sent N
  *   kind NAME N          (one line per kind)
@@ -267,15 +269,26 @@ static int src_open(struct uf_ctx *c, const char *src, struct uf_src *s)
 	struct sockaddr_storage a = { 0 };
 	socklen_t alen = sizeof(a);
 	char host[INET6_ADDRSTRLEN];
-	int fd, ret = 0, sndbuf = 4 << 20;
+	int fd, ret = 0, sndbuf = 4 << 20, one = 1;
 
 	s->fd = -1;
 	fd = socket(c->dst.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
 	/* A deeper send buffer lets a burst wait in the kernel instead of
-	 * bouncing back as ENOBUFS; best effort. */
+	 * bouncing back as ENOBUFS; best effort.  Without IP_RECVERR a UDP
+	 * socket hides a full qdisc (ENOBUFS) and "sent" would count
+	 * datagrams that never left. */
 	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+	if (c->dst.ss_family == AF_INET)
+		ret = setsockopt(fd, IPPROTO_IP, IP_RECVERR, &one, sizeof(one));
+	else
+		ret = setsockopt(fd, IPPROTO_IPV6, IPV6_RECVERR, &one, sizeof(one));
+	if (ret) {
+		ret = -errno;
+		fprintf(stderr, "udpflood: IP_RECVERR: %s\n", strerror(-ret));
+		goto out;
+	}
 	if (src) {
 		a.ss_family = c->dst.ss_family;
 		if (a.ss_family == AF_INET)

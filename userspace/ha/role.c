@@ -5,6 +5,7 @@
  * (VIP removed, XDP steering to the peer). */
 #include <errno.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 
 #include "core/log.h"
 #include "garp.h"
+#include "nlwatch.h"
 #include "ha/link.h"
 #include "ha/replica.h"
 #include "ha/role.h"
@@ -41,6 +43,7 @@ struct ha {
 	uint64_t snap_end_seq;
 	struct timer t_decide; /* start-up and isolated re-probe */
 	struct jr_buf out;
+	struct nlw *nlw;       /* link and address events of the service interface */
 	char epoch_path[512];
 	struct ha_status st;
 };
@@ -190,6 +193,14 @@ static void take_over(struct ha *h, bool probe, const char *why)
 
 	if (h->state == HA_ACTIVE)
 		return;
+	/* Without carrier nobody could reach the VIP here, and a probe would
+	 * hear no holder for the wrong reason. */
+	if (cfg->vip.present && nlw_link_up(cfg->vip.interface) == 0) {
+		pr_warn("ha: %s has no carrier; not taking the VIP (%s)", cfg->vip.interface, why);
+		set_state(h, h->state == HA_STARTING ? HA_STANDBY : h->state);
+		arm_decide(h, cfg->ha.timeout_ms);
+		return;
+	}
 	if (probe && cfg->vip.present) {
 		ret = arp_probe(cfg->vip.interface, &cfg->vip.address, PROBE_MS, holder);
 		if (ret == 1) {
@@ -463,6 +474,88 @@ static void on_peer_dead(void *arg)
 		take_over(h, true, "peer dead");
 }
 
+/* --- the kernel's view (netlink) ------------------------------------------------ */
+
+static bool is_vip(const struct ha *h, const struct cfg_prefix *p)
+{
+	const struct cfg_prefix *v = &h->srv->cfg->vip.address;
+
+	if (p->family != v->family)
+		return false;
+	return v->family == AF_INET ? p->addr.v4.s_addr == v->addr.v4.s_addr
+				    : !memcmp(&p->addr.v6, &v->addr.v6, sizeof(v->addr.v6));
+}
+
+static void vip_restore(struct ha *h, const char *why)
+{
+	const struct sipha_config *cfg = h->srv->cfg;
+	int ret;
+
+	pr_warn("ha: the VIP left %s while this node is active (%s): adding it again",
+		cfg->vip.interface, why);
+	ret = vip_add(cfg->vip.interface, &cfg->vip.address);
+	if (ret)
+		pr_err("ha: cannot add the VIP again: %s", strerror(-ret));
+	else if (cfg->vip.garp_count)
+		garp_send(cfg->vip.interface, &cfg->vip.address, cfg->vip.garp_count);
+}
+
+static void nl_addr(void *arg, const struct nlw_addr *a)
+{
+	struct ha *h = arg;
+	const struct sipha_config *cfg = h->srv->cfg;
+
+	if (!a->added && h->state == HA_ACTIVE && a->ifindex == if_nametoindex(cfg->vip.interface) &&
+	    is_vip(h, &a->prefix))
+		vip_restore(h, "deleted by someone else");
+}
+
+static void nl_link(void *arg, const struct nlw_link *l)
+{
+	struct ha *h = arg;
+	const struct sipha_config *cfg = h->srv->cfg;
+	const char *why = NULL;
+
+	if (l->up || h->state != HA_ACTIVE || strcmp(l->name, cfg->vip.interface))
+		return;
+	/* No carrier on the service side: the VIP is no use here.  Hand over
+	 * when the peer is reachable; otherwise let go of it (the peer, which
+	 * cannot hear us either, takes it after its probe). */
+	pr_warn("ha: %s lost its carrier%s", cfg->vip.interface,
+		h->peer_up ? ": handing over to the peer" : "; giving up the VIP");
+	if (h->peer_up && !ha_switchover(h, &why))
+		return;
+	if (why)
+		pr_warn("ha: handover refused: %s", why);
+	demote(h, "carrier lost");
+	arm_decide(h, cfg->ha.timeout_ms);
+}
+
+static void nl_overrun(void *arg)
+{
+	struct ha *h = arg;
+	const struct sipha_config *cfg = h->srv->cfg;
+
+	/* Events were lost: look at the state itself. */
+	if (h->state == HA_ACTIVE && vip_present(cfg->vip.interface, &cfg->vip.address) == 0)
+		vip_restore(h, "found missing after a netlink overrun");
+}
+
+static void nl_readable(void *arg, int fd, unsigned revents)
+{
+	struct ha *h = arg;
+
+	(void)fd;
+	(void)revents;
+	nlw_process(h->nlw);
+}
+
+static const struct nlw_callbacks nl_ops = {
+	.on_link = nl_link,
+	.on_addr = nl_addr,
+	.on_overrun = nl_overrun,
+};
+
 static const struct hal_ops link_ops = {
 	.on_up = on_up,
 	.on_frame = on_frame,
@@ -526,6 +619,20 @@ int ha_start(struct ha **out, struct server *srv)
 	if (srv->xdp)
 		sxdp_set_role(srv->xdp, false, cfg->vip.present ? &cfg->vip.address : NULL, h->mac,
 			      NULL, 0);
+	if (cfg->vip.present) {
+		struct nlw_callbacks cb = nl_ops;
+
+		cb.arg = h;
+		ret = nlw_open(&h->nlw, &cb);
+		if (!ret)
+			ret = loop_poll_add(srv->loop, nlw_fd(h->nlw), nl_readable, h);
+		if (ret) {
+			pr_err("ha: cannot watch links and addresses: %s", strerror(-ret));
+			hal_free(h->link);
+			nlw_close(h->nlw);
+			goto err;
+		}
+	}
 	srv->repl.call = repl_call;
 	srv->repl.arg = h;
 	reg_set_notify(srv->reg, repl_binding, h);
@@ -553,6 +660,7 @@ void ha_stop(struct ha *h)
 		hal_stop(h->link, JR_BYE_SHUTDOWN, "shutting down");
 	}
 	hal_free(h->link);
+	nlw_close(h->nlw);
 	jr_buf_free(&h->out);
 	free(h);
 }

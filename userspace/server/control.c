@@ -170,7 +170,12 @@ static json_t *cmd_xdp(struct server *srv, json_t *args)
 	json_t *o = ok_obj(), *counters = json_object();
 
 	(void)args;
-	json_object_set_new(o, "attached", json_boolean(srv->xdp != NULL));
+	struct sxdp_status xs = { 0 };
+
+	/* Ask the kernel: a program detached from outside is not attached. */
+	json_object_set_new(o, "attached",
+			    json_boolean(srv->xdp && !sxdp_pinned_status(srv->cfg->node.id, &xs) &&
+					 xs.attached));
 	json_object_set_new(o, "mode", json_string(sxdp_mode_name(srv->cfg->xdp.mode)));
 	json_object_set_new(o, "interface", json_string(srv->cfg->xdp.interface));
 	if (srv->xdp && !sxdp_counters(srv->xdp, c))

@@ -1,0 +1,478 @@
+#!/usr/bin/env bash
+# HA pair in namespaces, the scenarios beyond test_ha.sh's kill -9:
+#
+#   hung        kill -STOP of the active siphad: its XDP dead man's switch
+#               stops its kernel answering ARP for the VIP, the standby
+#               takes over, calls survive; kill -CONT: the old active finds
+#               itself beaten (higher epoch), drops the VIP and resyncs.
+#   resync      100 calls up on a lone primary, then the backup starts and
+#               gets all of them in its snapshot; kill -9 of the primary:
+#               every BYE completes through the backup.
+#   switchover  siphactl switchover under a steady call load: roles swap,
+#               the VIP moves, no call fails; refused (exit 1) on the
+#               standby and without a peer.
+#   partition   the HA link is cut with nftables in the backup's namespace
+#               (TCP port 7100 dropped both ways, in and out; ARP and SIP
+#               still pass): the backup's ARP probe finds the primary alive,
+#               so it goes isolated, never active; healed: one active, the
+#               winner's calls intact.
+#   restart     after a kill -9 failover the killed node restarts: it joins
+#               as standby (no flapping back) and gets in sync.
+#
+#   bash tests/integration/test_ha_more.sh [SCENARIO...]   (default: all)
+#
+# Each scenario builds its own LAN (namespaces lan, a, b, c: the nodes and a
+# client with sipp) and removes it.  Node ids are "pri-<pid>" and
+# "bak-<pid>": XDP pins live in the global bpffs under the node id, so they
+# must not collide with another test's, and the pins a killed node leaves are
+# removed here.  With equal priorities the primary's id wins the last
+# tie-break, so only the epoch keeps a node that comes back from a hang from
+# taking the VIP back.
+. "$(dirname "$0")/lib.sh"
+require_root
+require_cmd sipp nft arping jq ethtool
+require_bin "$SIPHAD" "$SIPHACTL"
+if [ ! -f "$T_BUILD/sipha_xdp.bpf.o" ]; then
+	fail "ha_more: $T_BUILD/sipha_xdp.bpf.o" "missing; run make first"
+	finish
+fi
+
+T_NAME=ha_more
+VIP=10.99.0.100
+ID_A=pri-$$
+ID_B=bak-$$
+UAS_PID=
+STOPPED=() # PIDs we sent SIGSTOP, continued before cleanup
+
+ham_exit() {
+	local p
+	for p in "${STOPPED[@]}"; do
+		kill -CONT "$p" 2>/dev/null
+	done
+	cleanup
+	pins_del
+}
+trap ham_exit EXIT
+
+# pins_del: the pins of our node ids; a node killed by -9 leaves them.
+pins_del() {
+	rm -rf "/sys/fs/bpf/sipha/$ID_A" "/sys/fs/bpf/sipha/$ID_B"
+	rmdir /sys/fs/bpf/sipha 2>/dev/null
+	return 0
+}
+
+# mkconf NAME ID ROLE OWN PEER [REDUNDANCY]
+mkconf() {
+	cat >"$T_TMP/$1.conf" <<EOC
+[node]
+id = $2
+role = $3
+redundancy = ${6:-hot}
+priority = 100
+state_dir = $T_TMP/state-$2
+[sip]
+listen = 0.0.0.0:5060
+domain = sipha.test
+[vip]
+address = $VIP/24
+interface = eth0
+garp_count = 2
+[ha]
+listen = $4:7100
+peer = $5:7100
+heartbeat_ms = 50
+timeout_ms = 200
+[xdp]
+interface = eth0
+mode = native
+[control]
+socket = $T_TMP/$2.sock
+[dn]
+3000 = sip:10.99.0.10:5070
+EOC
+}
+
+state_of() { ctl -n "$1" status --json 2>/dev/null | jq -r .state; }
+field_of() { ctl -n "$1" status --json 2>/dev/null | jq -r ".$2"; }
+# field_is NODE FIELD VALUE: for wait_until, which re-runs its command
+field_is() { [ "$(field_of "$1" "$2")" = "$3" ]; }
+# vip_on NS: how many times the VIP is on NS's eth0 (0 or 1)
+vip_on() { ns_exec "$1" ip -br addr show eth0 | grep -c "$VIP/"; }
+# holders: "<VIP on a>/<VIP on b>", e.g. 1/0
+holders() { echo "$(vip_on a)/$(vip_on b)"; }
+holders_are() { [ "$(holders)" = "$1" ]; }
+mac_of() { ns_exec "$1" cat /sys/class/net/eth0/address; }
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+# never_for SECONDS CMD...: 0 when CMD fails at every poll (100 ms) for
+# SECONDS; 1 (and CMD's output is gone) as soon as it succeeds once.
+never_for() {
+	local end=$(($(now_ms) + $1 * 1000))
+	shift
+	while [ "$(now_ms)" -lt "$end" ]; do
+		"$@" && return 1
+		sleep 0.1
+	done
+	return 0
+}
+# flapped NODE STATE: for never_for
+not_state() { [ "$(state_of "$1")" != "$2" ]; }
+
+# stat_of CSV FIELD: the last value of one sipp -trace_stat column
+stat_of() {
+	awk -F';' -v f="$2" 'NR==1{for(i=1;i<=NF;i++)h[$i]=i} END{print $h[f]+0}' "$1"
+}
+
+# sipp_uac NAME PORT CALLS RATE DURATION_MS: a UAC in c to the VIP, in the
+# background; its PID in UAC_PID, its statistics in $T_TMP/NAME.csv.
+sipp_uac() {
+	(cd "$T_TMP" && exec ip netns exec "$(ns_name c)" sipp "$VIP:5060" -sn uac -s 3000 \
+		-i 10.99.0.10 -p "$2" -m "$3" -r "$4" -d "$5" -nostdin -timeout 60 \
+		-trace_stat -fd 1 -stf "$1.csv" >/dev/null 2>&1) &
+	UAC_PID=$!
+	T_PIDS+=("$UAC_PID")
+}
+
+uas_start() {
+	ns_exec c sipp -sn uas -i 10.99.0.10 -p 5070 -nostdin >/dev/null 2>&1 &
+	UAS_PID=$!
+	T_PIDS+=("$UAS_PID")
+}
+
+# kill9 NAME: kill -9 a node and reap it.
+kill9() {
+	local pid
+	pid=$(siphad_pid "$1")
+	kill -9 "$pid"
+	wait "$pid" 2>/dev/null
+	unset "SD_PID[$1]"
+}
+
+# released NS: nothing of a killed siphad is bound in NS any more.
+released() {
+	! ns_exec "$1" ss -Hltun 2>/dev/null | awk '{print $5}' | grep -qE ':(5060|7100)$'
+}
+
+# start_pair [REDUNDANCY]: the primary alone until active, then the backup
+# until standby (and in sync for hot).  1 on failure (after a FAIL line).
+start_pair() {
+	local red=${1:-hot}
+	start_siphad -n a -N a "$T_TMP/a.conf" || return 1
+	if ! wait_until 5 field_is a state active; then
+		fail "$S: primary active alone" "state $(state_of a)"
+		return 1
+	fi
+	start_siphad -n b -N b "$T_TMP/b.conf" || return 1
+	if ! wait_until 5 field_is b peer_connected true || ! field_is b state standby; then
+		fail "$S: backup joins as standby" "state $(state_of b), peer_connected $(field_of b peer_connected)"
+		return 1
+	fi
+	if [ "$red" = hot ] && ! wait_until 5 field_is b in_sync true; then
+		fail "$S: backup in sync" "in_sync $(field_of b in_sync)"
+		return 1
+	fi
+	return 0
+}
+
+# --- per scenario: a fresh LAN, and everything removed after ---------------------------
+
+topo_up() {
+	ns_lan lan a b c || return 1
+	addr_add a eth0 10.99.0.1/24 && addr_add b eth0 10.99.0.2/24 &&
+		addr_add c eth0 10.99.0.10/24 || return 1
+	# XDP_TX on a veth needs a program on the peer end too (DESIGN.md §5).
+	local n
+	for n in a b; do
+		ns_exec lan ip link set "$n-br" xdp object "$T_BUILD/sipha_xdp.bpf.o" sec xdp ||
+			return 1
+	done
+	ns_exec c ethtool -K eth0 tx off >/dev/null 2>&1 || true
+	mkconf a "$ID_A" primary 10.99.0.1 10.99.0.2
+	mkconf b "$ID_B" backup 10.99.0.2 10.99.0.1
+	rm -rf "$T_TMP/state-$ID_A" "$T_TMP/state-$ID_B"
+	UAS_PID=
+}
+
+topo_down() {
+	local n p
+	for p in "${STOPPED[@]}"; do
+		kill -CONT "$p" 2>/dev/null
+	done
+	STOPPED=()
+	for n in a b; do
+		siphad_alive "$n" && stop_siphad "$n"
+	done
+	[ -n "$UAS_PID" ] && kill "$UAS_PID" 2>/dev/null && wait "$UAS_PID" 2>/dev/null
+	if [ "$T_FAILED" -gt "$S_FAILED0" ]; then
+		for n in a b; do
+			[ -s "$T_TMP/siphad-$n.log" ] || continue
+			info "--- $S: siphad $n, HA lines of its log"
+			grep -E 'ha:|xdp:' "$T_TMP/siphad-$n.log" | tail -n 25 | sed 's/^/# /'
+		done
+	fi
+	for n in lan a b c; do
+		ns_del "$n"
+	done
+	pins_del
+}
+
+# --- 1. hung active -------------------------------------------------------------------
+
+t_hung() {
+	local calls=20 t0 t1 pa ea eb macb macs
+	start_pair || return
+	uas_start
+	sipp_uac hung 5071 $calls 20 5000
+	wait_until 8 field_is a calls $calls
+	wait_until 3 field_is b calls $calls
+	check_eq "$S: $calls calls up and replicated" "$(field_of a calls)/$(field_of b calls)" "$calls/$calls"
+	ea=$(field_of a epoch)
+
+	pa=$(siphad_pid a)
+	t0=$(now_ms)
+	kill -STOP "$pa"
+	STOPPED+=("$pa")
+	wait_until 5 field_is b state active
+	t1=$(now_ms)
+	check_eq "$S: standby takes over from the hung active" "$(state_of b)" active
+	info "takeover seen by the CLI $((t1 - t0)) ms after SIGSTOP"
+	check "$S: takeover within 2 s of the hang" test $((t1 - t0)) -lt 2000
+	# The hung node's kernel still holds the VIP; only its XDP keeps it quiet.
+	check_eq "$S: VIP on both kernels while the old active hangs" "$(holders)" 1/1
+	eb=$(field_of b epoch)
+	check "$S: the new active's epoch ($eb) is above the hung node's ($ea)" test "$eb" -gt "$ea"
+	macb=$(mac_of b)
+	macs=$(ns_exec c arping -b -c 2 -w 3 -I eth0 "$VIP" 2>/dev/null |
+		sed -n 's/.*reply from .*\[\(.*\)\].*/\1/p' | tr 'A-F' 'a-f' | sort -u | tr '\n' ' ')
+	check_eq "$S: only the new active answers ARP for the VIP" "$macs" "$macb "
+
+	wait_pid "$UAC_PID" 40
+	check_eq "$S: every call ends with BYE/200 through the new active" \
+		"$(stat_of "$T_TMP/hung.csv" 'SuccessfulCall(C)')/$(stat_of "$T_TMP/hung.csv" 'FailedCall(C)')" \
+		"$calls/0"
+	check_eq "$S: no call left on the new active" "$(field_of b calls)" 0
+
+	kill -CONT "$pa"
+	STOPPED=()
+	wait_until 5 field_is a state standby
+	check_eq "$S: the resumed node is demoted" "$(state_of a)/$(state_of b)" standby/active
+	wait_until 3 holders_are 0/1
+	check_eq "$S: VIP on the new active only" "$(holders)" 0/1
+	wait_until 5 field_is a in_sync true
+	check_eq "$S: the resumed node resyncs as standby" "$(state_of a)/$(field_of a in_sync)" \
+		standby/true
+	check_eq "$S: the resumed node dropped the finished calls" "$(field_of a calls)" 0
+	check "$S: the hung node's XDP dropped ARP requests for the VIP" \
+		test "$(ctl -n a xdp --json | jq -r '.counters.orphan_arp_drop // 0')" -ge 1
+	never_for 1 holders_are 1/1
+	check "$S: never two VIP holders once demoted (1 s)" test $? -eq 0
+	check_eq "$S: exactly one active at the end" "$(state_of a)/$(state_of b)/$(holders)" \
+		standby/active/0/1
+}
+
+# --- 2. resync of a late standby ---------------------------------------------------------
+
+t_resync() {
+	local calls=100 ok bad
+	start_siphad -n a -N a "$T_TMP/a.conf" || return
+	wait_until 5 field_is a state active
+	check_eq "$S: primary active alone" "$(state_of a)" active
+	uas_start
+	sipp_uac resync 5072 $calls 50 14000
+	wait_until 10 field_is a calls $calls
+	check_eq "$S: $calls calls up on the lone primary" "$(field_of a calls)" $calls
+
+	start_siphad -n b -N b "$T_TMP/b.conf" || return
+	wait_until 5 field_is b in_sync true
+	check_eq "$S: the late backup is a standby in sync" "$(state_of b)/$(field_of b in_sync)" \
+		standby/true
+	check_eq "$S: the late backup has every call" "$(field_of b calls)" $calls
+
+	kill9 a
+	wait_until 5 field_is b state active
+	check_eq "$S: backup active after kill -9" "$(state_of b)/$(vip_on b)" active/1
+	wait_pid "$UAC_PID" 40
+	ok=$(stat_of "$T_TMP/resync.csv" 'SuccessfulCall(C)')
+	bad=$(stat_of "$T_TMP/resync.csv" 'FailedCall(C)')
+	check_eq "$S: all $calls BYEs complete through the backup" "$ok/$bad" "$calls/0"
+	check_eq "$S: no call left on the backup" "$(field_of b calls)" 0
+}
+
+# --- 3. manual switchover under load ----------------------------------------------------
+
+# switchover NODE: siphactl switchover; retried while the only reason is a
+# momentary replication lag.  Sets SO_RC, SO_OUT, SO_TRIES.
+switchover() {
+	SO_TRIES=0
+	while [ "$SO_TRIES" -lt 10 ]; do
+		SO_TRIES=$((SO_TRIES + 1))
+		SO_OUT=$(ctl -n "$1" switchover --json 2>&1)
+		SO_RC=$?
+		[ "$SO_RC" -eq 1 ] && [[ $SO_OUT == *"not in sync"* ]] || return 0
+		sleep 0.05
+	done
+}
+
+t_switchover() {
+	local calls=300 rate=20 ok bad retr up t0
+	start_pair || return
+	switchover b
+	check_eq "$S: refused on the standby (exit 1, ok false)" "$SO_RC/$(jq -r .ok <<<"$SO_OUT")" 1/false
+	info "standby says: $SO_OUT"
+	check_eq "$S: the refusal changed nothing" "$(state_of a)/$(state_of b)/$(holders)" \
+		active/standby/1/0
+
+	uas_start
+	sipp_uac so 5073 $calls $rate 1000
+	sleep 6
+	up=$(field_of a calls)
+	check "$S: calls in progress at the switchover ($up)" test "$up" -gt 0
+	switchover a
+	check_eq "$S: switchover accepted by the active (exit 0)" "$SO_RC" 0
+	[ "$SO_TRIES" -gt 1 ] && info "switchover took $SO_TRIES attempts: $SO_OUT"
+	wait_until 3 field_is b state active
+	wait_until 3 field_is a state standby
+	check_eq "$S: states swap" "$(state_of a)/$(state_of b)" standby/active
+	if [ "$(state_of a)" = isolated ]; then
+		t0=$(now_ms)
+		wait_until 10 field_is a state standby
+		info "the old active stayed isolated $(($(now_ms) - t0)) ms more; now $(state_of a)"
+	fi
+	wait_until 3 holders_are 0/1
+	check_eq "$S: the VIP moves" "$(holders)" 0/1
+	wait_until 5 field_is a in_sync true
+	check_eq "$S: the old active resyncs as standby" "$(state_of a)/$(field_of a in_sync)" \
+		standby/true
+
+	wait_pid "$UAC_PID" 60
+	ok=$(stat_of "$T_TMP/so.csv" 'SuccessfulCall(C)')
+	bad=$(stat_of "$T_TMP/so.csv" 'FailedCall(C)')
+	retr=$(stat_of "$T_TMP/so.csv" 'Retransmissions(C)')
+	info "sipp: $ok successful, $bad failed, $retr retransmissions"
+	check_eq "$S: no call fails across the switchover" "$ok/$bad" "$calls/0"
+	check_eq "$S: no call left on the new active" "$(field_of b calls)" 0
+
+	stop_siphad a
+	wait_until 3 field_is b peer_connected false
+	switchover b
+	check_eq "$S: refused without a peer (exit 1, ok false)" "$SO_RC/$(jq -r .ok <<<"$SO_OUT")" 1/false
+	info "lone active says: $SO_OUT"
+	check_eq "$S: the lone node stays active with the VIP" "$(state_of b)/$(vip_on b)" active/1
+}
+
+# --- 4. HA link partition and heal -----------------------------------------------------
+
+cut_link() {
+	ns_exec b nft -f - <<'EON'
+table inet sipha_hacut {
+	chain in {
+		type filter hook input priority 0; policy accept;
+		tcp dport 7100 drop
+		tcp sport 7100 drop
+	}
+	chain out {
+		type filter hook output priority 0; policy accept;
+		tcp dport 7100 drop
+		tcp sport 7100 drop
+	}
+}
+EON
+}
+
+t_partition() {
+	local calls=10 ok bad
+	start_pair || return
+	uas_start
+	sipp_uac part 5074 $calls 10 12000
+	wait_until 5 field_is a calls $calls
+	wait_until 3 field_is b calls $calls
+	check_eq "$S: $calls calls up and replicated" "$(field_of a calls)/$(field_of b calls)" "$calls/$calls"
+
+	if ! cut_link; then
+		fail "$S: cut the HA link with nft" "nft failed"
+		return
+	fi
+	wait_until 5 field_is b peer_connected false
+	wait_until 3 field_is b state isolated
+	check_eq "$S: cut link: the backup goes isolated, the primary stays active" \
+		"$(state_of a)/$(state_of b)" active/isolated
+	never_for 2 not_state a active
+	check "$S: the primary stays active through the partition (2 s)" test $? -eq 0
+	check_eq "$S: the backup never took over" "$(field_of b takeovers)" 0
+	check_eq "$S: VIP on the primary only during the partition" "$(holders)" 1/0
+	check_eq "$S: the primary keeps its calls" "$(field_of a calls)" $calls
+
+	ns_exec b nft delete table inet sipha_hacut
+	wait_until 10 field_is b peer_connected true
+	wait_until 5 field_is b in_sync true
+	check_eq "$S: healed: one active, one standby in sync" \
+		"$(state_of a)/$(state_of b)/$(field_of b in_sync)" active/standby/true
+	check_eq "$S: healed: VIP on the primary only" "$(holders)" 1/0
+	check_eq "$S: healed: the winner's calls intact, and the standby's" \
+		"$(field_of a calls)/$(field_of b calls)" "$calls/$calls"
+	wait_pid "$UAC_PID" 40
+	ok=$(stat_of "$T_TMP/part.csv" 'SuccessfulCall(C)')
+	bad=$(stat_of "$T_TMP/part.csv" 'FailedCall(C)')
+	check_eq "$S: every call ends with BYE/200" "$ok/$bad" "$calls/0"
+}
+
+# --- 5. restart of a killed node ---------------------------------------------------------
+
+t_restart() {
+	local calls=10 eb ok bad
+	start_pair || return
+	uas_start
+	sipp_uac rst 5075 $calls 10 10000
+	wait_until 5 field_is a calls $calls
+	wait_until 3 field_is b calls $calls
+	kill9 a
+	wait_until 5 field_is b state active
+	check_eq "$S: backup active after kill -9" "$(state_of b)/$(vip_on b)" active/1
+	eb=$(field_of b epoch)
+	if ! wait_until 5 released a; then
+		fail "$S: the killed node's sockets are released" "$(ns_exec a ss -Htuan)"
+		return
+	fi
+
+	cp "$(siphad_log a)" "$T_TMP/siphad-a-killed.log"
+	start_siphad -n a -N a "$T_TMP/a.conf" || return
+	wait_until 5 field_is a peer_connected true
+	check_eq "$S: the restarted node joins as standby" "$(state_of a)/$(state_of b)" standby/active
+	never_for 2 not_state b active
+	check "$S: the survivor stays active (2 s, no flapping back)" test $? -eq 0
+	check_eq "$S: the restarted node never took over" "$(field_of a takeovers)/$(field_of b epoch)" \
+		"0/$eb"
+	check_eq "$S: VIP on the survivor only" "$(holders)" 0/1
+	wait_until 5 field_is a in_sync true
+	check_eq "$S: the restarted node gets in sync" "$(state_of a)/$(field_of a in_sync)" \
+		standby/true
+	check_eq "$S: ... with the survivor's calls" "$(field_of a calls)/$(field_of b calls)" \
+		"$calls/$calls"
+	wait_pid "$UAC_PID" 40
+	ok=$(stat_of "$T_TMP/rst.csv" 'SuccessfulCall(C)')
+	bad=$(stat_of "$T_TMP/rst.csv" 'FailedCall(C)')
+	check_eq "$S: every call ends with BYE/200 through the survivor" "$ok/$bad" "$calls/0"
+	wait_until 3 field_is a calls 0
+	check_eq "$S: the standby follows the ends of the calls" "$(field_of a calls)" 0
+}
+
+# --- main --------------------------------------------------------------------------------
+
+scenarios=("$@")
+[ ${#scenarios[@]} -eq 0 ] && scenarios=(hung resync switchover partition restart)
+for S in "${scenarios[@]}"; do
+	if ! declare -F "t_$S" >/dev/null; then
+		fail "$T_NAME: scenario $S" "unknown (hung resync switchover partition restart)"
+		continue
+	fi
+	info "=== $S"
+	S_FAILED0=$T_FAILED
+	if topo_up; then
+		"t_$S"
+	else
+		fail "$S: topology" "cannot build namespaces"
+	fi
+	topo_down
+	S="ha_more"
+done
+finish
