@@ -68,21 +68,16 @@ struct dgram_out {
 	char data[];
 };
 
-struct listener {
-	struct loop_op op;
+/* A multishot accept or poll on one fd: the same object, two callbacks. */
+struct watch {
+	struct loop_op op; /* OP_ACCEPT or OP_POLL */
 	int fd;
-	loop_accept_fn fn;
+	union {
+		loop_accept_fn accept;
+		loop_poll_fn poll;
+	} fn;
 	void *arg;
-	struct sockaddr_storage peer; /* unused by multishot accept; kept for re-arm */
-	struct listener *next;
-};
-
-struct poll_watch {
-	struct loop_op op;
-	int fd;
-	loop_poll_fn fn;
-	void *arg;
-	struct poll_watch *next;
+	struct watch *next;
 };
 
 struct bytes {
@@ -119,8 +114,7 @@ struct loop {
 	size_t br_size;
 
 	struct dgram_sock *dgrams;
-	struct listener *listeners;
-	struct poll_watch *polls;
+	struct watch *watches;
 	struct loop_stream *streams;
 	struct loop_stream *zombies;
 };
@@ -281,11 +275,7 @@ void loop_free(struct loop *l)
 		n = d->next;
 		free(d);
 	}
-	for (struct listener *li = l->listeners, *n; li; li = n) {
-		n = li->next;
-		free(li);
-	}
-	for (struct poll_watch *w = l->polls, *n; w; w = n) {
+	for (struct watch *w = l->watches, *n; w; w = n) {
 		n = w->next;
 		free(w);
 	}
@@ -493,96 +483,81 @@ static void handle_dgram_send(struct loop *l, struct dgram_out *o, struct io_uri
 
 /* --- listeners and polls ---------------------------------------------------- */
 
-static int arm_accept(struct loop *l, struct listener *li)
+static int arm_watch(struct loop *l, struct watch *w)
 {
 	struct io_uring_sqe *sqe = get_sqe(l);
 
 	if (!sqe)
 		return -EBUSY;
-	io_uring_prep_multishot_accept(sqe, li->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	io_uring_sqe_set_data(sqe, &li->op);
-	return 0;
-}
-
-int loop_listen_add(struct loop *l, int fd, loop_accept_fn fn, void *arg)
-{
-	struct listener *li = calloc(1, sizeof(*li));
-	int ret;
-
-	if (!li)
-		return -ENOMEM;
-	li->op.kind = OP_ACCEPT;
-	li->fd = fd;
-	li->fn = fn;
-	li->arg = arg;
-	ret = arm_accept(l, li);
-	if (ret) {
-		free(li);
-		return ret;
-	}
-	li->next = l->listeners;
-	l->listeners = li;
-	return 0;
-}
-
-static void handle_accept(struct loop *l, struct listener *li, struct io_uring_cqe *cqe)
-{
-	if (cqe->res >= 0) {
-		struct sockaddr_storage peer;
-		socklen_t pl = sizeof(peer);
-
-		if (getpeername(cqe->res, (struct sockaddr *)&peer, &pl)) {
-			close(cqe->res);
-		} else {
-			li->fn(li->arg, cqe->res, &peer, pl);
-		}
-	} else if (cqe->res != -ECANCELED) {
-		pr_warn("accept on fd %d: %s", li->fd, strerror(-cqe->res));
-	}
-	if (!(cqe->flags & IORING_CQE_F_MORE) && cqe->res != -EBADF)
-		arm_accept(l, li);
-}
-
-static int arm_poll(struct loop *l, struct poll_watch *w)
-{
-	struct io_uring_sqe *sqe = get_sqe(l);
-
-	if (!sqe)
-		return -EBUSY;
-	io_uring_prep_poll_multishot(sqe, w->fd, POLLIN);
+	if (w->op.kind == OP_ACCEPT)
+		io_uring_prep_multishot_accept(sqe, w->fd, NULL, NULL,
+					       SOCK_NONBLOCK | SOCK_CLOEXEC);
+	else
+		io_uring_prep_poll_multishot(sqe, w->fd, POLLIN);
 	io_uring_sqe_set_data(sqe, &w->op);
 	return 0;
 }
 
-int loop_poll_add(struct loop *l, int fd, loop_poll_fn fn, void *arg)
+static struct watch *watch_add(struct loop *l, enum op_kind kind, int fd, void *arg, int *err)
 {
-	struct poll_watch *w = calloc(1, sizeof(*w));
-	int ret;
+	struct watch *w = calloc(1, sizeof(*w));
 
+	*err = -ENOMEM;
 	if (!w)
-		return -ENOMEM;
-	w->op.kind = OP_POLL;
+		return NULL;
+	w->op.kind = kind;
 	w->fd = fd;
-	w->fn = fn;
 	w->arg = arg;
-	ret = arm_poll(l, w);
-	if (ret) {
+	*err = arm_watch(l, w);
+	if (*err) {
 		free(w);
-		return ret;
+		return NULL;
 	}
-	w->next = l->polls;
-	l->polls = w;
-	return 0;
+	w->next = l->watches;
+	l->watches = w;
+	return w;
 }
 
-static void handle_poll(struct loop *l, struct poll_watch *w, struct io_uring_cqe *cqe)
+int loop_listen_add(struct loop *l, int fd, loop_accept_fn fn, void *arg)
 {
-	if (cqe->res > 0)
-		w->fn(w->arg, w->fd, (unsigned)cqe->res);
-	else if (cqe->res < 0 && cqe->res != -ECANCELED)
-		pr_warn("poll on fd %d: %s", w->fd, strerror(-cqe->res));
-	if (!(cqe->flags & IORING_CQE_F_MORE) && cqe->res != -EBADF)
-		arm_poll(l, w);
+	int ret;
+	struct watch *w = watch_add(l, OP_ACCEPT, fd, arg, &ret);
+
+	if (w)
+		w->fn.accept = fn;
+	return ret;
+}
+
+int loop_poll_add(struct loop *l, int fd, loop_poll_fn fn, void *arg)
+{
+	int ret;
+	struct watch *w = watch_add(l, OP_POLL, fd, arg, &ret);
+
+	if (w)
+		w->fn.poll = fn;
+	return ret;
+}
+
+static void handle_watch(struct loop *l, struct watch *w, struct io_uring_cqe *cqe)
+{
+	int res = cqe->res;
+
+	if (res >= 0 && w->op.kind == OP_ACCEPT) {
+		struct sockaddr_storage peer;
+		socklen_t pl = sizeof(peer);
+
+		if (getpeername(res, (struct sockaddr *)&peer, &pl))
+			close(res);
+		else
+			w->fn.accept(w->arg, res, &peer, pl);
+	} else if (res > 0) {
+		w->fn.poll(w->arg, w->fd, (unsigned)res);
+	} else if (res < 0 && res != -ECANCELED) {
+		pr_warn("%s on fd %d: %s", w->op.kind == OP_ACCEPT ? "accept" : "poll", w->fd,
+			strerror(-res));
+	}
+	if (!(cqe->flags & IORING_CQE_F_MORE) && res != -EBADF)
+		arm_watch(l, w);
 }
 
 /* --- streams ----------------------------------------------------------------- */
@@ -688,8 +663,8 @@ static void arm_send(struct loop_stream *s)
 	s->send_busy = true;
 }
 
-struct loop_stream *loop_stream_add(struct loop *l, int fd, const struct loop_stream_ops *ops,
-				    void *arg)
+static struct loop_stream *stream_new(struct loop *l, int fd, const struct loop_stream_ops *ops,
+				      void *arg)
 {
 	struct loop_stream *s = calloc(1, sizeof(*s));
 
@@ -703,10 +678,20 @@ struct loop_stream *loop_stream_add(struct loop *l, int fd, const struct loop_st
 	s->arg = arg;
 	s->rop.kind = OP_STREAM_RECV;
 	s->sop.kind = OP_STREAM_SEND;
+	s->cop.kind = OP_STREAM_CONNECT;
 	list_add_stream(&l->streams, s);
 	l->st.streams_open++;
 	l->st.streams_total++;
-	arm_recv(s);
+	return s;
+}
+
+struct loop_stream *loop_stream_add(struct loop *l, int fd, const struct loop_stream_ops *ops,
+				    void *arg)
+{
+	struct loop_stream *s = stream_new(l, fd, ops, arg);
+
+	if (s)
+		arm_recv(s);
 	return s;
 }
 
@@ -721,23 +706,11 @@ struct loop_stream *loop_stream_connect(struct loop *l, int fd, const struct soc
 		close(fd);
 		return NULL;
 	}
-	s = calloc(1, sizeof(*s));
-	if (!s) {
-		close(fd);
+	s = stream_new(l, fd, ops, arg);
+	if (!s)
 		return NULL;
-	}
-	s->l = l;
-	s->fd = fd;
-	s->ops = ops;
-	s->arg = arg;
-	s->rop.kind = OP_STREAM_RECV;
-	s->sop.kind = OP_STREAM_SEND;
-	s->cop.kind = OP_STREAM_CONNECT;
 	memcpy(&s->to, addr, addrlen);
 	s->tolen = addrlen;
-	list_add_stream(&l->streams, s);
-	l->st.streams_open++;
-	l->st.streams_total++;
 	sqe = get_sqe(l);
 	if (!sqe) {
 		stream_kill(s, -EBUSY);
@@ -877,16 +850,14 @@ static void dispatch(struct loop *l, struct io_uring_cqe *cqe)
 		handle_dgram_send(l, container_of(op, struct dgram_out, op), cqe);
 		break;
 	case OP_ACCEPT:
-		handle_accept(l, container_of(op, struct listener, op), cqe);
+	case OP_POLL:
+		handle_watch(l, container_of(op, struct watch, op), cqe);
 		break;
 	case OP_STREAM_RECV:
 		handle_stream_recv(container_of(op, struct loop_stream, rop), cqe);
 		break;
 	case OP_STREAM_SEND:
 		handle_stream_send(container_of(op, struct loop_stream, sop), cqe);
-		break;
-	case OP_POLL:
-		handle_poll(l, container_of(op, struct poll_watch, op), cqe);
 		break;
 	case OP_STREAM_CONNECT:
 		handle_stream_connect(container_of(op, struct loop_stream, cop), cqe);
