@@ -16,8 +16,11 @@
 #               still pass): the backup's ARP probe finds the primary alive,
 #               so it goes isolated, never active; healed: one active, the
 #               winner's calls intact.
-#   restart     after a kill -9 failover the killed node restarts: it joins
-#               as standby (no flapping back) and gets in sync.
+#   restart     a kill -9 failover under a client polling the VIP with
+#               OPTIONS every 5 ms (tests/tools/optprobe): answered again,
+#               and no packet bounces between the nodes' XDP programs; then
+#               the killed node restarts: it joins as standby (no flapping
+#               back) and gets in sync.
 #
 #   bash tests/integration/test_ha_more.sh [SCENARIO...]   (default: all)
 #
@@ -31,7 +34,8 @@
 . "$(dirname "$0")/lib.sh"
 require_root
 require_cmd sipp nft arping jq ethtool
-require_bin "$SIPHAD" "$SIPHACTL"
+OPTPROBE=${OPTPROBE:-$T_BUILD/tests/tools/optprobe}
+require_bin "$SIPHAD" "$SIPHACTL" "$OPTPROBE"
 if [ ! -f "$T_BUILD/sipha_xdp.bpf.o" ]; then
 	fail "ha_more: $T_BUILD/sipha_xdp.bpf.o" "missing; run make first"
 	finish
@@ -314,7 +318,7 @@ switchover() {
 }
 
 t_switchover() {
-	local calls=300 rate=20 ok bad retr up t0
+	local calls=300 rate=20 ok bad retr up t0 sa0 sb0 sa1 sb1
 	start_pair || return
 	switchover b
 	check_eq "$S: refused on the standby (exit 1, ok false)" "$SO_RC/$(jq -r .ok <<<"$SO_OUT")" 1/false
@@ -327,6 +331,8 @@ t_switchover() {
 	sleep 6
 	up=$(field_of a calls)
 	check "$S: calls in progress at the switchover ($up)" test "$up" -gt 0
+	sa0=$(ctl -n a xdp --json | jq -r '.counters.steered // 0')
+	sb0=$(ctl -n b xdp --json | jq -r '.counters.steered // 0')
 	switchover a
 	check_eq "$S: switchover accepted by the active (exit 0)" "$SO_RC" 0
 	[ "$SO_TRIES" -gt 1 ] && info "switchover took $SO_TRIES attempts: $SO_OUT"
@@ -345,6 +351,9 @@ t_switchover() {
 		standby/true
 
 	wait_pid "$UAC_PID" 60
+	sa1=$(ctl -n a xdp --json | jq -r '.counters.steered // 0')
+	sb1=$(ctl -n b xdp --json | jq -r '.counters.steered // 0')
+	info "XDP steered across the switchover: $((sa1 - sa0)) by the old active, $((sb1 - sb0)) by the new"
 	ok=$(stat_of "$T_TMP/so.csv" 'SuccessfulCall(C)')
 	bad=$(stat_of "$T_TMP/so.csv" 'FailedCall(C)')
 	retr=$(stat_of "$T_TMP/so.csv" 'Retransmissions(C)')
@@ -419,16 +428,40 @@ t_partition() {
 # --- 5. restart of a killed node ---------------------------------------------------------
 
 t_restart() {
-	local calls=10 eb ok bad
+	local calls=10 eb ok bad probe st0 st1 t0 line first sent
 	start_pair || return
 	uas_start
 	sipp_uac rst 5075 $calls 10 10000
 	wait_until 5 field_is a calls $calls
 	wait_until 3 field_is b calls $calls
+
+	# A client polls the VIP with OPTIONS every 5 ms across the kill.
+	ip netns exec "$(ns_name c)" "$OPTPROBE" -i 5 -g 20 -T 30 -A 10 "$VIP:5060" >"$T_TMP/probe.out" 2>&1 &
+	probe=$!
+	T_PIDS+=("$probe")
+	wait_until 3 grep -q '^up ' "$T_TMP/probe.out"
+	st0=$(ctl -n b xdp --json | jq -r '.counters.steered // 0')
+	kill -USR1 "$probe"
+	t0=$(now_ms)
 	kill9 a
 	wait_until 5 field_is b state active
 	check_eq "$S: backup active after kill -9" "$(state_of b)/$(vip_on b)" active/1
 	eb=$(field_of b epoch)
+	wait_pid "$probe" 15
+	line=$(grep '^armed ' "$T_TMP/probe.out")
+	if [ -n "$line" ]; then
+		first=$(($(awk '{print $6}' <<<"$line") / 1000000))
+		info "OPTIONS answered again $((first - t0)) ms after the kill -9"
+		check "$S: OPTIONS answered again within 2 s" test $((first - t0)) -lt 2000
+	else
+		fail "$S: OPTIONS answered again within 2 s" "$(tr '\n' ' ' <"$T_TMP/probe.out")"
+	fi
+	sent=$(sed -n 's/.* sent \([0-9]*\) .*/\1/p' "$T_TMP/probe.out")
+	st1=$(ctl -n b xdp --json | jq -r '.counters.steered // 0')
+	# The dead node's XDP steers stray requests for the VIP to the
+	# standby; each of them may come back at most once, never loop.
+	check "$S: no steering loop in the takeover (steered $((st1 - st0)), requests ${sent:-?})" \
+		test "$((st1 - st0))" -le "${sent:-0}"
 	if ! wait_until 5 released a; then
 		fail "$S: the killed node's sockets are released" "$(ns_exec a ss -Htuan)"
 		return

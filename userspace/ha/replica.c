@@ -17,6 +17,7 @@ enum rep_call_attr {
 	RC_TO, /* string */
 	RC_LEG_A, /* nested rep_leg_attr */
 	RC_LEG_B, /* nested rep_leg_attr */
+	RC_A_INVITE, /* binary: the caller's INVITE while the call rings */
 	RC_COUNT
 };
 #define RC_MAX (RC_COUNT - 1)
@@ -89,6 +90,7 @@ static const struct jr_policy call_policy[RC_COUNT] = {
 		       .flags = JR_PF_REQUIRED,
 		       .nested = leg_policy,
 		       .nested_max = RL_MAX },
+	[RC_A_INVITE] = { .kind = JR_A_BINARY, .min_len = 1, .max_len = 65535 },
 };
 
 /* The key of a call: its A-leg dialog (Call-ID, NUL, sipha's tag), which
@@ -152,6 +154,12 @@ int rep_call_encode(struct jr_buf *b, uint64_t seq, const struct call *c, uint8_
 		put_opt(b, RC_TO, c->to);
 		put_leg(b, RC_LEG_A, &c->a);
 		put_leg(b, RC_LEG_B, &c->b);
+		size_t ilen;
+		char *inv = call_a_invite(c, &ilen);
+
+		if (inv)
+			jr_put_bytes(b, RC_A_INVITE, inv, ilen);
+		free(inv);
 	}
 	return jr_record_end(b);
 }
@@ -284,11 +292,14 @@ static int apply_call(struct server *srv, const struct jr_record *r)
 		return ret;
 	}
 	char *dn = attr_dup(&tb[RC_DN]), *from = attr_dup(&tb[RC_FROM]), *to = attr_dup(&tb[RC_TO]);
+	char *inv = NULL;
 
+	if (tb[RC_A_INVITE].data && (inv = malloc(tb[RC_A_INVITE].len)))
+		memcpy(inv, tb[RC_A_INVITE].data, tb[RC_A_INVITE].len);
 	/* call_upsert_replica takes the dialogs and strings, whatever it returns */
 	return call_upsert_replica(srv, jr_attr_u64(&tb[RC_ID]),
-				   (enum call_state)jr_attr_u8(&tb[RC_STATE]), dn, from, to, &a,
-				   &b);
+				   (enum call_state)jr_attr_u8(&tb[RC_STATE]), dn, from, to, &a, &b,
+				   inv, inv ? tb[RC_A_INVITE].len : 0);
 }
 
 static int apply_reg(struct server *srv, const struct jr_record *r)

@@ -156,6 +156,7 @@ static void call_put(struct call *c)
 		return;
 	leg_free(&c->a);
 	leg_free(&c->b);
+	free(c->a_invite);
 	free(c->dn);
 	free(c->from);
 	free(c->to);
@@ -167,14 +168,15 @@ static struct call_table *table(struct call *c)
 	return c->srv->calls;
 }
 
-/* Tells the HA engine about a confirmed call's new state: the standby
- * keeps confirmed calls only (a call in set-up has transactions that
- * cannot move nodes). */
+/* Tells the HA engine about a call's new state: the standby keeps ringing
+ * and confirmed calls (a ringing one with the caller's INVITE, so that the
+ * callee's answer can still be relayed after a takeover). */
 static void replicate(struct call *c, bool gone)
 {
 	const struct srv_repl_ops *r = &c->srv->repl;
 
-	if (!r->call || (gone && !c->replicated) || (!gone && c->state != CALL_ESTABLISHED))
+	if (!r->call || (gone && !c->replicated) ||
+	    (!gone && c->state != CALL_ESTABLISHED && c->state != CALL_RINGING))
 		return;
 	c->replicated = !gone;
 	r->call(r->arg, c, gone);
@@ -424,27 +426,36 @@ static void ok_retx(struct timer *t)
 }
 
 /* Sends the 2xx on the IST and keeps retransmitting it ourselves. */
-static int reply_2xx(struct call *c, struct leg *l, struct txn *st, const osip_message_t *src)
+/* Keeps BUF (a 2xx sent to leg L) to retransmit until L's ACK. */
+static int arm_2xx(struct call *c, struct leg *l, const char *buf, size_t len, uint32_t cseq,
+		   bool reliable)
 {
 	struct server *srv = c->srv;
-	int ret = reply(srv, st, 200, "OK", l->dlg.local_tag, src, true);
+
+	free(l->ok.buf);
+	l->ok.buf = malloc(len);
+	if (!l->ok.buf)
+		return -ENOMEM;
+	memcpy(l->ok.buf, buf, len);
+	l->ok.len = len;
+	l->ok.cseq = cseq;
+	if (reliable)
+		return 0; /* TCP delivers it; still wait for the ACK */
+	l->ok.interval = srv->t1_ms;
+	l->ok.deadline = srv->tw->now + 64ull * srv->t1_ms;
+	timer_add(srv->tw, &l->ok.t, srv->tw->now + l->ok.interval);
+	return 0;
+}
+
+/* Sends the 2xx on the IST and keeps retransmitting it ourselves. */
+static int reply_2xx(struct call *c, struct leg *l, struct txn *st, const osip_message_t *src)
+{
+	int ret = reply(c->srv, st, 200, "OK", l->dlg.local_tag, src, true);
 
 	if (ret)
 		return ret;
-	free(l->ok.buf);
-	l->ok.buf = malloc(st->outlen);
-	if (!l->ok.buf)
-		return -ENOMEM;
-	memcpy(l->ok.buf, st->out, st->outlen);
-	l->ok.len = st->outlen;
-	l->ok.cseq = (uint32_t)strtoul(st->req->cseq->number, NULL, 10);
-	if (st->reliable)
-		return 0; /* TCP delivers it; still wait for the ACK below */
-	l->ok.interval = srv->t1_ms;
-	l->ok.deadline = srv->tw->now + 64ull * srv->t1_ms;
-	timer_init(&l->ok.t, ok_retx);
-	timer_add(srv->tw, &l->ok.t, srv->tw->now + l->ok.interval);
-	return 0;
+	return arm_2xx(c, l, st->out, st->outlen,
+		       (uint32_t)strtoul(st->req->cseq->number, NULL, 10), st->reliable);
 }
 
 /* --- requests sipha sends as UAC ---------------------------------------------------- */
@@ -559,11 +570,12 @@ static void binv_response(struct txn *t, void *uarg, osip_message_t *resp)
 			return;
 		if (resp->to && !dlg_uac_update(&c->b.dlg, resp) && c->b.dlg.remote_tag)
 			dlg_index_add(table(c), &c->b);
+		reply(srv, c->a_inv, code, NULL, c->a.dlg.local_tag, resp, true);
 		if (c->state == CALL_DIALING) {
 			c->state = CALL_RINGING;
 			srv->st.calls_ringing++;
+			replicate(c, false);
 		}
-		reply(srv, c->a_inv, code, NULL, c->a.dlg.local_tag, resp, true);
 		return;
 	}
 	if (code < 300) {
@@ -862,6 +874,9 @@ void call_on_invite(struct server *srv, struct txn *st, osip_message_t *req)
 		call_release(c, "cannot build B INVITE");
 		return;
 	}
+	/* Indexed at once by sipha's own tag: its responses find the call
+	 * even on a node that took over from us. */
+	dlg_index_add(ct, &c->b);
 	c->b.dlg.peer = to;
 	c->refs++;
 	if (txn_request(srv->txns, inv, &to, &binv_user, c, &c->b_inv)) {
@@ -1130,12 +1145,13 @@ static void table_add(struct call_table *ct, struct call *c)
 	ct->live = c;
 	ct->nlive++;
 	dlg_index_add(ct, &c->a);
-	if (c->b.dlg.remote_tag)
+	if (c->b.dlg.call_id)
 		dlg_index_add(ct, &c->b);
 }
 
 int call_upsert_replica(struct server *srv, uint64_t id, enum call_state state, char *dn,
-			char *from, char *to, struct dialog *a, struct dialog *b)
+			char *from, char *to, struct dialog *a, struct dialog *b, char *a_invite,
+			size_t a_invite_len)
 {
 	struct call_table *ct = srv->calls;
 	struct leg *l = dlg_lookup(ct, a->call_id, a->local_tag);
@@ -1156,9 +1172,11 @@ int call_upsert_replica(struct server *srv, uint64_t id, enum call_state state, 
 		c->dn = dn;
 		c->from = from;
 		c->to = to;
+		free(c->a_invite);
+		c->a_invite = a_invite;
+		c->a_invite_len = a_invite_len;
 		dlg_index_add(ct, &c->a);
-		if (c->b.dlg.remote_tag)
-			dlg_index_add(ct, &c->b);
+		dlg_index_add(ct, &c->b);
 		return 0;
 	}
 	c = call_alloc(srv, id);
@@ -1168,8 +1186,11 @@ int call_upsert_replica(struct server *srv, uint64_t id, enum call_state state, 
 		free(dn);
 		free(from);
 		free(to);
+		free(a_invite);
 		return -ENOMEM;
 	}
+	c->a_invite = a_invite;
+	c->a_invite_len = a_invite_len;
 	c->state = state;
 	c->a.dlg = *a;
 	c->b.dlg = *b;
@@ -1200,4 +1221,133 @@ void calls_drop_all(struct call_table *ct)
 	while (ct->live)
 		call_release(ct->live, "resynchronisation");
 	ct->srv->repl = saved;
+}
+
+char *call_a_invite(const struct call *c, size_t *len)
+{
+	char *buf = NULL;
+
+	*len = 0;
+	if (c->state != CALL_RINGING)
+		return NULL;
+	if (c->a_inv && c->a_inv->req) {
+		if (sipmsg_to_str(c->a_inv->req, &buf, len))
+			return NULL;
+		return buf;
+	}
+	if (c->a_invite && (buf = malloc(c->a_invite_len))) {
+		memcpy(buf, c->a_invite, c->a_invite_len);
+		*len = c->a_invite_len;
+	}
+	return buf;
+}
+
+/* A 3xx-6xx whose INVITE client transaction is not here: ACK it as the
+ * ICT would (§17.1.1.3: the INVITE's branch, To with the response's tag). */
+static void ack_stray_final(struct server *srv, const osip_message_t *resp, const char *ruri,
+			    const struct sip_peer *to)
+{
+	osip_message_t *ack = NULL;
+	osip_via_t *via = NULL, *v2 = NULL;
+	char cs[32], *buf = NULL;
+	size_t len;
+
+	if (osip_message_init(&ack))
+		return;
+	osip_message_set_method(ack, osip_strdup("ACK"));
+	osip_message_set_version(ack, osip_strdup("SIP/2.0"));
+	osip_uri_init(&ack->req_uri);
+	if (osip_uri_parse(ack->req_uri, ruri))
+		goto out;
+	osip_message_get_via(resp, 0, &via);
+	if (!via || osip_via_clone(via, &v2))
+		goto out;
+	osip_list_add(&ack->vias, v2, -1);
+	osip_from_clone(resp->from, &ack->from);
+	osip_to_clone(resp->to, &ack->to);
+	osip_call_id_clone(resp->call_id, &ack->call_id);
+	snprintf(cs, sizeof(cs), "%s ACK", resp->cseq->number);
+	osip_message_set_cseq(ack, cs);
+	osip_message_set_max_forwards(ack, "70");
+	if (!sipmsg_to_str(ack, &buf, &len))
+		srv_send(srv, to, buf, len);
+	free(buf);
+out:
+	osip_message_free(ack);
+}
+
+bool call_on_stray_response(struct server *srv, osip_message_t *resp)
+{
+	osip_generic_param_t *p = NULL;
+	osip_message_t *inv = NULL, *r = NULL;
+	char cid[256], *buf = NULL;
+	struct sip_peer to;
+	struct leg *l;
+	struct call *c;
+	uint32_t cseq;
+	size_t len;
+	int code = resp->status_code;
+
+	if (!resp->cseq || !resp->cseq->method || strcmp(resp->cseq->method, "INVITE") ||
+	    !resp->call_id || !resp->from || osip_from_get_tag(resp->from, &p) || !p ||
+	    !p->gvalue || code < 200)
+		return false;
+	snprintf(cid, sizeof(cid), "%s%s%s", resp->call_id->number, resp->call_id->host ? "@" : "",
+		 resp->call_id->host ? resp->call_id->host : "");
+	l = dlg_lookup(srv->calls, cid, p->gvalue);
+	if (!l || l != &l->call->b)
+		return false;
+	c = l->call;
+	cseq = (uint32_t)strtoul(resp->cseq->number, NULL, 10);
+	if (leg_peer(&c->b, &to))
+		return false;
+	if (code >= 300) {
+		ack_stray_final(srv, resp, c->b.dlg.remote_target, &to);
+		if (c->state == CALL_RINGING && !c->b_inv && c->a_invite) {
+			/* rang on the peer, refused here: tell the caller */
+			if (!sipmsg_parse(c->a_invite, c->a_invite_len, true, &inv) &&
+			    !sipmsg_response(inv, code, resp->reason_phrase, c->a.dlg.local_tag,
+					     &r) &&
+			    !sipmsg_to_str(r, &buf, &len) && !leg_peer(&c->a, &to))
+				srv_send(srv, &to, buf, len);
+			free(buf);
+			osip_message_free(r);
+			osip_message_free(inv);
+			call_release(c, "callee refused after a takeover");
+		}
+		return true;
+	}
+	if (c->b.ack_buf && c->b.ack_cseq == cseq) {
+		srv_send(srv, &to, c->b.ack_buf, c->b.ack_len); /* our ACK was lost */
+		return true;
+	}
+	if (c->state != CALL_RINGING || c->b_inv || !c->a_invite)
+		return false;
+	/* The callee answers a call that rang on the peer: confirm the B leg
+	 * and answer the caller with its own INVITE, as the IST would have. */
+	dlg_uac_update(&c->b.dlg, resp);
+	send_ack(c, &c->b, cseq, NULL);
+	if (sipmsg_parse(c->a_invite, c->a_invite_len, true, &inv) ||
+	    sipmsg_response(inv, 200, "OK", c->a.dlg.local_tag, &r)) {
+		osip_message_free(inv);
+		return true;
+	}
+	copy_body(r, resp);
+	add_contact(srv, r, c->a.dlg.peer.proto);
+	osip_message_set_allow(r, SIPHA_ALLOW);
+	if (!sipmsg_to_str(r, &buf, &len) && !leg_peer(&c->a, &to)) {
+		srv_send(srv, &to, buf, len);
+		arm_2xx(c, &c->a, buf, len, (uint32_t)strtoul(inv->cseq->number, NULL, 10),
+			to.proto == SIP_PROTO_TCP);
+	}
+	free(buf);
+	osip_message_free(r);
+	osip_message_free(inv);
+	free(c->a_invite);
+	c->a_invite = NULL;
+	c->state = CALL_ESTABLISHED;
+	c->answered_ms = srv->tw->now;
+	srv->st.calls_answered++;
+	replicate(c, false);
+	return true;
 }

@@ -78,6 +78,10 @@ struct call {
 	struct timer t_ring; /* no-answer timer */
 	uint64_t created_ms, answered_ms;
 	bool replicated; /* the standby knows it (hot standby) */
+	/* A standby's copy of the caller's INVITE while the call rings: after a
+	 * takeover, the callee's answer is relayed with it (no IST moved). */
+	char *a_invite;
+	size_t a_invite_len;
 };
 
 struct call_table;
@@ -104,7 +108,15 @@ int call_resolve(const char *uri, struct sip_peer *out);
  * Such a call has no transactions; once this node is active, in-dialog
  * requests continue it.  0 or -errno. */
 int call_upsert_replica(struct server *srv, uint64_t id, enum call_state state, char *dn,
-			char *from, char *to, struct dialog *a, struct dialog *b);
+			char *from, char *to, struct dialog *a, struct dialog *b, char *a_invite,
+			size_t a_invite_len);
+/* A response to an INVITE that matched no transaction: the answer to a call
+ * that rang on the peer before a takeover, or a retransmitted 2xx whose ACK
+ * was lost.  False when it is none of ours. */
+bool call_on_stray_response(struct server *srv, osip_message_t *resp);
+/* The caller's INVITE of a ringing call, serialised for replication
+ * (malloc'd, NULL when there is none). */
+char *call_a_invite(const struct call *c, size_t *len);
 void call_drop_replica(struct server *srv, const char *a_call_id, const char *a_tag);
 /* Every call leaves the table without a message sent (resynchronisation). */
 void calls_drop_all(struct call_table *ct);

@@ -198,7 +198,8 @@ void srv_rx(void *arg, const struct sip_peer *from, const char *buf, size_t len)
 		handle_request(srv, from, msg, buf, len);
 	} else {
 		srv->st.sip_rx_responses++;
-		if (sipmsg_check_response(msg) || !txn_rx_response(srv->txns, msg, from))
+		if (sipmsg_check_response(msg) ||
+		    (!txn_rx_response(srv->txns, msg, from) && !call_on_stray_response(srv, msg)))
 			srv->st.sip_rx_responses_dropped++;
 	}
 	osip_message_free(msg);
