@@ -1,0 +1,44 @@
+/* Shared by the call engine's two files: call.c (the flows) and calltab.c
+ * (the table, the dialog index, references, HA replicas).  Nothing else
+ * includes it. */
+#ifndef SIPHA_CALL_INT_H
+#define SIPHA_CALL_INT_H
+
+#include "server/call.h"
+
+struct call_table {
+	struct server *srv;
+	struct call *live; /* doubly linked */
+	size_t nlive;
+	uint64_t next_id;
+	struct leg **dlg; /* dialog index: Call-ID + local tag */
+	size_t ndlg_buckets;
+	size_t ndlg;
+};
+
+void dlg_index_add(struct call_table *ct, struct leg *l);
+void dlg_index_del(struct call_table *ct, struct leg *l);
+struct leg *dlg_lookup(const struct call_table *ct, const char *call_id, const char *tag);
+
+struct call *call_alloc(struct server *srv, uint64_t id);
+/* Into the table and the dialog index. */
+void table_add(struct call_table *ct, struct call *c);
+void call_put(struct call *c);
+/* Leaves the table at once; memory goes with the last reference. */
+void call_release(struct call *c, const char *why);
+/* Tells the HA engine (server.h srv_repl_ops) about C. */
+void replicate(struct call *c, bool gone);
+
+/* Pieces of the flows (call.c) that the takeover path (calltab.c) reuses. */
+int leg_peer(struct leg *l, struct sip_peer *out);
+void send_ack(struct call *c, struct leg *l, uint32_t cseq, const osip_message_t *body);
+void copy_body(osip_message_t *dst, const osip_message_t *src);
+void add_contact(struct server *srv, osip_message_t *m, enum sip_proto proto);
+int arm_2xx(struct call *c, struct leg *l, const char *buf, size_t len, uint32_t cseq,
+	    bool reliable);
+
+/* Timer callbacks the table arms on a new call. */
+void call_ring_timeout(struct timer *t);
+void call_ok_retx(struct timer *t);
+
+#endif
