@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
 # Failover time of an HA pair: from `kill -9` of the active siphad to the
 # first OPTIONS the VIP answers again, seen by a client that sends one every
-# 5 ms (tests/tools/optprobe).  N runs per timer setting; the killed node is
-# restarted between runs and joins as standby, so the runs alternate between
-# the nodes.  Hot standby, XDP native on the nodes' veths, all in network
+# 5 ms (tests/tools/optprobe; PROBE_MS sets the interval).  N runs per timer
+# setting; the killed node is restarted between runs and joins as standby, so
+# the runs alternate between the nodes.  Hot standby, XDP native on the nodes' veths, all in network
 # namespaces this script makes (the integration harness's, sipha-t<pid>-*).
 #
 #   bench/failover.sh [RUNS] [HEARTBEAT_MS/TIMEOUT_MS ...]
 #   bench/failover.sh 20 50/200 10/50          (the default)
+#   PROBE_MS=50 bench/failover.sh ...           (OPTIONS every 50 ms instead of 5)
 #
-# Per setting it prints one line per run (failover ms, the silence the
-# client saw, the takeover as the CLI saw it) on stderr and a Markdown row
-# on stdout:
-#   | heartbeat/timeout ms | runs | min | median | max ms |
+# Per run one line on stderr: the failover time, the silence the client saw
+# (last answer before, first after), and from the survivor's log when it
+# declared the peer dead, added the VIP and went active (siphad's log stamps
+# are whole milliseconds), and the XDP "steered" count during the run.  Per
+# setting one Markdown row on stdout: min/median/max of the failover time
+# and the medians of its three parts.
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 . tests/integration/lib.sh
 require_root
 require_bin "$SIPHAD" "$SIPHACTL" "$T_BUILD/tests/tools/optprobe"
@@ -26,6 +29,7 @@ SETTINGS=("$@")
 [ ${#SETTINGS[@]} -eq 0 ] && SETTINGS=(50/200 10/50)
 VIP=10.99.0.100
 PROBE=$T_BUILD/tests/tools/optprobe
+PROBE_MS=${PROBE_MS:-5} # the client's OPTIONS interval
 ID_A=fa-$$
 ID_B=fb-$$
 declare -A IP=([a]=10.99.0.1 [b]=10.99.0.2) ID=([a]=$ID_A [b]=$ID_B)
@@ -34,7 +38,10 @@ declare -A ROLE=([a]=primary [b]=backup) OTHER=([a]=b [b]=a)
 case $RUNS in
 '' | *[!0-9]*) echo "usage: bench/failover.sh [RUNS] [HB/TIMEOUT ...]" >&2; exit 2 ;;
 esac
-[ "$RUNS" -ge 1 ] && [ "$RUNS" -le 200 ] || { echo "RUNS: 1..200" >&2; exit 2; }
+if [ "$RUNS" -lt 1 ] || [ "$RUNS" -gt 200 ]; then
+	echo "RUNS: 1..200" >&2
+	exit 2
+fi
 
 pins_del() {
 	rm -rf "/sys/fs/bpf/sipha/$ID_A" "/sys/fs/bpf/sipha/$ID_B"
@@ -111,12 +118,24 @@ join() {
 	wait_until 10 field_is "$1" state standby && wait_until 10 field_is "$1" in_sync true
 }
 
+# steered NODE: the XDP "steered" counter of a live node
+steered() {
+	ctl -n "$1" xdp --json 2>/dev/null | jq -r '.counters.steered // 0'
+}
+
+# log_us LOG REGEX: the time of the last log line matching REGEX, in µs
+# (siphad stamps its lines with CLOCK_REALTIME seconds, to the millisecond).
+log_us() {
+	grep -E "$2" "$1" | tail -n 1 | awk '{ split($1, t, "."); printf "%d%03d000\n", t[1], t[2] }'
+}
+
 # one_run ACTIVE: kill -9 ACTIVE under the prober; sets RESULT to
 # "FAILOVER_MS SILENCE_MS CLI_MS" (not in a subshell: it reaps the node).
 one_run() {
 	local act=$1 sby=${OTHER[$1]} out=$T_TMP/probe.out probe pid t_kill t_cli line first gap
+	local st0 st1 log dead vip active
 	: >"$out"
-	ip netns exec "$(ns_name c)" "$PROBE" -i 5 -g 20 -T 30 -A 10 "$VIP:5060" >"$out" 2>&1 &
+	ip netns exec "$(ns_name c)" "$PROBE" -i "$PROBE_MS" -g 20 -T 30 -A 10 "$VIP:5060" >"$out" 2>&1 &
 	probe=$!
 	T_PIDS+=("$probe")
 	if ! wait_until 3 grep -q '^up ' "$out"; then
@@ -126,28 +145,44 @@ one_run() {
 	fi
 	sleep 0.2
 	pid=$(siphad_pid "$act")
+	disown "$pid" 2>/dev/null # reaped by bash without a "Killed" line
+	st0=$(steered "$sby")
 	kill -USR1 "$probe"
 	t_kill=$(now_us)
 	kill -9 "$pid"
 	wait_until 5 field_is "$sby" state active
 	t_cli=$(now_us)
 	wait_pid "$probe" 15
-	{ wait "$pid"; } 2>/dev/null # no "Killed" line from bash
+	wait_pid "$pid" 5
 	unset "SD_PID[$act]"
 	line=$(grep '^armed ' "$out")
 	if [ -z "$line" ]; then
 		say "no answer after the kill: $(cat "$out")"
 		return 1
 	fi
+	st1=$(steered "$sby")
 	first=$(awk '{print $6}' <<<"$line")
 	gap=$(awk '{print $8}' <<<"$line")
-	RESULT=$(awk -v f="$first" -v k="$t_kill" -v g="$gap" -v c="$t_cli" \
-		'BEGIN { printf "%.1f %.1f %.0f\n", (f / 1000 - k) / 1000, g, (c - k) / 1000 }')
+	log=$(siphad_log "$sby")
+	dead=$(log_us "$log" 'ha: peer .* is dead')
+	vip=$(log_us "$log" 'vip: .* added')
+	active=$(log_us "$log" 'ha: .* -> active')
+	RESULT=$(awk -v f="$first" -v k="$t_kill" -v g="$gap" -v c="$t_cli" -v d="$dead" \
+		-v v="$vip" -v a="$active" -v s=$((st1 - st0)) 'BEGIN {
+			printf "%.1f %.1f %.0f %.0f %.0f %.0f %.1f %d\n", (f / 1000 - k) / 1000, g,
+				(c - k) / 1000, (d - k) / 1000, (v - d) / 1000, (a - v) / 1000,
+				(f / 1000 - a) / 1000, s }')
+}
+
+# median of the numbers on stdin
+median() {
+	sort -n | awk '{ v[NR] = $1 } END { if (NR) printf "%.1f\n", (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'
 }
 
 # setting HB/TIMEOUT: RUNS failovers; prints the table row.
 setting() {
-	local hb=${1%/*} to=${1#*/} act=a i r vals=() cli=()
+	local hb=${1%/*} to=${1#*/} act=a i res=$T_TMP/runs-${1/\//-} n
+	: >"$res"
 	mkconf a "$hb" "$to"
 	mkconf b "$hb" "$to"
 	rm -rf "$T_TMP/state-$ID_A" "$T_TMP/state-$ID_B"
@@ -156,31 +191,35 @@ setting() {
 		join b || { say "the pair does not come up"; topo_down; return 1; }
 	for ((i = 1; i <= RUNS; i++)); do
 		one_run "$act" || break
-		r=$RESULT
-		say "heartbeat $hb ms, timeout $to ms, run $i: kill -9 of $act -> first answer $(cut -d' ' -f1 <<<"$r") ms (silence $(cut -d' ' -f2 <<<"$r") ms, CLI saw the takeover at $(cut -d' ' -f3 <<<"$r") ms)"
-		vals+=("$(cut -d' ' -f1 <<<"$r")")
-		cli+=("$(cut -d' ' -f3 <<<"$r")")
+		echo "$RESULT" >>"$res"
+		read -r f g c d v a x st <<<"$RESULT"
+		say "hb $hb / timeout $to, run $i, kill -9 of $act: first answer after $f ms" \
+			"(client's silence $g ms; dead declared at $d, VIP added +$v, active +$a," \
+			"answered +$x; CLI saw active at $c ms; steered $st)"
 		wait_until 5 released "$act" || { say "$act's sockets linger"; break; }
 		join "$act" || { say "$act does not rejoin as standby"; break; }
 		act=${OTHER[$act]}
 	done
 	topo_down
-	if [ ${#vals[@]} -eq 0 ]; then
-		echo "| $hb / $to | 0 | - | - | - |"
+	n=$(wc -l <"$res")
+	if [ "$n" -eq 0 ]; then
+		echo "| $hb / $to | 0 | - | - | - | - | - | - |"
 		return 1
 	fi
-	printf '%s\n' "${vals[@]}" | sort -n | awk -v hb="$hb" -v to="$to" -v want="$RUNS" '
-		{ v[NR] = $1 }
-		END {
-			m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-			printf "| %s / %s | %d%s | %.1f | %.1f | %.1f |\n", hb, to, NR,
-				NR < want ? " of " want : "", v[1], m, v[NR]
-		}'
+	printf '| %s / %s | %s | %s | %s | %s | %s | %s | %s |\n' "$hb" "$to" \
+		"$n$([ "$n" -lt "$RUNS" ] && echo " of $RUNS")" \
+		"$(cut -d' ' -f1 "$res" | sort -n | head -n 1)" \
+		"$(cut -d' ' -f1 "$res" | median)" \
+		"$(cut -d' ' -f1 "$res" | sort -n | tail -n 1)" \
+		"$(cut -d' ' -f4 "$res" | median)" \
+		"$(awk '{ print $5 + $6 }' "$res" | median)" \
+		"$(cut -d' ' -f7 "$res" | median)"
+	[ "$n" -eq "$RUNS" ]
 }
 
 say "machine: $(nproc) CPUs, $(uname -r); command: bench/failover.sh $RUNS ${SETTINGS[*]}"
-echo "| heartbeat / timeout ms | runs | min ms | median ms | max ms |"
-echo "|---|---|---|---|---|"
+echo "| heartbeat / timeout ms | runs | min ms | median ms | max ms | median: kill → peer declared dead | dead → active (ARP probe, VIP, GARP, XDP) | active → first answer |"
+echo "|---|---|---|---|---|---|---|---|"
 rc=0
 for s in "${SETTINGS[@]}"; do
 	case $s in

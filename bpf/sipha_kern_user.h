@@ -59,7 +59,8 @@
 	X(STEERED, steered)                 \
 	X(ORPHAN_ARP_DROP, orphan_arp_drop) \
 	X(KEEPALIVE, keepalive)             \
-	X(UNKNOWN_METHOD, unknown_method)
+	X(UNKNOWN_METHOD, unknown_method)   \
+	X(STEER_BOUNCE, steer_bounce)
 
 #define SXDP__ENUM(id, name) SXDP_C_##id,
 enum sxdp_counter {

@@ -193,6 +193,15 @@ static __always_inline int steer(struct xdp_md *ctx, const struct sxdp_role *r)
 
 	if ((void *)(eth + 1) > data_end)
 		return XDP_PASS;
+	/* A frame the peer steered to us goes no further: while both nodes
+	 * think the other should serve (a takeover in progress), sending it
+	 * back would bounce it between the two until one turns active. */
+	if (eth->h_source[0] == r->peer_mac[0] && eth->h_source[1] == r->peer_mac[1] &&
+	    eth->h_source[2] == r->peer_mac[2] && eth->h_source[3] == r->peer_mac[3] &&
+	    eth->h_source[4] == r->peer_mac[4] && eth->h_source[5] == r->peer_mac[5]) {
+		count(SXDP_C_STEER_BOUNCE);
+		return XDP_PASS;
+	}
 	__builtin_memcpy(eth->h_dest, r->peer_mac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, r->own_mac, ETH_ALEN);
 	count(SXDP_C_STEERED);

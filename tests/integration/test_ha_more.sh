@@ -65,13 +65,13 @@ pins_del() {
 	return 0
 }
 
-# mkconf NAME ID ROLE OWN PEER [REDUNDANCY]
+# mkconf NAME ID ROLE OWN PEER: hot standby, heartbeat 50 ms, timeout 200 ms
 mkconf() {
 	cat >"$T_TMP/$1.conf" <<EOC
 [node]
 id = $2
 role = $3
-redundancy = ${6:-hot}
+redundancy = hot
 priority = 100
 state_dir = $T_TMP/state-$2
 [sip]
@@ -109,7 +109,7 @@ mac_of() { ns_exec "$1" cat /sys/class/net/eth0/address; }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 # never_for SECONDS CMD...: 0 when CMD fails at every poll (100 ms) for
-# SECONDS; 1 (and CMD's output is gone) as soon as it succeeds once.
+# SECONDS; 1 as soon as it succeeds once.
 never_for() {
 	local end=$(($(now_ms) + $1 * 1000))
 	shift
@@ -119,7 +119,7 @@ never_for() {
 	done
 	return 0
 }
-# flapped NODE STATE: for never_for
+# not_state NODE STATE: for never_for
 not_state() { [ "$(state_of "$1")" != "$2" ]; }
 
 # stat_of CSV FIELD: the last value of one sipp -trace_stat column
@@ -143,12 +143,14 @@ uas_start() {
 	T_PIDS+=("$UAS_PID")
 }
 
-# kill9 NAME: kill -9 a node and reap it.
+# kill9 NAME: kill -9 a node.  Disowned first, so bash reaps it without
+# a "Killed" line in the log.
 kill9() {
 	local pid
 	pid=$(siphad_pid "$1")
+	disown "$pid" 2>/dev/null
 	kill -9 "$pid"
-	wait "$pid" 2>/dev/null
+	wait_pid "$pid" 5
 	unset "SD_PID[$1]"
 }
 
@@ -157,10 +159,9 @@ released() {
 	! ns_exec "$1" ss -Hltun 2>/dev/null | awk '{print $5}' | grep -qE ':(5060|7100)$'
 }
 
-# start_pair [REDUNDANCY]: the primary alone until active, then the backup
-# until standby (and in sync for hot).  1 on failure (after a FAIL line).
+# start_pair: the primary alone until active, then the backup until it is a
+# standby in sync.  1 on failure (after a FAIL line).
 start_pair() {
-	local red=${1:-hot}
 	start_siphad -n a -N a "$T_TMP/a.conf" || return 1
 	if ! wait_until 5 field_is a state active; then
 		fail "$S: primary active alone" "state $(state_of a)"
@@ -171,7 +172,7 @@ start_pair() {
 		fail "$S: backup joins as standby" "state $(state_of b), peer_connected $(field_of b peer_connected)"
 		return 1
 	fi
-	if [ "$red" = hot ] && ! wait_until 5 field_is b in_sync true; then
+	if ! wait_until 5 field_is b in_sync true; then
 		fail "$S: backup in sync" "in_sync $(field_of b in_sync)"
 		return 1
 	fi

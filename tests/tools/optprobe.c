@@ -248,14 +248,16 @@ out:
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: optprobe [-i INTERVAL_MS] [-g GAP_MS] [-T SEC] [-A SEC] IPV4[:PORT]\n");
+	fprintf(stderr,
+		"usage: optprobe [-i INTERVAL_MS] [-g GAP_MS] [-T SEC] [-A SEC] IPV4[:PORT]\n");
 	return 2;
 }
 
 int main(int argc, char **argv)
 {
-	struct op_run r = { .interval_ms = 5, .gap_ms = 20, .deadline_s = 30,
-			    .armed_deadline_s = 10 };
+	struct op_run r = {
+		.interval_ms = 5, .gap_ms = 20, .deadline_s = 30, .armed_deadline_s = 10
+	};
 	struct sigaction sa = { .sa_handler = on_usr1 };
 	bool ok = true;
 	int opt, ret;

@@ -43,7 +43,7 @@ struct ha {
 	uint64_t snap_end_seq;
 	struct timer t_decide; /* start-up and isolated re-probe */
 	struct jr_buf out;
-	struct nlw *nlw;       /* link and address events of the service interface */
+	struct nlw *nlw; /* link and address events of the service interface */
 	char epoch_path[512];
 	struct ha_status st;
 };
@@ -204,11 +204,12 @@ static void take_over(struct ha *h, bool probe, const char *why)
 	if (probe && cfg->vip.present) {
 		ret = arp_probe(cfg->vip.interface, &cfg->vip.address, PROBE_MS, holder);
 		if (ret == 1) {
-			pr_warn("ha: VIP still answered by %02x:%02x:%02x:%02x:%02x:%02x; not "
-				"taking "
-				"it (%s)",
-				holder[0], holder[1], holder[2], holder[3], holder[4], holder[5],
-				why);
+			/* Said once per episode: an isolated node re-probes often. */
+			if (h->state != HA_ISOLATED)
+				pr_warn("ha: VIP still answered by "
+					"%02x:%02x:%02x:%02x:%02x:%02x; not taking it (%s)",
+					holder[0], holder[1], holder[2], holder[3], holder[4],
+					holder[5], why);
 			set_state(h, HA_ISOLATED);
 			arm_decide(h, cfg->ha.heartbeat_ms);
 			return;
@@ -399,6 +400,9 @@ static void on_up(void *arg, const struct jr_hello *peer)
 	snprintf(h->st.peer, sizeof(h->st.peer), "%s", peer->node_id);
 	pr_info("ha: link up with %s (epoch %" PRIu64 ", %s)", peer->node_id, peer->epoch,
 		peer->state == JR_STATE_ACTIVE ? "active" : "not active");
+	/* The HELLO the peer got on this connection may predate a state change
+	 * of ours (a takeover racing a reconnect): say where we are now. */
+	hal_update_hello(h->link, h->epoch, jr_state_of(h->state), h->seq);
 	xdp_role(h, h->state == HA_ACTIVE);
 	decide(h);
 }
@@ -505,8 +509,8 @@ static void nl_addr(void *arg, const struct nlw_addr *a)
 	struct ha *h = arg;
 	const struct sipha_config *cfg = h->srv->cfg;
 
-	if (!a->added && h->state == HA_ACTIVE && a->ifindex == if_nametoindex(cfg->vip.interface) &&
-	    is_vip(h, &a->prefix))
+	if (!a->added && h->state == HA_ACTIVE &&
+	    a->ifindex == if_nametoindex(cfg->vip.interface) && is_vip(h, &a->prefix))
 		vip_restore(h, "deleted by someone else");
 }
 
