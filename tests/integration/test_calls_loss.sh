@@ -142,8 +142,8 @@ sipp_end a $((SIPP_TO + 20))
 a_retrans=$SIPP_RETRANS
 check_eq "calls_loss: caller sipp exit status" "$SIPP_RC" 0
 check_eq "calls_loss: caller completed $N calls, none failed" "$SIPP_OK/$SIPP_FAILED" "$N/0"
-# B's last call ends in its 4 s time-wait (built-in uas) after the caller's.
-sipp_end b 30
+# B's last call ends in its 16 s time-wait after the caller's.
+sipp_end b 45
 b_retrans=$SIPP_RETRANS
 check_eq "calls_loss: callee sipp exit status" "$SIPP_RC" 0
 check_eq "calls_loss: callee completed $N calls, none failed" "$SIPP_OK/$SIPP_FAILED" "$N/0"

@@ -88,6 +88,9 @@ workers = 1
 3000 = sip:$CLI:5070
 EOF
 start_siphad -N srv "$CONF" || finish
+ns_exec cli python3 /tmp/cp/sniff.py eth0 $T_TMP/sniff_cli.txt & T_PIDS+=($!)
+ns_exec srv python3 /tmp/cp/sniff.py eth0 $T_TMP/sniff_srv.txt & T_PIDS+=($!)
+sleep 0.5
 
 # --- 200 calls ------------------------------------------------------------------------------
 
@@ -143,8 +146,8 @@ sipp_end a $((SIPP_TO + 20))
 a_retrans=$SIPP_RETRANS
 check_eq "calls_loss: caller sipp exit status" "$SIPP_RC" 0
 check_eq "calls_loss: caller completed $N calls, none failed" "$SIPP_OK/$SIPP_FAILED" "$N/0"
-# B's last call ends in its 4 s time-wait (built-in uas) after the caller's.
-sipp_end b 30
+# B's last call ends in its 16 s time-wait after the caller's.
+sipp_end b 45
 b_retrans=$SIPP_RETRANS
 check_eq "calls_loss: callee sipp exit status" "$SIPP_RC" 0
 check_eq "calls_loss: callee completed $N calls, none failed" "$SIPP_OK/$SIPP_FAILED" "$N/0"

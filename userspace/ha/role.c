@@ -40,6 +40,7 @@ struct ha {
 	bool hot;
 	bool synced; /* standby: a whole snapshot applied */
 	bool snap_sent; /* active: the peer got a snapshot on this link */
+	bool handing_over; /* switchover asked: stay active until the peer is */
 	uint64_t snap_end_seq;
 	struct timer t_decide; /* start-up and isolated re-probe */
 	struct jr_buf out;
@@ -217,23 +218,27 @@ static void take_over(struct ha *h, bool probe, const char *why)
 		if (ret < 0)
 			pr_warn("ha: VIP probe failed: %s; going on", strerror(-ret));
 	}
+	/* What serves first: the address, then our XDP role (frames the peer
+	 * steers to us pass from now on), then the announcement.  The epoch
+	 * reaches the disk before the peer can hear of it. */
 	h->epoch++;
-	ret = epoch_store(h->epoch_path, h->epoch);
-	if (ret)
-		pr_err("ha: cannot persist epoch %" PRIu64 ": %s", h->epoch, strerror(-ret));
 	if (cfg->vip.present) {
 		ret = vip_add(cfg->vip.interface, &cfg->vip.address);
 		if (ret) {
 			pr_err("ha: cannot add the VIP: %s", strerror(-ret));
+			h->epoch--;
 			set_state(h, HA_ISOLATED);
 			arm_decide(h, cfg->ha.timeout_ms);
 			return;
 		}
-		if (cfg->vip.garp_count &&
-		    garp_send(cfg->vip.interface, &cfg->vip.address, cfg->vip.garp_count))
-			pr_warn("ha: gratuitous ARP/NA failed");
 	}
 	xdp_role(h, true);
+	if (cfg->vip.present && cfg->vip.garp_count &&
+	    garp_send(cfg->vip.interface, &cfg->vip.address, cfg->vip.garp_count))
+		pr_warn("ha: gratuitous ARP/NA failed");
+	ret = epoch_store(h->epoch_path, h->epoch);
+	if (ret)
+		pr_err("ha: cannot persist epoch %" PRIu64 ": %s", h->epoch, strerror(-ret));
 	h->st.takeovers++;
 	timer_del(h->srv->tw, &h->t_decide);
 	pr_info("ha: active (%s), %zu calls, %zu registrations", why, calls_count(h->srv->calls),
@@ -271,6 +276,13 @@ static void decide(struct ha *h)
 			pr_warn("ha: cannot persist epoch %" PRIu64, h->epoch);
 		hal_update_hello(h->link, h->epoch, jr_state_of(h->state), h->seq);
 	}
+	if (h->state == HA_ACTIVE && peer_active && h->handing_over) {
+		/* Make before break: the peer serves now, so we may stop. */
+		h->handing_over = false;
+		timer_del(h->srv->tw, &h->t_decide);
+		demote(h, "switchover done");
+		return;
+	}
 	if (h->state == HA_ACTIVE && peer_active) {
 		if (we_win(h)) {
 			pr_warn("ha: split brain with %s: this node wins", h->peer.node_id);
@@ -306,6 +318,11 @@ static void t_decide_fired(struct timer *t)
 {
 	struct ha *h = container_of(t, struct ha, t_decide);
 
+	if (h->handing_over) {
+		h->handing_over = false;
+		pr_warn("ha: the peer did not take over in time; staying active");
+		return;
+	}
 	if (h->state == HA_ACTIVE || (h->peer_up && h->peer.state == JR_STATE_ACTIVE))
 		return;
 	take_over(h, true, h->state == HA_ISOLATED ? "re-probe" : "no peer at start-up");
@@ -518,8 +535,6 @@ static void nl_link(void *arg, const struct nlw_link *l)
 {
 	struct ha *h = arg;
 	const struct sipha_config *cfg = h->srv->cfg;
-	const char *why = NULL;
-
 	if (l->up || h->state != HA_ACTIVE || strcmp(l->name, cfg->vip.interface))
 		return;
 	/* No carrier on the service side: the VIP is no use here.  Hand over
@@ -527,11 +542,12 @@ static void nl_link(void *arg, const struct nlw_link *l)
 	 * cannot hear us either, takes it after its probe). */
 	pr_warn("ha: %s lost its carrier%s", cfg->vip.interface,
 		h->peer_up ? ": handing over to the peer" : "; giving up the VIP");
-	if (h->peer_up && !ha_switchover(h, &why))
-		return;
-	if (why)
-		pr_warn("ha: handover refused: %s", why);
+	/* Break before make here: the VIP is of no use on this link anyway. */
 	demote(h, "carrier lost");
+	if (h->peer_up) {
+		hal_stop(h->link, JR_BYE_DEMOTING, "carrier lost");
+		hal_start(h->link);
+	}
 	arm_decide(h, cfg->ha.timeout_ms);
 }
 
@@ -683,9 +699,12 @@ int ha_switchover(struct ha *h, const char **why)
 		*why = "the standby is not in sync yet";
 		return -EAGAIN;
 	}
-	demote(h, "switchover");
-	/* GOODBYE "demoting" tells the peer the VIP is free; the link comes
-	 * back at once and the new active node sends us its snapshot. */
+	/* Make before break: GOODBYE "demoting" asks the peer to take over
+	 * (it adds the VIP while we still serve, so no request finds nobody);
+	 * the link comes back at once and when its HELLO says active, with a
+	 * newer epoch, we demote and steer stray packets to it. */
+	h->handing_over = true;
+	arm_decide(h, h->srv->cfg->ha.timeout_ms * 2);
 	hal_stop(h->link, JR_BYE_DEMOTING, "switchover");
 	hal_start(h->link);
 	return 0;
