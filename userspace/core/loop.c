@@ -895,7 +895,11 @@ int loop_run(struct loop *l)
 			return ret;
 		}
 		l->st.iterations++;
+		/* The wheel's clock is what handlers arm timers against: bring it
+		 * up to date before they run, or after an idle sleep every timer
+		 * they arm would be due at once (seconds in the past). */
 		l->now = clock_ms();
+		timer_run(&l->tw, l->now);
 		io_uring_for_each_cqe (&l->ring, head, cqe) {
 			dispatch(l, cqe);
 			n++;
