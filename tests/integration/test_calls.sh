@@ -108,11 +108,13 @@ sipp_end() {
 			print f[h["SuccessfulCall(C)"]] + 0, f[h["FailedCall(C)"]] + 0,
 				f[h["Retransmissions(C)"]] + 0
 		}' "$stat" 2>/dev/null || echo "0 0 0")
-	info "sipp $name: exit $SIPP_RC, successful $SIPP_OK, failed $SIPP_FAILED, retransmissions $SIPP_RETRANS"
+	info "sipp $name: exit $SIPP_RC, successful $SIPP_OK, failed $SIPP_FAILED," \
+		"retransmissions $SIPP_RETRANS"
 	if [ "$SIPP_RC" -ne 0 ] || [ "$SIPP_FAILED" -ne 0 ]; then
-		[ -s "$T_TMP/$name.err" ] &&
-			info "sipp $name errors: $(grep -v '^$' "$T_TMP/$name.err" | head -n 12 | tr '\n' '|' | cut -c1-1500)"
-		[ -s "$T_TMP/$name.out" ] && info "sipp $name output: $(tail -n 3 "$T_TMP/$name.out" | tr '\n' '|')"
+		[ -s "$T_TMP/$name.err" ] && info "sipp $name errors:" \
+			"$(grep -v '^$' "$T_TMP/$name.err" | head -n 12 | tr '\n' '|' | cut -c1-1500)"
+		[ -s "$T_TMP/$name.out" ] &&
+			info "sipp $name output: $(tail -n 3 "$T_TMP/$name.out" | tr '\n' '|')"
 	fi
 	return 0
 }
@@ -178,19 +180,22 @@ flow_end() {
 	local f=$1 calls=${F_CALLS[$1]} bcalls=${2:-${F_CALLS[$1]}}
 	sipp_end "$f.a" $((SIPP_TO + 20))
 	check_eq "calls: $f: caller sipp exit status" "$SIPP_RC" 0
-	check_eq "calls: $f: caller completed $calls calls, none failed" "$SIPP_OK/$SIPP_FAILED" "$calls/0"
+	check_eq "calls: $f: caller completed $calls calls, none failed" \
+		"$SIPP_OK/$SIPP_FAILED" "$calls/0"
 	if [ "$bcalls" != - ] && [ -n "${SP_PID[$f.b]:-}" ]; then
 		# The callee ends once it has seen its last call through; give it
 		# a little while after the caller, no more.
 		sipp_end "$f.b" 15
 		check_eq "calls: $f: callee sipp exit status" "$SIPP_RC" 0
-		check_eq "calls: $f: callee completed $bcalls calls, none failed" "$SIPP_OK/$SIPP_FAILED" "$bcalls/0"
+		check_eq "calls: $f: callee completed $bcalls calls, none failed" \
+			"$SIPP_OK/$SIPP_FAILED" "$bcalls/0"
 	fi
 	if wait_until 5 _no_calls "$f"; then
 		pass "calls: $f: siphactl calls is empty afterwards"
 	else
 		fail "calls: $f: siphactl calls is empty afterwards" \
-			"$(ctl -n "$f" --json calls | jq -c '[.calls[] | .state] | group_by(.) | map({(.[0]): length}) | add')"
+			"$(ctl -n "$f" --json calls |
+				jq -c '[.calls[] | .state] | group_by(.) | map({(.[0]): length}) | add')"
 	fi
 	metrics_snapshot "$T_TMP/$f.metrics" "$f"
 }
@@ -305,7 +310,8 @@ for r in 404:4999 480:1002 486:2000; do
 	flow_start "u-dn${r%%:*}" $N -- -sf @call_uac_refused.xml -set want "${r%%:*}" -s "${r#*:}"
 done
 flow_daemon u-noans udp $NOANS_MS || finish
-flow_start u-noans $N_NOANS -sf @call_uas_cancelled.xml -- -sf @call_uac_refused.xml -set want 480 -s 3000
+flow_start u-noans $N_NOANS -sf @call_uas_cancelled.xml -- \
+	-sf @call_uac_refused.xml -set want 480 -s 3000
 flow_daemon u-ext udp || finish
 flow_reg_start u-ext
 
@@ -338,7 +344,8 @@ done
 
 # --- TCP ---------------------------------------------------------------------------------
 
-info "TCP: basic, BYE from the callee, CANCEL, 486 / 603 / 404, in-dialog requests, registered callee"
+info "TCP: basic, BYE from the callee, CANCEL, 486 / 603 / 404, in-dialog requests," \
+	"registered callee"
 flow_daemon t-basic tcp || finish
 flow_start t-basic $N -sn uas -- -sn uac -s 3000
 flow_daemon t-byeb tcp || finish

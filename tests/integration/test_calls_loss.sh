@@ -11,8 +11,9 @@
 # (`tc qdisc ... netem loss 5%`) where the kernel has it, else an nftables
 # netdev ingress rule dropping 5% of IP packets at random on each end (the
 # same effect; this is for kernels built without sch_netem).  200 basic calls
-# (BYE from A, scenarios call_uac_basic.xml / call_uas_basic.xml); asserted: sipp's statistics on both sides show 200 successful
-# and 0 failed, packets were really dropped, sipha absorbed retransmitted
+# (BYE from A; scenarios call_uac_basic.xml and call_uas_basic.xml);
+# asserted: sipp's statistics on both sides show 200 successful and 0
+# failed, packets were really dropped, sipha absorbed retransmitted
 # requests, and no call is left behind.
 . "$(dirname "$0")/lib.sh"
 
@@ -121,9 +122,11 @@ sipp_end() {
 			print f[h["SuccessfulCall(C)"]] + 0, f[h["FailedCall(C)"]] + 0,
 				f[h["Retransmissions(C)"]] + 0
 		}' "$stat" 2>/dev/null || echo "0 0 0")
-	info "sipp $name: exit $SIPP_RC, successful $SIPP_OK, failed $SIPP_FAILED, retransmissions $SIPP_RETRANS"
+	info "sipp $name: exit $SIPP_RC, successful $SIPP_OK, failed $SIPP_FAILED," \
+		"retransmissions $SIPP_RETRANS"
 	if [ "$SIPP_RC" -ne 0 ] && [ -s "$T_TMP/$name.err" ]; then
-		info "sipp $name errors: $(grep -v '^$' "$T_TMP/$name.err" | head -n 12 | tr '\n' '|' | cut -c1-1500)"
+		info "sipp $name errors:" \
+			"$(grep -v '^$' "$T_TMP/$name.err" | head -n 12 | tr '\n' '|' | cut -c1-1500)"
 	fi
 }
 
@@ -168,7 +171,8 @@ fi
 
 metrics_snapshot "$T_TMP/m"
 rx_retrans=$(metric_from "$T_TMP/m" sip_rx_retransmissions)
-info "retransmissions: sipha absorbed ${rx_retrans:-?} requests; sipp A sent $a_retrans, sipp B $b_retrans"
+info "retransmissions: sipha absorbed ${rx_retrans:-?} requests;" \
+	"sipp A sent $a_retrans, sipp B $b_retrans"
 check "calls_loss: sipha absorbed retransmitted requests (${rx_retrans:-none})" \
 	test "${rx_retrans:-0}" -gt 0
 check "calls_loss: sipp retransmitted (A $a_retrans, B $b_retrans)" \

@@ -907,5 +907,7 @@ int loop_run(struct loop *l)
 		io_uring_cq_advance(&l->ring, n);
 		l->st.cqes += n;
 	}
+	/* What the last handlers queued (an answer, a GOODBYE) still goes out. */
+	io_uring_submit(&l->ring);
 	return 0;
 }
