@@ -31,7 +31,8 @@
 	X(method_not_implemented, "requests answered 501")                                      \
 	X(no_dialog, "in-dialog requests answered 481")                                         \
 	X(invite_refused, "INVITEs answered with a final error")                                \
-	X(sip_rx_retransmissions, "requests absorbed by their transaction (retransmissions)")   \
+	X(sip_rx_retransmissions,                                                               \
+	  "requests absorbed by their transaction (retransmissions and ACKs of error answers)") \
 	X(calls_offered, "initial INVITEs received")                                            \
 	X(calls_ringing, "calls that reached the ringing state")                                \
 	X(calls_answered, "calls answered (2xx from the callee)")                               \
