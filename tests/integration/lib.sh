@@ -481,6 +481,44 @@ ns_del() {
 	return 0
 }
 
+# --- HA pair ------------------------------------------------------------------------------
+
+# ha_conf FILE ID ROLE OWN_IP PEER_IP [REDUNDANCY] [HEARTBEAT_MS] [TIMEOUT_MS]
+# A node of the usual test pair: SIP on 0.0.0.0:5060, VIP $HA_VIP/24 on eth0,
+# HA link on OWN_IP:7100 to PEER_IP:7100, XDP native on eth0, control socket
+# $T_TMP/ID.sock, state in $T_TMP/state-ID, DN 3000 routed to $HA_CALLEE.
+HA_VIP=${HA_VIP:-10.99.0.100}
+HA_CALLEE=${HA_CALLEE:-10.99.0.10:5070}
+ha_conf() {
+	cat >"$1" <<EOC
+[node]
+id = $2
+role = $3
+redundancy = ${6:-hot}
+priority = 100
+state_dir = $T_TMP/state-$2
+[sip]
+listen = 0.0.0.0:5060
+domain = sipha.test
+[vip]
+address = $HA_VIP/24
+interface = eth0
+garp_count = 2
+[ha]
+listen = $4:7100
+peer = $5:7100
+heartbeat_ms = ${7:-50}
+timeout_ms = ${8:-200}
+[xdp]
+interface = eth0
+mode = native
+[control]
+socket = $T_TMP/$2.sock
+[dn]
+3000 = sip:$HA_CALLEE
+EOC
+}
+
 # --- cleanup ---------------------------------------------------------------------------
 
 cleanup() {

@@ -15,35 +15,7 @@ addr_add c eth0 10.99.0.10/24
 for n in a b; do ns_exec lan ip link set "$n-br" xdp object build/sipha_xdp.bpf.o sec xdp 2>/dev/null || true; done
 ns_exec c ethtool -K eth0 tx off >/dev/null 2>&1 || true
 
-mkconf() { # NAME ROLE OWN PEER REDUNDANCY
-	cat >"$T_TMP/$1.conf" <<EOC
-[node]
-id = $1
-role = $2
-redundancy = $5
-priority = 100
-state_dir = $T_TMP/state-$1
-[sip]
-listen = 0.0.0.0:5060
-domain = sipha.test
-[vip]
-address = 10.99.0.100/24
-interface = eth0
-garp_count = 2
-[ha]
-listen = $3:7100
-peer = $4:7100
-heartbeat_ms = 50
-timeout_ms = 200
-[xdp]
-interface = eth0
-mode = native
-[control]
-socket = $T_TMP/$1.sock
-[dn]
-3000 = sip:10.99.0.10:5070
-EOC
-}
+mkconf() { ha_conf "$T_TMP/$1.conf" "$1" "$2" "$3" "$4" "$5"; } # NAME ROLE OWN PEER REDUNDANCY
 
 state_of() { ctl -n "$1" status --json | jq -r .state; }
 field_of() { ctl -n "$1" status --json | jq -r ".$2"; }

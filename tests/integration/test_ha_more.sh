@@ -66,35 +66,7 @@ pins_del() {
 }
 
 # mkconf NAME ID ROLE OWN PEER: hot standby, heartbeat 50 ms, timeout 200 ms
-mkconf() {
-	cat >"$T_TMP/$1.conf" <<EOC
-[node]
-id = $2
-role = $3
-redundancy = hot
-priority = 100
-state_dir = $T_TMP/state-$2
-[sip]
-listen = 0.0.0.0:5060
-domain = sipha.test
-[vip]
-address = $VIP/24
-interface = eth0
-garp_count = 2
-[ha]
-listen = $4:7100
-peer = $5:7100
-heartbeat_ms = 50
-timeout_ms = 200
-[xdp]
-interface = eth0
-mode = native
-[control]
-socket = $T_TMP/$2.sock
-[dn]
-3000 = sip:10.99.0.10:5070
-EOC
-}
+mkconf() { ha_conf "$T_TMP/$1.conf" "$2" "$3" "$4" "$5"; }
 
 state_of() { ctl -n "$1" status --json 2>/dev/null | jq -r .state; }
 field_of() { ctl -n "$1" status --json 2>/dev/null | jq -r ".$2"; }

@@ -75,35 +75,7 @@ A_MAC=$(mac_of a)
 B_MAC=$(mac_of b)
 info "a's MAC $A_MAC, b's MAC $B_MAC"
 
-mkconf() { # NAME ROLE OWN PEER
-	cat >"$T_TMP/$1.conf" <<EOC
-[node]
-id = $1
-role = $2
-redundancy = hot
-priority = 100
-state_dir = $T_TMP/state-$1
-[sip]
-listen = 0.0.0.0:5060
-domain = sipha.test
-[vip]
-address = $VIP/24
-interface = eth0
-garp_count = 2
-[ha]
-listen = $3:7100
-peer = $4:7100
-heartbeat_ms = 50
-timeout_ms = 200
-[xdp]
-interface = eth0
-mode = native
-[control]
-socket = $T_TMP/$1.sock
-[dn]
-3000 = sip:$C_IP:5070
-EOC
-}
+mkconf() { ha_conf "$T_TMP/$1.conf" "$1" "$2" "$3" "$4"; } # NAME ROLE OWN PEER
 mkconf a primary 10.99.0.1 10.99.0.2
 mkconf b backup 10.99.0.2 10.99.0.1
 
