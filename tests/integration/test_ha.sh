@@ -6,6 +6,7 @@
 . "$(dirname "$0")/lib.sh"
 require_root
 require_cmd sipp
+SCN=$(cd "$(dirname "$0")" && pwd)/scenarios
 
 ns_lan lan a b c || { fail "ha: topology" "cannot build namespaces"; finish; }
 addr_add a eth0 10.99.0.1/24
@@ -62,6 +63,16 @@ run() {
 		check_eq "ha hot: the standby has every call" "$(field_of b calls)" $calls
 	fi
 
+	if [ "$red" = hot ]; then
+		# a phone registers through the VIP before the failure
+		printf 'SEQUENTIAL\n1001;\n' >"$T_TMP/user.csv"
+		(cd "$T_TMP" && ip netns exec "$(ns_name c)" sipp 10.99.0.100:5060 \
+			-sf "$SCN/register.xml" -inf "$T_TMP/user.csv" -m 1 \
+			-i 10.99.0.10 -p 5090 -key expires 600 -key cparam "" -nostdin -timeout 10 \
+			>/dev/null 2>&1)
+		wait_until 3 field_is b registrations 1
+		check_eq "ha hot: the standby has the registration" "$(field_of b registrations)" 1
+	fi
 	local t0 t1
 	t0=$(date +%s%N)
 	kill -9 "$(siphad_pid a)"
@@ -77,6 +88,17 @@ run() {
 	if [ "$red" = hot ]; then
 		check_eq "ha hot: every call ends with BYE/200 through the new active node" "$ok/$bad" "$calls/0"
 		check_eq "ha hot: no call left on the new active node" "$(field_of b calls)" 0
+		# the registration still routes: a call to 1001 reaches the phone
+		ip netns exec "$(ns_name c)" sipp -sn uas -i 10.99.0.10 -p 5090 -nostdin >/dev/null 2>&1 &
+		local phone=$!
+		T_PIDS+=("$phone")
+		(cd "$T_TMP" && ip netns exec "$(ns_name c)" sipp 10.99.0.100:5060 -sn uac -s 1001 \
+			-i 10.99.0.10 -p 5091 -m 5 -r 10 -d 100 -nostdin -timeout 20 -trace_stat \
+			-stf uac-1001.csv >/dev/null 2>&1)
+		ok=$(awk -F';' 'NR==1{for(i=1;i<=NF;i++)h[$i]=i} END{print $h["SuccessfulCall(C)"]+0}' "$T_TMP/uac-1001.csv")
+		check_eq "ha hot: a phone registered before the takeover gets calls after it" "$ok" 5
+		kill "$phone" 2>/dev/null
+		wait "$phone" 2>/dev/null
 	else
 		check_eq "ha warm: calls of the dead node are lost (481 to their BYE)" "$ok" 0
 		check "ha warm: the new active node answered 481" test "$(metric no_dialog b)" -ge 1
