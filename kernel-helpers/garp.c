@@ -5,6 +5,7 @@
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
 #include <poll.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -278,35 +279,38 @@ static int garp_xmit(int fd, int ifindex, const uint8_t *frame, size_t len)
 	return 0;
 }
 
-int garp_send(const char *ifname, const struct cfg_prefix *vip, unsigned count)
+static int send_on(int fd, int ifindex, const uint8_t mac[6], const char *ifname,
+		   const struct cfg_prefix *vip, unsigned count)
 {
-	uint8_t mac[6], frame[GARP_FRAME_MAX];
-	int fd = -1, ifindex, len, err;
+	uint8_t frame[GARP_FRAME_MAX];
+	int len = garp_build(mac, vip, frame, sizeof(frame)), err = 0;
 
-	err = garp_check(vip);
-	if (err)
-		goto out;
-	fd = garp_socket(ifname, 0, mac, &ifindex);
-	if (fd < 0) {
-		err = fd;
-		goto out;
-	}
-	len = garp_build(mac, vip, frame, sizeof(frame));
-	if (len < 0) {
-		err = len;
-		goto out;
-	}
+	if (len < 0)
+		return len;
 	for (unsigned i = 0; i < count; i++) {
 		err = garp_xmit(fd, ifindex, frame, (size_t)len);
 		/* A full queue gets a retry from the caller's next set. */
 		if (err) {
 			pr_warn("garp: send on %s: %s", ifname, strerror(-err));
-			goto out;
+			break;
 		}
 	}
-out:
-	if (fd >= 0)
-		close(fd);
+	return err;
+}
+
+int garp_send(const char *ifname, const struct cfg_prefix *vip, unsigned count)
+{
+	uint8_t mac[6];
+	int fd, ifindex, err;
+
+	err = garp_check(vip);
+	if (err)
+		return err;
+	fd = garp_socket(ifname, 0, mac, &ifindex);
+	if (fd < 0)
+		return fd;
+	err = send_on(fd, ifindex, mac, ifname, vip, count);
+	close(fd);
 	return err;
 }
 
@@ -398,27 +402,17 @@ static int probe_read(int fd, const struct cfg_prefix *vip, const uint8_t *own, 
 	return 0;
 }
 
-int arp_probe(const char *ifname, const struct cfg_prefix *vip, unsigned timeout_ms,
-	      uint8_t mac_out[6])
+static int probe_on(int fd, int ifindex, const uint8_t own[6], const char *ifname,
+		    const struct cfg_prefix *vip, unsigned timeout_ms, uint8_t mac_out[6])
 {
-	uint8_t own[6], mac[6], frame[GARP_FRAME_MAX];
+	uint8_t mac[6], frame[GARP_FRAME_MAX];
 	long long start, now, next, wait;
-	int fd = -1, ifindex, len, sent = 0, err;
+	int len, sent = 0, err;
 	struct pollfd pfd;
 
-	err = garp_check(vip);
-	if (err)
-		goto out;
-	fd = garp_socket(ifname, vip->family == AF_INET ? ETH_P_ARP : ETH_P_IPV6, own, &ifindex);
-	if (fd < 0) {
-		err = fd;
-		goto out;
-	}
 	len = garp_build_probe(own, vip, frame, sizeof(frame));
-	if (len < 0) {
-		err = len;
-		goto out;
-	}
+	if (len < 0)
+		return len;
 	start = now_ms();
 	for (;;) {
 		now = now_ms();
@@ -426,13 +420,13 @@ int arp_probe(const char *ifname, const struct cfg_prefix *vip, unsigned timeout
 			err = garp_xmit(fd, ifindex, frame, (size_t)len);
 			if (err) {
 				pr_err("garp: probe on %s: %s", ifname, strerror(-err));
-				goto out;
+				return err;
 			}
 			sent++;
 		}
 		err = probe_read(fd, vip, own, mac);
 		if (err)
-			goto out;
+			break;
 		if (now >= start + timeout_ms)
 			break;
 		next = start + timeout_ms;
@@ -441,15 +435,81 @@ int arp_probe(const char *ifname, const struct cfg_prefix *vip, unsigned timeout
 		/* poll() takes an int; a long timeout is waited in slices. */
 		wait = next - now < 60000 ? next - now : 60000;
 		pfd = (struct pollfd){ .fd = fd, .events = POLLIN };
-		if (wait > 0 && poll(&pfd, 1, (int)wait) < 0 && errno != EINTR) {
-			err = -errno;
-			goto out;
-		}
+		if (wait > 0 && poll(&pfd, 1, (int)wait) < 0 && errno != EINTR)
+			return -errno;
 	}
-out:
 	if (err == 1 && mac_out)
 		memcpy(mac_out, mac, 6);
-	if (fd >= 0)
-		close(fd);
 	return err;
+}
+
+int arp_probe(const char *ifname, const struct cfg_prefix *vip, unsigned timeout_ms,
+	      uint8_t mac_out[6])
+{
+	uint8_t own[6];
+	int fd, ifindex, err;
+
+	err = garp_check(vip);
+	if (err)
+		return err;
+	fd = garp_socket(ifname, vip->family == AF_INET ? ETH_P_ARP : ETH_P_IPV6, own, &ifindex);
+	if (fd < 0)
+		return fd;
+	err = probe_on(fd, ifindex, own, ifname, vip, timeout_ms, mac_out);
+	close(fd);
+	return err;
+}
+
+/* --- a context kept open -------------------------------------------------------- */
+
+int garp_ctx_open(struct garp_ctx *g, const char *ifname, const struct cfg_prefix *vip)
+{
+	uint8_t mac[6];
+	int err = garp_check(vip);
+
+	g->fd_send = g->fd_probe = -1;
+	if (err)
+		return err;
+	snprintf(g->ifname, sizeof(g->ifname), "%s", ifname);
+	g->vip = *vip;
+	g->fd_send = garp_socket(ifname, 0, g->mac, &g->ifindex);
+	if (g->fd_send < 0) {
+		err = g->fd_send;
+		goto err;
+	}
+	g->fd_probe = garp_socket(ifname, vip->family == AF_INET ? ETH_P_ARP : ETH_P_IPV6, mac,
+				  &g->ifindex);
+	if (g->fd_probe < 0) {
+		err = g->fd_probe;
+		goto err;
+	}
+	return 0;
+err:
+	garp_ctx_close(g);
+	return err;
+}
+
+void garp_ctx_close(struct garp_ctx *g)
+{
+	if (g->fd_send >= 0)
+		close(g->fd_send);
+	if (g->fd_probe >= 0)
+		close(g->fd_probe);
+	g->fd_send = g->fd_probe = -1;
+}
+
+int garp_ctx_send(struct garp_ctx *g, unsigned count)
+{
+	return send_on(g->fd_send, g->ifindex, g->mac, g->ifname, &g->vip, count);
+}
+
+int garp_ctx_probe(struct garp_ctx *g, unsigned timeout_ms, uint8_t mac_out[6])
+{
+	uint8_t f[1600];
+
+	/* The socket hears every ARP frame while open: what came before the
+	 * probe answers nothing. */
+	while (recv(g->fd_probe, f, sizeof(f), MSG_DONTWAIT) > 0)
+		;
+	return probe_on(g->fd_probe, g->ifindex, g->mac, g->ifname, &g->vip, timeout_ms, mac_out);
 }

@@ -12,6 +12,7 @@
 #define SIPHA_GARP_H
 
 #include <stddef.h>
+#include <net/if.h>
 #include <stdint.h>
 
 #include "core/config.h"
@@ -40,6 +41,21 @@ int garp_send(const char *ifname, const struct cfg_prefix *vip, unsigned count);
  * Our own frames are never taken for an answer. */
 int arp_probe(const char *ifname, const struct cfg_prefix *vip, unsigned timeout_ms,
 	      uint8_t mac_out[6]);
+
+/* The same two on packet sockets kept open.  Closing a packet socket waits
+ * for an RCU grace period (5-30 ms here), which a takeover cannot afford:
+ * the HA engine opens this once and probes and announces through it. */
+struct garp_ctx {
+	int fd_send, fd_probe;
+	int ifindex;
+	uint8_t mac[6];
+	char ifname[IF_NAMESIZE];
+	struct cfg_prefix vip;
+};
+int garp_ctx_open(struct garp_ctx *g, const char *ifname, const struct cfg_prefix *vip);
+void garp_ctx_close(struct garp_ctx *g);
+int garp_ctx_send(struct garp_ctx *g, unsigned count);
+int garp_ctx_probe(struct garp_ctx *g, unsigned timeout_ms, uint8_t mac_out[6]);
 
 /* The Ethernet address of IFNAME: 0, -ENODEV, or -EOPNOTSUPP when it has none. */
 int if_mac(const char *ifname, uint8_t mac_out[6]);

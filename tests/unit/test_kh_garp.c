@@ -603,6 +603,49 @@ static void test_arp_probe_what_counts(void **state)
 	assert_int_equal(probe_while_sent("fd00:99::210", f, n, mac), 0);
 }
 
+/* The kept-open context: the same answers as the one-shot calls, again and
+ * again on the same sockets, and frames heard before a probe are no answer. */
+static void test_garp_ctx(void **state)
+{
+	struct cfg_prefix held = prefix("10.99.0.200", 24), free_ip = prefix("10.99.0.201", 24);
+	struct garp_ctx g, h;
+	uint8_t mac[6], want[GARP_FRAME_MAX];
+	long long t0, dt;
+	int fd, len;
+
+	(void)state;
+	if (holder <= 0)
+		start_holder();
+	assert_int_equal(garp_ctx_open(&g, "gp0", &held), 0);
+	for (int i = 0; i < 2; i++) {
+		memset(mac, 0, sizeof(mac));
+		assert_int_equal(garp_ctx_probe(&g, 1000, mac), 1);
+		assert_memory_equal(mac, mac_h, 6);
+	}
+	assert_int_equal(garp_ctx_open(&h, "gp0", &free_ip), 0);
+	for (int i = 0; i < 2; i++) {
+		t0 = now_ms();
+		assert_int_equal(garp_ctx_probe(&h, 200, mac), 0);
+		dt = now_ms() - t0;
+		assert_true(dt >= 199 && dt < 200 + 150);
+	}
+	garp_ctx_close(&g);
+	garp_ctx_close(&h);
+	garp_ctx_close(&h); /* idempotent */
+
+	/* Announcements through a context reach the link like garp_send's. */
+	struct cfg_prefix vip = prefix("10.99.0.100", 24);
+
+	assert_int_equal(garp_ctx_open(&g, "ga0", &vip), 0);
+	fd = capture("ga1");
+	assert_int_equal(garp_ctx_send(&g, 2), 0);
+	len = garp_build(mac_a, &vip, want, sizeof(want));
+	assert_int_equal(count_frames(fd, want, (size_t)len, 300), 2);
+	close(fd);
+	garp_ctx_close(&g);
+	assert_int_equal(garp_ctx_open(&g, "no-such-if", &held), -ENODEV);
+}
+
 static void test_arp_probe_bad(void **state)
 {
 	struct cfg_prefix vip = prefix("10.99.0.200", 24), bad = vip;
@@ -634,6 +677,7 @@ int main(void)
 		cmocka_unit_test(test_arp_probe_holder),
 		cmocka_unit_test(test_arp_probe_nobody),
 		cmocka_unit_test(test_arp_probe_what_counts),
+		cmocka_unit_test(test_garp_ctx),
 		cmocka_unit_test(test_arp_probe_bad),
 	};
 

@@ -45,6 +45,7 @@ struct ha {
 	struct timer t_decide; /* start-up and isolated re-probe */
 	struct jr_buf out;
 	struct nlw *nlw; /* link and address events of the service interface */
+	struct garp_ctx garp; /* packet sockets for probes and announcements, kept open */
 	char epoch_path[512];
 	struct ha_status st;
 };
@@ -203,7 +204,7 @@ static void take_over(struct ha *h, bool probe, const char *why)
 		return;
 	}
 	if (probe && cfg->vip.present) {
-		ret = arp_probe(cfg->vip.interface, &cfg->vip.address, PROBE_MS, holder);
+		ret = garp_ctx_probe(&h->garp, PROBE_MS, holder);
 		if (ret == 1) {
 			/* Said once per episode: an isolated node re-probes often. */
 			if (h->state != HA_ISOLATED)
@@ -233,8 +234,7 @@ static void take_over(struct ha *h, bool probe, const char *why)
 		}
 	}
 	xdp_role(h, true);
-	if (cfg->vip.present && cfg->vip.garp_count &&
-	    garp_send(cfg->vip.interface, &cfg->vip.address, cfg->vip.garp_count))
+	if (cfg->vip.present && cfg->vip.garp_count && garp_ctx_send(&h->garp, cfg->vip.garp_count))
 		pr_warn("ha: gratuitous ARP/NA failed");
 	ret = epoch_store(h->epoch_path, h->epoch);
 	if (ret)
@@ -518,7 +518,7 @@ static void vip_restore(struct ha *h, const char *why)
 	if (ret)
 		pr_err("ha: cannot add the VIP again: %s", strerror(-ret));
 	else if (cfg->vip.garp_count)
-		garp_send(cfg->vip.interface, &cfg->vip.address, cfg->vip.garp_count);
+		garp_ctx_send(&h->garp, cfg->vip.garp_count);
 }
 
 static void nl_addr(void *arg, const struct nlw_addr *a)
@@ -639,6 +639,16 @@ int ha_start(struct ha **out, struct server *srv)
 	if (srv->xdp)
 		sxdp_set_role(srv->xdp, false, cfg->vip.present ? &cfg->vip.address : NULL, h->mac,
 			      NULL, 0);
+	h->garp.fd_send = h->garp.fd_probe = -1;
+	if (cfg->vip.present) {
+		ret = garp_ctx_open(&h->garp, cfg->vip.interface, &cfg->vip.address);
+		if (ret) {
+			pr_err("ha: cannot open packet sockets on %s: %s", cfg->vip.interface,
+			       strerror(-ret));
+			hal_free(h->link);
+			goto err;
+		}
+	}
 	if (cfg->vip.present) {
 		struct nlw_callbacks cb = nl_ops;
 
@@ -650,6 +660,7 @@ int ha_start(struct ha **out, struct server *srv)
 			pr_err("ha: cannot watch links and addresses: %s", strerror(-ret));
 			hal_free(h->link);
 			nlw_close(h->nlw);
+			garp_ctx_close(&h->garp);
 			goto err;
 		}
 	}
@@ -681,6 +692,7 @@ void ha_stop(struct ha *h)
 	}
 	hal_free(h->link);
 	nlw_close(h->nlw);
+	garp_ctx_close(&h->garp);
 	jr_buf_free(&h->out);
 	free(h);
 }
