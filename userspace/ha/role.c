@@ -250,6 +250,14 @@ static void take_over(struct ha *h, bool probe, const char *why)
 	h->st.epoch = h->epoch;
 }
 
+static void log_call(void *arg, const struct call *c)
+{
+	(void)arg;
+	pr_warn("ha: split brain: dropping call %llu (%s) %s -> %s, dn %s",
+		(unsigned long long)c->id, call_state_name(c->state), c->from ? c->from : "?",
+		c->to ? c->to : "?", c->dn ? c->dn : "?");
+}
+
 /* Higher (epoch, priority, node id) wins (DESIGN.md §3). */
 static bool we_win(const struct ha *h)
 {
@@ -294,6 +302,10 @@ static void decide(struct ha *h)
 		pr_warn("ha: split brain with %s: the peer wins; %zu calls known here are "
 			"dropped and replaced by the peer's",
 			h->peer.node_id, calls_count(h->srv->calls));
+		/* Which ones the winner also has is known only after its
+		 * snapshot: log them all, so none of the loser's is lost
+		 * without a trace. */
+		calls_foreach(h->srv->calls, log_call, NULL);
 		demote(h, "split brain lost");
 		return;
 	}
