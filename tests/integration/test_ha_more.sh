@@ -110,7 +110,8 @@ sipp_uac() {
 }
 
 uas_start() {
-	ns_exec c sipp -sn uas -i 10.99.0.10 -p 5070 -nostdin >/dev/null 2>&1 &
+	# ip netns exec itself, not the ns_exec function: $! must be sipp's PID
+	ip netns exec "$(ns_name c)" sipp -sn uas -i 10.99.0.10 -p 5070 -nostdin >/dev/null 2>&1 &
 	UAS_PID=$!
 	T_PIDS+=("$UAS_PID")
 }
