@@ -776,9 +776,6 @@ static void send_bye(struct call *c, struct leg *l)
 
 bool call_on_indialog(struct server *srv, struct txn *st, osip_message_t *req)
 {
-	const char *tag = NULL;
-	osip_generic_param_t *p = NULL;
-	char cid[256];
 	struct leg *from, *to;
 	struct call *c;
 	struct relay *r;
@@ -786,15 +783,7 @@ bool call_on_indialog(struct server *srv, struct txn *st, osip_message_t *req)
 	struct sip_peer dst;
 	enum sip_method m = sipmsg_method_id(req->sip_method);
 
-	if (!req->call_id || !req->call_id->number || !req->to)
-		return false;
-	if (osip_to_get_tag(req->to, &p) == 0 && p && p->gvalue)
-		tag = p->gvalue;
-	if (!tag)
-		return false;
-	snprintf(cid, sizeof(cid), "%s%s%s", req->call_id->number, req->call_id->host ? "@" : "",
-		 req->call_id->host ? req->call_id->host : "");
-	from = dlg_lookup(srv->calls, cid, tag);
+	from = dlg_find(srv->calls, req, false);
 	if (!from)
 		return false;
 	c = from->call;
@@ -858,21 +847,12 @@ bool call_on_indialog(struct server *srv, struct txn *st, osip_message_t *req)
 
 void call_on_ack(struct server *srv, osip_message_t *ack)
 {
-	osip_generic_param_t *p = NULL;
-	char cid[256];
 	struct leg *l, *other;
 	struct call *c;
 	uint32_t cseq;
 
-	if (!ack->call_id || !ack->call_id->number || !ack->to || !ack->cseq ||
-	    osip_to_get_tag(ack->to, &p) || !p || !p->gvalue) {
-		srv->st.sip_rx_ack_dropped++;
-		return;
-	}
-	snprintf(cid, sizeof(cid), "%s%s%s", ack->call_id->number, ack->call_id->host ? "@" : "",
-		 ack->call_id->host ? ack->call_id->host : "");
-	l = dlg_lookup(srv->calls, cid, p->gvalue);
-	cseq = (uint32_t)strtoul(ack->cseq->number, NULL, 10);
+	l = ack->cseq ? dlg_find(srv->calls, ack, false) : NULL;
+	cseq = l ? (uint32_t)strtoul(ack->cseq->number, NULL, 10) : 0;
 	if (!l || !l->ok.buf || l->ok.cseq != cseq) {
 		srv->st.sip_rx_ack_dropped++;
 		return;

@@ -19,6 +19,10 @@ struct call_table {
 void dlg_index_add(struct call_table *ct, struct leg *l);
 void dlg_index_del(struct call_table *ct, struct leg *l);
 struct leg *dlg_lookup(const struct call_table *ct, const char *call_id, const char *tag);
+/* The leg message M belongs to: its Call-ID and sipha's tag, which a peer's
+ * request carries in To and a response to sipha's request in From
+ * (OURS_IN_FROM).  NULL when M lacks them or no leg matches. */
+struct leg *dlg_find(const struct call_table *ct, const osip_message_t *m, bool ours_in_from);
 
 struct call *call_alloc(struct server *srv, uint64_t id);
 /* Into the table and the dialog index. */

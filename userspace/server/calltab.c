@@ -120,6 +120,20 @@ struct leg *dlg_lookup(const struct call_table *ct, const char *call_id, const c
 	return NULL;
 }
 
+struct leg *dlg_find(const struct call_table *ct, const osip_message_t *m, bool ours_in_from)
+{
+	osip_from_t *hdr = ours_in_from ? m->from : m->to;
+	osip_generic_param_t *p = NULL;
+	char cid[256];
+
+	if (!m->call_id || !m->call_id->number || !hdr || osip_from_get_tag(hdr, &p) || !p ||
+	    !p->gvalue)
+		return NULL;
+	snprintf(cid, sizeof(cid), "%s%s%s", m->call_id->number, m->call_id->host ? "@" : "",
+		 m->call_id->host ? m->call_id->host : "");
+	return dlg_lookup(ct, cid, p->gvalue);
+}
+
 static void leg_free(struct leg *l)
 {
 	free(l->ok.buf);
@@ -386,9 +400,8 @@ out:
 
 bool call_on_stray_response(struct server *srv, osip_message_t *resp)
 {
-	osip_generic_param_t *p = NULL;
 	osip_message_t *inv = NULL, *r = NULL;
-	char cid[256], *buf = NULL;
+	char *buf = NULL;
 	struct sip_peer to;
 	struct leg *l;
 	struct call *c;
@@ -397,12 +410,9 @@ bool call_on_stray_response(struct server *srv, osip_message_t *resp)
 	int code = resp->status_code;
 
 	if (!resp->cseq || !resp->cseq->method || strcmp(resp->cseq->method, "INVITE") ||
-	    !resp->call_id || !resp->from || osip_from_get_tag(resp->from, &p) || !p ||
-	    !p->gvalue || code < 200)
+	    code < 200)
 		return false;
-	snprintf(cid, sizeof(cid), "%s%s%s", resp->call_id->number, resp->call_id->host ? "@" : "",
-		 resp->call_id->host ? resp->call_id->host : "");
-	l = dlg_lookup(srv->calls, cid, p->gvalue);
+	l = dlg_find(srv->calls, resp, true);
 	if (!l || l != &l->call->b)
 		return false;
 	c = l->call;
