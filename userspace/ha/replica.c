@@ -17,7 +17,8 @@ enum rep_call_attr {
 	RC_TO, /* string */
 	RC_LEG_A, /* nested rep_leg_attr */
 	RC_LEG_B, /* nested rep_leg_attr */
-	RC_A_INVITE, /* binary: the caller's INVITE while the call rings */
+	RC_A_INVITE, /* binary: the caller's INVITE while the call is set up */
+	RC_B_INVITE, /* binary: sipha's INVITE to the callee, likewise */
 	RC_COUNT
 };
 #define RC_MAX (RC_COUNT - 1)
@@ -91,6 +92,7 @@ static const struct jr_policy call_policy[RC_COUNT] = {
 		       .nested = leg_policy,
 		       .nested_max = RL_MAX },
 	[RC_A_INVITE] = { .kind = JR_A_BINARY, .min_len = 1, .max_len = 65535 },
+	[RC_B_INVITE] = { .kind = JR_A_BINARY, .min_len = 1, .max_len = 65535 },
 };
 
 /* The key of a call: its A-leg dialog (Call-ID, NUL, sipha's tag), which
@@ -136,6 +138,16 @@ static void put_leg(struct jr_buf *b, uint16_t type, const struct leg *l)
 	jr_nest_end(b);
 }
 
+static void put_invite(struct jr_buf *b, uint16_t type, const struct call *c, bool b_side)
+{
+	size_t len;
+	char *inv = call_pending_invite(c, b_side, &len);
+
+	if (inv)
+		jr_put_bytes(b, type, inv, len);
+	free(inv);
+}
+
 int rep_call_encode(struct jr_buf *b, uint64_t seq, const struct call *c, uint8_t op)
 {
 	uint8_t key[1024];
@@ -154,12 +166,8 @@ int rep_call_encode(struct jr_buf *b, uint64_t seq, const struct call *c, uint8_
 		put_opt(b, RC_TO, c->to);
 		put_leg(b, RC_LEG_A, &c->a);
 		put_leg(b, RC_LEG_B, &c->b);
-		size_t ilen;
-		char *inv = call_a_invite(c, &ilen);
-
-		if (inv)
-			jr_put_bytes(b, RC_A_INVITE, inv, ilen);
-		free(inv);
+		put_invite(b, RC_A_INVITE, c, false);
+		put_invite(b, RC_B_INVITE, c, true);
 	}
 	return jr_record_end(b);
 }
@@ -253,10 +261,22 @@ err:
 	return ret;
 }
 
+static char *attr_copy(const struct jr_attr *a, size_t *len)
+{
+	char *p = NULL;
+
+	*len = 0;
+	if (a->data && (p = malloc(a->len))) {
+		memcpy(p, a->data, a->len);
+		*len = a->len;
+	}
+	return p;
+}
+
 static int apply_call(struct server *srv, const struct jr_record *r)
 {
 	struct jr_attr tb[RC_COUNT];
-	struct dialog a, b;
+	struct call_replica cr;
 	const char *tag;
 	int ret;
 
@@ -281,25 +301,26 @@ static int apply_call(struct server *srv, const struct jr_record *r)
 	ret = jr_parse(r->fields, r->fields_len, call_policy, RC_MAX, tb, NULL, NULL);
 	if (ret)
 		return ret;
-	if (jr_attr_u8(&tb[RC_STATE]) > CALL_RELEASED)
+	if (jr_attr_u8(&tb[RC_STATE]) >= CALL_RELEASED)
 		return -EBADMSG;
-	ret = leg_decode(&tb[RC_LEG_A], &a);
+	memset(&cr, 0, sizeof(cr));
+	ret = leg_decode(&tb[RC_LEG_A], &cr.a);
 	if (ret)
 		return ret;
-	ret = leg_decode(&tb[RC_LEG_B], &b);
+	ret = leg_decode(&tb[RC_LEG_B], &cr.b);
 	if (ret) {
-		dlg_free(&a);
+		dlg_free(&cr.a);
 		return ret;
 	}
-	char *dn = attr_dup(&tb[RC_DN]), *from = attr_dup(&tb[RC_FROM]), *to = attr_dup(&tb[RC_TO]);
-	char *inv = NULL;
-
-	if (tb[RC_A_INVITE].data && (inv = malloc(tb[RC_A_INVITE].len)))
-		memcpy(inv, tb[RC_A_INVITE].data, tb[RC_A_INVITE].len);
+	cr.id = jr_attr_u64(&tb[RC_ID]);
+	cr.state = (enum call_state)jr_attr_u8(&tb[RC_STATE]);
+	cr.dn = attr_dup(&tb[RC_DN]);
+	cr.from = attr_dup(&tb[RC_FROM]);
+	cr.to = attr_dup(&tb[RC_TO]);
+	cr.a_invite = attr_copy(&tb[RC_A_INVITE], &cr.a_invite_len);
+	cr.b_invite = attr_copy(&tb[RC_B_INVITE], &cr.b_invite_len);
 	/* call_upsert_replica takes the dialogs and strings, whatever it returns */
-	return call_upsert_replica(srv, jr_attr_u64(&tb[RC_ID]),
-				   (enum call_state)jr_attr_u8(&tb[RC_STATE]), dn, from, to, &a, &b,
-				   inv, inv ? tb[RC_A_INVITE].len : 0);
+	return call_upsert_replica(srv, &cr);
 }
 
 static int apply_reg(struct server *srv, const struct jr_record *r)
@@ -360,11 +381,10 @@ static void collect_user(void *arg, const struct reg_aor *a, const struct reg_bi
 	snprintf(l->users[l->n++], sizeof(l->users[0]), "%s", a->user);
 }
 
-void rep_clear(struct server *srv)
+void rep_clear_registrations(struct server *srv)
 {
 	struct reg_list l = { 0 };
 
-	calls_drop_all(srv->calls);
 	reg_foreach(srv->reg, collect_user, &l);
 	for (size_t i = 0; i < l.n; i++)
 		reg_unbind_all(srv->reg, l.users[i]);

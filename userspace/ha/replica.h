@@ -1,6 +1,7 @@
 /* Replication of the server's state as journal records (ha/journal.h):
  * calls (both legs' dialogs, enough to continue a confirmed call on the
- * other node) and registration bindings.  The active node encodes, the
+ * other node, and both INVITEs of one being set up) and registration
+ * bindings.  The active node encodes, the
  * standby applies to its own tables. */
 #ifndef SIPHA_HA_REPLICA_H
 #define SIPHA_HA_REPLICA_H
@@ -24,7 +25,8 @@ int rep_reg_encode(struct jr_buf *b, uint64_t seq, const struct reg_aor *aor,
  * link is then dropped and resynchronised; nothing half-applied stays). */
 int rep_apply(struct server *srv, const struct jr_record *r);
 
-/* Drops every replicated call and binding (a snapshot follows). */
-void rep_clear(struct server *srv);
+/* Drops every replicated binding (a snapshot follows; calls are marked and
+ * swept instead, see calls_mark_all). */
+void rep_clear_registrations(struct server *srv);
 
 #endif

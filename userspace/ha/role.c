@@ -44,6 +44,7 @@ struct ha {
 	bool synced; /* standby: a whole snapshot applied */
 	bool snap_sent; /* active: the peer got a snapshot on this link */
 	bool handing_over; /* switchover asked: stay active until the peer is */
+	bool split_lost; /* lost a split brain: the winner's snapshot is awaited */
 	uint64_t snap_end_seq;
 	struct timer t_decide; /* start-up and isolated re-probe */
 	struct jr_buf out;
@@ -194,6 +195,7 @@ static void take_over(struct ha *h, bool probe, const char *why)
 {
 	const struct sipha_config *cfg = h->srv->cfg;
 	uint8_t holder[6];
+	size_t resumed;
 	int ret;
 
 	if (h->state == HA_ACTIVE)
@@ -243,17 +245,27 @@ static void take_over(struct ha *h, bool probe, const char *why)
 	if (ret)
 		pr_err("ha: cannot persist epoch %" PRIu64 ": %s", h->epoch, strerror(-ret));
 	h->st.takeovers++;
+	h->split_lost = false;
 	timer_del(h->srv->tw, &h->t_decide);
-	pr_info("ha: active (%s), %zu calls, %zu registrations", why, calls_count(h->srv->calls),
-		reg_binding_count(h->srv->reg));
+	resumed = calls_take_over(h->srv->calls);
+	pr_info("ha: active (%s), %zu calls (%zu being set up), %zu registrations", why,
+		calls_count(h->srv->calls), resumed, reg_binding_count(h->srv->reg));
 	set_state(h, HA_ACTIVE);
 	h->st.epoch = h->epoch;
 }
 
-static void log_call(void *arg, const struct call *c)
+/* A call the peer's snapshot did not name: it ended while the link was
+ * down, or — after a lost split brain — only this node ever knew it. */
+static void log_swept(void *arg, const struct call *c)
 {
-	(void)arg;
-	pr_warn("ha: split brain: dropping call %llu (%s) %s -> %s, dn %s",
+	const struct ha *h = arg;
+
+	if (!h->split_lost) {
+		pr_debug("ha: call %llu ended on the peer while the link was down",
+			 (unsigned long long)c->id);
+		return;
+	}
+	pr_warn("ha: split brain: call %llu (%s) %s -> %s, dn %s was known only here; dropped",
 		(unsigned long long)c->id, call_state_name(c->state), c->from ? c->from : "?",
 		c->to ? c->to : "?", c->dn ? c->dn : "?");
 }
@@ -299,13 +311,10 @@ static void decide(struct ha *h)
 			pr_warn("ha: split brain with %s: this node wins", h->peer.node_id);
 			return;
 		}
-		pr_warn("ha: split brain with %s: the peer wins; %zu calls known here are "
-			"dropped and replaced by the peer's",
+		pr_warn("ha: split brain with %s: the peer wins; its snapshot replaces the %zu "
+			"calls known here, and those it lacks are listed then",
 			h->peer.node_id, calls_count(h->srv->calls));
-		/* Which ones the winner also has is known only after its
-		 * snapshot: log them all, so none of the loser's is lost
-		 * without a trace. */
-		calls_foreach(h->srv->calls, log_call, NULL);
+		h->split_lost = true;
 		demote(h, "split brain lost");
 		return;
 	}
@@ -442,13 +451,21 @@ static void on_up(void *arg, const struct jr_hello *peer)
 static void standby_frame(struct ha *h, const struct jr_frame *f)
 {
 	struct jr_record r;
+	size_t n;
 
 	switch (f->type) {
 	case JR_T_SNAPSHOT_BEGIN:
-		rep_clear(h->srv);
+		/* Calls are kept until the end, to tell which ones the peer
+		 * lacks (mark and sweep); registrations are simply replaced. */
+		rep_clear_registrations(h->srv);
+		calls_mark_all(h->srv->calls);
 		h->synced = false;
 		break;
 	case JR_T_SNAPSHOT_END:
+		n = calls_sweep(h->srv->calls, log_swept, h);
+		if (h->split_lost)
+			pr_warn("ha: split brain: %zu calls were known only here", n);
+		h->split_lost = false;
 		h->synced = true;
 		h->seq = f->seq;
 		hal_send_ack(h->link, f->seq);

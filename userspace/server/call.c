@@ -419,7 +419,7 @@ static void binv_timeout(struct txn *t, void *uarg, int code)
 	call_release(c, code == 408 ? "callee timeout" : "transport error");
 }
 
-static const struct txn_user binv_user = {
+const struct txn_user call_binv_user = {
 	.on_response = binv_response,
 	.on_timeout = binv_timeout,
 	.on_terminated = binv_terminated,
@@ -441,7 +441,7 @@ static void ainv_no_ack(struct txn *t, void *uarg)
 	(void)uarg; /* our error answer was not ACKed: nothing left to undo */
 }
 
-static const struct txn_user ainv_user = {
+const struct txn_user call_ainv_user = {
 	.on_terminated = ainv_terminated,
 	.on_no_ack = ainv_no_ack,
 };
@@ -637,7 +637,7 @@ void call_on_invite(struct server *srv, struct txn *st, osip_message_t *req)
 	table_add(ct, c);
 	c->a_inv = st;
 	c->refs++;
-	txn_set_user(st, &ainv_user, c);
+	txn_set_user(st, &call_ainv_user, c);
 	txn_reply(st, 100, "Trying", NULL);
 
 	if (build_b_invite(c, req, target, to.proto, &inv)) {
@@ -650,7 +650,7 @@ void call_on_invite(struct server *srv, struct txn *st, osip_message_t *req)
 	dlg_index_add(ct, &c->b);
 	c->b.dlg.peer = to;
 	c->refs++;
-	if (txn_request(srv->txns, inv, &to, &binv_user, c, &c->b_inv)) {
+	if (txn_request(srv->txns, inv, &to, &call_binv_user, c, &c->b_inv)) {
 		c->refs--;
 		reply(srv, st, 503, "Service Unavailable", tag, NULL, false);
 		srv->st.calls_failed++;
@@ -659,12 +659,13 @@ void call_on_invite(struct server *srv, struct txn *st, osip_message_t *req)
 	}
 	if (srv->cfg->sip.no_answer_ms)
 		timer_add(srv->tw, &c->t_ring, srv->tw->now + srv->cfg->sip.no_answer_ms);
+	replicate(c, false); /* with both INVITEs: a takeover can resume it */
 }
 
 void call_on_cancel(struct server *srv, struct txn *st, osip_message_t *req)
 {
 	struct txn *inv = txn_find_invite(srv->txns, req);
-	struct call *c = inv && inv->user == &ainv_user ? inv->uarg : NULL;
+	struct call *c = inv && inv->user == &call_ainv_user ? inv->uarg : NULL;
 
 	if (!c) {
 		txn_reply(st, 481, "Call/Transaction Does Not Exist", NULL);

@@ -78,10 +78,12 @@ struct call {
 	struct timer t_ring; /* no-answer timer */
 	uint64_t created_ms, answered_ms;
 	bool replicated; /* the standby knows it (hot standby) */
-	/* A standby's copy of the caller's INVITE while the call rings: after a
-	 * takeover, the callee's answer is relayed with it (no IST moved). */
-	char *a_invite;
-	size_t a_invite_len;
+	bool unconfirmed; /* standby: not in the snapshot being applied (yet) */
+	/* A standby's copies, while the call is set up, of the caller's INVITE
+	 * and of ours to the callee: a takeover rebuilds both transactions
+	 * from them (calls_take_over). */
+	char *a_invite, *b_invite;
+	size_t a_invite_len, b_invite_len;
 };
 
 struct call_table;
@@ -103,28 +105,48 @@ void call_on_ack(struct server *srv, osip_message_t *ack);
  * -EINVAL or -EHOSTUNREACH (names are not resolved). */
 int call_resolve(const char *uri, struct sip_peer *out);
 
-/* HA standby side: a call as the active node described it (the dialogs and
- * strings are taken over, also on error), found again by its A-leg dialog.
- * Such a call has no transactions; once this node is active, in-dialog
- * requests continue it.  0 or -errno. */
-int call_upsert_replica(struct server *srv, uint64_t id, enum call_state state, char *dn,
-			char *from, char *to, struct dialog *a, struct dialog *b, char *a_invite,
-			size_t a_invite_len);
-/* A response to an INVITE that matched no transaction: the answer to a call
- * that rang on the peer before a takeover, or a retransmitted 2xx whose ACK
- * was lost.  False when it is none of ours. */
-bool call_on_stray_response(struct server *srv, osip_message_t *resp);
-/* The caller's INVITE of a ringing call, serialised for replication
- * (malloc'd, NULL when there is none). */
-char *call_a_invite(const struct call *c, size_t *len);
+/* --- HA (callha.c) --- */
+
+/* A call as the active node described it: what a standby keeps. */
+struct call_replica {
+	uint64_t id;
+	enum call_state state;
+	char *dn, *from, *to;
+	struct dialog a, b;
+	/* While the call is set up (dialing, ringing): the caller's INVITE and
+	 * sipha's to the callee, serialised; NULL otherwise. */
+	char *a_invite, *b_invite;
+	size_t a_invite_len, b_invite_len;
+};
+
+/* Standby: adds or updates the call R describes, found again by its A-leg
+ * dialog.  Takes R's dialogs and strings, also on error.  Such a call has
+ * no transactions until calls_take_over().  0 or -errno. */
+int call_upsert_replica(struct server *srv, struct call_replica *r);
 void call_drop_replica(struct server *srv, const char *a_call_id, const char *a_tag);
-/* Every call leaves the table without a message sent (resynchronisation). */
-void calls_drop_all(struct call_table *ct);
+/* The pending INVITE of a call being set up, serialised (malloc'd; NULL
+ * when there is none): the caller's (B_SIDE false) or sipha's to the callee. */
+char *call_pending_invite(const struct call *c, bool b_side, size_t *len);
+/* Mark and sweep around a snapshot: every call is marked unconfirmed, an
+ * upsert confirms it, and the sweep releases (without a message) those the
+ * snapshot did not name, calling FN for each first.  Returns how many. */
+void calls_mark_all(struct call_table *ct);
+typedef void (*call_iter_fn)(void *arg, const struct call *c);
+size_t calls_sweep(struct call_table *ct, call_iter_fn fn, void *arg);
+/* This node has just become active: every call still being set up gets its
+ * two INVITE transactions back, rebuilt from the replicated INVITEs (the
+ * callee hears a retransmission, the caller's retransmissions are absorbed,
+ * CANCEL and the no-answer timer work again).  Returns how many resumed;
+ * a call that cannot be resumed is released. */
+size_t calls_take_over(struct call_table *ct);
+/* A response to an INVITE that matched no transaction: a retransmitted 2xx
+ * whose ACK was lost (sent again), or a final answer to an INVITE this node
+ * no longer has (ACKed).  False when it is none of ours. */
+bool call_on_stray_response(struct server *srv, osip_message_t *resp);
 
 size_t calls_count(const struct call_table *ct);
 const char *call_state_name(enum call_state s);
 enum dev_state call_dev_state(const struct call_table *ct, const char *dn);
-typedef void (*call_iter_fn)(void *arg, const struct call *c);
 void calls_foreach(const struct call_table *ct, call_iter_fn fn, void *arg);
 
 #endif

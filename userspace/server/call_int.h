@@ -41,6 +41,10 @@ void add_contact(struct server *srv, osip_message_t *m, enum sip_proto proto);
 int arm_2xx(struct call *c, struct leg *l, const char *buf, size_t len, uint32_t cseq,
 	    bool reliable);
 
+/* The users of a call's two INVITE transactions: the caller's (IST) and
+ * sipha's to the callee (ICT); callha.c rebuilds both after a takeover. */
+extern const struct txn_user call_ainv_user, call_binv_user;
+
 /* Timer callbacks the table arms on a new call. */
 void call_ring_timeout(struct timer *t);
 void call_ok_retx(struct timer *t);

@@ -1126,6 +1126,13 @@ int txn_reply(struct txn *t, int code, const char *reason, const char *to_tag)
 int txn_request(struct txn_layer *tl, osip_message_t *req, const struct sip_peer *to,
 		const struct txn_user *user, void *uarg, struct txn **out)
 {
+	return txn_request_bytes(tl, req, NULL, 0, to, user, uarg, out);
+}
+
+int txn_request_bytes(struct txn_layer *tl, osip_message_t *req, const char *bytes, size_t len,
+		      const struct sip_peer *to, const struct txn_user *user, void *uarg,
+		      struct txn **out)
+{
 	struct txn_key k;
 	struct txn *t = NULL;
 	enum sip_method m;
@@ -1157,9 +1164,18 @@ int txn_request(struct txn_layer *tl, osip_message_t *req, const struct sip_peer
 	t = txn_alloc(tl, m == SIP_INVITE ? TXN_ICT : TXN_NICT, k.s, to);
 	if (!t)
 		goto out;
-	err = sipmsg_to_str(req, &t->out, &t->outlen);
-	if (err)
-		goto out;
+	if (bytes) {
+		err = -ENOMEM;
+		t->out = malloc(len);
+		if (!t->out)
+			goto out;
+		memcpy(t->out, bytes, len);
+		t->outlen = len;
+	} else {
+		err = sipmsg_to_str(req, &t->out, &t->outlen);
+		if (err)
+			goto out;
+	}
 	err = txn_send_out(t);
 	if (err)
 		goto out;

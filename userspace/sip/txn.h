@@ -135,6 +135,13 @@ int txn_reply(struct txn *t, int code, const char *reason, const char *to_tag);
 int txn_request(struct txn_layer *tl, osip_message_t *req, const struct sip_peer *to,
 		const struct txn_user *user, void *uarg, struct txn **out);
 
+/* The same with BYTES (LEN of them) as what goes on the wire instead of
+ * REQ serialised: a transaction resumed on another node sends exactly what
+ * the first one did, so the peer sees a retransmission (NULL: serialise). */
+int txn_request_bytes(struct txn_layer *tl, osip_message_t *req, const char *bytes, size_t len,
+		      const struct sip_peer *to, const struct txn_user *user, void *uarg,
+		      struct txn **out);
+
 /* The INVITE server transaction a CANCEL is for (§9.2), or NULL. */
 struct txn *txn_find_invite(struct txn_layer *tl, osip_message_t *cancel);
 

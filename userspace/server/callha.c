@@ -1,0 +1,327 @@
+/* What high availability adds to the call table: the calls a hot standby
+ * keeps for its peer (upserts, drops, a mark and sweep around snapshots),
+ * and what a node that takes over does with them — rebuild the INVITE
+ * transactions of calls still being set up, and answer responses whose
+ * transaction died with the peer. */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <arpa/inet.h>
+
+#include "core/log.h"
+#include "server/call.h"
+#include "server/call_int.h"
+#include "server/server.h"
+
+/* --- the standby's copies ------------------------------------------------------------ */
+
+static void replica_free(struct call_replica *r)
+{
+	dlg_free(&r->a);
+	dlg_free(&r->b);
+	free(r->dn);
+	free(r->from);
+	free(r->to);
+	free(r->a_invite);
+	free(r->b_invite);
+}
+
+/* Moves R's contents into C, whose old ones are freed. */
+static void replica_take(struct call *c, struct call_replica *r)
+{
+	dlg_free(&c->a.dlg);
+	dlg_free(&c->b.dlg);
+	free(c->dn);
+	free(c->from);
+	free(c->to);
+	free(c->a_invite);
+	free(c->b_invite);
+	c->state = r->state;
+	c->a.dlg = r->a;
+	c->b.dlg = r->b;
+	c->dn = r->dn;
+	c->from = r->from;
+	c->to = r->to;
+	c->a_invite = r->a_invite;
+	c->a_invite_len = r->a_invite_len;
+	c->b_invite = r->b_invite;
+	c->b_invite_len = r->b_invite_len;
+	c->unconfirmed = false;
+	memset(r, 0, sizeof(*r));
+}
+
+int call_upsert_replica(struct server *srv, struct call_replica *r)
+{
+	struct call_table *ct = srv->calls;
+	struct leg *l = dlg_lookup(ct, r->a.call_id, r->a.local_tag);
+	struct call *c = l && l == &l->call->a ? l->call : NULL;
+
+	if (c) {
+		/* The same call again: the dialogs moved on (CSeq, target,
+		 * the callee's tag). */
+		dlg_index_del(ct, &c->a);
+		dlg_index_del(ct, &c->b);
+		replica_take(c, r);
+		dlg_index_add(ct, &c->a);
+		dlg_index_add(ct, &c->b);
+		return 0;
+	}
+	c = call_alloc(srv, r->id);
+	if (!c) {
+		replica_free(r);
+		return -ENOMEM;
+	}
+	replica_take(c, r);
+	c->replicated = true;
+	if (c->id >= ct->next_id)
+		ct->next_id = c->id + 1; /* ids stay unique after a takeover */
+	table_add(ct, c);
+	return 0;
+}
+
+void call_drop_replica(struct server *srv, const char *a_call_id, const char *a_tag)
+{
+	struct leg *l = dlg_lookup(srv->calls, a_call_id, a_tag);
+
+	if (l && l == &l->call->a)
+		call_release(l->call, "released on the active node");
+}
+
+/* Releases C without telling the peer: it is the peer's news. */
+static void drop_quietly(struct call *c, const char *why)
+{
+	struct server *srv = c->srv;
+	const struct srv_repl_ops saved = srv->repl;
+
+	srv->repl.call = NULL;
+	call_release(c, why);
+	srv->repl = saved;
+}
+
+void calls_mark_all(struct call_table *ct)
+{
+	for (struct call *c = ct->live; c; c = c->next)
+		c->unconfirmed = true;
+}
+
+size_t calls_sweep(struct call_table *ct, call_iter_fn fn, void *arg)
+{
+	size_t n = 0;
+
+	for (struct call *c = ct->live, *next; c; c = next) {
+		next = c->next;
+		if (!c->unconfirmed)
+			continue;
+		if (fn)
+			fn(arg, c);
+		drop_quietly(c, "not in the peer's snapshot");
+		n++;
+	}
+	return n;
+}
+
+char *call_pending_invite(const struct call *c, bool b_side, size_t *len)
+{
+	const struct txn *t = b_side ? c->b_inv : c->a_inv;
+	const char *copy = b_side ? c->b_invite : c->a_invite;
+	size_t copy_len = b_side ? c->b_invite_len : c->a_invite_len;
+	char *buf = NULL;
+
+	*len = 0;
+	if (c->state != CALL_DIALING && c->state != CALL_RINGING)
+		return NULL;
+	if (t && b_side && t->out) {
+		copy = t->out; /* the ICT keeps the bytes it sends */
+		copy_len = t->outlen;
+	} else if (t && t->req) {
+		if (sipmsg_to_str(t->req, &buf, len))
+			return NULL;
+		return buf;
+	}
+	if (copy && (buf = malloc(copy_len))) {
+		memcpy(buf, copy, copy_len);
+		*len = copy_len;
+	}
+	return buf;
+}
+
+/* --- taking over ----------------------------------------------------------------------- */
+
+/* Where the caller of a call set up over TCP gets its answers once the
+ * connection died with the peer: §18.2.2, the address the INVITE came from
+ * and the port its top Via names. */
+static void tcp_via_port(struct sip_peer *p, const osip_message_t *inv)
+{
+	osip_via_t *via = NULL;
+	unsigned long port = 5060;
+
+	if (p->proto != SIP_PROTO_TCP)
+		return;
+	p->conn = 0;
+	if (!osip_message_get_via(inv, 0, &via) && via && via->port)
+		port = strtoul(via->port, NULL, 10);
+	if (!port || port > 65535)
+		port = 5060;
+	if (p->addr.ss_family == AF_INET)
+		((struct sockaddr_in *)&p->addr)->sin_port = htons((uint16_t)port);
+	else if (p->addr.ss_family == AF_INET6)
+		((struct sockaddr_in6 *)&p->addr)->sin6_port = htons((uint16_t)port);
+}
+
+/* The caller's INVITE becomes a new server transaction here, as if it had
+ * just arrived: nothing is sent; its retransmissions are absorbed, and the
+ * answers of the call go through it. */
+static int resume_a(struct call *c)
+{
+	struct server *srv = c->srv;
+	struct sip_peer from = c->a.dlg.peer;
+	osip_message_t *inv = NULL;
+	struct txn *st = NULL;
+	enum txn_rx rx;
+
+	if (!c->a_invite || sipmsg_parse(c->a_invite, c->a_invite_len, true, &inv))
+		return -EINVAL;
+	tcp_via_port(&from, inv);
+	rx = txn_rx_request(srv->txns, inv, &from, &st);
+	osip_message_free(inv);
+	if (rx != TXN_RX_NEW)
+		return -EEXIST;
+	c->a_inv = st;
+	c->refs++;
+	txn_set_user(st, &call_ainv_user, c);
+	return 0;
+}
+
+/* Sipha's INVITE to the callee goes out again, byte for byte: the callee's
+ * transaction takes it for a retransmission and answers with its last
+ * response, which this new client transaction now receives. */
+static int resume_b(struct call *c)
+{
+	struct server *srv = c->srv;
+	osip_message_t *inv = NULL;
+	struct sip_peer to = c->b.dlg.peer;
+	int ret;
+
+	if (!c->b_invite || sipmsg_parse(c->b_invite, c->b_invite_len, true, &inv))
+		return -EINVAL;
+	to.conn = 0;
+	if (!to.addrlen && leg_peer(&c->b, &to)) {
+		osip_message_free(inv);
+		return -EHOSTUNREACH;
+	}
+	c->refs++;
+	ret = txn_request_bytes(srv->txns, inv, c->b_invite, c->b_invite_len, &to, &call_binv_user,
+				c, &c->b_inv);
+	if (ret) {
+		c->refs--;
+		return ret;
+	}
+	c->b_provisional = c->state == CALL_RINGING;
+	return 0;
+}
+
+size_t calls_take_over(struct call_table *ct)
+{
+	struct server *srv = ct->srv;
+	size_t n = 0;
+
+	for (struct call *c = ct->live, *next; c; c = next) {
+		next = c->next;
+		c->unconfirmed = false;
+		if (c->state != CALL_DIALING && c->state != CALL_RINGING) {
+			free(c->a_invite);
+			free(c->b_invite);
+			c->a_invite = c->b_invite = NULL;
+			continue;
+		}
+		if (c->a_inv || c->b_inv)
+			continue; /* set up here: nothing to rebuild */
+		if (resume_a(c) || resume_b(c)) {
+			pr_warn("call %llu (%s -> %s): cannot resume after the takeover",
+				(unsigned long long)c->id, c->from ? c->from : "?",
+				c->to ? c->to : "?");
+			if (c->a_inv)
+				txn_reply(c->a_inv, 500, "Server Internal Error",
+					  c->a.dlg.local_tag);
+			srv->st.calls_failed++;
+			call_release(c, "cannot resume");
+			continue;
+		}
+		free(c->a_invite);
+		free(c->b_invite);
+		c->a_invite = c->b_invite = NULL;
+		/* The peer's no-answer timer died with it: a whole one here. */
+		if (srv->cfg->sip.no_answer_ms)
+			timer_add(srv->tw, &c->t_ring, srv->tw->now + srv->cfg->sip.no_answer_ms);
+		n++;
+	}
+	return n;
+}
+
+/* --- responses whose transaction is gone ----------------------------------------- */
+
+/* A 3xx-6xx whose INVITE client transaction is not here: ACK it as the
+ * ICT would (§17.1.1.3: the INVITE's branch, To with the response's tag). */
+static void ack_stray_final(struct server *srv, const osip_message_t *resp, const char *ruri,
+			    const struct sip_peer *to)
+{
+	osip_message_t *ack = NULL;
+	osip_via_t *via = NULL, *v2 = NULL;
+	char cs[32], *buf = NULL;
+	size_t len;
+
+	if (osip_message_init(&ack))
+		return;
+	osip_message_set_method(ack, osip_strdup("ACK"));
+	osip_message_set_version(ack, osip_strdup("SIP/2.0"));
+	osip_uri_init(&ack->req_uri);
+	if (osip_uri_parse(ack->req_uri, ruri))
+		goto out;
+	osip_message_get_via(resp, 0, &via);
+	if (!via || osip_via_clone(via, &v2))
+		goto out;
+	osip_list_add(&ack->vias, v2, -1);
+	osip_from_clone(resp->from, &ack->from);
+	osip_to_clone(resp->to, &ack->to);
+	osip_call_id_clone(resp->call_id, &ack->call_id);
+	snprintf(cs, sizeof(cs), "%s ACK", resp->cseq->number);
+	osip_message_set_cseq(ack, cs);
+	osip_message_set_max_forwards(ack, "70");
+	if (!sipmsg_to_str(ack, &buf, &len))
+		srv_send(srv, to, buf, len);
+	free(buf);
+out:
+	osip_message_free(ack);
+}
+
+bool call_on_stray_response(struct server *srv, osip_message_t *resp)
+{
+	struct sip_peer to;
+	struct leg *l;
+	struct call *c;
+	uint32_t cseq;
+	int code = resp->status_code;
+
+	if (!resp->cseq || !resp->cseq->method || strcmp(resp->cseq->method, "INVITE") ||
+	    code < 200)
+		return false;
+	l = dlg_find(srv->calls, resp, true);
+	if (!l || l != &l->call->b)
+		return false;
+	c = l->call;
+	cseq = (uint32_t)strtoul(resp->cseq->number, NULL, 10);
+	if (leg_peer(&c->b, &to))
+		return false;
+	if (code >= 300) {
+		ack_stray_final(srv, resp, c->b.dlg.remote_target, &to);
+		return true;
+	}
+	if (c->b.ack_buf && c->b.ack_cseq == cseq) {
+		srv_send(srv, &to, c->b.ack_buf, c->b.ack_len); /* our ACK was lost */
+		return true;
+	}
+	return false;
+}
