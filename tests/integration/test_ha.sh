@@ -136,10 +136,13 @@ run_carrier() {
 	stop_siphad b
 }
 
-# Hot standby, ringing calls: the active node dies while every call rings;
-# the callees answer the node that took over, and the calls connect.
-run_ringing() {
-	local calls=20 ok bad
+# Hot standby, calls being set up: the active node dies while every call
+# rings (PHASE ringing: the callee sent 180 and answers 3 s later) or before
+# the callee said anything (PHASE dialing: it waits 3 s, then rings and
+# answers).  The node that takes over resends its INVITE to each callee (a
+# retransmission to them) and the callees' answers connect the calls.
+run_setup() {
+	local phase=$1 calls=20 ok bad
 	mkconf a primary 10.99.0.1 10.99.0.2 hot
 	mkconf b backup 10.99.0.2 10.99.0.1 hot
 	rm -rf "$T_TMP/state-a" "$T_TMP/state-b"
@@ -147,26 +150,28 @@ run_ringing() {
 	wait_until 5 field_is a state active
 	start_siphad -n b -N b "$T_TMP/b.conf" || return
 	wait_until 5 field_is b in_sync true
-	ip netns exec "$(ns_name c)" sipp -sf "$(dirname "$0")/scenarios/ha_uas_ringing.xml" \
+	ip netns exec "$(ns_name c)" sipp -sf "$SCN/ha_uas_$phase.xml" \
 		-i 10.99.0.10 -p 5070 -nostdin >/dev/null 2>&1 &
 	local uas=$!
 	T_PIDS+=("$uas")
 	(cd "$T_TMP" && exec ip netns exec "$(ns_name c)" sipp 10.99.0.100:5060 -sn uac -s 3000 \
 		-i 10.99.0.10 -p 5071 -m $calls -r 40 -d 1000 -nostdin -timeout 40 -trace_stat \
-		-stf uac-ringing.csv >/dev/null 2>&1) &
+		-stf "uac-$phase.csv" >/dev/null 2>&1) &
 	local uac=$!
 	T_PIDS+=("$uac")
 	wait_until 3 field_is b calls $calls
-	check_eq "ha ringing: the standby knows every ringing call" "$(field_of b calls)" $calls
-	check_eq "ha ringing: and they ring" \
-		"$(ctl -n b calls --json | jq '[.calls[] | select(.state == "ringing")] | length')" $calls
+	check_eq "ha $phase: the standby knows every call being set up" "$(field_of b calls)" $calls
+	check_eq "ha $phase: all of them $phase" \
+		"$(ctl -n b calls --json | jq --arg s "$phase" '[.calls[] | select(.state == $s)] | length')" $calls
 	kill -9 "$(siphad_pid a)"
 	wait_until 5 field_is b state active
+	check "ha $phase: the new active resumed all $calls calls" \
+		grep -q "active (peer dead), $calls calls ($calls being set up)" "$(siphad_log b)"
 	wait_pid "$uac" 40
-	ok=$(awk -F';' 'NR==1{for(i=1;i<=NF;i++)h[$i]=i} END{print $h["SuccessfulCall(C)"]+0}' "$T_TMP/uac-ringing.csv")
-	bad=$(awk -F';' 'NR==1{for(i=1;i<=NF;i++)h[$i]=i} END{print $h["FailedCall(C)"]+0}' "$T_TMP/uac-ringing.csv")
-	check_eq "ha ringing: calls answered after the takeover connect and end cleanly" "$ok/$bad" "$calls/0"
-	check_eq "ha ringing: nothing left on the new active node" "$(field_of b calls)" 0
+	ok=$(awk -F';' 'NR==1{for(i=1;i<=NF;i++)h[$i]=i} END{print $h["SuccessfulCall(C)"]+0}' "$T_TMP/uac-$phase.csv")
+	bad=$(awk -F';' 'NR==1{for(i=1;i<=NF;i++)h[$i]=i} END{print $h["FailedCall(C)"]+0}' "$T_TMP/uac-$phase.csv")
+	check_eq "ha $phase: calls answered after the takeover connect and end cleanly" "$ok/$bad" "$calls/0"
+	check_eq "ha $phase: nothing left on the new active node" "$(field_of b calls)" 0
 	kill "$uas" 2>/dev/null
 	wait "$uas" 2>/dev/null
 	stop_siphad b
@@ -178,5 +183,6 @@ T_NAME=ha
 run hot
 run warm
 run_carrier
-run_ringing
+run_setup ringing
+run_setup dialing
 finish
