@@ -16,6 +16,11 @@
 #               still pass): the backup's ARP probe finds the primary alive,
 #               so it goes isolated, never active; healed: one active, the
 #               winner's calls intact.
+#   splitbrain  the LAN bridge stops forwarding between the nodes (the
+#               client reaches both): the backup takes over, both are
+#               active; the client places calls on the primary alone;
+#               healed: the newer epoch wins, the loser names exactly the
+#               calls only it knew and keeps the winner's.
 #   restart     a kill -9 failover under a client polling the VIP with
 #               OPTIONS every 5 ms (tests/tools/optprobe): answered again,
 #               and no packet bounces between the nodes' XDP programs; then
@@ -399,7 +404,69 @@ t_partition() {
 	check_eq "$S: every call ends with BYE/200" "$ok/$bad" "$calls/0"
 }
 
-# --- 5. restart of a killed node ---------------------------------------------------------
+# --- 5. split brain --------------------------------------------------------------------
+
+# The bridge stops forwarding between the two nodes (HA link, ARP probe and
+# all); the client still reaches both.
+split_lan() {
+	ns_exec lan nft -f - <<'EON'
+table bridge sipha_split {
+	chain between {
+		type filter hook forward priority 0; policy accept;
+		iifname "a-br" oifname "b-br" drop
+		iifname "b-br" oifname "a-br" drop
+	}
+}
+EON
+}
+
+t_splitbrain() {
+	local calls=10 lone=5 n
+	start_pair || return
+	uas_start
+	sipp_uac sb_old 5076 $calls 20 30000
+	local old_pid=$UAC_PID
+	wait_until 5 field_is a calls $calls
+	wait_until 3 field_is b calls $calls
+	check_eq "$S: $calls calls up and replicated" "$(field_of a calls)/$(field_of b calls)" "$calls/$calls"
+
+	if ! split_lan; then
+		fail "$S: split the LAN with nft" "nft failed"
+		return
+	fi
+	# The backup hears neither heartbeats nor an ARP answer: it takes over.
+	wait_until 5 field_is b state active
+	check_eq "$S: both nodes active, the VIP on both" "$(state_of a)/$(state_of b)/$(holders)" \
+		active/active/1/1
+	# Calls that only the primary will know: the client is pointed at it.
+	ns_exec c ip neigh replace "$VIP" lladdr "$(mac_of a)" dev eth0 nud permanent
+	sipp_uac sb_lone 5077 $lone 20 30000
+	local lone_pid=$UAC_PID
+	wait_until 5 field_is a calls $((calls + lone))
+	check_eq "$S: $lone more calls on the primary alone" "$(field_of a calls)/$(field_of b calls)" \
+		"$((calls + lone))/$calls"
+	ns_exec c ip neigh replace "$VIP" lladdr "$(mac_of b)" dev eth0 nud reachable
+
+	ns_exec lan nft delete table bridge sipha_split
+	wait_until 10 field_is a state standby
+	wait_until 5 field_is a in_sync true
+	check_eq "$S: healed: the newer epoch wins, one active" "$(state_of a)/$(state_of b)" standby/active
+	check_eq "$S: healed: VIP on the winner only" "$(holders)" 0/1
+	n=$(grep -c 'was known only here; dropped' "$(siphad_log a)")
+	check_eq "$S: the loser names exactly the calls only it knew" "$n" $lone
+	check "$S: ... and counts them" grep -q "split brain: $lone calls were known only here" \
+		"$(siphad_log a)"
+	check_eq "$S: the loser keeps the winner's calls" "$(field_of a calls)/$(field_of b calls)" \
+		"$calls/$calls"
+	kill "$lone_pid" 2>/dev/null # its calls are gone: their BYEs get 481
+	wait_pid "$old_pid" 45
+	wait_pid "$lone_pid" 5
+	check_eq "$S: the winner's calls end with BYE/200" \
+		"$(stat_of "$T_TMP/sb_old.csv" 'SuccessfulCall(C)')/$(stat_of "$T_TMP/sb_old.csv" 'FailedCall(C)')" \
+		"$calls/0"
+}
+
+# --- 6. restart of a killed node ---------------------------------------------------------
 
 t_restart() {
 	local calls=10 eb ok bad probe st0 st1 t0 line first sent
@@ -466,10 +533,10 @@ t_restart() {
 # --- main --------------------------------------------------------------------------------
 
 scenarios=("$@")
-[ ${#scenarios[@]} -eq 0 ] && scenarios=(hung resync switchover partition restart)
+[ ${#scenarios[@]} -eq 0 ] && scenarios=(hung resync switchover partition splitbrain restart)
 for S in "${scenarios[@]}"; do
 	if ! declare -F "t_$S" >/dev/null; then
-		fail "$T_NAME: scenario $S" "unknown (hung resync switchover partition restart)"
+		fail "$T_NAME: scenario $S" "unknown (hung resync switchover partition splitbrain restart)"
 		continue
 	fi
 	info "=== $S"
