@@ -1,14 +1,13 @@
-/* The HA link over core/loop.h (see ha/link.h and docs/HA-PROTOCOL.md).
+/* The HA link over core/loop.h (see ha/link.h and docs/HA-PROTOCOL.md): its
+ * connections and its clocks.
  *
  * Every TCP connection, ours or the peer's, is a struct hal_conn that lives
- * from connect/accept until the loop's on_close.  A connection goes HELLO
- * (ours sent, the peer's awaited) -> READY (the peer's HELLO checked) -> UP
- * (the link).  The node with the lower id decides which READY connection
- * becomes the link and tells the other with SELECT; everything else is closed
- * with a GOODBYE, so both nodes end up on the same connection without a
- * second round trip.  A connection leaves the link's books (conn_detach) the
- * moment we decide to close it; its memory goes when the loop reports it
- * closed. */
+ * from connect/accept until the loop's on_close.  This file opens them: one
+ * outgoing connection at a time, retried with a doubling backoff, and a
+ * bounded number of incoming ones awaiting their HELLO.  It also runs the
+ * handshake deadline, the heartbeat and the silence clock, and holds the
+ * API.  What a connection says and how one becomes the link is
+ * link_proto.c (link_int.h). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -22,54 +21,12 @@
 
 #include "core/log.h"
 #include "ha/link.h"
+#include "ha/link_int.h"
 
 #define HAL_BACKOFF_MIN 50
 #define HAL_BACKOFF_MAX 1000
 #define HAL_MAX_PENDING 4 /* inbound connections before their HELLO */
 #define HAL_LISTEN_BACKLOG 8
-
-enum conn_state {
-	CS_HELLO, /* connecting or connected: our HELLO is out, the peer's awaited */
-	CS_READY, /* the peer's HELLO checked: waiting for the choice */
-	CS_UP, /* the link */
-};
-
-struct hal_conn {
-	struct hal_link *h; /* NULL once the link is freed */
-	struct loop_stream *s;
-	struct hal_conn *next;
-	bool outbound;
-	bool closing; /* detached: waiting for the loop's on_close */
-	bool parked; /* READY inbound, kept while our own connection may still win */
-	enum conn_state st;
-	struct jr_decoder dec;
-	struct jr_hello peer;
-	struct timer hs; /* handshake deadline */
-	char name[72];
-};
-
-struct hal_link {
-	struct loop *l;
-	struct hal_config cfg;
-	const struct hal_ops *ops;
-	void *arg;
-	struct jr_hello local;
-	int lfd;
-	bool stopped;
-	bool watching; /* the silence clock runs: on_peer_dead is due at its end */
-	bool refusal_logged;
-	struct hal_conn *conns; /* every connection until on_close */
-	struct hal_conn *cur; /* the link */
-	struct hal_conn *out; /* our outgoing connection while it is not the link */
-	struct jr_hello peer;
-	unsigned backoff; /* delay before the next connect */
-	struct timer retry_t, hb_t, dead_t;
-	struct jr_buf tx;
-	struct hal_stats st;
-	char peer_name[64];
-};
-
-static const struct loop_stream_ops conn_ops;
 
 static const char *addr_str(const struct sockaddr_storage *ss, char *buf, size_t len)
 {
@@ -91,498 +48,19 @@ static const char *addr_str(const struct sockaddr_storage *ss, char *buf, size_t
 	return buf;
 }
 
-static const char *bye_name(uint16_t code)
-{
-	static const char *const names[] = {
-		[JR_BYE_SHUTDOWN] = "shutdown",	  [JR_BYE_DEMOTING] = "demoting",
-		[JR_BYE_VERSION] = "version",	  [JR_BYE_SAME_ID] = "same node id",
-		[JR_BYE_DUPLICATE] = "duplicate", [JR_BYE_PROTOCOL] = "protocol error",
-		[JR_BYE_TIMEOUT] = "timeout",
-	};
-
-	if (code < sizeof(names) / sizeof(names[0]) && names[code])
-		return names[code];
-	return "unknown";
-}
-
-static uint64_t now_ms(const struct hal_link *h)
-{
-	return loop_now(h->l);
-}
-
-/* The lower node id decides which connection is the link. */
-static bool we_decide(const struct hal_link *h, const struct hal_conn *c)
-{
-	return strcmp(h->local.node_id, c->peer.node_id) < 0;
-}
-
-static void schedule_connect(struct hal_link *h)
+void hal_schedule_connect(struct hal_link *h)
 {
 	if (h->stopped || h->cur || h->out || timer_pending(&h->retry_t))
 		return;
 	loop_timer_in(h->l, &h->retry_t, h->backoff);
 }
 
-static void grow_backoff(struct hal_link *h)
+void hal_grow_backoff(struct hal_link *h)
 {
 	unsigned b = h->backoff ? h->backoff * 2 : h->cfg.backoff_min_ms;
 
 	h->backoff = b > h->cfg.backoff_max_ms ? h->cfg.backoff_max_ms : b;
 }
-
-/* The peer spoke on the link: restart the silence clock. */
-static void life(struct hal_link *h)
-{
-	h->st.last_rx_ms = now_ms(h);
-	if (h->watching)
-		loop_timer_in(h->l, &h->dead_t, h->cfg.timeout_ms);
-}
-
-static void conn_detach(struct hal_conn *c, int err, const char *reason);
-
-/* A GOODBYE is only worth sending on a connection known to be up: our own
- * one may still be connecting, and a close that waits for it to be sent
- * would linger as long as the kernel keeps retrying the SYN. */
-static uint16_t bye_if_connected(const struct hal_conn *c, uint16_t code)
-{
-	return c->outbound && c->st == CS_HELLO ? 0 : code;
-}
-
-/* Takes C out of the link and closes it, with a GOODBYE first when BYE is a
- * code (then the close waits for it to be sent).  Callbacks may run. */
-static void conn_drop(struct hal_conn *c, int err, const char *reason, uint16_t bye)
-{
-	struct hal_link *h = c->h;
-
-	if (c->closing)
-		return;
-	if (bye) {
-		jr_buf_reset(&h->tx);
-		if (!jr_goodbye_encode(&h->tx, bye, reason) &&
-		    !loop_stream_write(c->s, h->tx.data, h->tx.len)) {
-			h->st.frames_out++;
-			h->st.bytes_out += h->tx.len;
-		}
-	}
-	loop_stream_close(c->s, bye != 0);
-	conn_detach(c, err, reason);
-}
-
-/* Writes whole frames to C; a failure drops C (and the link with it). */
-static int conn_write(struct hal_conn *c, const void *buf, size_t len, unsigned frames)
-{
-	struct hal_link *h = c->h;
-	int ret = loop_stream_write(c->s, buf, len);
-
-	if (!ret) {
-		h->st.frames_out += frames;
-		h->st.bytes_out += len;
-		h->st.last_tx_ms = now_ms(h);
-		return 0;
-	}
-	if (ret == -ENOBUFS) {
-		h->st.backlog_overflows++;
-		pr_warn("ha: %s: send backlog over %u bytes, the peer does not read", c->name,
-			LOOP_STREAM_MAX_BACKLOG);
-		conn_drop(c, ret, "send backlog overflow", 0);
-	} else {
-		conn_drop(c, ret, "write failed", 0);
-	}
-	return ret;
-}
-
-static int send_simple(struct hal_conn *c, uint8_t type, uint64_t seq)
-{
-	struct hal_link *h = c->h;
-	int ret;
-
-	jr_buf_reset(&h->tx);
-	ret = jr_simple_encode(&h->tx, type, seq);
-	return ret ? ret : conn_write(c, h->tx.data, h->tx.len, 1);
-}
-
-static int send_hello(struct hal_conn *c)
-{
-	struct hal_link *h = c->h;
-	int ret;
-
-	jr_buf_reset(&h->tx);
-	ret = jr_hello_encode(&h->tx, &h->local);
-	return ret ? ret : conn_write(c, h->tx.data, h->tx.len, 1);
-}
-
-static void protocol_error(struct hal_conn *c, const char *what)
-{
-	c->h->st.protocol_errors++;
-	pr_warn("ha: %s: %s, dropping the connection", c->name, what);
-	conn_drop(c, -EPROTO, what, JR_BYE_PROTOCOL);
-}
-
-/* A peer we cannot pair with: said once at error level per episode, since
- * it will keep trying every backoff_max_ms. */
-static void refuse(struct hal_conn *c, uint16_t code, int err, const char *what)
-{
-	struct hal_link *h = c->h;
-
-	h->st.refused++;
-	if (!h->refusal_logged)
-		pr_err("ha: %s: %s: refused", c->name, what);
-	else
-		pr_debug("ha: %s: %s: refused", c->name, what);
-	h->refusal_logged = true;
-	conn_drop(c, err, what, code);
-}
-
-/* --- up and down ------------------------------------------------------------ */
-
-static void link_down(struct hal_link *h, int err, const char *reason)
-{
-	h->cur = NULL;
-	h->st.downs++;
-	timer_del(loop_timers(h->l), &h->hb_t);
-	pr_info("ha: link to %s down: %s", h->peer.node_id, reason);
-	h->backoff = h->cfg.backoff_min_ms;
-	schedule_connect(h);
-	if (h->ops->on_down)
-		h->ops->on_down(h->arg, err, reason);
-}
-
-static void link_up(struct hal_link *h, struct hal_conn *c)
-{
-	bool same_peer = false;
-
-	if (h->cur) {
-		/* The peer moved to a new connection (it restarted, or saw the
-		 * old one die before we did): the old one is stale. */
-		conn_drop(h->cur, -ECONNRESET, "the peer moved to a new connection", 0);
-		if (h->stopped || c->closing)
-			return;
-	}
-	/* SELECT goes first: if it cannot be written, C is dropped as a
-	 * connection that never made it, not as a link that went down. */
-	if (we_decide(h, c) && send_simple(c, JR_T_SELECT, 0))
-		return;
-	if (h->st.ups && !strcmp(h->peer.node_id, c->peer.node_id) &&
-	    h->peer.instance == c->peer.instance)
-		same_peer = true;
-	if (h->out == c)
-		h->out = NULL;
-	timer_del(loop_timers(h->l), &h->retry_t);
-	timer_del(loop_timers(h->l), &c->hs);
-	c->st = CS_UP;
-	c->parked = false;
-	h->cur = c;
-	for (struct hal_conn *o = h->conns; o; o = o->next) {
-		if (o != c && !o->closing) {
-			h->st.duplicates++;
-			conn_drop(o, 0, "another connection won",
-				  bye_if_connected(o, JR_BYE_DUPLICATE));
-		}
-	}
-	h->peer = c->peer;
-	/* A restarted peer has only what its HELLO says; the same process
-	 * still has everything it acknowledged before. */
-	if (!same_peer || c->peer.last_seq > h->st.last_seq_acked)
-		h->st.last_seq_acked = c->peer.last_seq;
-	h->st.ups++;
-	if (h->st.ups > 1)
-		h->st.reconnects++;
-	h->backoff = h->cfg.backoff_min_ms;
-	h->refusal_logged = false;
-	h->watching = true;
-	life(h);
-	loop_timer_in(h->l, &h->hb_t, h->cfg.heartbeat_ms);
-	pr_info("ha: link up with %s (epoch %llu) on the %s connection %s", c->peer.node_id,
-		(unsigned long long)c->peer.epoch, c->outbound ? "outgoing" : "incoming", c->name);
-	if (h->ops->on_up)
-		h->ops->on_up(h->arg, &h->peer);
-}
-
-static struct hal_conn *find_parked(struct hal_link *h)
-{
-	for (struct hal_conn *c = h->conns; c; c = c->next)
-		if (c->parked && !c->closing)
-			return c;
-	return NULL;
-}
-
-static void conn_detach(struct hal_conn *c, int err, const char *reason)
-{
-	struct hal_link *h = c->h;
-	bool was_cur = h->cur == c, was_out = h->out == c;
-
-	c->closing = true;
-	c->parked = false;
-	timer_del(loop_timers(h->l), &c->hs);
-	h->st.conns--;
-	if (was_out) {
-		h->out = NULL;
-		if (!h->cur) {
-			h->st.connect_failures++;
-			grow_backoff(h);
-		}
-	}
-	if (was_cur) {
-		link_down(h, err, reason);
-		return;
-	}
-	if (h->cur || h->stopped)
-		return;
-	if (was_out) {
-		struct hal_conn *p = find_parked(h);
-
-		if (p) {
-			link_up(h, p);
-			return;
-		}
-	}
-	schedule_connect(h);
-}
-
-/* Called on the deciding node when C has become READY. */
-static void decide(struct hal_link *h, struct hal_conn *c)
-{
-	if (h->cur) {
-		if (h->cur->peer.instance == c->peer.instance) {
-			/* Same peer process, second connection: keep the one in use. */
-			h->st.duplicates++;
-			conn_drop(c, 0, "the link is already up", JR_BYE_DUPLICATE);
-			return;
-		}
-		link_up(h, c);
-		return;
-	}
-	if (!c->outbound && h->out) {
-		/* Both nodes are connecting at once: ours wins if it completes,
-		 * and its handshake deadline bounds the wait. */
-		c->parked = true;
-		timer_del(loop_timers(h->l), &c->hs);
-		return;
-	}
-	link_up(h, c);
-}
-
-/* --- frames ---------------------------------------------------------------------- */
-
-static void conn_hello(struct hal_conn *c, const struct jr_frame *f)
-{
-	struct hal_link *h = c->h;
-	struct jr_hello hello;
-	char why[2 * JR_NODE_ID_MAX + 64];
-
-	if (jr_hello_decode(f, &hello)) {
-		protocol_error(c, "HELLO with values out of range");
-		return;
-	}
-	if (hello.proto_major != JR_VERSION) {
-		snprintf(why, sizeof(why), "peer speaks protocol %u.%u, we speak %u.%u",
-			 hello.proto_major, hello.proto_minor, JR_VERSION, JR_VERSION_MINOR);
-		refuse(c, JR_BYE_VERSION, -EPROTONOSUPPORT, why);
-		return;
-	}
-	if (!strcmp(hello.node_id, h->local.node_id)) {
-		snprintf(why, sizeof(why), "peer has our node id '%s'", hello.node_id);
-		refuse(c, JR_BYE_SAME_ID, -EEXIST, why);
-		return;
-	}
-	if (c->st == CS_UP) {
-		if (strcmp(hello.node_id, c->peer.node_id) || hello.instance != c->peer.instance) {
-			protocol_error(c, "HELLO changed the node id or instance of the link");
-			return;
-		}
-		c->peer = hello;
-		h->peer = hello;
-		if (h->ops->on_frame)
-			h->ops->on_frame(h->arg, f);
-		return;
-	}
-	if (c->st != CS_HELLO) {
-		protocol_error(c, "second HELLO before the link was up");
-		return;
-	}
-	if (h->cur && strcmp(hello.node_id, h->cur->peer.node_id)) {
-		snprintf(why, sizeof(why), "node '%s' connects while the link with '%s' is up",
-			 hello.node_id, h->cur->peer.node_id);
-		refuse(c, JR_BYE_DUPLICATE, -EEXIST, why);
-		return;
-	}
-	c->peer = hello;
-	c->st = CS_READY;
-	if (we_decide(h, c)) {
-		decide(h, c);
-	} else {
-		/* The peer may park this connection while its own one races
-		 * (up to timeout_ms): wait for its SELECT longer than that. */
-		loop_timer_in(h->l, &c->hs, 2 * (uint64_t)h->cfg.timeout_ms);
-	}
-}
-
-static void conn_goodbye(struct hal_conn *c, const struct jr_frame *f)
-{
-	struct hal_link *h = c->h;
-	struct jr_goodbye g;
-	char why[JR_REASON_MAX + 64];
-
-	if (jr_goodbye_decode(f, &g)) {
-		protocol_error(c, "malformed GOODBYE");
-		return;
-	}
-	snprintf(why, sizeof(why), "peer said goodbye (%s)%s%s", bye_name(g.code),
-		 g.reason[0] ? ": " : "", g.reason);
-	if (g.code == JR_BYE_VERSION || g.code == JR_BYE_SAME_ID) {
-		h->st.refused_by_peer++;
-		if (!h->refusal_logged)
-			pr_err("ha: %s: %s", c->name, why);
-		h->refusal_logged = true;
-	} else if (c != h->cur) {
-		pr_debug("ha: %s: %s", c->name, why);
-	}
-	if (c == h->cur && h->ops->on_frame) {
-		h->ops->on_frame(h->arg, f);
-		if (c->closing)
-			return;
-	}
-	conn_drop(c, c == h->cur ? -ECONNRESET : 0, why, 0);
-}
-
-static void conn_frame_up(struct hal_conn *c, const struct jr_frame *f)
-{
-	struct hal_link *h = c->h;
-
-	life(h);
-	switch (f->type) {
-	case JR_T_HEARTBEAT:
-		h->st.heartbeats_in++;
-		return;
-	case JR_T_ACK:
-		if (f->seq > h->st.last_seq_acked)
-			h->st.last_seq_acked = f->seq;
-		break;
-	case JR_T_RECORD:
-	case JR_T_SNAPSHOT_BEGIN:
-	case JR_T_SNAPSHOT_END:
-		break;
-	case JR_T_HELLO:
-		conn_hello(c, f);
-		return;
-	case JR_T_GOODBYE:
-		conn_goodbye(c, f);
-		return;
-	case JR_T_SELECT:
-		if (we_decide(h, c))
-			protocol_error(c, "SELECT from the node that does not decide");
-		return;
-	default:
-		/* A newer minor version's frame: skipped, as it must be. */
-		h->st.unknown_frames++;
-		return;
-	}
-	if (h->ops->on_frame)
-		h->ops->on_frame(h->arg, f);
-}
-
-static void conn_frame(struct hal_conn *c, const struct jr_frame *f)
-{
-	struct hal_link *h = c->h;
-
-	h->st.frames_in++;
-	h->st.unknown_attrs += f->unknown_attrs;
-	switch (c->st) {
-	case CS_HELLO:
-		if (f->type == JR_T_HELLO)
-			conn_hello(c, f);
-		else if (f->type == JR_T_GOODBYE)
-			conn_goodbye(c, f);
-		else
-			protocol_error(c, "frame before HELLO");
-		break;
-	case CS_READY:
-		if (f->type == JR_T_SELECT && !we_decide(h, c))
-			link_up(h, c);
-		else if (f->type == JR_T_GOODBYE)
-			conn_goodbye(c, f);
-		else
-			protocol_error(c, "frame before the link was up");
-		break;
-	case CS_UP:
-		conn_frame_up(c, f);
-		break;
-	}
-}
-
-static void conn_bad_bytes(struct hal_conn *c)
-{
-	struct hal_link *h = c->h;
-	char why[128];
-
-	if (c->dec.err_version && c->dec.err_version != JR_VERSION) {
-		snprintf(why, sizeof(why), "peer frames protocol version %u, we speak %u",
-			 c->dec.err_version, JR_VERSION);
-		refuse(c, JR_BYE_VERSION, -EPROTONOSUPPORT, why);
-		return;
-	}
-	h->st.decode_errors++;
-	snprintf(why, sizeof(why), "malformed frame: %s", c->dec.err ? c->dec.err : "?");
-	pr_warn("ha: %s: %s, dropping the connection", c->name, why);
-	conn_drop(c, -EBADMSG, why, JR_BYE_PROTOCOL);
-}
-
-static size_t conn_data(struct loop_stream *s, void *arg, const char *buf, size_t len)
-{
-	struct hal_conn *c = arg;
-	const uint8_t *p = (const uint8_t *)buf;
-	size_t used = 0;
-
-	(void)s;
-	while (c->h && !c->closing && used < len) {
-		struct jr_frame f;
-		size_t n;
-		int ret = jr_decode(&c->dec, p + used, len - used, &n, &f);
-
-		if (ret == -EAGAIN)
-			return used;
-		if (ret) {
-			conn_bad_bytes(c);
-			break;
-		}
-		used += n;
-		c->h->st.bytes_in += n;
-		conn_frame(c, &f);
-	}
-	/* Bytes after a close are nobody's: take them all. */
-	return len;
-}
-
-static void conn_closed(struct loop_stream *s, void *arg, int err)
-{
-	struct hal_conn *c = arg;
-	struct hal_link *h = c->h;
-
-	(void)s;
-	if (h) {
-		if (!c->closing) {
-			char why[96];
-
-			if (err)
-				snprintf(why, sizeof(why), "connection lost: %s", strerror(-err));
-			else
-				snprintf(why, sizeof(why), "connection closed by the peer");
-			conn_detach(c, err, why);
-		}
-		for (struct hal_conn **pp = &h->conns; *pp; pp = &(*pp)->next) {
-			if (*pp == c) {
-				*pp = c->next;
-				break;
-			}
-		}
-	}
-	free(c);
-}
-
-static const struct loop_stream_ops conn_ops = {
-	.on_data = conn_data,
-	.on_close = conn_closed,
-};
 
 /* --- connections --------------------------------------------------------------- */
 
@@ -595,7 +73,7 @@ static void hs_fire(struct timer *t)
 	snprintf(why, sizeof(why), "no handshake within %u ms",
 		 c->st == CS_READY ? 2 * c->h->cfg.timeout_ms : c->h->cfg.timeout_ms);
 	pr_debug("ha: %s: %s", c->name, why);
-	conn_drop(c, -ETIMEDOUT, why, 0);
+	hal_conn_drop(c, -ETIMEDOUT, why, 0);
 }
 
 static void tune_socket(int fd)
@@ -633,7 +111,7 @@ static void conn_attach(struct hal_link *h, struct hal_conn *c)
 	if (c->outbound)
 		h->out = c;
 	loop_timer_in(h->l, &c->hs, h->cfg.timeout_ms);
-	send_hello(c);
+	hal_conn_send_hello(c);
 }
 
 static void bind_source(struct hal_link *h, int fd)
@@ -685,7 +163,7 @@ static void retry_fire(struct timer *t)
 	tune_socket(fd);
 	bind_source(h, fd);
 	c->s = loop_stream_connect(h->l, fd, (const struct sockaddr *)&h->cfg.peer, h->cfg.peer_len,
-				   &conn_ops, c);
+				   &hal_conn_ops, c);
 	fd = -1; /* the loop owns it now, even on failure */
 	if (!c->s) {
 		free(c);
@@ -697,8 +175,8 @@ fail:
 	if (fd >= 0)
 		close(fd);
 	h->st.connect_failures++;
-	grow_backoff(h);
-	schedule_connect(h);
+	hal_grow_backoff(h);
+	hal_schedule_connect(h);
 }
 
 static unsigned pending_inbound(const struct hal_link *h)
@@ -729,7 +207,7 @@ static void on_accept(void *arg, int fd, const struct sockaddr_storage *peer, so
 		return;
 	}
 	tune_socket(fd);
-	c->s = loop_stream_add(h->l, fd, &conn_ops, c);
+	c->s = loop_stream_add(h->l, fd, &hal_conn_ops, c);
 	if (!c->s) {
 		free(c);
 		return;
@@ -747,7 +225,7 @@ static void hb_fire(struct timer *t)
 		return;
 	if (now_ms(h) - h->st.last_rx_ms >= 2 * (uint64_t)h->cfg.heartbeat_ms)
 		h->st.heartbeats_missed++;
-	if (send_simple(h->cur, JR_T_HEARTBEAT, h->st.last_seq_sent))
+	if (hal_conn_send_simple(h->cur, JR_T_HEARTBEAT, h->st.last_seq_sent))
 		return;
 	h->st.heartbeats_out++;
 	loop_timer_in(h->l, &h->hb_t, h->cfg.heartbeat_ms);
@@ -761,7 +239,7 @@ static void dead_fire(struct timer *t)
 	h->watching = false;
 	snprintf(why, sizeof(why), "peer silent for %u ms", h->cfg.timeout_ms);
 	if (h->cur)
-		conn_drop(h->cur, -ETIMEDOUT, why, 0);
+		hal_conn_drop(h->cur, -ETIMEDOUT, why, 0);
 	if (h->stopped)
 		return;
 	h->st.peer_dead++;
@@ -846,7 +324,7 @@ void hal_start(struct hal_link *h)
 	h->backoff = 0;
 	h->watching = true;
 	loop_timer_in(h->l, &h->dead_t, h->cfg.timeout_ms);
-	schedule_connect(h);
+	hal_schedule_connect(h);
 }
 
 int hal_new(struct loop *l, const struct hal_config *cfg, const struct hal_ops *ops, void *arg,
@@ -940,8 +418,8 @@ void hal_stop(struct hal_link *h, uint16_t code, const char *reason)
 	timer_del(tw, &h->dead_t);
 	for (struct hal_conn *c = h->conns; c; c = c->next)
 		if (!c->closing)
-			conn_drop(c, 0, reason ? reason : "stopped",
-				  bye_if_connected(c, code ? code : JR_BYE_SHUTDOWN));
+			hal_conn_drop(c, 0, reason ? reason : "stopped",
+				      bye_if_connected(c, code ? code : JR_BYE_SHUTDOWN));
 }
 
 int hal_update_hello(struct hal_link *h, uint64_t epoch, uint8_t state, uint64_t last_seq)
@@ -951,7 +429,7 @@ int hal_update_hello(struct hal_link *h, uint64_t epoch, uint8_t state, uint64_t
 	h->local.epoch = epoch;
 	h->local.state = state;
 	h->local.last_seq = last_seq;
-	return h->cur ? send_hello(h->cur) : 0;
+	return h->cur ? hal_conn_send_hello(h->cur) : 0;
 }
 
 static uint32_t peek_len(const uint8_t *p)
@@ -1003,7 +481,7 @@ int hal_send_frame(struct hal_link *h, const void *buf, size_t len)
 		off += n;
 		frames++;
 	}
-	ret = conn_write(h->cur, buf, len, frames);
+	ret = hal_conn_write(h->cur, buf, len, frames);
 	if (ret)
 		return ret;
 	if (max_seq > h->st.last_seq_sent)
@@ -1030,7 +508,7 @@ int hal_send_ack(struct hal_link *h, uint64_t seq)
 
 	if (!h->cur)
 		return -ENOTCONN;
-	ret = send_simple(h->cur, JR_T_ACK, seq);
+	ret = hal_conn_send_simple(h->cur, JR_T_ACK, seq);
 	if (!ret && seq > h->st.last_ack_sent)
 		h->st.last_ack_sent = seq;
 	return ret;

@@ -1,0 +1,92 @@
+/* Shared by the two files of the HA link, and included by nothing else:
+ *  - link.c: the connections (listening, connecting with backoff,
+ *    accepting), the link's timers and the API of ha/link.h;
+ *  - link_proto.c: what travels on a connection: the handshake that makes
+ *    one of them the link, the link going up and down, frames in and out. */
+#ifndef SIPHA_HA_LINK_INT_H
+#define SIPHA_HA_LINK_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/loop.h"
+#include "core/timer.h"
+#include "ha/journal.h"
+#include "ha/link.h"
+
+enum conn_state {
+	CS_HELLO, /* connecting or connected: our HELLO is out, the peer's awaited */
+	CS_READY, /* the peer's HELLO checked: waiting for the choice */
+	CS_UP, /* the link */
+};
+
+struct hal_conn {
+	struct hal_link *h; /* NULL once the link is freed */
+	struct loop_stream *s;
+	struct hal_conn *next;
+	bool outbound;
+	bool closing; /* detached: waiting for the loop's on_close */
+	bool parked; /* READY inbound, kept while our own connection may still win */
+	enum conn_state st;
+	struct jr_decoder dec;
+	struct jr_hello peer;
+	struct timer hs; /* handshake deadline */
+	char name[72];
+};
+
+struct hal_link {
+	struct loop *l;
+	struct hal_config cfg;
+	const struct hal_ops *ops;
+	void *arg;
+	struct jr_hello local;
+	int lfd;
+	bool stopped;
+	bool watching; /* the silence clock runs: on_peer_dead is due at its end */
+	bool refusal_logged;
+	struct hal_conn *conns; /* every connection until on_close */
+	struct hal_conn *cur; /* the link */
+	struct hal_conn *out; /* our outgoing connection while it is not the link */
+	struct jr_hello peer;
+	unsigned backoff; /* delay before the next connect */
+	struct timer retry_t, hb_t, dead_t;
+	struct jr_buf tx;
+	struct hal_stats st;
+	char peer_name[64];
+};
+
+static inline uint64_t now_ms(const struct hal_link *h)
+{
+	return loop_now(h->l);
+}
+
+/* A GOODBYE is only worth sending on a connection known to be up: our own
+ * one may still be connecting, and a close that waits for it to be sent
+ * would linger as long as the kernel keeps retrying the SYN. */
+static inline uint16_t bye_if_connected(const struct hal_conn *c, uint16_t code)
+{
+	return c->outbound && c->st == CS_HELLO ? 0 : code;
+}
+
+/* --- link.c ------------------------------------------------------------------------- */
+
+/* Arms the connect timer unless the link is up or stopped, or a connect is
+ * already under way or due. */
+void hal_schedule_connect(struct hal_link *h);
+/* Doubles the reconnect delay, within backoff_min_ms..backoff_max_ms. */
+void hal_grow_backoff(struct hal_link *h);
+
+/* --- link_proto.c ------------------------------------------------------------------- */
+
+/* The loop's callbacks for every connection. */
+extern const struct loop_stream_ops hal_conn_ops;
+/* Takes C out of the link and closes it, with a GOODBYE first when BYE is a
+ * code (then the close waits for it to be sent).  Callbacks may run. */
+void hal_conn_drop(struct hal_conn *c, int err, const char *reason, uint16_t bye);
+/* Writes whole frames to C; a failure drops C (and the link with it). */
+int hal_conn_write(struct hal_conn *c, const void *buf, size_t len, unsigned frames);
+/* One frame from h->tx; a failure drops C as hal_conn_write() does. */
+int hal_conn_send_simple(struct hal_conn *c, uint8_t type, uint64_t seq);
+int hal_conn_send_hello(struct hal_conn *c);
+
+#endif

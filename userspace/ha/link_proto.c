@@ -1,0 +1,480 @@
+/* The HA link's protocol on one connection (docs/HA-PROTOCOL.md).
+ *
+ * A connection goes HELLO (ours sent, the peer's awaited) -> READY (the
+ * peer's HELLO checked) -> UP (the link).  The node with the lower id decides
+ * which READY connection becomes the link and tells the other with SELECT;
+ * everything else is closed with a GOODBYE, so both nodes end up on the same
+ * connection without a second round trip.  A connection leaves the link's
+ * books (conn_detach) the moment we decide to close it; its memory goes when
+ * the loop reports it closed.  Opening connections, backoff and the timers
+ * are link.c's (link_int.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "ha/link_int.h"
+
+static const char *bye_name(uint16_t code)
+{
+	static const char *const names[] = {
+		[JR_BYE_SHUTDOWN] = "shutdown",	  [JR_BYE_DEMOTING] = "demoting",
+		[JR_BYE_VERSION] = "version",	  [JR_BYE_SAME_ID] = "same node id",
+		[JR_BYE_DUPLICATE] = "duplicate", [JR_BYE_PROTOCOL] = "protocol error",
+		[JR_BYE_TIMEOUT] = "timeout",
+	};
+
+	if (code < sizeof(names) / sizeof(names[0]) && names[code])
+		return names[code];
+	return "unknown";
+}
+
+/* The lower node id decides which connection is the link. */
+static bool we_decide(const struct hal_link *h, const struct hal_conn *c)
+{
+	return strcmp(h->local.node_id, c->peer.node_id) < 0;
+}
+
+/* The peer spoke on the link: restart the silence clock. */
+static void life(struct hal_link *h)
+{
+	h->st.last_rx_ms = now_ms(h);
+	if (h->watching)
+		loop_timer_in(h->l, &h->dead_t, h->cfg.timeout_ms);
+}
+
+static void conn_detach(struct hal_conn *c, int err, const char *reason);
+
+void hal_conn_drop(struct hal_conn *c, int err, const char *reason, uint16_t bye)
+{
+	struct hal_link *h = c->h;
+
+	if (c->closing)
+		return;
+	if (bye) {
+		jr_buf_reset(&h->tx);
+		if (!jr_goodbye_encode(&h->tx, bye, reason) &&
+		    !loop_stream_write(c->s, h->tx.data, h->tx.len)) {
+			h->st.frames_out++;
+			h->st.bytes_out += h->tx.len;
+		}
+	}
+	loop_stream_close(c->s, bye != 0);
+	conn_detach(c, err, reason);
+}
+
+int hal_conn_write(struct hal_conn *c, const void *buf, size_t len, unsigned frames)
+{
+	struct hal_link *h = c->h;
+	int ret = loop_stream_write(c->s, buf, len);
+
+	if (!ret) {
+		h->st.frames_out += frames;
+		h->st.bytes_out += len;
+		h->st.last_tx_ms = now_ms(h);
+		return 0;
+	}
+	if (ret == -ENOBUFS) {
+		h->st.backlog_overflows++;
+		pr_warn("ha: %s: send backlog over %u bytes, the peer does not read", c->name,
+			LOOP_STREAM_MAX_BACKLOG);
+		hal_conn_drop(c, ret, "send backlog overflow", 0);
+	} else {
+		hal_conn_drop(c, ret, "write failed", 0);
+	}
+	return ret;
+}
+
+int hal_conn_send_simple(struct hal_conn *c, uint8_t type, uint64_t seq)
+{
+	struct hal_link *h = c->h;
+	int ret;
+
+	jr_buf_reset(&h->tx);
+	ret = jr_simple_encode(&h->tx, type, seq);
+	return ret ? ret : hal_conn_write(c, h->tx.data, h->tx.len, 1);
+}
+
+int hal_conn_send_hello(struct hal_conn *c)
+{
+	struct hal_link *h = c->h;
+	int ret;
+
+	jr_buf_reset(&h->tx);
+	ret = jr_hello_encode(&h->tx, &h->local);
+	return ret ? ret : hal_conn_write(c, h->tx.data, h->tx.len, 1);
+}
+
+static void protocol_error(struct hal_conn *c, const char *what)
+{
+	c->h->st.protocol_errors++;
+	pr_warn("ha: %s: %s, dropping the connection", c->name, what);
+	hal_conn_drop(c, -EPROTO, what, JR_BYE_PROTOCOL);
+}
+
+/* A peer we cannot pair with: said once at error level per episode, since
+ * it will keep trying every backoff_max_ms. */
+static void refuse(struct hal_conn *c, uint16_t code, int err, const char *what)
+{
+	struct hal_link *h = c->h;
+
+	h->st.refused++;
+	if (!h->refusal_logged)
+		pr_err("ha: %s: %s: refused", c->name, what);
+	else
+		pr_debug("ha: %s: %s: refused", c->name, what);
+	h->refusal_logged = true;
+	hal_conn_drop(c, err, what, code);
+}
+
+/* --- up and down ------------------------------------------------------------ */
+
+static void link_down(struct hal_link *h, int err, const char *reason)
+{
+	h->cur = NULL;
+	h->st.downs++;
+	timer_del(loop_timers(h->l), &h->hb_t);
+	pr_info("ha: link to %s down: %s", h->peer.node_id, reason);
+	h->backoff = h->cfg.backoff_min_ms;
+	hal_schedule_connect(h);
+	if (h->ops->on_down)
+		h->ops->on_down(h->arg, err, reason);
+}
+
+static void link_up(struct hal_link *h, struct hal_conn *c)
+{
+	bool same_peer = false;
+
+	if (h->cur) {
+		/* The peer moved to a new connection (it restarted, or saw the
+		 * old one die before we did): the old one is stale. */
+		hal_conn_drop(h->cur, -ECONNRESET, "the peer moved to a new connection", 0);
+		if (h->stopped || c->closing)
+			return;
+	}
+	/* SELECT goes first: if it cannot be written, C is dropped as a
+	 * connection that never made it, not as a link that went down. */
+	if (we_decide(h, c) && hal_conn_send_simple(c, JR_T_SELECT, 0))
+		return;
+	if (h->st.ups && !strcmp(h->peer.node_id, c->peer.node_id) &&
+	    h->peer.instance == c->peer.instance)
+		same_peer = true;
+	if (h->out == c)
+		h->out = NULL;
+	timer_del(loop_timers(h->l), &h->retry_t);
+	timer_del(loop_timers(h->l), &c->hs);
+	c->st = CS_UP;
+	c->parked = false;
+	h->cur = c;
+	for (struct hal_conn *o = h->conns; o; o = o->next) {
+		if (o != c && !o->closing) {
+			h->st.duplicates++;
+			hal_conn_drop(o, 0, "another connection won",
+				      bye_if_connected(o, JR_BYE_DUPLICATE));
+		}
+	}
+	h->peer = c->peer;
+	/* A restarted peer has only what its HELLO says; the same process
+	 * still has everything it acknowledged before. */
+	if (!same_peer || c->peer.last_seq > h->st.last_seq_acked)
+		h->st.last_seq_acked = c->peer.last_seq;
+	h->st.ups++;
+	if (h->st.ups > 1)
+		h->st.reconnects++;
+	h->backoff = h->cfg.backoff_min_ms;
+	h->refusal_logged = false;
+	h->watching = true;
+	life(h);
+	loop_timer_in(h->l, &h->hb_t, h->cfg.heartbeat_ms);
+	pr_info("ha: link up with %s (epoch %llu) on the %s connection %s", c->peer.node_id,
+		(unsigned long long)c->peer.epoch, c->outbound ? "outgoing" : "incoming", c->name);
+	if (h->ops->on_up)
+		h->ops->on_up(h->arg, &h->peer);
+}
+
+static struct hal_conn *find_parked(struct hal_link *h)
+{
+	for (struct hal_conn *c = h->conns; c; c = c->next)
+		if (c->parked && !c->closing)
+			return c;
+	return NULL;
+}
+
+static void conn_detach(struct hal_conn *c, int err, const char *reason)
+{
+	struct hal_link *h = c->h;
+	bool was_cur = h->cur == c, was_out = h->out == c;
+
+	c->closing = true;
+	c->parked = false;
+	timer_del(loop_timers(h->l), &c->hs);
+	h->st.conns--;
+	if (was_out) {
+		h->out = NULL;
+		if (!h->cur) {
+			h->st.connect_failures++;
+			hal_grow_backoff(h);
+		}
+	}
+	if (was_cur) {
+		link_down(h, err, reason);
+		return;
+	}
+	if (h->cur || h->stopped)
+		return;
+	if (was_out) {
+		struct hal_conn *p = find_parked(h);
+
+		if (p) {
+			link_up(h, p);
+			return;
+		}
+	}
+	hal_schedule_connect(h);
+}
+
+/* Called on the deciding node when C has become READY. */
+static void decide(struct hal_link *h, struct hal_conn *c)
+{
+	if (h->cur) {
+		if (h->cur->peer.instance == c->peer.instance) {
+			/* Same peer process, second connection: keep the one in use. */
+			h->st.duplicates++;
+			hal_conn_drop(c, 0, "the link is already up", JR_BYE_DUPLICATE);
+			return;
+		}
+		link_up(h, c);
+		return;
+	}
+	if (!c->outbound && h->out) {
+		/* Both nodes are connecting at once: ours wins if it completes,
+		 * and its handshake deadline bounds the wait. */
+		c->parked = true;
+		timer_del(loop_timers(h->l), &c->hs);
+		return;
+	}
+	link_up(h, c);
+}
+
+/* --- frames ---------------------------------------------------------------------- */
+
+static void conn_hello(struct hal_conn *c, const struct jr_frame *f)
+{
+	struct hal_link *h = c->h;
+	struct jr_hello hello;
+	char why[2 * JR_NODE_ID_MAX + 64];
+
+	if (jr_hello_decode(f, &hello)) {
+		protocol_error(c, "HELLO with values out of range");
+		return;
+	}
+	if (hello.proto_major != JR_VERSION) {
+		snprintf(why, sizeof(why), "peer speaks protocol %u.%u, we speak %u.%u",
+			 hello.proto_major, hello.proto_minor, JR_VERSION, JR_VERSION_MINOR);
+		refuse(c, JR_BYE_VERSION, -EPROTONOSUPPORT, why);
+		return;
+	}
+	if (!strcmp(hello.node_id, h->local.node_id)) {
+		snprintf(why, sizeof(why), "peer has our node id '%s'", hello.node_id);
+		refuse(c, JR_BYE_SAME_ID, -EEXIST, why);
+		return;
+	}
+	if (c->st == CS_UP) {
+		if (strcmp(hello.node_id, c->peer.node_id) || hello.instance != c->peer.instance) {
+			protocol_error(c, "HELLO changed the node id or instance of the link");
+			return;
+		}
+		c->peer = hello;
+		h->peer = hello;
+		if (h->ops->on_frame)
+			h->ops->on_frame(h->arg, f);
+		return;
+	}
+	if (c->st != CS_HELLO) {
+		protocol_error(c, "second HELLO before the link was up");
+		return;
+	}
+	if (h->cur && strcmp(hello.node_id, h->cur->peer.node_id)) {
+		snprintf(why, sizeof(why), "node '%s' connects while the link with '%s' is up",
+			 hello.node_id, h->cur->peer.node_id);
+		refuse(c, JR_BYE_DUPLICATE, -EEXIST, why);
+		return;
+	}
+	c->peer = hello;
+	c->st = CS_READY;
+	if (we_decide(h, c)) {
+		decide(h, c);
+	} else {
+		/* The peer may park this connection while its own one races
+		 * (up to timeout_ms): wait for its SELECT longer than that. */
+		loop_timer_in(h->l, &c->hs, 2 * (uint64_t)h->cfg.timeout_ms);
+	}
+}
+
+static void conn_goodbye(struct hal_conn *c, const struct jr_frame *f)
+{
+	struct hal_link *h = c->h;
+	struct jr_goodbye g;
+	char why[JR_REASON_MAX + 64];
+
+	if (jr_goodbye_decode(f, &g)) {
+		protocol_error(c, "malformed GOODBYE");
+		return;
+	}
+	snprintf(why, sizeof(why), "peer said goodbye (%s)%s%s", bye_name(g.code),
+		 g.reason[0] ? ": " : "", g.reason);
+	if (g.code == JR_BYE_VERSION || g.code == JR_BYE_SAME_ID) {
+		h->st.refused_by_peer++;
+		if (!h->refusal_logged)
+			pr_err("ha: %s: %s", c->name, why);
+		h->refusal_logged = true;
+	} else if (c != h->cur) {
+		pr_debug("ha: %s: %s", c->name, why);
+	}
+	if (c == h->cur && h->ops->on_frame) {
+		h->ops->on_frame(h->arg, f);
+		if (c->closing)
+			return;
+	}
+	hal_conn_drop(c, c == h->cur ? -ECONNRESET : 0, why, 0);
+}
+
+static void conn_frame_up(struct hal_conn *c, const struct jr_frame *f)
+{
+	struct hal_link *h = c->h;
+
+	life(h);
+	switch (f->type) {
+	case JR_T_HEARTBEAT:
+		h->st.heartbeats_in++;
+		return;
+	case JR_T_ACK:
+		if (f->seq > h->st.last_seq_acked)
+			h->st.last_seq_acked = f->seq;
+		break;
+	case JR_T_RECORD:
+	case JR_T_SNAPSHOT_BEGIN:
+	case JR_T_SNAPSHOT_END:
+		break;
+	case JR_T_HELLO:
+		conn_hello(c, f);
+		return;
+	case JR_T_GOODBYE:
+		conn_goodbye(c, f);
+		return;
+	case JR_T_SELECT:
+		if (we_decide(h, c))
+			protocol_error(c, "SELECT from the node that does not decide");
+		return;
+	default:
+		/* A newer minor version's frame: skipped, as it must be. */
+		h->st.unknown_frames++;
+		return;
+	}
+	if (h->ops->on_frame)
+		h->ops->on_frame(h->arg, f);
+}
+
+static void conn_frame(struct hal_conn *c, const struct jr_frame *f)
+{
+	struct hal_link *h = c->h;
+
+	h->st.frames_in++;
+	h->st.unknown_attrs += f->unknown_attrs;
+	switch (c->st) {
+	case CS_HELLO:
+		if (f->type == JR_T_HELLO)
+			conn_hello(c, f);
+		else if (f->type == JR_T_GOODBYE)
+			conn_goodbye(c, f);
+		else
+			protocol_error(c, "frame before HELLO");
+		break;
+	case CS_READY:
+		if (f->type == JR_T_SELECT && !we_decide(h, c))
+			link_up(h, c);
+		else if (f->type == JR_T_GOODBYE)
+			conn_goodbye(c, f);
+		else
+			protocol_error(c, "frame before the link was up");
+		break;
+	case CS_UP:
+		conn_frame_up(c, f);
+		break;
+	}
+}
+
+static void conn_bad_bytes(struct hal_conn *c)
+{
+	struct hal_link *h = c->h;
+	char why[128];
+
+	if (c->dec.err_version && c->dec.err_version != JR_VERSION) {
+		snprintf(why, sizeof(why), "peer frames protocol version %u, we speak %u",
+			 c->dec.err_version, JR_VERSION);
+		refuse(c, JR_BYE_VERSION, -EPROTONOSUPPORT, why);
+		return;
+	}
+	h->st.decode_errors++;
+	snprintf(why, sizeof(why), "malformed frame: %s", c->dec.err ? c->dec.err : "?");
+	pr_warn("ha: %s: %s, dropping the connection", c->name, why);
+	hal_conn_drop(c, -EBADMSG, why, JR_BYE_PROTOCOL);
+}
+
+static size_t conn_data(struct loop_stream *s, void *arg, const char *buf, size_t len)
+{
+	struct hal_conn *c = arg;
+	const uint8_t *p = (const uint8_t *)buf;
+	size_t used = 0;
+
+	(void)s;
+	while (c->h && !c->closing && used < len) {
+		struct jr_frame f;
+		size_t n;
+		int ret = jr_decode(&c->dec, p + used, len - used, &n, &f);
+
+		if (ret == -EAGAIN)
+			return used;
+		if (ret) {
+			conn_bad_bytes(c);
+			break;
+		}
+		used += n;
+		c->h->st.bytes_in += n;
+		conn_frame(c, &f);
+	}
+	/* Bytes after a close are nobody's: take them all. */
+	return len;
+}
+
+static void conn_closed(struct loop_stream *s, void *arg, int err)
+{
+	struct hal_conn *c = arg;
+	struct hal_link *h = c->h;
+
+	(void)s;
+	if (h) {
+		if (!c->closing) {
+			char why[96];
+
+			if (err)
+				snprintf(why, sizeof(why), "connection lost: %s", strerror(-err));
+			else
+				snprintf(why, sizeof(why), "connection closed by the peer");
+			conn_detach(c, err, why);
+		}
+		for (struct hal_conn **pp = &h->conns; *pp; pp = &(*pp)->next) {
+			if (*pp == c) {
+				*pp = c->next;
+				break;
+			}
+		}
+	}
+	free(c);
+}
+
+const struct loop_stream_ops hal_conn_ops = {
+	.on_data = conn_data,
+	.on_close = conn_closed,
+};
