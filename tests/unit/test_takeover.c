@@ -1,0 +1,719 @@
+/* Hot standby in one process: two servers, "active" and "standby", each with
+ * its own clock and capture list.  Every call change on the active goes
+ * through the journal path role.c uses (rep_call_encode, jr_decode,
+ * jr_record_decode, rep_apply) into the standby, which then takes over
+ * (calls_take_over) and carries the calls on with real SIP messages. */
+#include <arpa/inet.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "ha/journal.h"
+#include "ha/replica.h"
+#include "server/call.h"
+#include "server/server.h"
+
+#define MAXSENT 128
+#define NO_ANSWER_MS 20000
+
+struct sent {
+	struct sip_peer to;
+	char *buf;
+	size_t len;
+};
+
+struct node {
+	struct sipha_config cfg;
+	struct timer_wheel tw;
+	struct server srv;
+	struct sent sent[MAXSENT];
+	unsigned nsent, seen;
+};
+
+struct fx {
+	struct node act, sby;
+	struct jr_buf jb;
+	uint64_t seq;
+};
+
+#define CONF_FMT                                                                          \
+	"[node]\nid = %s\n[sip]\nlisten = 127.0.0.1:5060\ndomain = sipha.test\n"          \
+	"no_answer_ms = %d\n[control]\nsocket = /tmp/sipha-test-takeover-%s.sock\n[dn]\n" \
+	"3000 = sip:10.0.0.50:5080\n"
+
+#define SDP_A                                       \
+	"v=0\r\no=a 1 1 IN IP4 10.0.0.1\r\ns=-\r\n" \
+	"c=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\n"
+#define SDP_B                                        \
+	"v=0\r\no=b 2 2 IN IP4 10.0.0.50\r\ns=-\r\n" \
+	"c=IN IP4 10.0.0.50\r\nt=0 0\r\nm=audio 7000 RTP/AVP 0\r\n"
+
+static int capture(void *arg, const struct sip_peer *to, const char *buf, size_t len)
+{
+	struct node *n = arg;
+	struct sent *s;
+
+	assert_true(n->nsent < MAXSENT);
+	s = &n->sent[n->nsent++];
+	s->to = *to;
+	s->buf = malloc(len + 1);
+	assert_non_null(s->buf);
+	memcpy(s->buf, buf, len);
+	s->buf[len] = '\0';
+	s->len = len;
+	return 0;
+}
+
+/* The HA link of role.c without the socket: one RECORD frame per change,
+ * decoded and applied on the standby as standby_frame() does. */
+static void journal(void *arg, const struct call *c, bool gone)
+{
+	struct fx *f = arg;
+	struct jr_decoder d;
+	struct jr_frame fr;
+	struct jr_record r;
+	size_t used = 0;
+
+	jr_buf_reset(&f->jb);
+	assert_int_equal(rep_call_encode(&f->jb, ++f->seq, c, gone ? JR_OP_DELETE : JR_OP_UPSERT),
+			 0);
+	jr_decoder_init(&d, 0);
+	assert_int_equal(jr_decode(&d, f->jb.data, f->jb.len, &used, &fr), 0);
+	assert_int_equal(used, f->jb.len);
+	assert_int_equal(jr_record_decode(&fr, &r), 0);
+	assert_int_equal(rep_apply(&f->sby.srv, &r), 0);
+}
+
+static void node_init(struct node *n, const char *id)
+{
+	char text[512], err[256];
+
+	snprintf(text, sizeof(text), CONF_FMT, id, NO_ANSWER_MS, id);
+	assert_int_equal(cfg_load_string(text, "t.conf", &n->cfg, err, sizeof(err)), 0);
+	timer_wheel_init(&n->tw, 1000);
+	assert_int_equal(srv_core_init(&n->srv, &n->cfg, &n->tw, capture, n), 0);
+}
+
+static void node_fini(struct node *n)
+{
+	srv_core_fini(&n->srv);
+	for (unsigned i = 0; i < n->nsent; i++)
+		free(n->sent[i].buf);
+	cfg_free(&n->cfg);
+}
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	jr_buf_init(&f->jb);
+	node_init(&f->act, "a");
+	node_init(&f->sby, "b");
+	f->act.srv.repl.call = journal;
+	f->act.srv.repl.arg = f;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+
+	f->act.srv.repl.call = NULL; /* the active's shutdown is not news */
+	node_fini(&f->act);
+	node_fini(&f->sby);
+	jr_buf_free(&f->jb);
+	free(f);
+	return 0;
+}
+
+static struct sip_peer udp_peer(const char *ip, unsigned port)
+{
+	struct sip_peer p = { .proto = SIP_PROTO_UDP };
+	struct sockaddr_in *s = (struct sockaddr_in *)&p.addr;
+
+	s->sin_family = AF_INET;
+	s->sin_port = htons(port);
+	inet_pton(AF_INET, ip, &s->sin_addr);
+	p.addrlen = sizeof(*s);
+	return p;
+}
+
+static unsigned port_of(const struct sip_peer *p)
+{
+	return ntohs(((const struct sockaddr_in *)&p->addr)->sin_port);
+}
+
+static void inject(struct node *n, const struct sip_peer *from, const char *fmt, ...)
+{
+	char buf[8192];
+	va_list ap;
+	int len;
+
+	va_start(ap, fmt);
+	len = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	assert_true(len > 0 && len < (int)sizeof(buf));
+	srv_rx(&n->srv, from, buf, (size_t)len);
+}
+
+static void advance(struct node *n, uint64_t ms)
+{
+	timer_run(&n->tw, n->tw.now + ms);
+}
+
+static void expect_none(struct node *n)
+{
+	if (n->seen < n->nsent)
+		fail_msg("unexpected message sent:\n%s", n->sent[n->seen].buf);
+}
+
+/* The next message: WHAT is a method ("ACK") or a response code and the
+ * method of its CSeq ("180 INVITE"); PORT where it went. */
+static osip_message_t *expect(struct node *n, const char *what, unsigned port)
+{
+	const char *method = strchr(what, ' ');
+	osip_message_t *m = NULL;
+	struct sent *s;
+
+	if (n->seen >= n->nsent)
+		fail_msg("expected %s, nothing sent", what);
+	s = &n->sent[n->seen++];
+	assert_int_equal(sipmsg_parse(s->buf, s->len, true, &m), 0);
+	if (method ? m->status_code != atoi(what) || strcmp(m->cseq->method, method + 1)
+		   : !m->sip_method || strcmp(m->sip_method, what))
+		fail_msg("expected %s, got:\n%s", what, s->buf);
+	assert_int_equal(port_of(&s->to), port);
+	return m;
+}
+
+static char *callid(const osip_message_t *m)
+{
+	static char buf[256];
+
+	snprintf(buf, sizeof(buf), "%s%s%s", m->call_id->number, m->call_id->host ? "@" : "",
+		 m->call_id->host ? m->call_id->host : "");
+	return buf;
+}
+
+static const char *tag_of(osip_from_t *h)
+{
+	osip_generic_param_t *p = NULL;
+
+	return osip_from_get_tag(h, &p) == 0 && p ? p->gvalue : NULL;
+}
+
+static const char *branch_of(osip_message_t *m)
+{
+	osip_via_t *v = NULL;
+	osip_generic_param_t *p = NULL;
+
+	osip_message_get_via(m, 0, &v);
+	assert_non_null(v);
+	osip_via_param_get_byname(v, "branch", &p);
+	assert_non_null(p);
+	return p->gvalue;
+}
+
+static const char *body_of(osip_message_t *m)
+{
+	osip_body_t *b = NULL;
+
+	return osip_message_get_body(m, 0, &b) >= 0 && b ? b->body : NULL;
+}
+
+/* The caller (10.0.0.1:5061) and the callee (10.0.0.50:5080). */
+struct uac {
+	struct sip_peer peer;
+	char invite[2048];
+	char id[16], callid[64], ftag[32], ttag[64];
+};
+
+struct uas {
+	struct sip_peer peer;
+	char invite[8192]; /* sipha's INVITE, raw */
+	size_t invite_len;
+	char callid[256], ftag[64], via[256];
+};
+
+/* The caller's INVITE (to N; only built when N is NULL). */
+static void caller_invite(struct node *n, struct uac *a, const char *id)
+{
+	a->peer = udp_peer("10.0.0.1", 5061);
+	snprintf(a->id, sizeof(a->id), "%s", id);
+	snprintf(a->callid, sizeof(a->callid), "%s@10.0.0.1", id);
+	snprintf(a->ftag, sizeof(a->ftag), "f%s", id);
+	snprintf(a->invite, sizeof(a->invite),
+		 "INVITE sip:3000@sipha.test SIP/2.0\r\n"
+		 "Via: SIP/2.0/UDP 10.0.0.1:5061;branch=z9hG4bKa%s\r\nMax-Forwards: 70\r\n"
+		 "From: \"Alice\" <sip:alice@sipha.test>;tag=%s\r\nTo: <sip:3000@sipha.test>\r\n"
+		 "Call-ID: %s\r\nCSeq: 1 INVITE\r\nContact: <sip:alice@10.0.0.1:5061>\r\n"
+		 "Content-Type: application/sdp\r\nContent-Length: %zu\r\n\r\n%s",
+		 id, a->ftag, a->callid, strlen(SDP_A), SDP_A);
+	if (n)
+		inject(n, &a->peer, "%s", a->invite);
+}
+
+/* The caller's INVITE on the active: its 100 Trying, then sipha's INVITE
+ * to the callee, which the callee records. */
+static void start_call(struct fx *f, struct uac *a, struct uas *b, const char *id)
+{
+	osip_message_t *m;
+	struct sent *s;
+
+	caller_invite(&f->act, a, id);
+	osip_message_free(expect(&f->act, "100 INVITE", 5061));
+	m = expect(&f->act, "INVITE", 5080);
+	s = &f->act.sent[f->act.seen - 1];
+	b->peer = s->to;
+	assert_true(s->len < sizeof(b->invite));
+	memcpy(b->invite, s->buf, s->len);
+	b->invite_len = s->len;
+	snprintf(b->callid, sizeof(b->callid), "%s", callid(m));
+	snprintf(b->ftag, sizeof(b->ftag), "%s", tag_of(m->from));
+	snprintf(b->via, sizeof(b->via), "SIP/2.0/UDP 127.0.0.1:5060;branch=%s;rport",
+		 branch_of(m));
+	osip_message_free(m);
+	expect_none(&f->act);
+}
+
+static void callee_respond(struct node *n, struct uas *b, int code, const char *reason,
+			   const char *sdp)
+{
+	inject(n, &b->peer,
+	       "SIP/2.0 %d %s\r\nVia: %s\r\n"
+	       "From: \"Alice\" <sip:alice@sipha.test>;tag=%s\r\nTo: "
+	       "<sip:3000@sipha.test>;tag=btag\r\n"
+	       "Call-ID: %s\r\nCSeq: 1 INVITE\r\nContact: <sip:bob@10.0.0.50:5080>\r\n"
+	       "%sContent-Length: %zu\r\n\r\n%s",
+	       code, reason, b->via, b->ftag, b->callid,
+	       sdp ? "Content-Type: application/sdp\r\n" : "", sdp ? strlen(sdp) : 0,
+	       sdp ? sdp : "");
+}
+
+/* Answers request M that sipha sent (to either side) with CODE. */
+static void answer(struct node *n, const struct sip_peer *from, osip_message_t *m, int code)
+{
+	char *via = NULL, *fr = NULL, *to = NULL;
+	osip_via_t *v = NULL;
+
+	osip_message_get_via(m, 0, &v);
+	osip_via_to_str(v, &via);
+	osip_from_to_str(m->from, &fr);
+	osip_to_to_str(m->to, &to);
+	inject(n, from,
+	       "SIP/2.0 %d Whatever\r\nVia: %s\r\nFrom: %s\r\nTo: %s%s\r\nCall-ID: %s\r\n"
+	       "CSeq: %s %s\r\nContent-Length: 0\r\n\r\n",
+	       code, via, fr, to, tag_of(m->to) ? "" : ";tag=btag", callid(m), m->cseq->number,
+	       m->cseq->method);
+	osip_free(via);
+	osip_free(fr);
+	osip_free(to);
+}
+
+/* An in-dialog request from the caller (ACK for the 2xx, BYE). */
+static void caller_request(struct node *n, struct uac *a, const char *method, int cseq)
+{
+	inject(n, &a->peer,
+	       "%s sip:sipha@127.0.0.1:5060 SIP/2.0\r\n"
+	       "Via: SIP/2.0/UDP 10.0.0.1:5061;branch=z9hG4bK%s%d%s\r\nMax-Forwards: 70\r\n"
+	       "From: \"Alice\" <sip:alice@sipha.test>;tag=%s\r\nTo: "
+	       "<sip:3000@sipha.test>;tag=%s\r\n"
+	       "Call-ID: %s\r\nCSeq: %d %s\r\nContent-Length: 0\r\n\r\n",
+	       method, method, cseq, a->ftag, a->ftag, a->ttag, a->callid, cseq, method);
+}
+
+/* A request of the caller's INVITE transaction: CANCEL, or the ACK of an
+ * error answer (with sipha's tag). */
+static void caller_txn(struct node *n, struct uac *a, const char *method)
+{
+	bool ack = !strcmp(method, "ACK");
+
+	inject(n, &a->peer,
+	       "%s sip:3000@sipha.test SIP/2.0\r\n"
+	       "Via: SIP/2.0/UDP 10.0.0.1:5061;branch=z9hG4bKa%s\r\nMax-Forwards: 70\r\n"
+	       "From: \"Alice\" <sip:alice@sipha.test>;tag=%s\r\nTo: <sip:3000@sipha.test>%s%s\r\n"
+	       "Call-ID: %s\r\nCSeq: 1 %s\r\nContent-Length: 0\r\n\r\n",
+	       method, a->id, a->ftag, ack ? ";tag=" : "", ack ? a->ttag : "", a->callid, method);
+}
+
+static void callee_bye(struct node *n, struct uas *b)
+{
+	inject(n, &b->peer,
+	       "BYE sip:sipha@127.0.0.1:5060 SIP/2.0\r\n"
+	       "Via: SIP/2.0/UDP 10.0.0.50:5080;branch=z9hG4bKbye%s\r\nMax-Forwards: 70\r\n"
+	       "From: <sip:3000@sipha.test>;tag=btag\r\nTo: \"Alice\" "
+	       "<sip:alice@sipha.test>;tag=%s\r\n"
+	       "Call-ID: %s\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
+	       b->ftag, b->ftag, b->callid);
+}
+
+static void first_call(void *arg, const struct call *c)
+{
+	*(const struct call **)arg = c;
+}
+
+static const struct call *only_call(struct node *n)
+{
+	const struct call *c = NULL;
+
+	assert_int_equal(calls_count(n->srv.calls), 1);
+	calls_foreach(n->srv.calls, first_call, &c);
+	assert_non_null(c);
+	return c;
+}
+
+/* The standby takes over: its INVITE to the callee goes out again, byte
+ * for byte what the active sent, and the caller hears nothing. */
+static void take_over(struct fx *f, struct uas *b, size_t resumed)
+{
+	struct sent *s;
+
+	assert_int_equal(calls_take_over(f->sby.srv.calls), resumed);
+	if (!resumed)
+		return;
+	assert_int_equal(f->sby.nsent - f->sby.seen, 1);
+	s = &f->sby.sent[f->sby.seen++];
+	assert_int_equal(port_of(&s->to), 5080);
+	assert_int_equal(s->len, b->invite_len);
+	assert_memory_equal(s->buf, b->invite, b->invite_len);
+}
+
+/* The callee's 180 (to NODE) reaches the caller with sipha's A-leg tag. */
+static void ringing(struct node *n, struct uac *a, struct uas *b)
+{
+	osip_message_t *m;
+
+	callee_respond(n, b, 180, "Ringing", NULL);
+	m = expect(n, "180 INVITE", 5061);
+	assert_string_equal(callid(m), a->callid);
+	assert_string_equal(tag_of(m->to), a->ttag);
+	osip_message_free(m);
+	expect_none(n);
+}
+
+/* The callee's 180 on the active, before the takeover. */
+static void ring_on_active(struct fx *f, struct uac *a, struct uas *b)
+{
+	snprintf(a->ttag, sizeof(a->ttag), "%s", only_call(&f->act)->a.dlg.local_tag);
+	ringing(&f->act, a, b);
+	assert_string_equal(call_state_name(only_call(&f->sby)->state), "ringing");
+}
+
+/* The callee's 200 (to NODE): sipha ACKs it and answers the caller. */
+static void answered(struct node *n, struct uac *a, struct uas *b)
+{
+	osip_message_t *m;
+
+	callee_respond(n, b, 200, "OK", SDP_B);
+	m = expect(n, "ACK", 5080);
+	assert_string_equal(callid(m), b->callid);
+	assert_string_equal(tag_of(m->to), "btag");
+	assert_string_equal(m->cseq->number, "1");
+	osip_message_free(m);
+	m = expect(n, "200 INVITE", 5061);
+	assert_string_equal(callid(m), a->callid);
+	assert_string_equal(tag_of(m->to), a->ttag);
+	assert_string_equal(body_of(m), SDP_B);
+	osip_message_free(m);
+	assert_string_equal(call_state_name(only_call(n)->state), "established");
+	caller_request(n, a, "ACK", 1);
+	expect_none(n);
+}
+
+/* A BYE from one side reaches the other, whose 200 comes back. */
+static void hang_up(struct node *n, struct uac *a, struct uas *b, bool caller)
+{
+	osip_message_t *m;
+
+	if (caller)
+		caller_request(n, a, "BYE", 2);
+	else
+		callee_bye(n, b);
+	m = expect(n, "BYE", caller ? 5080 : 5061);
+	assert_string_equal(callid(m), caller ? b->callid : a->callid);
+	assert_string_equal(tag_of(m->from), caller ? b->ftag : a->ttag);
+	assert_string_equal(tag_of(m->to), caller ? "btag" : a->ftag);
+	assert_string_equal(m->req_uri->host, caller ? "10.0.0.50" : "10.0.0.1"); /* Contact */
+	answer(n, caller ? &b->peer : &a->peer, m, 200);
+	osip_message_free(m);
+	osip_message_free(expect(n, "200 BYE", caller ? 5061 : 5080));
+}
+
+/* sipha cancels the callee's INVITE (its branch), and ACKs the 487. */
+static void callee_cancelled(struct node *n, struct uas *b)
+{
+	osip_message_t *m = expect(n, "CANCEL", 5080);
+
+	assert_string_equal(callid(m), b->callid);
+	assert_string_equal(m->cseq->number, "1");
+	assert_non_null(strstr(b->via, branch_of(m)));
+	answer(n, &b->peer, m, 200);
+	osip_message_free(m);
+	assert_int_equal(calls_count(n->srv.calls), 0);
+	callee_respond(n, b, 487, "Request Terminated", NULL);
+	m = expect(n, "ACK", 5080);
+	assert_non_null(strstr(b->via, branch_of(m)));
+	assert_string_equal(tag_of(m->to), "btag");
+	osip_message_free(m);
+}
+
+static void all_gone(struct node *n)
+{
+	assert_int_equal(calls_count(n->srv.calls), 0);
+	advance(n, 64000);
+	assert_int_equal(txn_count(n->srv.txns), 0);
+	expect_none(n);
+}
+
+static void test_dialing_taken_over(void **state)
+{
+	struct fx *f = *state;
+	struct uac a;
+	struct uas b;
+
+	start_call(f, &a, &b, "t1");
+	assert_string_equal(call_state_name(only_call(&f->sby)->state), "dialing");
+	/* the caller has not seen it yet: the tag the active chose */
+	snprintf(a.ttag, sizeof(a.ttag), "%s", only_call(&f->act)->a.dlg.local_tag);
+	assert_string_equal(only_call(&f->sby)->a.dlg.local_tag, a.ttag);
+	expect_none(&f->sby); /* a replica does nothing by itself */
+
+	take_over(f, &b, 1);
+	expect_none(&f->sby);
+	ringing(&f->sby, &a, &b);
+	assert_string_equal(call_state_name(only_call(&f->sby)->state), "ringing");
+	answered(&f->sby, &a, &b);
+
+	hang_up(&f->sby, &a, &b, true);
+	all_gone(&f->sby);
+}
+
+static void test_ringing_taken_over(void **state)
+{
+	struct fx *f = *state;
+	struct uac a;
+	struct uas b;
+	struct sent *last;
+
+	start_call(f, &a, &b, "t2");
+	ring_on_active(f, &a, &b);
+
+	take_over(f, &b, 1);
+	/* the caller's retransmission: absorbed, no new call, no new B INVITE */
+	inject(&f->sby, &a.peer, "%s", a.invite);
+	expect_none(&f->sby);
+	assert_int_equal(calls_count(f->sby.srv.calls), 1);
+	ringing(&f->sby, &a, &b);
+	/* once the 180 went out here, a retransmission gets it again */
+	last = &f->sby.sent[f->sby.nsent - 1];
+	inject(&f->sby, &a.peer, "%s", a.invite);
+	assert_int_equal(f->sby.nsent - f->sby.seen, 1);
+	assert_int_equal(f->sby.sent[f->sby.seen].len, last->len);
+	assert_memory_equal(f->sby.sent[f->sby.seen].buf, last->buf, last->len);
+	f->sby.seen++;
+	assert_int_equal(calls_count(f->sby.srv.calls), 1);
+	answered(&f->sby, &a, &b);
+
+	hang_up(&f->sby, &a, &b, false);
+	all_gone(&f->sby);
+}
+
+static void test_cancel_after_takeover(void **state)
+{
+	struct fx *f = *state;
+	struct uac a;
+	struct uas b;
+	osip_message_t *m;
+
+	start_call(f, &a, &b, "t3");
+	ring_on_active(f, &a, &b);
+	take_over(f, &b, 1);
+	caller_txn(&f->sby, &a, "CANCEL");
+	osip_message_free(expect(&f->sby, "200 CANCEL", 5061));
+	m = expect(&f->sby, "487 INVITE", 5061);
+	assert_string_equal(tag_of(m->to), a.ttag);
+	osip_message_free(m);
+	callee_cancelled(&f->sby, &b);
+	/* the caller ACKs its 487 inside the rebuilt transaction */
+	caller_txn(&f->sby, &a, "ACK");
+	all_gone(&f->sby);
+}
+
+static void test_no_answer_after_takeover(void **state)
+{
+	struct fx *f = *state;
+	struct uac a;
+	struct uas b;
+	osip_message_t *m;
+
+	start_call(f, &a, &b, "t4");
+	ring_on_active(f, &a, &b);
+	/* time on the standby before the takeover arms nothing */
+	advance(&f->sby, NO_ANSWER_MS + 5000);
+	expect_none(&f->sby);
+	assert_int_equal(calls_count(f->sby.srv.calls), 1);
+
+	take_over(f, &b, 1);
+	ringing(&f->sby, &a, &b); /* the callee answers the retransmission */
+	advance(&f->sby, NO_ANSWER_MS - 1);
+	expect_none(&f->sby);
+	advance(&f->sby, 1);
+	m = expect(&f->sby, "480 INVITE", 5061);
+	assert_string_equal(tag_of(m->to), a.ttag);
+	osip_message_free(m);
+	callee_cancelled(&f->sby, &b);
+	caller_txn(&f->sby, &a, "ACK");
+	all_gone(&f->sby);
+}
+
+static void test_established_taken_over(void **state)
+{
+	struct fx *f = *state;
+	struct uac a;
+	struct uas b;
+
+	start_call(f, &a, &b, "t5");
+	ring_on_active(f, &a, &b);
+	answered(&f->act, &a, &b);
+	assert_string_equal(call_state_name(only_call(&f->sby)->state), "established");
+
+	take_over(f, &b, 0);
+	expect_none(&f->sby);
+	assert_int_equal(calls_count(f->sby.srv.calls), 1);
+
+	hang_up(&f->sby, &a, &b, false);
+	all_gone(&f->sby);
+}
+
+struct swept {
+	unsigned n;
+	char call_id[64];
+};
+
+static void on_swept(void *arg, const struct call *c)
+{
+	struct swept *s = arg;
+
+	s->n++;
+	snprintf(s->call_id, sizeof(s->call_id), "%s", c->a.dlg.call_id);
+}
+
+static void test_mark_and_sweep(void **state)
+{
+	struct fx *f = *state;
+	struct uac x, y;
+	struct uas bx, by;
+	struct swept s = { 0 };
+	const struct call *cx = NULL, *left;
+
+	start_call(f, &x, &bx, "t6x");
+	calls_foreach(f->act.srv.calls, first_call, &cx); /* the newest is at the head */
+	assert_string_equal(cx->a.dlg.call_id, x.callid);
+	start_call(f, &y, &by, "t6y");
+	assert_int_equal(calls_count(f->sby.srv.calls), 2);
+
+	calls_mark_all(f->sby.srv.calls);
+	journal(f, cx, false); /* the snapshot names X only */
+	assert_int_equal(calls_count(f->sby.srv.calls), 2);
+	assert_int_equal(calls_sweep(f->sby.srv.calls, on_swept, &s), 1);
+	assert_int_equal(s.n, 1);
+	assert_string_equal(s.call_id, y.callid);
+	left = only_call(&f->sby);
+	assert_string_equal(left->a.dlg.call_id, x.callid);
+	assert_string_equal(call_state_name(left->state), "dialing");
+	expect_none(&f->sby); /* dropped without a message */
+	/* a sweep with everything confirmed drops nothing */
+	assert_int_equal(calls_sweep(f->sby.srv.calls, on_swept, &s), 0);
+	assert_int_equal(s.n, 1);
+}
+
+/* A replica built by hand for caller A (dialog from its INVITE, tag "s" +
+ * its id), with the INVITE bytes as given: not NUL-terminated, as the
+ * journal carries them. */
+static void upsert(struct node *n, struct uac *a, const char *a_inv, size_t a_len,
+		   const void *b_inv, size_t b_len)
+{
+	struct call_replica r = { .state = CALL_RINGING, .id = 100 };
+	osip_message_t *req = NULL;
+	char cid[64];
+
+	snprintf(a->ttag, sizeof(a->ttag), "s%s", a->id);
+	assert_int_equal(sipmsg_parse(a->invite, strlen(a->invite), true, &req), 0);
+	assert_int_equal(dlg_init_uas(&r.a, req, a->ttag), 0);
+	osip_message_free(req);
+	r.a.peer = a->peer;
+	snprintf(cid, sizeof(cid), "b%s@127.0.0.1", a->id);
+	assert_int_equal(dlg_init_uac(&r.b, cid, "bt", "sip:alice@sipha.test", NULL,
+				      "sip:3000@sipha.test", "sip:3000@10.0.0.50:5080", 1),
+			 0);
+	r.b.peer = udp_peer("10.0.0.50", 5080);
+	r.dn = strdup("3000");
+	r.from = strdup("sip:alice@sipha.test");
+	r.to = strdup("sip:3000@sipha.test");
+	r.a_invite = malloc(a_len);
+	r.b_invite = malloc(b_len);
+	assert_true(r.a_invite && r.b_invite);
+	memcpy(r.a_invite, a_inv, r.a_invite_len = a_len);
+	memcpy(r.b_invite, b_inv, r.b_invite_len = b_len);
+	assert_int_equal(call_upsert_replica(&n->srv, &r), 0);
+}
+
+static void test_malformed_replica(void **state)
+{
+	static const char junk[] = { 'I', 'N', 'V', '\0', 0x7f, '\r', '\n', 'x', ':', ' ' };
+	static const char bad_a[] = "SIP/2.0 INVITE junk\r\n\r\n";
+	struct fx *f = *state;
+	struct uac a1, a2, a3;
+	osip_message_t *m;
+
+	/* the caller's INVITE good, ours to the callee garbage */
+	caller_invite(NULL, &a1, "t7a");
+	upsert(&f->sby, &a1, a1.invite, strlen(a1.invite), junk, sizeof(junk));
+	/* garbage both ways */
+	caller_invite(NULL, &a2, "t7b");
+	upsert(&f->sby, &a2, bad_a, sizeof(bad_a) - 1, "\x01\x02\x03", 3);
+	/* the caller's INVITE good, ours cut short */
+	caller_invite(NULL, &a3, "t7c");
+	upsert(&f->sby, &a3, a3.invite, strlen(a3.invite), a1.invite, 40);
+	assert_int_equal(calls_count(f->sby.srv.calls), 3);
+
+	take_over(f, NULL, 0);
+	assert_int_equal(calls_count(f->sby.srv.calls), 0);
+	/* 500 for each good caller's INVITE, newest first (the table's order);
+	 * the callee hears nothing */
+	m = expect(&f->sby, "500 INVITE", 5061);
+	assert_string_equal(callid(m), a3.callid);
+	assert_string_equal(tag_of(m->to), a3.ttag);
+	osip_message_free(m);
+	m = expect(&f->sby, "500 INVITE", 5061);
+	assert_string_equal(callid(m), a1.callid);
+	assert_string_equal(tag_of(m->to), a1.ttag);
+	osip_message_free(m);
+	expect_none(&f->sby);
+	caller_txn(&f->sby, &a1, "ACK");
+	caller_txn(&f->sby, &a3, "ACK");
+	all_gone(&f->sby);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_dialing_taken_over, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ringing_taken_over, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cancel_after_takeover, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_answer_after_takeover, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_established_taken_over, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mark_and_sweep, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_malformed_replica, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
