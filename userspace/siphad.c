@@ -31,9 +31,18 @@ static void usage(FILE *f)
 
 struct sig_ctx {
 	struct loop *l;
+	struct server *srv; /* NULL until it is up */
 	int fd;
+	bool stopping;
 };
 
+static void stop_loop(void *arg)
+{
+	loop_stop(arg);
+}
+
+/* The first SIGTERM/SIGINT leaves gracefully (an active node hands over to
+ * its peer first); a second one stops at once. */
 static void on_signal(void *arg, int fd, unsigned revents)
 {
 	struct sig_ctx *sc = arg;
@@ -41,11 +50,17 @@ static void on_signal(void *arg, int fd, unsigned revents)
 
 	(void)revents;
 	while (read(fd, &si, sizeof(si)) == sizeof(si)) {
-		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
-			pr_info("signal %u: shutting down", si.ssi_signo);
-			sd_notify(0, "STOPPING=1");
+		if (si.ssi_signo != SIGTERM && si.ssi_signo != SIGINT)
+			continue;
+		if (sc->stopping || !sc->srv) {
+			pr_info("signal %u: stopping now", si.ssi_signo);
 			loop_stop(sc->l);
+			continue;
 		}
+		pr_info("signal %u: shutting down", si.ssi_signo);
+		sd_notify(0, "STOPPING=1");
+		sc->stopping = true;
+		srv_shutdown(sc->srv, stop_loop, sc->l);
 	}
 }
 
@@ -130,6 +145,7 @@ int main(int argc, char **argv)
 	if (ret)
 		goto out;
 	srv_up = true;
+	sc.srv = &srv;
 	pr_info("siphad %s node %s ready (sip %s:%u)", SIPHA_VERSION, cfg.node.id, srv.adv_host,
 		srv.adv_port);
 	sd_notify(0, "READY=1");

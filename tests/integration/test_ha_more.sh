@@ -11,6 +11,8 @@
 #   switchover  siphactl switchover under a steady call load: roles swap,
 #               the VIP moves, no call fails; refused (exit 1) on the
 #               standby and without a peer.
+#   stop        SIGTERM to the active under a steady call load: it hands
+#               over first (a switchover), then exits 0; no call fails.
 #   partition   the HA link is cut with nftables in the backup's namespace
 #               (TCP port 7100 dropped both ways, in and out; ARP and SIP
 #               still pass): the backup's ARP probe finds the primary alive,
@@ -348,6 +350,34 @@ t_switchover() {
 	check_eq "$S: the lone node stays active with the VIP" "$(state_of b)/$(vip_on b)" active/1
 }
 
+# --- 3b. SIGTERM on the active: a switchover, then the exit ---------------------------
+
+t_stop() {
+	local calls=200 rate=20 ok bad up t0 t1
+	start_pair || return
+	uas_start
+	sipp_uac stop 5078 $calls $rate 1000
+	sleep 4
+	up=$(field_of a calls)
+	check "$S: calls in progress at the stop ($up)" test "$up" -gt 0
+	t0=$(now_ms)
+	stop_siphad a
+	t1=$(now_ms)
+	info "SIGTERM to exit: $((t1 - t0)) ms"
+	check "$S: the active exits within 2 s" test $((t1 - t0)) -lt 2000
+	check "$S: ... after handing over to the standby" \
+		grep -q "shutting down: handing the active role to $ID_B first" "$(siphad_log a)"
+	check_eq "$S: the standby took over once, when asked (not by a timeout)" \
+		"$(state_of b)/$(field_of b takeovers)/$(grep -c 'active (handed over by the peer)' "$(siphad_log b)")" \
+		active/1/1
+	check_eq "$S: the VIP is on the survivor only" "$(holders)" 0/1
+	wait_pid "$UAC_PID" 60
+	ok=$(stat_of "$T_TMP/stop.csv" 'SuccessfulCall(C)')
+	bad=$(stat_of "$T_TMP/stop.csv" 'FailedCall(C)')
+	check_eq "$S: no call fails across the stop" "$ok/$bad" "$calls/0"
+	check_eq "$S: no call left on the survivor" "$(field_of b calls)" 0
+}
+
 # --- 4. HA link partition and heal -----------------------------------------------------
 
 cut_link() {
@@ -533,10 +563,10 @@ t_restart() {
 # --- main --------------------------------------------------------------------------------
 
 scenarios=("$@")
-[ ${#scenarios[@]} -eq 0 ] && scenarios=(hung resync switchover partition splitbrain restart)
+[ ${#scenarios[@]} -eq 0 ] && scenarios=(hung resync switchover stop partition splitbrain restart)
 for S in "${scenarios[@]}"; do
 	if ! declare -F "t_$S" >/dev/null; then
-		fail "$T_NAME: scenario $S" "unknown (hung resync switchover partition splitbrain restart)"
+		fail "$T_NAME: scenario $S" "unknown (hung resync switchover stop partition splitbrain restart)"
 		continue
 	fi
 	info "=== $S"

@@ -45,6 +45,9 @@ struct ha {
 	bool snap_sent; /* active: the peer got a snapshot on this link */
 	bool handing_over; /* switchover asked: stay active until the peer is */
 	bool split_lost; /* lost a split brain: the winner's snapshot is awaited */
+	/* Shutting down (ha_shutdown): called once this node may exit. */
+	void (*stopped)(void *arg);
+	void *stopped_arg;
 	uint64_t snap_end_seq;
 	struct timer t_decide; /* start-up and isolated re-probe */
 	struct jr_buf out;
@@ -188,6 +191,21 @@ static void arm_decide(struct ha *h, unsigned ms)
 	timer_add(h->srv->tw, &h->t_decide, h->srv->tw->now + ms);
 }
 
+/* How long a GOODBYE is given to leave before the process exits: it is
+ * one small write on a local link. */
+#define GOODBYE_MS 50
+
+/* Shutting down, the last step: out of the active role (the peer, told
+ * "demoting", takes over at once), goodbye, and exit shortly after. */
+static void leave(struct ha *h)
+{
+	bool was_active = h->state == HA_ACTIVE;
+
+	demote(h, "shutting down");
+	hal_stop(h->link, was_active ? JR_BYE_DEMOTING : JR_BYE_SHUTDOWN, "shutting down");
+	arm_decide(h, GOODBYE_MS);
+}
+
 /* Takes the active role.  PROBE: first ask the network whether someone
  * still answers for the VIP (DESIGN.md §3); a live holder means only the
  * link broke: stay off the VIP (isolated) and probe again later. */
@@ -304,6 +322,8 @@ static void decide(struct ha *h)
 		h->handing_over = false;
 		timer_del(h->srv->tw, &h->t_decide);
 		demote(h, "switchover done");
+		if (h->stopped)
+			leave(h);
 		return;
 	}
 	if (h->state == HA_ACTIVE && peer_active) {
@@ -342,6 +362,16 @@ static void t_decide_fired(struct timer *t)
 {
 	struct ha *h = container_of(t, struct ha, t_decide);
 
+	if (h->stopped) {
+		if (h->handing_over) {
+			h->handing_over = false;
+			pr_warn("ha: the peer did not take over in time; leaving anyway");
+			leave(h);
+			return;
+		}
+		h->stopped(h->stopped_arg); /* the GOODBYE had its time */
+		return;
+	}
 	if (h->handing_over) {
 		h->handing_over = false;
 		pr_warn("ha: the peer did not take over in time; staying active");
@@ -727,6 +757,24 @@ void ha_stop(struct ha *h)
 	garp_ctx_close(&h->garp);
 	jr_buf_free(&h->out);
 	free(h);
+}
+
+void ha_shutdown(struct ha *h, void (*stopped)(void *arg), void *arg)
+{
+	const char *why = NULL;
+
+	if (h->stopped)
+		return;
+	h->stopped = stopped;
+	h->stopped_arg = arg;
+	timer_del(h->srv->tw, &h->t_decide);
+	if (h->state == HA_ACTIVE && !ha_switchover(h, &why)) {
+		pr_info("ha: shutting down: handing the active role to %s first", h->peer.node_id);
+		return;
+	}
+	if (h->state == HA_ACTIVE && h->peer_up)
+		pr_warn("ha: shutting down without a switchover: %s", why);
+	leave(h);
 }
 
 int ha_switchover(struct ha *h, const char **why)

@@ -34,6 +34,12 @@ int ha_start(struct ha **out, struct server *srv);
 /* Leaves the active role (VIP removed), says goodbye, frees.  NULL is ok. */
 void ha_stop(struct ha *h);
 
+/* Starts leaving (SIGTERM): an active node with a peer in sync hands the
+ * role over first (a switchover, so no call is lost; at most 2 × timeout_ms),
+ * any node then says goodbye.  STOPPED(ARG) runs once when the process may
+ * exit; ha_stop() still frees everything after the loop. */
+void ha_shutdown(struct ha *h, void (*stopped)(void *arg), void *arg);
+
 /* Hands the active role to the peer (from either node).  0, or -errno with
  * a reason in WHY. */
 int ha_switchover(struct ha *h, const char **why);

@@ -396,6 +396,14 @@ err:
 	return ret;
 }
 
+void srv_shutdown(struct server *srv, void (*stopped)(void *arg), void *arg)
+{
+	if (srv->ha)
+		ha_shutdown(srv->ha, stopped, arg);
+	else
+		stopped(arg);
+}
+
 void srv_fini(struct server *srv)
 {
 	ctl_close(srv->ctl);

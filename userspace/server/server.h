@@ -100,6 +100,9 @@ void srv_core_fini(struct server *srv);
 
 /* The whole server on loop L: the core plus transports and control. */
 int srv_init(struct server *srv, struct sipha_config *cfg, struct loop *l);
+/* SIGTERM: the HA engine leaves gracefully (ha_shutdown); STOPPED(ARG) runs
+ * once the loop may stop, at once without HA.  srv_fini() follows the loop. */
+void srv_shutdown(struct server *srv, void (*stopped)(void *arg), void *arg);
 void srv_fini(struct server *srv);
 
 static inline int srv_send(struct server *srv, const struct sip_peer *to, const char *buf,
