@@ -243,9 +243,15 @@ struct uas {
 	char callid[256], ftag[64], via[256];
 };
 
+/* The next caller's INVITE carries no offer (delayed offer: the answer SDP
+ * comes in its ACK). */
+static bool no_offer;
+
 /* The caller's INVITE (to N; only built when N is NULL). */
 static void caller_invite(struct node *n, struct uac *a, const char *id)
 {
+	const char *sdp = no_offer ? "" : SDP_A;
+
 	a->peer = udp_peer("10.0.0.1", 5061);
 	snprintf(a->id, sizeof(a->id), "%s", id);
 	snprintf(a->callid, sizeof(a->callid), "%s@10.0.0.1", id);
@@ -255,8 +261,9 @@ static void caller_invite(struct node *n, struct uac *a, const char *id)
 		 "Via: SIP/2.0/UDP 10.0.0.1:5061;branch=z9hG4bKa%s\r\nMax-Forwards: 70\r\n"
 		 "From: \"Alice\" <sip:alice@sipha.test>;tag=%s\r\nTo: <sip:3000@sipha.test>\r\n"
 		 "Call-ID: %s\r\nCSeq: 1 INVITE\r\nContact: <sip:alice@10.0.0.1:5061>\r\n"
-		 "Content-Type: application/sdp\r\nContent-Length: %zu\r\n\r\n%s",
-		 id, a->ftag, a->callid, strlen(SDP_A), SDP_A);
+		 "%sContent-Length: %zu\r\n\r\n%s",
+		 id, a->ftag, a->callid, no_offer ? "" : "Content-Type: application/sdp\r\n",
+		 strlen(sdp), sdp);
 	if (n)
 		inject(n, &a->peer, "%s", a->invite);
 }
@@ -593,6 +600,81 @@ static void test_established_taken_over(void **state)
 	all_gone(&f->sby);
 }
 
+/* The callee's 200 reaches the active, which ACKs it and answers the
+ * caller: both lost, the peer dies before the caller's ACK.  The new
+ * active resends the 2xx to the caller (and keeps retransmitting it until
+ * the ACK), and ACKs the callee's retransmitted 200 itself. */
+static void test_answered_unacked(void **state)
+{
+	struct fx *f = *state;
+	osip_message_t *m;
+	struct uac a;
+	struct uas b;
+
+	start_call(f, &a, &b, "t8");
+	ring_on_active(f, &a, &b);
+	callee_respond(&f->act, &b, 200, "OK", SDP_B);
+	osip_message_free(expect(&f->act, "ACK", 5080));
+	osip_message_free(expect(&f->act, "200 INVITE", 5061));
+	assert_string_equal(call_state_name(only_call(&f->sby)->state), "established");
+
+	take_over(f, &b, 0);
+	m = expect(&f->sby, "200 INVITE", 5061);
+	assert_string_equal(tag_of(m->to), a.ttag);
+	assert_string_equal(body_of(m), SDP_B);
+	osip_message_free(m);
+	expect_none(&f->sby);
+	callee_respond(&f->sby, &b, 200, "OK", SDP_B);
+	m = expect(&f->sby, "ACK", 5080);
+	assert_string_equal(tag_of(m->to), "btag");
+	assert_string_equal(m->cseq->number, "1");
+	osip_message_free(m);
+	advance(&f->sby, 500);
+	osip_message_free(expect(&f->sby, "200 INVITE", 5061)); /* Timer G-like retransmission */
+	caller_request(&f->sby, &a, "ACK", 1);
+	advance(&f->sby, 8000);
+	expect_none(&f->sby);
+	hang_up(&f->sby, &a, &b, true);
+	all_gone(&f->sby);
+}
+
+/* Delayed offer: the callee's ACK waits for the caller's, which brings the
+ * answer SDP; the peer dies in between.  The caller's ACK, on the new
+ * active, releases the callee's with that SDP. */
+static void test_delayed_offer_taken_over(void **state)
+{
+	struct fx *f = *state;
+	osip_message_t *m;
+	struct uac a;
+	struct uas b;
+
+	no_offer = true;
+	start_call(f, &a, &b, "t9");
+	no_offer = false;
+	ring_on_active(f, &a, &b);
+	callee_respond(&f->act, &b, 200, "OK", SDP_B);
+	osip_message_free(expect(&f->act, "200 INVITE", 5061));
+	expect_none(&f->act); /* the callee's ACK waits for the caller's */
+
+	take_over(f, &b, 0);
+	osip_message_free(expect(&f->sby, "200 INVITE", 5061));
+	inject(&f->sby, &a.peer,
+	       "ACK sip:sipha@127.0.0.1:5060 SIP/2.0\r\n"
+	       "Via: SIP/2.0/UDP 10.0.0.1:5061;branch=z9hG4bKackt9\r\nMax-Forwards: 70\r\n"
+	       "From: \"Alice\" <sip:alice@sipha.test>;tag=%s\r\nTo: "
+	       "<sip:3000@sipha.test>;tag=%s\r\n"
+	       "Call-ID: %s\r\nCSeq: 1 ACK\r\nContent-Type: application/sdp\r\n"
+	       "Content-Length: %zu\r\n\r\n%s",
+	       a.ftag, a.ttag, a.callid, strlen(SDP_A), SDP_A);
+	m = expect(&f->sby, "ACK", 5080);
+	assert_string_equal(body_of(m), SDP_A);
+	osip_message_free(m);
+	advance(&f->sby, 8000);
+	expect_none(&f->sby);
+	hang_up(&f->sby, &a, &b, false);
+	all_gone(&f->sby);
+}
+
 struct swept {
 	unsigned n;
 	char call_id[64];
@@ -711,6 +793,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cancel_after_takeover, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_answer_after_takeover, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_established_taken_over, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_answered_unacked, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_delayed_offer_taken_over, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mark_and_sweep, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_replica, setup, teardown),
 	};

@@ -19,6 +19,10 @@ enum rep_call_attr {
 	RC_LEG_B, /* nested rep_leg_attr */
 	RC_A_INVITE, /* binary: the caller's INVITE while the call is set up */
 	RC_B_INVITE, /* binary: sipha's INVITE to the callee, likewise */
+	RC_A_OK, /* binary: the 2xx to the caller while its ACK is awaited */
+	RC_A_OK_CSEQ, /* u32: its CSeq */
+	RC_B_ACK_CSEQ, /* u32: the CSeq the callee's ACK carries */
+	RC_B_ACK_DEFERRED, /* flag: that ACK waits for the caller's (delayed offer) */
 	RC_COUNT
 };
 #define RC_MAX (RC_COUNT - 1)
@@ -93,6 +97,10 @@ static const struct jr_policy call_policy[RC_COUNT] = {
 		       .nested_max = RL_MAX },
 	[RC_A_INVITE] = { .kind = JR_A_BINARY, .min_len = 1, .max_len = 65535 },
 	[RC_B_INVITE] = { .kind = JR_A_BINARY, .min_len = 1, .max_len = 65535 },
+	[RC_A_OK] = { .kind = JR_A_BINARY, .min_len = 1, .max_len = 65535 },
+	[RC_A_OK_CSEQ] = { .kind = JR_A_U32 },
+	[RC_B_ACK_CSEQ] = { .kind = JR_A_U32 },
+	[RC_B_ACK_DEFERRED] = { .kind = JR_A_FLAG },
 };
 
 /* The key of a call: its A-leg dialog (Call-ID, NUL, sipha's tag), which
@@ -168,6 +176,14 @@ int rep_call_encode(struct jr_buf *b, uint64_t seq, const struct call *c, uint8_
 		put_leg(b, RC_LEG_B, &c->b);
 		put_invite(b, RC_A_INVITE, c, false);
 		put_invite(b, RC_B_INVITE, c, true);
+		if (c->a.ok.buf) {
+			jr_put_bytes(b, RC_A_OK, c->a.ok.buf, c->a.ok.len);
+			jr_put_u32(b, RC_A_OK_CSEQ, c->a.ok.cseq);
+		}
+		if (c->b.ack_cseq)
+			jr_put_u32(b, RC_B_ACK_CSEQ, c->b.ack_cseq);
+		if (c->b.ack_deferred)
+			jr_put_flag(b, RC_B_ACK_DEFERRED);
 	}
 	return jr_record_end(b);
 }
@@ -319,6 +335,10 @@ static int apply_call(struct server *srv, const struct jr_record *r)
 	cr.to = attr_dup(&tb[RC_TO]);
 	cr.a_invite = attr_copy(&tb[RC_A_INVITE], &cr.a_invite_len);
 	cr.b_invite = attr_copy(&tb[RC_B_INVITE], &cr.b_invite_len);
+	cr.a_ok = attr_copy(&tb[RC_A_OK], &cr.a_ok_len);
+	cr.a_ok_cseq = jr_attr_u32(&tb[RC_A_OK_CSEQ]);
+	cr.b_ack_cseq = jr_attr_u32(&tb[RC_B_ACK_CSEQ]);
+	cr.b_ack_deferred = tb[RC_B_ACK_DEFERRED].type != 0;
 	/* call_upsert_replica takes the dialogs and strings, whatever it returns */
 	return call_upsert_replica(srv, &cr);
 }

@@ -196,7 +196,6 @@ void call_ok_retx(struct timer *t)
 	timer_add(srv->tw, t, now + ok->interval);
 }
 
-/* Sends the 2xx on the IST and keeps retransmitting it ourselves. */
 /* Keeps BUF (a 2xx sent to leg L) to retransmit until L's ACK. */
 int arm_2xx(struct call *c, struct leg *l, const char *buf, size_t len, uint32_t cseq,
 	    bool reliable)
@@ -867,4 +866,5 @@ void call_on_ack(struct server *srv, osip_message_t *ack)
 		other->ack_deferred = false;
 		send_ack(c, other, other->ack_cseq, ack);
 	}
+	replicate(c, false); /* the standby stops holding the 2xx */
 }

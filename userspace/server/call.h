@@ -117,6 +117,14 @@ struct call_replica {
 	 * sipha's to the callee, serialised; NULL otherwise. */
 	char *a_invite, *b_invite;
 	size_t a_invite_len, b_invite_len;
+	/* Answered, the caller's ACK not yet in: the 2xx sipha sends it (to
+	 * retransmit), and whether the callee's ACK waits for the caller's
+	 * (a delayed offer: the answer SDP comes in the caller's ACK). */
+	char *a_ok;
+	size_t a_ok_len;
+	uint32_t a_ok_cseq;
+	bool b_ack_deferred;
+	uint32_t b_ack_cseq;
 };
 
 /* Standby: adds or updates the call R describes, found again by its A-leg

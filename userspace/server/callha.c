@@ -27,6 +27,7 @@ static void replica_free(struct call_replica *r)
 	free(r->to);
 	free(r->a_invite);
 	free(r->b_invite);
+	free(r->a_ok);
 }
 
 /* Moves R's contents into C, whose old ones are freed. */
@@ -49,6 +50,14 @@ static void replica_take(struct call *c, struct call_replica *r)
 	c->a_invite_len = r->a_invite_len;
 	c->b_invite = r->b_invite;
 	c->b_invite_len = r->b_invite_len;
+	/* A node that was active may still be retransmitting its own copy. */
+	timer_del(c->srv->tw, &c->a.ok.t);
+	free(c->a.ok.buf);
+	c->a.ok.buf = r->a_ok;
+	c->a.ok.len = r->a_ok_len;
+	c->a.ok.cseq = r->a_ok_cseq;
+	c->b.ack_deferred = r->b_ack_deferred;
+	c->b.ack_cseq = r->b_ack_cseq;
 	c->unconfirmed = false;
 	memset(r, 0, sizeof(*r));
 }
@@ -223,6 +232,24 @@ static int resume_b(struct call *c)
 	return 0;
 }
 
+/* Answered on the peer, the caller's ACK not seen: its 2xx is sent and
+ * retransmitted from here until the ACK (which, with a delayed offer, also
+ * releases the callee's ACK). */
+static void resume_2xx(struct call *c)
+{
+	struct uas_2xx *ok = &c->a.ok;
+	struct sip_peer to;
+	char *buf = ok->buf;
+
+	if (!buf || timer_pending(&ok->t))
+		return;
+	ok->buf = NULL;
+	if (!arm_2xx(c, &c->a, buf, ok->len, ok->cseq, c->a.dlg.peer.proto == SIP_PROTO_TCP) &&
+	    !leg_peer(&c->a, &to))
+		srv_send(c->srv, &to, ok->buf, ok->len);
+	free(buf);
+}
+
 size_t calls_take_over(struct call_table *ct)
 {
 	struct server *srv = ct->srv;
@@ -235,6 +262,7 @@ size_t calls_take_over(struct call_table *ct)
 			free(c->a_invite);
 			free(c->b_invite);
 			c->a_invite = c->b_invite = NULL;
+			resume_2xx(c);
 			continue;
 		}
 		if (c->a_inv || c->b_inv)
@@ -321,6 +349,13 @@ bool call_on_stray_response(struct server *srv, osip_message_t *resp)
 	}
 	if (c->b.ack_buf && c->b.ack_cseq == cseq) {
 		srv_send(srv, &to, c->b.ack_buf, c->b.ack_len); /* our ACK was lost */
+		return true;
+	}
+	if (c->state == CALL_ESTABLISHED && !c->b.ack_buf && cseq == c->b.ack_cseq) {
+		/* Our ACK was lost and the peer that sent it is gone: build it
+		 * again, unless it still waits for the caller's answer SDP. */
+		if (!c->b.ack_deferred)
+			send_ack(c, &c->b, cseq, NULL);
 		return true;
 	}
 	return false;
