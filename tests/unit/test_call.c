@@ -463,6 +463,41 @@ static void test_basic_call_bye_from_caller(void **state)
 	assert_int_equal(txn_count(f->srv.txns), 0);
 }
 
+/* The other side no longer knows the dialog (481) or never answers (408):
+ * the BYE still ends this side's dialog with sipha, which answers 200
+ * (§15.1.2: the session ends whatever the BYE's response). */
+static void test_bye_other_side_gone(void **state)
+{
+	struct fx *f = *state;
+	struct uac a;
+	struct uas b;
+	struct sip_peer to;
+	osip_message_t *m;
+
+	establish(f, &a, &b);
+	a_request(f, &a, "BYE");
+	m = expect_request(f, "BYE", &to);
+	b_answer(f, &b, m, 481);
+	osip_message_free(m);
+	osip_message_free(expect_response(f, 200, "BYE"));
+	assert_int_equal(calls_count(f->srv.calls), 0);
+	advance(f, 64000); /* the first call's transactions end */
+
+	establish(f, &a, &b);
+	a_request(f, &a, "BYE");
+	osip_message_free(expect_request(f, "BYE", &to));
+	advance(f, 32000); /* Timer F: the callee never answers */
+	while ((m = take(f, &to)) && MSG_IS_REQUEST(m))
+		osip_message_free(m); /* the BYE's retransmissions */
+	assert_non_null(m);
+	assert_int_equal(m->status_code, 200);
+	assert_string_equal(m->cseq->method, "BYE");
+	osip_message_free(m);
+	assert_int_equal(calls_count(f->srv.calls), 0);
+	advance(f, 64000);
+	assert_int_equal(txn_count(f->srv.txns), 0);
+}
+
 static void test_bye_from_callee(void **state)
 {
 	struct fx *f = *state;
@@ -819,6 +854,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_basic_call_bye_from_caller, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bye_other_side_gone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bye_from_callee, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cancel_before_answer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_busy_relayed, setup, teardown),

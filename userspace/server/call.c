@@ -726,8 +726,14 @@ static void relay_response(struct txn *t, void *uarg, osip_message_t *resp)
 	}
 	if (code >= 200 && code < 300)
 		dlg_refresh_target(&r->to->dlg, resp);
-	if (r->st)
+	if (r->is_bye && (code == 481 || code == 408)) {
+		/* The other side's dialog is gone (after a takeover, say): this
+		 * side's with sipha still ends with 200 (§15.1.2). */
+		if (r->st)
+			reply(c->srv, r->st, 200, "OK", r->from->dlg.local_tag, NULL, false);
+	} else if (r->st) {
 		reply(c->srv, r->st, code, NULL, r->from->dlg.local_tag, resp, r->is_invite);
+	}
 	if (r->is_bye && code >= 200)
 		call_release(c, "BYE answered");
 }
@@ -737,7 +743,9 @@ static void relay_timeout(struct txn *t, void *uarg, int code)
 	struct relay *r = uarg;
 
 	(void)t;
-	if (r->st)
+	if (r->st && r->is_bye)
+		reply(r->call->srv, r->st, 200, "OK", r->from->dlg.local_tag, NULL, false);
+	else if (r->st)
 		reply(r->call->srv, r->st, code, NULL, r->from->dlg.local_tag, NULL, false);
 	if (r->is_bye)
 		call_release(r->call, "BYE unanswered");
