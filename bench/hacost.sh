@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # What hot standby costs: the same call load through a node alone, through
 # an active node with a warm standby (HA link, no replication), and with a
-# hot standby (every ringing/answered/released call and every registration
-# streamed).  On loopback, one run, side by side.
+# hot standby (every call change — created, ringing, answered, ACKed,
+# released — and every registration streamed).  On loopback, one run, side
+# by side.
 #
 #   bench/hacost.sh [CALLS] [RATE]
 #
