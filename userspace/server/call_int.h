@@ -1,6 +1,7 @@
-/* Shared by the call engine's two files: call.c (the flows) and calltab.c
- * (the table, the dialog index, references, HA replicas).  Nothing else
- * includes it. */
+/* Shared by the call engine's files: call.c (what the flows send with),
+ * callsetup.c (new calls), calldlg.c (in-dialog requests), calltab.c (the
+ * table, the dialog index, references) and callha.c (HA replicas,
+ * takeover).  Nothing else includes it. */
 #ifndef SIPHA_CALL_INT_H
 #define SIPHA_CALL_INT_H
 
@@ -33,13 +34,28 @@ void call_release(struct call *c, const char *why);
 /* Tells the HA engine (server.h srv_repl_ops) about C. */
 void replicate(struct call *c, bool gone);
 
-/* Pieces of the flows (call.c) that the takeover path (calltab.c) reuses. */
+/* What the flows send with (call.c); the takeover path (callha.c) reuses
+ * some of it. */
 int leg_peer(struct leg *l, struct sip_peer *out);
 void send_ack(struct call *c, struct leg *l, uint32_t cseq, const osip_message_t *body);
 void copy_body(osip_message_t *dst, const osip_message_t *src);
+void contact_uri(struct server *srv, enum sip_proto proto, char *buf, size_t len);
 void add_contact(struct server *srv, osip_message_t *m, enum sip_proto proto);
+int call_reply(struct server *srv, struct txn *st, int code, const char *reason, const char *to_tag,
+	       const osip_message_t *resp_src, bool contact);
+/* A new request of leg L's dialog and the peer it goes to; BRANCH_IN
+ * NULL draws a fresh branch. */
+int leg_request(struct call *c, struct leg *l, const char *method, uint32_t cseq,
+		const char *branch_in, osip_message_t **out, struct sip_peer *to);
 int arm_2xx(struct call *c, struct leg *l, const char *buf, size_t len, uint32_t cseq,
 	    bool reliable);
+/* A 2xx to leg L on ST (relayed from SRC), retransmitted until L's ACK. */
+int reply_2xx(struct call *c, struct leg *l, struct txn *st, const osip_message_t *src);
+
+/* Each flow's requests that the other one sends too: the CANCEL of the B
+ * INVITE (callsetup.c) and a BYE of sipha's own on leg L (calldlg.c). */
+void send_cancel(struct call *c);
+void send_bye(struct call *c, struct leg *l);
 
 /* The users of a call's two INVITE transactions: the caller's (IST) and
  * sipha's to the callee (ICT); callha.c rebuilds both after a takeover. */
