@@ -1,36 +1,7 @@
 /* B2BUA call flows driven through srv_rx() with synthetic messages, a fake
  * clock and a send function that captures what sipha sends: B-leg header
  * rewriting, dialog matching and every flow of the call engine. */
-#include <arpa/inet.h>
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include <cmocka.h>
-
-#include "server/call.h"
-#include "server/server.h"
-
-#define MAXSENT 256
-
-struct sent {
-	struct sip_peer to;
-	char *buf;
-	size_t len;
-};
-
-struct fx {
-	struct sipha_config cfg;
-	struct timer_wheel tw;
-	struct server srv;
-	struct sent sent[MAXSENT];
-	unsigned nsent;
-	unsigned seen; /* messages already looked at by take() */
-};
+#include "sipnode.h"
 
 static const char *conf = "[node]\n"
 			  "id = t\n"
@@ -45,94 +16,23 @@ static const char *conf = "[node]\n"
 			  "2000 = routing-point\n"
 			  "3000 = sip:10.0.0.50:5080\n";
 
-static int capture(void *arg, const struct sip_peer *to, const char *buf, size_t len)
-{
-	struct fx *f = arg;
-	struct sent *s;
-
-	assert_true(f->nsent < MAXSENT);
-	s = &f->sent[f->nsent++];
-	s->to = *to;
-	s->buf = malloc(len + 1);
-	memcpy(s->buf, buf, len);
-	s->buf[len] = '\0';
-	s->len = len;
-	return 0;
-}
-
 static int setup(void **state)
 {
-	struct fx *f = calloc(1, sizeof(*f));
-	char err[256];
+	struct sipnode *f = calloc(1, sizeof(*f));
 
-	assert_int_equal(cfg_load_string(conf, "t.conf", &f->cfg, err, sizeof(err)), 0);
-	timer_wheel_init(&f->tw, 1000);
-	assert_int_equal(srv_core_init(&f->srv, &f->cfg, &f->tw, capture, f), 0);
+	assert_non_null(f);
+	sipnode_init(f, conf);
 	*state = f;
 	return 0;
 }
 
 static int teardown(void **state)
 {
-	struct fx *f = *state;
+	struct sipnode *f = *state;
 
-	srv_core_fini(&f->srv);
-	for (unsigned i = 0; i < f->nsent; i++)
-		free(f->sent[i].buf);
-	cfg_free(&f->cfg);
+	sipnode_fini(f);
 	free(f);
 	return 0;
-}
-
-static struct sip_peer udp_peer(const char *ip, unsigned port)
-{
-	struct sip_peer p = { .proto = SIP_PROTO_UDP };
-	struct sockaddr_in *s = (struct sockaddr_in *)&p.addr;
-
-	s->sin_family = AF_INET;
-	s->sin_port = htons(port);
-	inet_pton(AF_INET, ip, &s->sin_addr);
-	p.addrlen = sizeof(*s);
-	return p;
-}
-
-static void inject(struct fx *f, const struct sip_peer *from, const char *fmt, ...)
-{
-	char buf[8192];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	assert_true(n > 0 && n < (int)sizeof(buf));
-	srv_rx(&f->srv, from, buf, (size_t)n);
-}
-
-static void advance(struct fx *f, uint64_t ms)
-{
-	timer_run(&f->tw, f->tw.now + ms);
-}
-
-/* The next message sipha sent that we have not looked at yet, parsed. */
-static osip_message_t *take(struct fx *f, struct sip_peer *to)
-{
-	osip_message_t *m = NULL;
-
-	if (f->seen >= f->nsent)
-		return NULL;
-	struct sent *s = &f->sent[f->seen++];
-
-	assert_int_equal(sipmsg_parse(s->buf, s->len, true, &m), 0);
-	if (to)
-		*to = s->to;
-	return m;
-}
-
-static void expect_none(struct fx *f)
-{
-	if (f->seen < f->nsent)
-		fail_msg("unexpected message sent:\n%s", f->sent[f->seen].buf);
 }
 
 static const char *hdr(osip_message_t *m, const char *name)
@@ -144,73 +44,7 @@ static const char *hdr(osip_message_t *m, const char *name)
 	return NULL;
 }
 
-static char *callid(const osip_message_t *m)
-{
-	static char buf[256];
-
-	snprintf(buf, sizeof(buf), "%s%s%s", m->call_id->number, m->call_id->host ? "@" : "",
-		 m->call_id->host ? m->call_id->host : "");
-	return buf;
-}
-
-static char *tag_of(osip_from_t *f)
-{
-	osip_generic_param_t *p = NULL;
-
-	if (osip_from_get_tag(f, &p) == 0 && p)
-		return p->gvalue;
-	return NULL;
-}
-
-static const char *branch_of(osip_message_t *m)
-{
-	osip_via_t *v = NULL;
-	osip_generic_param_t *p = NULL;
-
-	osip_message_get_via(m, 0, &v);
-	assert_non_null(v);
-	osip_via_param_get_byname(v, "branch", &p);
-	assert_non_null(p);
-	return p->gvalue;
-}
-
-static const char *body_of(osip_message_t *m)
-{
-	osip_body_t *b = NULL;
-
-	if (osip_message_get_body(m, 0, &b) < 0 || !b)
-		return NULL;
-	return b->body;
-}
-
-#define SDP_A                                                                                  \
-	"v=0\r\no=a 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 6000 " \
-	"RTP/AVP 0\r\n"
-#define SDP_B                                                                                    \
-	"v=0\r\no=b 2 2 IN IP4 10.0.0.50\r\ns=-\r\nc=IN IP4 10.0.0.50\r\nt=0 0\r\nm=audio 7000 " \
-	"RTP/AVP 0\r\n"
-
-/* The caller's state for one call. */
-struct uac {
-	struct sip_peer peer;
-	char callid[64];
-	char ftag[32];
-	char ttag[64]; /* sipha's tag on the A leg, learnt from its responses */
-	int cseq;
-};
-
-/* The callee's view: what it needs to answer and to send requests back. */
-struct uas {
-	struct sip_peer peer;
-	char invite[8192]; /* the INVITE sipha sent, raw */
-	char callid[256];
-	char ftag[64]; /* sipha's tag on the B leg */
-	char via[256]; /* top Via of that INVITE */
-	char ruri[256];
-	int cseq;
-};
-
-static void send_invite(struct fx *f, struct uac *a, const char *dn, const char *sdp)
+static void send_invite(struct sipnode *f, struct uac *a, const char *dn, const char *sdp)
 {
 	a->peer = udp_peer("10.0.0.1", 5061);
 	snprintf(a->callid, sizeof(a->callid), "a-%u@10.0.0.1", f->nsent);
@@ -233,7 +67,7 @@ static void send_invite(struct fx *f, struct uac *a, const char *dn, const char 
 
 /* Takes sipha's 100 Trying to A and the INVITE to B, checks the B-leg
  * rewriting, and records what the callee needs. */
-static void expect_b_invite(struct fx *f, struct uac *a, struct uas *b, const char *ruri,
+static void expect_b_invite(struct sipnode *f, struct uac *a, struct uas *b, const char *ruri,
 			    const char *sdp)
 {
 	struct sip_peer to;
@@ -275,7 +109,7 @@ static void expect_b_invite(struct fx *f, struct uac *a, struct uas *b, const ch
 	else
 		assert_null(body_of(m));
 	b->peer = to;
-	snprintf(b->invite, sizeof(b->invite), "%s", f->sent[f->seen - 1].buf);
+	snprintf(b->invite, sizeof(b->invite), "%s", last_sent(f));
 	snprintf(b->callid, sizeof(b->callid), "%s", callid(m));
 	snprintf(b->ftag, sizeof(b->ftag), "%s", tag_of(m->from));
 	snprintf(b->via, sizeof(b->via), "SIP/2.0/UDP 127.0.0.1:5060;branch=%s;rport",
@@ -288,91 +122,38 @@ static void expect_b_invite(struct fx *f, struct uac *a, struct uas *b, const ch
 	osip_message_free(m);
 }
 
-/* The callee answers sipha's INVITE with CODE (tag "btag"). */
-static void b_respond(struct fx *f, struct uas *b, int code, const char *reason, const char *sdp)
+static osip_message_t *expect_response(struct sipnode *f, int code, const char *method)
 {
-	inject(f, &b->peer,
-	       "SIP/2.0 %d %s\r\n"
-	       "Via: %s\r\n"
-	       "From: \"Alice\" <sip:alice@sipha.test>;tag=%s\r\n"
-	       "To: <sip:3000@sipha.test>%s\r\n"
-	       "Call-ID: %s\r\n"
-	       "CSeq: 1 INVITE\r\n"
-	       "Contact: <sip:bob@10.0.0.50:5080>\r\n"
-	       "%s"
-	       "Content-Length: %zu\r\n\r\n%s",
-	       code, reason, b->via, b->ftag, code > 100 ? ";tag=btag" : "", b->callid,
-	       sdp ? "Content-Type: application/sdp\r\n" : "", sdp ? strlen(sdp) : 0,
-	       sdp ? sdp : "");
+	char what[64];
+
+	snprintf(what, sizeof(what), "%d %s", code, method);
+	return expect_msg(f, what, NULL);
 }
 
-static osip_message_t *expect_response(struct fx *f, int code, const char *method)
+static osip_message_t *expect_request(struct sipnode *f, const char *method, struct sip_peer *to)
 {
-	osip_message_t *m = take(f, NULL);
-
-	assert_non_null(m);
-	if (m->status_code != code)
-		fail_msg("expected %d, got:\n%s", code, f->sent[f->seen - 1].buf);
-	assert_string_equal(m->cseq->method, method);
-	return m;
+	return expect_msg(f, method, to);
 }
 
-static osip_message_t *expect_request(struct fx *f, const char *method, struct sip_peer *to)
+static void a_ack(struct sipnode *f, struct uac *a)
 {
-	osip_message_t *m = take(f, to);
-
-	assert_non_null(m);
-	if (!m->sip_method || strcmp(m->sip_method, method))
-		fail_msg("expected %s, got:\n%s", method, f->sent[f->seen - 1].buf);
-	return m;
+	caller_in_dialog(f, a, "ACK", 1, NULL, "ack%s", a->ftag);
 }
 
-static void a_ack(struct fx *f, struct uac *a)
-{
-	inject(f, &a->peer,
-	       "ACK sip:sipha@127.0.0.1:5060 SIP/2.0\r\n"
-	       "Via: SIP/2.0/UDP 10.0.0.1:5061;branch=z9hG4bKack%s\r\n"
-	       "Max-Forwards: 70\r\n"
-	       "From: \"Alice\" <sip:alice@sipha.test>;tag=%s\r\n"
-	       "To: <sip:3000@sipha.test>;tag=%s\r\n"
-	       "Call-ID: %s\r\n"
-	       "CSeq: 1 ACK\r\n"
-	       "Content-Length: 0\r\n\r\n",
-	       a->ftag, a->ftag, a->ttag, a->callid);
-}
-
-static void a_request(struct fx *f, struct uac *a, const char *method)
+static void a_request(struct sipnode *f, struct uac *a, const char *method)
 {
 	a->cseq++;
-	inject(f, &a->peer,
-	       "%s sip:sipha@127.0.0.1:5060 SIP/2.0\r\n"
-	       "Via: SIP/2.0/UDP 10.0.0.1:5061;branch=z9hG4bK%s%d\r\n"
-	       "Max-Forwards: 70\r\n"
-	       "From: \"Alice\" <sip:alice@sipha.test>;tag=%s\r\n"
-	       "To: <sip:3000@sipha.test>;tag=%s\r\n"
-	       "Call-ID: %s\r\n"
-	       "CSeq: %d %s\r\n"
-	       "Content-Length: 0\r\n\r\n",
-	       method, method, a->cseq, a->ftag, a->ttag, a->callid, a->cseq, method);
+	caller_in_dialog(f, a, method, a->cseq, NULL, "%s%d", method, a->cseq);
 }
 
-static void b_request(struct fx *f, struct uas *b, const char *method)
+static void b_request(struct sipnode *f, struct uas *b, const char *method)
 {
 	b->cseq++;
-	inject(f, &b->peer,
-	       "%s sip:sipha@127.0.0.1:5060 SIP/2.0\r\n"
-	       "Via: SIP/2.0/UDP 10.0.0.50:5080;branch=z9hG4bKb%s%d\r\n"
-	       "Max-Forwards: 70\r\n"
-	       "From: <sip:3000@sipha.test>;tag=btag\r\n"
-	       "To: \"Alice\" <sip:alice@sipha.test>;tag=%s\r\n"
-	       "Call-ID: %s\r\n"
-	       "CSeq: %d %s\r\n"
-	       "Content-Length: 0\r\n\r\n",
-	       method, method, b->cseq, b->ftag, b->callid, b->cseq, method);
+	callee_in_dialog(f, b, method, b->cseq, "b%s%d", method, b->cseq);
 }
 
 /* Answers an in-dialog request M that sipha sent to the callee. */
-static void b_answer(struct fx *f, struct uas *b, osip_message_t *m, int code)
+static void b_answer(struct sipnode *f, struct uas *b, osip_message_t *m, int code)
 {
 	osip_via_t *v = NULL;
 	char *via = NULL;
@@ -391,28 +172,13 @@ static void b_answer(struct fx *f, struct uas *b, osip_message_t *m, int code)
 	osip_free(via);
 }
 
-static void first_call(void *arg, const struct call *c)
-{
-	*(const struct call **)arg = c;
-}
-
-static const struct call *only_call(struct fx *f)
-{
-	const struct call *c = NULL;
-
-	assert_int_equal(calls_count(f->srv.calls), 1);
-	calls_foreach(f->srv.calls, first_call, &c);
-	assert_non_null(c);
-	return c;
-}
-
-static void establish(struct fx *f, struct uac *a, struct uas *b)
+static void establish(struct sipnode *f, struct uac *a, struct uas *b)
 {
 	osip_message_t *m;
 
 	send_invite(f, a, "3000", SDP_A);
 	expect_b_invite(f, a, b, "sip:3000@10.0.0.50:5080", SDP_A);
-	b_respond(f, b, 180, "Ringing", NULL);
+	callee_respond(f, b, 180, "Ringing", NULL);
 	m = expect_response(f, 180, "INVITE");
 	assert_string_equal(callid(m), a->callid);
 	snprintf(a->ttag, sizeof(a->ttag), "%s", tag_of(m->to));
@@ -420,7 +186,7 @@ static void establish(struct fx *f, struct uac *a, struct uas *b)
 	osip_message_free(m);
 	assert_string_equal(call_state_name(only_call(f)->state), "ringing");
 
-	b_respond(f, b, 200, "OK", SDP_B);
+	callee_respond(f, b, 200, "OK", SDP_B);
 	/* ACK to B (offer was in the INVITE), then the 200 to A */
 	m = expect_request(f, "ACK", NULL);
 	assert_string_equal(callid(m), b->callid);
@@ -438,7 +204,7 @@ static void establish(struct fx *f, struct uac *a, struct uas *b)
 
 static void test_basic_call_bye_from_caller(void **state)
 {
-	struct fx *f = *state;
+	struct sipnode *f = *state;
 	struct uac a;
 	struct uas b;
 	struct sip_peer to;
@@ -468,7 +234,7 @@ static void test_basic_call_bye_from_caller(void **state)
  * (§15.1.2: the session ends whatever the BYE's response). */
 static void test_bye_other_side_gone(void **state)
 {
-	struct fx *f = *state;
+	struct sipnode *f = *state;
 	struct uac a;
 	struct uas b;
 	struct sip_peer to;
@@ -500,7 +266,7 @@ static void test_bye_other_side_gone(void **state)
 
 static void test_bye_from_callee(void **state)
 {
-	struct fx *f = *state;
+	struct sipnode *f = *state;
 	struct uac a;
 	struct uas b;
 	struct sip_peer to;
@@ -529,14 +295,14 @@ static void test_bye_from_callee(void **state)
 
 static void test_cancel_before_answer(void **state)
 {
-	struct fx *f = *state;
+	struct sipnode *f = *state;
 	struct uac a;
 	struct uas b;
 	osip_message_t *m;
 
 	send_invite(f, &a, "3000", SDP_A);
 	expect_b_invite(f, &a, &b, "sip:3000@10.0.0.50:5080", SDP_A);
-	b_respond(f, &b, 180, "Ringing", NULL);
+	callee_respond(f, &b, 180, "Ringing", NULL);
 	osip_message_free(expect_response(f, 180, "INVITE"));
 	inject(f, &a.peer,
 	       "CANCEL sip:3000@sipha.test SIP/2.0\r\n"
@@ -556,7 +322,7 @@ static void test_cancel_before_answer(void **state)
 	b_answer(f, &b, m, 200);
 	osip_message_free(m);
 	assert_int_equal(calls_count(f->srv.calls), 0);
-	b_respond(f, &b, 487, "Request Terminated", NULL);
+	callee_respond(f, &b, 487, "Request Terminated", NULL);
 	m = expect_request(f, "ACK", NULL); /* the ICT ACKs the 487 */
 	assert_non_null(strstr(b.via, branch_of(m)));
 	osip_message_free(m);
@@ -568,7 +334,7 @@ static void test_cancel_before_answer(void **state)
 static void test_busy_relayed(void **state)
 {
 	static const int codes[] = { 486, 603, 404 };
-	struct fx *f = *state;
+	struct sipnode *f = *state;
 
 	for (unsigned i = 0; i < 3; i++) {
 		struct uac a;
@@ -576,7 +342,7 @@ static void test_busy_relayed(void **state)
 
 		send_invite(f, &a, "3000", SDP_A);
 		expect_b_invite(f, &a, &b, "sip:3000@10.0.0.50:5080", SDP_A);
-		b_respond(f, &b, codes[i], "No", NULL);
+		callee_respond(f, &b, codes[i], "No", NULL);
 		osip_message_free(expect_request(f, "ACK", NULL));
 		osip_message_free(expect_response(f, codes[i], "INVITE"));
 		assert_int_equal(calls_count(f->srv.calls), 0);
@@ -590,7 +356,7 @@ static void test_busy_relayed(void **state)
 
 static void test_routing_failures(void **state)
 {
-	struct fx *f = *state;
+	struct sipnode *f = *state;
 	struct uac a;
 
 	send_invite(f, &a, "9999", SDP_A); /* unknown DN */
@@ -605,7 +371,7 @@ static void test_routing_failures(void **state)
 
 static void test_accept_without_sdp_406(void **state)
 {
-	struct fx *f = *state;
+	struct sipnode *f = *state;
 	struct sip_peer p = udp_peer("10.0.0.1", 5061);
 	osip_message_t *m;
 	osip_accept_t *acc = NULL;
@@ -635,7 +401,7 @@ static void test_accept_without_sdp_406(void **state)
 
 static void test_registered_extension(void **state)
 {
-	struct fx *f = *state;
+	struct sipnode *f = *state;
 	struct sip_peer ua = udp_peer("10.0.0.9", 5070), to;
 	struct uac a;
 	struct uas b;
@@ -657,14 +423,14 @@ static void test_registered_extension(void **state)
 
 static void test_no_answer(void **state)
 {
-	struct fx *f = *state;
+	struct sipnode *f = *state;
 	struct uac a;
 	struct uas b;
 	osip_message_t *m;
 
 	send_invite(f, &a, "3000", SDP_A);
 	expect_b_invite(f, &a, &b, "sip:3000@10.0.0.50:5080", SDP_A);
-	b_respond(f, &b, 180, "Ringing", NULL);
+	callee_respond(f, &b, 180, "Ringing", NULL);
 	osip_message_free(expect_response(f, 180, "INVITE"));
 	advance(f, 19999);
 	expect_none(f);
@@ -674,14 +440,14 @@ static void test_no_answer(void **state)
 	m = expect_request(f, "CANCEL", NULL);
 	b_answer(f, &b, m, 200);
 	osip_message_free(m);
-	b_respond(f, &b, 487, "Request Terminated", NULL);
+	callee_respond(f, &b, 487, "Request Terminated", NULL);
 	osip_message_free(expect_request(f, "ACK", NULL));
 	expect_none(f);
 }
 
 static void test_no_answer_before_provisional(void **state)
 {
-	struct fx *f = *state;
+	struct sipnode *f = *state;
 	struct uac a;
 	struct uas b;
 	osip_message_t *m;
@@ -698,11 +464,11 @@ static void test_no_answer_before_provisional(void **state)
 	expect_none(f);
 	assert_int_equal(calls_count(f->srv.calls), 0);
 	/* the callee's late 180 is met with the CANCEL that had to wait */
-	b_respond(f, &b, 180, "Ringing", NULL);
+	callee_respond(f, &b, 180, "Ringing", NULL);
 	m = expect_request(f, "CANCEL", NULL);
 	b_answer(f, &b, m, 200);
 	osip_message_free(m);
-	b_respond(f, &b, 487, "Request Terminated", NULL);
+	callee_respond(f, &b, 487, "Request Terminated", NULL);
 	osip_message_free(expect_request(f, "ACK", NULL));
 	expect_none(f);
 	advance(f, 64000);
@@ -711,7 +477,7 @@ static void test_no_answer_before_provisional(void **state)
 
 static void test_callee_silent_timer_b(void **state)
 {
-	struct fx *f = *state;
+	struct sipnode *f = *state;
 	struct uac a;
 	struct uas b;
 	unsigned retx = 0;
@@ -746,14 +512,14 @@ done:
 
 static void test_2xx_retransmitted_until_ack(void **state)
 {
-	struct fx *f = *state;
+	struct sipnode *f = *state;
 	struct uac a;
 	struct uas b;
 	osip_message_t *m;
 
 	send_invite(f, &a, "3000", SDP_A);
 	expect_b_invite(f, &a, &b, "sip:3000@10.0.0.50:5080", SDP_A);
-	b_respond(f, &b, 200, "OK", SDP_B);
+	callee_respond(f, &b, 200, "OK", SDP_B);
 	osip_message_free(expect_request(f, "ACK", NULL));
 	m = expect_response(f, 200, "INVITE");
 	snprintf(a.ttag, sizeof(a.ttag), "%s", tag_of(m->to));
@@ -763,7 +529,7 @@ static void test_2xx_retransmitted_until_ack(void **state)
 	advance(f, 1000);
 	osip_message_free(expect_response(f, 200, "INVITE"));
 	/* B retransmits its 200: sipha's ACK is sent again, A hears nothing new */
-	b_respond(f, &b, 200, "OK", SDP_B);
+	callee_respond(f, &b, 200, "OK", SDP_B);
 	osip_message_free(expect_request(f, "ACK", NULL));
 	expect_none(f);
 	a_ack(f, &a);
@@ -774,7 +540,7 @@ static void test_2xx_retransmitted_until_ack(void **state)
 
 static void test_reinvite_relayed(void **state)
 {
-	struct fx *f = *state;
+	struct sipnode *f = *state;
 	struct uac a;
 	struct uas b;
 	osip_message_t *m;
@@ -815,7 +581,7 @@ static void test_reinvite_relayed(void **state)
 
 static void test_unknown_dialog_481(void **state)
 {
-	struct fx *f = *state;
+	struct sipnode *f = *state;
 	struct uac a = { .peer = udp_peer("10.0.0.1", 5061) };
 
 	snprintf(a.callid, sizeof(a.callid), "nosuch@x");
@@ -830,7 +596,7 @@ static void test_unknown_dialog_481(void **state)
 
 static void test_bye_crossing(void **state)
 {
-	struct fx *f = *state;
+	struct sipnode *f = *state;
 	struct uac a;
 	struct uas b;
 	osip_message_t *m, *bye_to_b;

@@ -3,41 +3,14 @@
  * through the journal path role.c uses (rep_call_encode, jr_decode,
  * jr_record_decode, rep_apply) into the standby, which then takes over
  * (calls_take_over) and carries the calls on with real SIP messages. */
-#include <arpa/inet.h>
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include <cmocka.h>
-
 #include "ha/journal.h"
 #include "ha/replica.h"
-#include "server/call.h"
-#include "server/server.h"
+#include "sipnode.h"
 
-#define MAXSENT 128
 #define NO_ANSWER_MS 20000
 
-struct sent {
-	struct sip_peer to;
-	char *buf;
-	size_t len;
-};
-
-struct node {
-	struct sipha_config cfg;
-	struct timer_wheel tw;
-	struct server srv;
-	struct sent sent[MAXSENT];
-	unsigned nsent, seen;
-};
-
 struct fx {
-	struct node act, sby;
+	struct sipnode act, sby;
 	struct jr_buf jb;
 	uint64_t seq;
 };
@@ -47,31 +20,6 @@ struct fx {
 	"no_answer_ms = %d\n[control]\nsocket = /tmp/sipha-test-takeover-%s.sock\n[dn]\n" \
 	"3000 = sip:10.0.0.50:5080\n"
 
-#define SDP_A                                       \
-	"v=0\r\no=a 1 1 IN IP4 10.0.0.1\r\ns=-\r\n" \
-	"c=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\n"
-#define SDP_B                                        \
-	"v=0\r\no=b 2 2 IN IP4 10.0.0.50\r\ns=-\r\n" \
-	"c=IN IP4 10.0.0.50\r\nt=0 0\r\nm=audio 7000 RTP/AVP 0\r\n"
-
-static int capture(void *arg, const struct sip_peer *to, const char *buf, size_t len)
-{
-	struct node *n = arg;
-	struct sent *s;
-
-	assert_true(n->nsent < MAXSENT);
-	s = &n->sent[n->nsent++];
-	s->to = *to;
-	s->buf = malloc(len + 1);
-	assert_non_null(s->buf);
-	memcpy(s->buf, buf, len);
-	s->buf[len] = '\0';
-	s->len = len;
-	return 0;
-}
-
-/* The HA link of role.c without the socket: one RECORD frame per change,
- * decoded and applied on the standby as standby_frame() does. */
 static void journal(void *arg, const struct call *c, bool gone)
 {
 	struct fx *f = arg;
@@ -90,22 +38,13 @@ static void journal(void *arg, const struct call *c, bool gone)
 	assert_int_equal(rep_apply(&f->sby.srv, &r), 0);
 }
 
-static void node_init(struct node *n, const char *id)
+/* Node ID ("a", "b"): its own control socket. */
+static void node_init(struct sipnode *n, const char *id)
 {
-	char text[512], err[256];
+	char text[512];
 
 	snprintf(text, sizeof(text), CONF_FMT, id, NO_ANSWER_MS, id);
-	assert_int_equal(cfg_load_string(text, "t.conf", &n->cfg, err, sizeof(err)), 0);
-	timer_wheel_init(&n->tw, 1000);
-	assert_int_equal(srv_core_init(&n->srv, &n->cfg, &n->tw, capture, n), 0);
-}
-
-static void node_fini(struct node *n)
-{
-	srv_core_fini(&n->srv);
-	for (unsigned i = 0; i < n->nsent; i++)
-		free(n->sent[i].buf);
-	cfg_free(&n->cfg);
+	sipnode_init(n, text);
 }
 
 static int setup(void **state)
@@ -127,128 +66,29 @@ static int teardown(void **state)
 	struct fx *f = *state;
 
 	f->act.srv.repl.call = NULL; /* the active's shutdown is not news */
-	node_fini(&f->act);
-	node_fini(&f->sby);
+	sipnode_fini(&f->act);
+	sipnode_fini(&f->sby);
 	jr_buf_free(&f->jb);
 	free(f);
 	return 0;
 }
 
-static struct sip_peer udp_peer(const char *ip, unsigned port)
+/* The next message, which must be WHAT (see expect_msg); PORT where it went. */
+static osip_message_t *expect(struct sipnode *n, const char *what, unsigned port)
 {
-	struct sip_peer p = { .proto = SIP_PROTO_UDP };
-	struct sockaddr_in *s = (struct sockaddr_in *)&p.addr;
+	struct sip_peer to;
+	osip_message_t *m = expect_msg(n, what, &to);
 
-	s->sin_family = AF_INET;
-	s->sin_port = htons(port);
-	inet_pton(AF_INET, ip, &s->sin_addr);
-	p.addrlen = sizeof(*s);
-	return p;
-}
-
-static unsigned port_of(const struct sip_peer *p)
-{
-	return ntohs(((const struct sockaddr_in *)&p->addr)->sin_port);
-}
-
-static void inject(struct node *n, const struct sip_peer *from, const char *fmt, ...)
-{
-	char buf[8192];
-	va_list ap;
-	int len;
-
-	va_start(ap, fmt);
-	len = vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	assert_true(len > 0 && len < (int)sizeof(buf));
-	srv_rx(&n->srv, from, buf, (size_t)len);
-}
-
-static void advance(struct node *n, uint64_t ms)
-{
-	timer_run(&n->tw, n->tw.now + ms);
-}
-
-static void expect_none(struct node *n)
-{
-	if (n->seen < n->nsent)
-		fail_msg("unexpected message sent:\n%s", n->sent[n->seen].buf);
-}
-
-/* The next message: WHAT is a method ("ACK") or a response code and the
- * method of its CSeq ("180 INVITE"); PORT where it went. */
-static osip_message_t *expect(struct node *n, const char *what, unsigned port)
-{
-	const char *method = strchr(what, ' ');
-	osip_message_t *m = NULL;
-	struct sent *s;
-
-	if (n->seen >= n->nsent)
-		fail_msg("expected %s, nothing sent", what);
-	s = &n->sent[n->seen++];
-	assert_int_equal(sipmsg_parse(s->buf, s->len, true, &m), 0);
-	if (method ? m->status_code != atoi(what) || strcmp(m->cseq->method, method + 1)
-		   : !m->sip_method || strcmp(m->sip_method, what))
-		fail_msg("expected %s, got:\n%s", what, s->buf);
-	assert_int_equal(port_of(&s->to), port);
+	assert_int_equal(port_of(&to), port);
 	return m;
 }
-
-static char *callid(const osip_message_t *m)
-{
-	static char buf[256];
-
-	snprintf(buf, sizeof(buf), "%s%s%s", m->call_id->number, m->call_id->host ? "@" : "",
-		 m->call_id->host ? m->call_id->host : "");
-	return buf;
-}
-
-static const char *tag_of(osip_from_t *h)
-{
-	osip_generic_param_t *p = NULL;
-
-	return osip_from_get_tag(h, &p) == 0 && p ? p->gvalue : NULL;
-}
-
-static const char *branch_of(osip_message_t *m)
-{
-	osip_via_t *v = NULL;
-	osip_generic_param_t *p = NULL;
-
-	osip_message_get_via(m, 0, &v);
-	assert_non_null(v);
-	osip_via_param_get_byname(v, "branch", &p);
-	assert_non_null(p);
-	return p->gvalue;
-}
-
-static const char *body_of(osip_message_t *m)
-{
-	osip_body_t *b = NULL;
-
-	return osip_message_get_body(m, 0, &b) >= 0 && b ? b->body : NULL;
-}
-
-/* The caller (10.0.0.1:5061) and the callee (10.0.0.50:5080). */
-struct uac {
-	struct sip_peer peer;
-	char invite[2048];
-	char id[16], callid[64], ftag[32], ttag[64];
-};
-
-struct uas {
-	struct sip_peer peer;
-	char invite[8192]; /* sipha's INVITE, raw */
-	size_t invite_len;
-	char callid[256], ftag[64], via[256];
-};
 
 /* The next caller's INVITE carries no offer (delayed offer: the answer SDP
  * comes in its ACK). */
 static bool no_offer;
 
 /* The caller's INVITE (to N; only built when N is NULL). */
-static void caller_invite(struct node *n, struct uac *a, const char *id)
+static void caller_invite(struct sipnode *n, struct uac *a, const char *id)
 {
 	const char *sdp = no_offer ? "" : SDP_A;
 
@@ -273,7 +113,7 @@ static void caller_invite(struct node *n, struct uac *a, const char *id)
 static void start_call(struct fx *f, struct uac *a, struct uas *b, const char *id)
 {
 	osip_message_t *m;
-	struct sent *s;
+	struct sipnode_sent *s;
 
 	caller_invite(&f->act, a, id);
 	osip_message_free(expect(&f->act, "100 INVITE", 5061));
@@ -291,22 +131,8 @@ static void start_call(struct fx *f, struct uac *a, struct uas *b, const char *i
 	expect_none(&f->act);
 }
 
-static void callee_respond(struct node *n, struct uas *b, int code, const char *reason,
-			   const char *sdp)
-{
-	inject(n, &b->peer,
-	       "SIP/2.0 %d %s\r\nVia: %s\r\n"
-	       "From: \"Alice\" <sip:alice@sipha.test>;tag=%s\r\nTo: "
-	       "<sip:3000@sipha.test>;tag=btag\r\n"
-	       "Call-ID: %s\r\nCSeq: 1 INVITE\r\nContact: <sip:bob@10.0.0.50:5080>\r\n"
-	       "%sContent-Length: %zu\r\n\r\n%s",
-	       code, reason, b->via, b->ftag, b->callid,
-	       sdp ? "Content-Type: application/sdp\r\n" : "", sdp ? strlen(sdp) : 0,
-	       sdp ? sdp : "");
-}
-
 /* Answers request M that sipha sent (to either side) with CODE. */
-static void answer(struct node *n, const struct sip_peer *from, osip_message_t *m, int code)
+static void answer(struct sipnode *n, const struct sip_peer *from, osip_message_t *m, int code)
 {
 	char *via = NULL, *fr = NULL, *to = NULL;
 	osip_via_t *v = NULL;
@@ -326,20 +152,14 @@ static void answer(struct node *n, const struct sip_peer *from, osip_message_t *
 }
 
 /* An in-dialog request from the caller (ACK for the 2xx, BYE). */
-static void caller_request(struct node *n, struct uac *a, const char *method, int cseq)
+static void caller_request(struct sipnode *n, struct uac *a, const char *method, int cseq)
 {
-	inject(n, &a->peer,
-	       "%s sip:sipha@127.0.0.1:5060 SIP/2.0\r\n"
-	       "Via: SIP/2.0/UDP 10.0.0.1:5061;branch=z9hG4bK%s%d%s\r\nMax-Forwards: 70\r\n"
-	       "From: \"Alice\" <sip:alice@sipha.test>;tag=%s\r\nTo: "
-	       "<sip:3000@sipha.test>;tag=%s\r\n"
-	       "Call-ID: %s\r\nCSeq: %d %s\r\nContent-Length: 0\r\n\r\n",
-	       method, method, cseq, a->ftag, a->ftag, a->ttag, a->callid, cseq, method);
+	caller_in_dialog(n, a, method, cseq, NULL, "%s%d%s", method, cseq, a->ftag);
 }
 
 /* A request of the caller's INVITE transaction: CANCEL, or the ACK of an
  * error answer (with sipha's tag). */
-static void caller_txn(struct node *n, struct uac *a, const char *method)
+static void caller_txn(struct sipnode *n, struct uac *a, const char *method)
 {
 	bool ack = !strcmp(method, "ACK");
 
@@ -351,37 +171,16 @@ static void caller_txn(struct node *n, struct uac *a, const char *method)
 	       method, a->id, a->ftag, ack ? ";tag=" : "", ack ? a->ttag : "", a->callid, method);
 }
 
-static void callee_bye(struct node *n, struct uas *b)
+static void callee_bye(struct sipnode *n, struct uas *b)
 {
-	inject(n, &b->peer,
-	       "BYE sip:sipha@127.0.0.1:5060 SIP/2.0\r\n"
-	       "Via: SIP/2.0/UDP 10.0.0.50:5080;branch=z9hG4bKbye%s\r\nMax-Forwards: 70\r\n"
-	       "From: <sip:3000@sipha.test>;tag=btag\r\nTo: \"Alice\" "
-	       "<sip:alice@sipha.test>;tag=%s\r\n"
-	       "Call-ID: %s\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
-	       b->ftag, b->ftag, b->callid);
-}
-
-static void first_call(void *arg, const struct call *c)
-{
-	*(const struct call **)arg = c;
-}
-
-static const struct call *only_call(struct node *n)
-{
-	const struct call *c = NULL;
-
-	assert_int_equal(calls_count(n->srv.calls), 1);
-	calls_foreach(n->srv.calls, first_call, &c);
-	assert_non_null(c);
-	return c;
+	callee_in_dialog(n, b, "BYE", 2, "bye%s", b->ftag);
 }
 
 /* The standby takes over: its INVITE to the callee goes out again, byte
  * for byte what the active sent, and the caller hears nothing. */
 static void take_over(struct fx *f, struct uas *b, size_t resumed)
 {
-	struct sent *s;
+	struct sipnode_sent *s;
 
 	assert_int_equal(calls_take_over(f->sby.srv.calls), resumed);
 	if (!resumed)
@@ -394,7 +193,7 @@ static void take_over(struct fx *f, struct uas *b, size_t resumed)
 }
 
 /* The callee's 180 (to NODE) reaches the caller with sipha's A-leg tag. */
-static void ringing(struct node *n, struct uac *a, struct uas *b)
+static void ringing(struct sipnode *n, struct uac *a, struct uas *b)
 {
 	osip_message_t *m;
 
@@ -415,7 +214,7 @@ static void ring_on_active(struct fx *f, struct uac *a, struct uas *b)
 }
 
 /* The callee's 200 (to NODE): sipha ACKs it and answers the caller. */
-static void answered(struct node *n, struct uac *a, struct uas *b)
+static void answered(struct sipnode *n, struct uac *a, struct uas *b)
 {
 	osip_message_t *m;
 
@@ -436,7 +235,7 @@ static void answered(struct node *n, struct uac *a, struct uas *b)
 }
 
 /* A BYE from one side reaches the other, whose 200 comes back. */
-static void hang_up(struct node *n, struct uac *a, struct uas *b, bool caller)
+static void hang_up(struct sipnode *n, struct uac *a, struct uas *b, bool caller)
 {
 	osip_message_t *m;
 
@@ -455,7 +254,7 @@ static void hang_up(struct node *n, struct uac *a, struct uas *b, bool caller)
 }
 
 /* sipha cancels the callee's INVITE (its branch), and ACKs the 487. */
-static void callee_cancelled(struct node *n, struct uas *b)
+static void callee_cancelled(struct sipnode *n, struct uas *b)
 {
 	osip_message_t *m = expect(n, "CANCEL", 5080);
 
@@ -472,7 +271,7 @@ static void callee_cancelled(struct node *n, struct uas *b)
 	osip_message_free(m);
 }
 
-static void all_gone(struct node *n)
+static void all_gone(struct sipnode *n)
 {
 	assert_int_equal(calls_count(n->srv.calls), 0);
 	advance(n, 64000);
@@ -508,7 +307,7 @@ static void test_ringing_taken_over(void **state)
 	struct fx *f = *state;
 	struct uac a;
 	struct uas b;
-	struct sent *last;
+	struct sipnode_sent *last;
 
 	start_call(f, &a, &b, "t2");
 	ring_on_active(f, &a, &b);
@@ -658,14 +457,7 @@ static void test_delayed_offer_taken_over(void **state)
 
 	take_over(f, &b, 0);
 	osip_message_free(expect(&f->sby, "200 INVITE", 5061));
-	inject(&f->sby, &a.peer,
-	       "ACK sip:sipha@127.0.0.1:5060 SIP/2.0\r\n"
-	       "Via: SIP/2.0/UDP 10.0.0.1:5061;branch=z9hG4bKackt9\r\nMax-Forwards: 70\r\n"
-	       "From: \"Alice\" <sip:alice@sipha.test>;tag=%s\r\nTo: "
-	       "<sip:3000@sipha.test>;tag=%s\r\n"
-	       "Call-ID: %s\r\nCSeq: 1 ACK\r\nContent-Type: application/sdp\r\n"
-	       "Content-Length: %zu\r\n\r\n%s",
-	       a.ftag, a.ttag, a.callid, strlen(SDP_A), SDP_A);
+	caller_in_dialog(&f->sby, &a, "ACK", 1, SDP_A, "ackt9");
 	m = expect(&f->sby, "ACK", 5080);
 	assert_string_equal(body_of(m), SDP_A);
 	osip_message_free(m);
@@ -720,7 +512,7 @@ static void test_mark_and_sweep(void **state)
 /* A replica built by hand for caller A (dialog from its INVITE, tag "s" +
  * its id), with the INVITE bytes as given: not NUL-terminated, as the
  * journal carries them. */
-static void upsert(struct node *n, struct uac *a, const char *a_inv, size_t a_len,
+static void upsert(struct sipnode *n, struct uac *a, const char *a_inv, size_t a_len,
 		   const void *b_inv, size_t b_len)
 {
 	struct call_replica r = { .state = CALL_RINGING, .id = 100 };
