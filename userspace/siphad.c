@@ -146,8 +146,9 @@ int main(int argc, char **argv)
 		goto out;
 	srv_up = true;
 	sc.srv = &srv;
-	pr_info("siphad %s node %s ready (sip %s:%u)", SIPHA_VERSION, cfg.node.id, srv.adv_host,
-		srv.adv_port);
+	pr_info("siphad %s node %s ready (sip %s%s%s:%u)", SIPHA_VERSION, cfg.node.id,
+		strchr(srv.adv_host, ':') ? "[" : "", srv.adv_host,
+		strchr(srv.adv_host, ':') ? "]" : "", srv.adv_port);
 	sd_notify(0, "READY=1");
 	ret = loop_run(l);
 	if (!ret)

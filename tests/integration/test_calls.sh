@@ -14,7 +14,8 @@
 # CANCEL to B), re-INVITE / UPDATE / OPTIONS / INFO in the dialog, a BYE of
 # no dialog (481), routing (unknown DN 404, unregistered extension 480,
 # routing point 486), and B registered as an extension.  Over TCP: basic,
-# BYE from B, CANCEL, refusals, in-dialog requests, and B registered as an
+# BYE from B, CANCEL, refusals, a callee that does not listen (503 at
+# once), in-dialog requests, and B registered as an
 # extension (its calls must come over the REGISTER's connection).  Last, a
 # call to a daemon that has been idle for a few seconds.
 #
@@ -357,6 +358,11 @@ for code in 486 603 404; do
 	flow_start "t-$code" $N -sf @call_uas_refuse.xml -set code $code -- \
 		-sf @call_uac_refused.xml -set want $code -s 3000
 done
+# Nobody listens where 3000 leads: the connect is refused and the caller
+# hears 503 at once, not a 408 after Timer B's 32 s (beyond sipp's 15 s
+# -recv_timeout, which would fail the calls).
+flow_daemon t-503 tcp || finish
+flow_start t-503 20 -- -sf @call_uac_refused.xml -set want 503 -s 3000
 flow_daemon t-indlg tcp || finish
 flow_start t-indlg $N -sf @call_uas_indialog.xml -- -sf @call_uac_indialog.xml -s 3000
 flow_daemon t-ext tcp || finish
@@ -380,6 +386,9 @@ for code in 486 603 404; do
 		sip_rx_ack_dropped 0 calls 0
 	expect_tcp_only "t-$code"
 done
+flow_end t-503
+expect t-503 calls_offered 20 calls_failed 20 calls_answered 0 calls_released 20 calls 0
+expect_tcp_only t-503
 flow_end t-indlg
 expect t-indlg calls_offered $N calls_answered $N calls_failed 0 calls_released $N \
 	indialog_relayed $((5 * N)) options_answered 0 calls 0
@@ -389,7 +398,7 @@ expect t-ext calls_offered $N calls_answered $N calls_failed 0 calls_released $N
 expect_tcp_only t-ext
 # the calls reached the callee over the connection its REGISTER came on
 expect t-ext transport_tcp_connects 0
-for f in t-basic t-byeb t-cancel t-486 t-603 t-404 t-indlg t-ext; do
+for f in t-basic t-byeb t-cancel t-486 t-603 t-404 t-503 t-indlg t-ext; do
 	stop_siphad "$f"
 done
 

@@ -2,6 +2,7 @@
  * clock, matching (RFC 3261 and RFC 2543 style), ownership.  A fake transport
  * records what the layer sends; each test parses it back to see what it is. */
 #include <errno.h>
+#include <arpa/inet.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -981,6 +982,54 @@ static void test_client_transport_failure(void **state)
 	osip_message_free(bye);
 }
 
+static struct sip_peer peer_at(const struct sip_peer *base, const char *ip, unsigned port)
+{
+	struct sip_peer p = *base;
+	struct sockaddr_in *s = (struct sockaddr_in *)&p.addr;
+
+	s->sin_family = AF_INET;
+	s->sin_port = htons(port);
+	inet_pton(AF_INET, ip, &s->sin_addr);
+	p.addrlen = sizeof(*s);
+	return p;
+}
+
+/* A TCP connection to an address failed (an asynchronous connect refused):
+ * the client transactions over TCP to it that wait for their answer end
+ * with 503 at once, not at Timer B/F; one already answered (Proceeding),
+ * another address and UDP to the same one are untouched. */
+static void test_tcp_connection_failed(void **state)
+{
+	struct fx *f = *state;
+	struct sip_peer a = peer_at(&f->tcp, "10.0.0.1", 5060),
+			b = peer_at(&f->tcp, "10.0.0.2", 5060),
+			u = peer_at(&f->udp, "10.0.0.1", 5060);
+	osip_message_t *m[5];
+	struct rec *inv = client(f, (struct rq){ .proto = "TCP" }, &a, &m[0]);
+	struct rec *bye = client(f, (struct rq){ .proto = "TCP", .method = "BYE", .callid = "c2" },
+				 &a, &m[1]);
+	struct rec *rang = client(f, (struct rq){ .proto = "TCP", .callid = "c3" }, &a, &m[2]);
+	struct rec *other = client(f, (struct rq){ .proto = "TCP", .callid = "c4" }, &b, &m[3]);
+	struct rec *udp = client(f, (struct rq){ .callid = "c5" }, &u, &m[4]);
+
+	assert_true(rx_resp(f, mkresp(m[2], 180, "t")));
+	assert_int_equal(txn_transport_error(f->tl, &u), 0); /* UDP has no connection */
+	assert_int_equal(txn_transport_error(f->tl, &a), 2);
+	assert_int_equal(inv->ntimeout, 1);
+	assert_int_equal(inv->timeout_code, 503);
+	assert_int_equal(inv->nterm, 1);
+	assert_int_equal(bye->ntimeout, 1);
+	assert_int_equal(bye->timeout_code, 503);
+	assert_int_equal(bye->nterm, 1);
+	assert_int_equal(rang->ntimeout + rang->nterm, 0);
+	assert_int_equal(other->ntimeout + other->nterm, 0);
+	assert_int_equal(udp->ntimeout + udp->nterm, 0);
+	assert_int_equal(txn_count(f->tl), 3);
+	assert_int_equal(txn_transport_error(f->tl, &a), 0); /* nothing left to fail */
+	for (int i = 0; i < 5; i++)
+		osip_message_free(m[i]);
+}
+
 /* ---- matching ----------------------------------------------------------------------------- */
 
 static void test_match_two_branches(void **state)
@@ -1364,6 +1413,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_nict_proceeding_completed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_nict_tcp, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_client_transport_failure, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tcp_connection_failed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_match_two_branches, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_match_cancel, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_match_sent_by, setup, teardown),

@@ -133,14 +133,18 @@ out:
 }
 
 /* The peer in-dialog requests of leg L go to: the first route, or the
- * remote target; a leg that reached us over TCP keeps its connection. */
+ * remote target; a leg that reached us over TCP keeps its connection while
+ * it is open.  Once it is gone, the flow's address is no place to connect
+ * to (a client's source port, RFC 3261 §18.1.1): the target is. */
 int leg_peer(struct leg *l, struct sip_peer *out)
 {
 	const char *target = l->dlg.nroutes ? l->dlg.routes[0] : l->dlg.remote_target;
+	struct sip_transport *tp = l->call->srv->tp;
 	char buf[512];
 	int ret;
 
-	if (l->dlg.peer.proto == SIP_PROTO_TCP && l->dlg.peer.conn) {
+	if (l->dlg.peer.proto == SIP_PROTO_TCP && l->dlg.peer.conn &&
+	    (!tp || sipt_conn_open(tp, l->dlg.peer.conn))) {
 		*out = l->dlg.peer;
 		return 0;
 	}

@@ -9,8 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <arpa/inet.h>
-
 #include "core/log.h"
 #include "server/call.h"
 #include "server/call_int.h"
@@ -159,27 +157,6 @@ char *call_pending_invite(const struct call *c, bool b_side, size_t *len)
 
 /* --- taking over ----------------------------------------------------------------------- */
 
-/* Where the caller of a call set up over TCP gets its answers once the
- * connection died with the peer: §18.2.2, the address the INVITE came from
- * and the port its top Via names. */
-static void tcp_via_port(struct sip_peer *p, const osip_message_t *inv)
-{
-	osip_via_t *via = NULL;
-	unsigned long port = 5060;
-
-	if (p->proto != SIP_PROTO_TCP)
-		return;
-	p->conn = 0;
-	if (!osip_message_get_via(inv, 0, &via) && via && via->port)
-		port = strtoul(via->port, NULL, 10);
-	if (!port || port > 65535)
-		port = 5060;
-	if (p->addr.ss_family == AF_INET)
-		((struct sockaddr_in *)&p->addr)->sin_port = htons((uint16_t)port);
-	else if (p->addr.ss_family == AF_INET6)
-		((struct sockaddr_in6 *)&p->addr)->sin6_port = htons((uint16_t)port);
-}
-
 /* The caller's INVITE becomes a new server transaction here, as if it had
  * just arrived: nothing is sent; its retransmissions are absorbed, and the
  * answers of the call go through it. */
@@ -193,7 +170,12 @@ static int resume_a(struct call *c)
 
 	if (!c->a_invite || sipmsg_parse(c->a_invite, c->a_invite_len, true, &inv))
 		return -EINVAL;
-	tcp_via_port(&from, inv);
+	if (from.proto == SIP_PROTO_TCP) {
+		/* Its connection died with the peer: §18.2.2, answers go to
+		 * the address it came from, at its Via's port. */
+		from.conn = 0;
+		from.reply_port = sipmsg_via_port(inv);
+	}
 	rx = txn_rx_request(srv->txns, inv, &from, &st);
 	osip_message_free(inv);
 	if (rx != TXN_RX_NEW)

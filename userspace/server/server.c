@@ -149,6 +149,7 @@ static void handle_request(struct server *srv, const struct sip_peer *from, osip
 	enum sip_method m = sipmsg_method_id(req->sip_method);
 	struct sip_verdict v;
 	struct txn *st = NULL;
+	struct sip_peer p;
 
 	srv->st.sip_rx_requests++;
 	sipmsg_check_request(req, raw, len, &v);
@@ -163,6 +164,11 @@ static void handle_request(struct server *srv, const struct sip_peer *from, osip
 		srv->st.sip_rx_rejected++;
 		respond(srv, NULL, from, req, v.code, v.reason, &h, v.hname != NULL, NULL);
 		return;
+	}
+	if (from->proto == SIP_PROTO_TCP) {
+		p = *from;
+		p.reply_port = sipmsg_via_port(req);
+		from = &p;
 	}
 	switch (txn_rx_request(srv->txns, req, from, &st)) {
 	case TXN_RX_NEW:
@@ -359,6 +365,19 @@ static int vip_take(struct server *srv)
 	return 0;
 }
 
+/* A TCP connection failed: requests sent on it end now (503) instead of
+ * waiting 32 s for Timer B/F, e.g. a callee that does not listen. */
+static void srv_tp_error(void *arg, const struct sip_peer *peer, int err)
+{
+	struct server *srv = arg;
+	char a[64];
+	size_t n = txn_transport_error(srv->txns, peer);
+
+	if (n)
+		pr_info("tcp %s: %s; %zu requests failed with it",
+			sipt_addr_str(&peer->addr, a, sizeof(a)), strerror(-err), n);
+}
+
 int srv_init(struct server *srv, struct sipha_config *cfg, struct loop *l)
 {
 	int ret = srv_core_init(srv, cfg, loop_timers(l), transport_send, srv);
@@ -372,6 +391,7 @@ int srv_init(struct server *srv, struct sipha_config *cfg, struct loop *l)
 			srv);
 	if (ret)
 		goto err;
+	sipt_set_error_fn(srv->tp, srv_tp_error);
 	if (cfg->vip.present && !cfg->ha.present) {
 		ret = vip_take(srv);
 		if (ret)

@@ -96,6 +96,19 @@ const char *sipmsg_method_name(enum sip_method m)
 	return sipmsg_methods[m];
 }
 
+uint16_t sipmsg_via_port(const osip_message_t *m)
+{
+	osip_via_t *via = NULL;
+	unsigned long port;
+
+	if (osip_message_get_via(m, 0, &via) || !via || !via->host)
+		return 0;
+	if (!via->port)
+		return 5060;
+	port = strtoul(via->port, NULL, 10);
+	return port && port <= 65535 ? (uint16_t)port : 0;
+}
+
 const char *sipmsg_reason(int code)
 {
 	const char *r = osip_message_get_reason(code);

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include <osipparser2/osip_parser.h>
@@ -102,5 +103,8 @@ int sipmsg_uri_user(const char *uri, size_t n, char *out, size_t outlen);
 
 /* Default reason phrase for a status code ("Unknown" if none). */
 const char *sipmsg_reason(int code);
+/* The port of M's top Via sent-by (5060 when it names none), 0 without a
+ * usable Via. */
+uint16_t sipmsg_via_port(const osip_message_t *m);
 
 #endif

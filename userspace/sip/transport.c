@@ -33,6 +33,7 @@ struct sip_transport {
 	bool have_src;
 	struct sockaddr_storage src;
 	sipt_rx_fn fn;
+	sipt_err_fn err_fn;
 	void *arg;
 	struct sipt_stats st;
 	struct tcp_conn **conns; /* TCP_MAX_CONNS slots */
@@ -53,7 +54,7 @@ static unsigned addr_hash(const struct sockaddr_storage *ss)
 	return h % TCP_ADDR_BUCKETS;
 }
 
-static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+bool sipt_same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
 	if (a->ss_family != b->ss_family)
 		return false;
@@ -167,7 +168,15 @@ static void tcp_closed(struct loop_stream *s, void *arg, int err)
 	t->conns[c->slot] = NULL;
 	t->gens[c->slot]++;
 	t->st.tcp_open--;
+	/* Out of the tables first: the callback may send (and connect) again. */
+	if (err && t->err_fn)
+		t->err_fn(t->arg, &c->peer, err);
 	free(c);
+}
+
+void sipt_set_error_fn(struct sip_transport *t, sipt_err_fn fn)
+{
+	t->err_fn = fn;
 }
 
 static const struct loop_stream_ops tcp_ops = {
@@ -381,11 +390,24 @@ void sipt_close(struct sip_transport *t)
 	free(t);
 }
 
+/* The open connection with id CONN, or NULL. */
+static struct tcp_conn *conn_get(const struct sip_transport *t, uint64_t conn)
+{
+	uint32_t slot = (uint32_t)(conn & 0xffffffffu);
+	struct tcp_conn *c = conn && slot < TCP_MAX_CONNS ? t->conns[slot] : NULL;
+
+	return c && c->peer.conn == conn ? c : NULL;
+}
+
+bool sipt_conn_open(const struct sip_transport *t, uint64_t conn)
+{
+	return conn_get(t, conn) != NULL;
+}
+
 int sipt_send(struct sip_transport *t, const struct sip_peer *to, const char *buf, size_t len)
 {
 	const struct sockaddr *from = NULL;
 	struct tcp_conn *c;
-	uint32_t slot;
 	int ret;
 
 	if (to->proto == SIP_PROTO_UDP) {
@@ -401,15 +423,22 @@ int sipt_send(struct sip_transport *t, const struct sip_peer *to, const char *bu
 			t->st.udp_out++;
 		return ret;
 	}
-	slot = (uint32_t)(to->conn & 0xffffffffu);
-	c = to->conn && slot < TCP_MAX_CONNS ? t->conns[slot] : NULL;
-	if (c && c->peer.conn != to->conn)
-		c = NULL;
-	/* The connection a request came on is gone, or there never was one:
-	 * reuse any open connection to that address, else open one. */
+	c = conn_get(t, to->conn);
+	if (!c && to->reply_port) {
+		/* §18.2.2: the connection the request came on is gone; its
+		 * source port was the client's, its Via names where it listens. */
+		struct sip_peer alt = *to;
+
+		((struct sockaddr_in *)&alt.addr)->sin_port = htons(to->reply_port); /* v6: same */
+		alt.conn = 0;
+		alt.reply_port = 0;
+		return sipt_send(t, &alt, buf, len);
+	}
+	/* The connection is gone, or there never was one: reuse any open
+	 * connection to that address, else open one. */
 	if (!c) {
 		for (c = t->by_addr[addr_hash(&to->addr)]; c; c = c->hnext)
-			if (same_addr(&c->peer.addr, &to->addr))
+			if (sipt_same_addr(&c->peer.addr, &to->addr))
 				break;
 	}
 	if (!c && !(c = tcp_connect(t, to))) {

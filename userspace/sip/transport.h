@@ -23,6 +23,9 @@ struct sip_peer {
 	socklen_t addrlen;
 	struct sockaddr_storage local; /* where it arrived (UDP: from IP_PKTINFO) */
 	uint64_t conn; /* TCP: connection id, 0 for UDP */
+	/* TCP, a request's source: its top Via's port, where answers go once
+	 * the connection is gone (RFC 3261 §18.2.2); 0 when unknown. */
+	uint16_t reply_port;
 };
 
 typedef void (*sipt_rx_fn)(void *arg, const struct sip_peer *from, const char *buf, size_t len);
@@ -43,9 +46,22 @@ int sipt_open(struct sip_transport **out, struct loop *l, const struct cfg_socka
 	      const struct sockaddr_storage *src, sipt_rx_fn fn, void *arg);
 void sipt_close(struct sip_transport *t);
 
-/* Sends BUF to TO: UDP to its address; TCP on its connection, or on any
- * open connection to its address, or on a new one.  0 or -errno. */
+/* Sends BUF to TO: UDP to its address; TCP on its connection, or, that one
+ * gone, to the address at TO's reply_port when it has one, on any open
+ * connection to that address or on a new one.  0 or -errno. */
 int sipt_send(struct sip_transport *t, const struct sip_peer *to, const char *buf, size_t len);
+
+/* A TCP connection closed with an error (a connect refused or timed out, a
+ * reset): whatever was sent on it to PEER gets no answer on it. */
+typedef void (*sipt_err_fn)(void *arg, const struct sip_peer *peer, int err);
+/* FN is called with the ARG of sipt_open(). */
+void sipt_set_error_fn(struct sip_transport *t, sipt_err_fn fn);
+
+/* Same family, address and port. */
+bool sipt_same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
+
+/* Whether the TCP connection with id CONN (sip_peer.conn) is still open. */
+bool sipt_conn_open(const struct sip_transport *t, uint64_t conn);
 
 const struct sipt_stats *sipt_stats(const struct sip_transport *t);
 

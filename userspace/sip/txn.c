@@ -452,6 +452,46 @@ out:
 	return err;
 }
 
+size_t txn_transport_error(struct txn_layer *tl, const struct sip_peer *peer)
+{
+	struct txn **hit = NULL;
+	size_t n = 0, cap = 0;
+
+	if (!tl || !peer || peer->proto != SIP_PROTO_TCP)
+		return 0;
+	txn_enter(tl);
+	/* Collected first: firing may add transactions and grow the table. */
+	for (size_t i = 0; i < tl->nbuckets; i++) {
+		for (struct txn *t = tl->buckets[i]; t; t = t->hnext) {
+			if ((t->kind != TXN_ICT && t->kind != TXN_NICT) || !t->reliable ||
+			    t->dying || !txn_fsm_has(t, EV_TERR) ||
+			    !sipt_same_addr(&t->peer.addr, &peer->addr))
+				continue;
+			if (n == cap) {
+				size_t ncap = cap ? cap * 2 : 16;
+				struct txn **p = realloc(hit, ncap * sizeof(*hit));
+
+				if (!p)
+					goto fire;
+				hit = p;
+				cap = ncap;
+			}
+			hit[n++] = t;
+		}
+	}
+fire:
+	/* Frees are deferred until txn_leave: every pointer stays valid. */
+	for (size_t i = 0; i < n; i++) {
+		struct txn_arg a = { 0 };
+
+		if (!hit[i]->dying)
+			txn_fire(hit[i], EV_TERR, &a);
+	}
+	free(hit);
+	txn_leave(tl);
+	return n;
+}
+
 struct txn *txn_find_invite(struct txn_layer *tl, osip_message_t *cancel)
 {
 	struct txn_key k;

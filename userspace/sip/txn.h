@@ -142,6 +142,12 @@ int txn_request_bytes(struct txn_layer *tl, osip_message_t *req, const char *byt
 		      const struct sip_peer *to, const struct txn_user *user, void *uarg,
 		      struct txn **out);
 
+/* The transport to PEER failed (a TCP connection closed with an error):
+ * every client transaction over TCP to that address still waiting for its
+ * final response ends as if a 503 had come (§8.1.3.1), at once rather than
+ * at Timer B/F.  Returns how many. */
+size_t txn_transport_error(struct txn_layer *tl, const struct sip_peer *peer);
+
 /* The INVITE server transaction a CANCEL is for (§9.2), or NULL. */
 struct txn *txn_find_invite(struct txn_layer *tl, osip_message_t *cancel);
 
