@@ -26,7 +26,9 @@
 # wait_until SECONDS CMD..., run_bg CMD..., wait_pid PID SECONDS, require_cmd,
 # require_bin, config_value FILE SECTION KEY, siphad_alive/pid/log/sock/conf
 # [NAME], metric_from FILE NAME, json_get JSON FILTER, is_one_json_object,
-# ns_exists, ns_del, veth_add, bridge_add, bridge_port, addr_add, ns_lan.
+# ns_exists, ns_del, veth_add, bridge_add, bridge_port, addr_add, ns_lan;
+# for HA pairs: ha_conf, ha_lan, ha_start_pair, field_of, field_is,
+# state_of, kill9; stat_of CSV FIELD for sipp statistics.
 #
 # Environment: SIPHA_BUILD (default <repo>/build), SIPHAD, SIPHACTL, SIPJUNK to
 # point at other binaries (e.g. a sanitizer build of siphad), T_KEEP=1 to
@@ -484,10 +486,14 @@ ns_del() {
 # --- HA pair ------------------------------------------------------------------------------
 
 # ha_conf FILE ID ROLE OWN_IP PEER_IP [REDUNDANCY] [HEARTBEAT_MS] [TIMEOUT_MS]
-# A node of the usual test pair: SIP on 0.0.0.0:5060, VIP $HA_VIP/24 on eth0,
-# HA link on OWN_IP:7100 to PEER_IP:7100, XDP native on eth0, control socket
-# $T_TMP/ID.sock, state in $T_TMP/state-ID, DN 3000 routed to $HA_CALLEE.
+# A node of the usual test pair: SIP on $HA_SIP_LISTEN (0.0.0.0:5060), VIP
+# $HA_VIP/$HA_VIP_LEN (10.99.0.100/24) on eth0, HA link on OWN_IP:7100 to
+# PEER_IP:7100 (IPv6 addresses in brackets), XDP native on eth0, control
+# socket $T_TMP/ID.sock, state in $T_TMP/state-ID, DN 3000 routed to
+# $HA_CALLEE.  [dn] is the last section: append more DNs with cat >>FILE.
 HA_VIP=${HA_VIP:-10.99.0.100}
+HA_VIP_LEN=${HA_VIP_LEN:-24}
+HA_SIP_LISTEN=${HA_SIP_LISTEN:-0.0.0.0:5060}
 HA_CALLEE=${HA_CALLEE:-10.99.0.10:5070}
 ha_conf() {
 	cat >"$1" <<EOC
@@ -498,10 +504,10 @@ redundancy = ${6:-hot}
 priority = 100
 state_dir = $T_TMP/state-$2
 [sip]
-listen = 0.0.0.0:5060
+listen = $HA_SIP_LISTEN
 domain = sipha.test
 [vip]
-address = $HA_VIP/24
+address = $HA_VIP/$HA_VIP_LEN
 interface = eth0
 garp_count = 2
 [ha]
@@ -517,6 +523,64 @@ socket = $T_TMP/$2.sock
 [dn]
 3000 = sip:$HA_CALLEE
 EOC
+}
+
+# ha_lan: the usual LAN of an HA test: namespaces a and b (the nodes) and c
+# (the client) on a bridge in namespace lan, each with its eth0 up and no
+# address yet (addr_add).  The bridge ends of the nodes get a pass-all XDP
+# program (XDP_TX on a veth needs one on the peer, DESIGN.md §5) and c sends
+# with real checksums (frames XDP steers keep them).
+ha_lan() {
+	local n
+	ns_lan lan a b c || return 1
+	for n in a b; do
+		ns_exec lan ip link set "$n-br" xdp object "$T_BUILD/sipha_xdp.bpf.o" sec xdp ||
+			return 1
+	done
+	ns_exec c ethtool -K eth0 tx off >/dev/null 2>&1 || true
+}
+
+# field_of NODE FIELD: one field of `siphactl status --json`; state_of NODE.
+field_of() { ctl -n "$1" status --json 2>/dev/null | jq -r ".$2"; }
+state_of() { field_of "$1" state; }
+# field_is NODE FIELD VALUE: for wait_until, which re-runs its command.
+field_is() { [ "$(field_of "$1" "$2")" = "$3" ]; }
+
+# ha_start_pair LABEL: instance a (namespace a, $T_TMP/a.conf) alone until
+# active, then b ($T_TMP/b.conf) until it is a standby in sync.  1 on
+# failure, after a FAIL line.
+ha_start_pair() {
+	start_siphad -n a -N a "$T_TMP/a.conf" || return 1
+	if ! wait_until 5 field_is a state active; then
+		fail "$1: primary active alone" "state $(state_of a)"
+		return 1
+	fi
+	start_siphad -n b -N b "$T_TMP/b.conf" || return 1
+	if ! wait_until 5 field_is b peer_connected true || ! field_is b state standby; then
+		fail "$1: backup joins as standby" "state $(state_of b), peer_connected $(field_of b peer_connected)"
+		return 1
+	fi
+	if ! wait_until 5 field_is b in_sync true; then
+		fail "$1: backup in sync" "in_sync $(field_of b in_sync)"
+		return 1
+	fi
+	return 0
+}
+
+# kill9 NAME: kill -9 an instance and reap it.  Disowned first, so bash
+# prints no "Killed" line.
+kill9() {
+	local pid
+	pid=$(siphad_pid "$1")
+	disown "$pid" 2>/dev/null
+	kill -9 "$pid"
+	wait_pid "$pid" 5
+	unset "SD_PID[$1]"
+}
+
+# stat_of CSV FIELD: the last value of one column of a sipp -trace_stat file.
+stat_of() {
+	awk -F';' -v f="$2" 'NR==1{for(i=1;i<=NF;i++)h[$i]=i} END{print $h[f]+0}' "$1"
 }
 
 # --- cleanup ---------------------------------------------------------------------------

@@ -18,10 +18,6 @@ ns_exec c ethtool -K eth0 tx off >/dev/null 2>&1 || true
 
 mkconf() { ha_conf "$T_TMP/$1.conf" "$1" "$2" "$3" "$4" "$5"; } # NAME ROLE OWN PEER REDUNDANCY
 
-state_of() { ctl -n "$1" status --json | jq -r .state; }
-field_of() { ctl -n "$1" status --json | jq -r ".$2"; }
-# field_is NODE FIELD VALUE: for wait_until, which re-runs its command
-field_is() { [ "$(field_of "$1" "$2")" = "$3" ]; }
 vip_on() { ns_exec "$1" ip -br addr show eth0 | grep -q 10.99.0.100; }
 
 # run REDUNDANCY: one failover round; echoes nothing, reports PASS/FAIL
@@ -75,7 +71,7 @@ run() {
 	fi
 	local t0 t1
 	t0=$(date +%s%N)
-	kill -9 "$(siphad_pid a)"
+	kill9 a
 	wait_until 5 field_is b state active
 	t1=$(date +%s%N)
 	check_eq "ha $red: backup active after kill -9" "$(state_of b)" active
@@ -83,8 +79,8 @@ run() {
 	check_eq "ha $red: VIP on the backup" "$(ns_exec b ip -br addr show eth0 | grep -c 10.99.0.100)" 1
 	wait_pid "$uac" 60
 	local ok bad
-	ok=$(awk -F';' 'NR==1{for(i=1;i<=NF;i++)h[$i]=i} END{print $h["SuccessfulCall(C)"]+0}' "$T_TMP/uac-$red.csv")
-	bad=$(awk -F';' 'NR==1{for(i=1;i<=NF;i++)h[$i]=i} END{print $h["FailedCall(C)"]+0}' "$T_TMP/uac-$red.csv")
+	ok=$(stat_of "$T_TMP/uac-$red.csv" 'SuccessfulCall(C)')
+	bad=$(stat_of "$T_TMP/uac-$red.csv" 'FailedCall(C)')
 	if [ "$red" = hot ]; then
 		check_eq "ha hot: every call ends with BYE/200 through the new active node" "$ok/$bad" "$calls/0"
 		check_eq "ha hot: no call left on the new active node" "$(field_of b calls)" 0
@@ -95,7 +91,7 @@ run() {
 		(cd "$T_TMP" && ip netns exec "$(ns_name c)" sipp 10.99.0.100:5060 -sn uac -s 1001 \
 			-i 10.99.0.10 -p 5091 -m 5 -r 10 -d 100 -nostdin -timeout 20 -trace_stat \
 			-stf uac-1001.csv >/dev/null 2>&1)
-		ok=$(awk -F';' 'NR==1{for(i=1;i<=NF;i++)h[$i]=i} END{print $h["SuccessfulCall(C)"]+0}' "$T_TMP/uac-1001.csv")
+		ok=$(stat_of "$T_TMP/uac-1001.csv" 'SuccessfulCall(C)')
 		check_eq "ha hot: a phone registered before the takeover gets calls after it" "$ok" 5
 		kill "$phone" 2>/dev/null
 		wait "$phone" 2>/dev/null
@@ -104,7 +100,7 @@ run() {
 		check "ha warm: the new active node answered 481" test "$(metric no_dialog b)" -ge 1
 		(cd "$T_TMP" && ns_exec c sipp 10.99.0.100:5060 -sn uac -s 3000 -i 10.99.0.10 -p 5072 \
 			-m 10 -r 10 -d 100 -nostdin -timeout 20 -trace_stat -stf "uac-after.csv" >/dev/null 2>&1)
-		ok=$(awk -F';' 'NR==1{for(i=1;i<=NF;i++)h[$i]=i} END{print $h["SuccessfulCall(C)"]+0}' "$T_TMP/uac-after.csv")
+		ok=$(stat_of "$T_TMP/uac-after.csv" 'SuccessfulCall(C)')
 		check_eq "ha warm: new calls after the takeover succeed" "$ok" 10
 	fi
 	kill "$uas" 2>/dev/null
@@ -163,13 +159,13 @@ run_setup() {
 	check_eq "ha $phase: the standby knows every call being set up" "$(field_of b calls)" $calls
 	check_eq "ha $phase: all of them $phase" \
 		"$(ctl -n b calls --json | jq --arg s "$phase" '[.calls[] | select(.state == $s)] | length')" $calls
-	kill -9 "$(siphad_pid a)"
+	kill9 a
 	wait_until 5 field_is b state active
 	check "ha $phase: the new active resumed all $calls calls" \
 		grep -q "active (peer dead), $calls calls ($calls being set up)" "$(siphad_log b)"
 	wait_pid "$uac" 40
-	ok=$(awk -F';' 'NR==1{for(i=1;i<=NF;i++)h[$i]=i} END{print $h["SuccessfulCall(C)"]+0}' "$T_TMP/uac-$phase.csv")
-	bad=$(awk -F';' 'NR==1{for(i=1;i<=NF;i++)h[$i]=i} END{print $h["FailedCall(C)"]+0}' "$T_TMP/uac-$phase.csv")
+	ok=$(stat_of "$T_TMP/uac-$phase.csv" 'SuccessfulCall(C)')
+	bad=$(stat_of "$T_TMP/uac-$phase.csv" 'FailedCall(C)')
 	check_eq "ha $phase: calls answered after the takeover connect and end cleanly" "$ok/$bad" "$calls/0"
 	check_eq "ha $phase: nothing left on the new active node" "$(field_of b calls)" 0
 	kill "$uas" 2>/dev/null

@@ -75,10 +75,6 @@ pins_del() {
 # mkconf NAME ID ROLE OWN PEER: hot standby, heartbeat 50 ms, timeout 200 ms
 mkconf() { ha_conf "$T_TMP/$1.conf" "$2" "$3" "$4" "$5"; }
 
-state_of() { ctl -n "$1" status --json 2>/dev/null | jq -r .state; }
-field_of() { ctl -n "$1" status --json 2>/dev/null | jq -r ".$2"; }
-# field_is NODE FIELD VALUE: for wait_until, which re-runs its command
-field_is() { [ "$(field_of "$1" "$2")" = "$3" ]; }
 # vip_on NS: how many times the VIP is on NS's eth0 (0 or 1)
 vip_on() { ns_exec "$1" ip -br addr show eth0 | grep -c "$VIP/"; }
 # holders: "<VIP on a>/<VIP on b>", e.g. 1/0
@@ -101,10 +97,6 @@ never_for() {
 # not_state NODE STATE: for never_for
 not_state() { [ "$(state_of "$1")" != "$2" ]; }
 
-# stat_of CSV FIELD: the last value of one sipp -trace_stat column
-stat_of() {
-	awk -F';' -v f="$2" 'NR==1{for(i=1;i<=NF;i++)h[$i]=i} END{print $h[f]+0}' "$1"
-}
 
 # sipp_uac NAME PORT CALLS RATE DURATION_MS: a UAC in c to the VIP, in the
 # background; its PID in UAC_PID, its statistics in $T_TMP/NAME.csv.
@@ -123,41 +115,13 @@ uas_start() {
 	T_PIDS+=("$UAS_PID")
 }
 
-# kill9 NAME: kill -9 a node.  Disowned first, so bash reaps it without
-# a "Killed" line in the log.
-kill9() {
-	local pid
-	pid=$(siphad_pid "$1")
-	disown "$pid" 2>/dev/null
-	kill -9 "$pid"
-	wait_pid "$pid" 5
-	unset "SD_PID[$1]"
-}
 
 # released NS: nothing of a killed siphad is bound in NS any more.
 released() {
 	! ns_exec "$1" ss -Hltun 2>/dev/null | awk '{print $5}' | grep -qE ':(5060|7100)$'
 }
 
-# start_pair: the primary alone until active, then the backup until it is a
-# standby in sync.  1 on failure (after a FAIL line).
-start_pair() {
-	start_siphad -n a -N a "$T_TMP/a.conf" || return 1
-	if ! wait_until 5 field_is a state active; then
-		fail "$S: primary active alone" "state $(state_of a)"
-		return 1
-	fi
-	start_siphad -n b -N b "$T_TMP/b.conf" || return 1
-	if ! wait_until 5 field_is b peer_connected true || ! field_is b state standby; then
-		fail "$S: backup joins as standby" "state $(state_of b), peer_connected $(field_of b peer_connected)"
-		return 1
-	fi
-	if ! wait_until 5 field_is b in_sync true; then
-		fail "$S: backup in sync" "in_sync $(field_of b in_sync)"
-		return 1
-	fi
-	return 0
-}
+start_pair() { ha_start_pair "$S"; }
 
 # --- per scenario: a fresh LAN, and everything removed after ---------------------------
 
