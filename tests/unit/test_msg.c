@@ -927,6 +927,35 @@ static char *build(const struct chk_case *c, size_t mlen, size_t *len)
 	return b;
 }
 
+/* Where §18.2.2 sends answers once a request's connection is gone. */
+static void test_via_port(void **state)
+{
+	static const struct {
+		const char *via;
+		unsigned port;
+	} cases[] = {
+		{ "SIP/2.0/TCP 10.0.0.1:5071;branch=z9hG4bKv1", 5071 },
+		{ "SIP/2.0/TCP 10.0.0.1;branch=z9hG4bKv2", 5060 },
+		{ "SIP/2.0/TCP [2001:db8::1]:6000;branch=z9hG4bKv3", 6000 },
+		{ "SIP/2.0/TCP 10.0.0.1:70000;branch=z9hG4bKv4", 0 },
+	};
+	char buf[512];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		osip_message_t *m = NULL;
+		int n = snprintf(buf, sizeof(buf),
+				 "OPTIONS sip:a@b SIP/2.0\r\nVia: %s\r\nFrom: <sip:x@y>;tag=1\r\n"
+				 "To: <sip:a@b>\r\nCall-ID: v%zu\r\nCSeq: 1 OPTIONS\r\n"
+				 "Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+				 cases[i].via, i);
+
+		assert_int_equal(sipmsg_parse(buf, (size_t)n, false, &m), 0);
+		assert_int_equal(sipmsg_via_port(m), cases[i].port);
+		osip_message_free(m);
+	}
+}
+
 static void test_checks(void **state)
 {
 	(void)state;
@@ -1143,6 +1172,7 @@ int main(void)
 		cmocka_unit_test(test_response),
 		cmocka_unit_test(test_method_id),
 		cmocka_unit_test(test_reason),
+		cmocka_unit_test(test_via_port),
 		cmocka_unit_test(test_checks),
 		cmocka_unit_test(test_robustness),
 	};
