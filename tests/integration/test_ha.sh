@@ -146,7 +146,7 @@ run_setup() {
 	wait_until 5 field_is a state active
 	start_siphad -n b -N b "$T_TMP/b.conf" || return
 	wait_until 5 field_is b in_sync true
-	ip netns exec "$(ns_name c)" sipp -sf "$SCN/ha_uas_$phase.xml" \
+	ip netns exec "$(ns_name c)" sipp -sf "$SCN/ha_uas_$phase.xml" -d 3000 \
 		-i 10.99.0.10 -p 5070 -nostdin >/dev/null 2>&1 &
 	local uas=$!
 	T_PIDS+=("$uas")

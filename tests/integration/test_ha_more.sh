@@ -13,6 +13,9 @@
 #               standby and without a peer.
 #   stop        SIGTERM to the active under a steady call load: it hands
 #               over first (a switchover), then exits 0; no call fails.
+#   bigsync     6,000 ringing calls on a lone primary, then the backup
+#               starts: the snapshot (over 8 MiB) is paced, the backup gets
+#               in sync with every call, the link never drops.
 #   partition   the HA link is cut with nftables in the backup's namespace
 #               (TCP port 7100 dropped both ways, in and out; ARP and SIP
 #               still pass): the backup's ARP probe finds the primary alive,
@@ -342,6 +345,41 @@ t_stop() {
 	check_eq "$S: no call left on the survivor" "$(field_of b calls)" 0
 }
 
+# --- 3c. a snapshot bigger than the link may hold at once ---------------------------
+
+# 6,000 ringing calls carry both INVITEs each: their snapshot is well over
+# the stream's 8 MiB backlog limit, so the active must pace it (session 1's
+# link dropped on the overflow and resynchronised for ever).
+t_bigsync() {
+	local calls=6000 bytes
+	start_siphad -n a -N a "$T_TMP/a.conf" || return
+	wait_until 5 field_is a state active
+	ip netns exec "$(ns_name c)" sipp -sf "$(dirname "$0")/scenarios/ha_uas_ringing.xml" \
+		-d 120000 -i 10.99.0.10 -p 5070 -nostdin -l 20000 >/dev/null 2>&1 &
+	UAS_PID=$!
+	T_PIDS+=("$UAS_PID")
+	(cd "$T_TMP" && exec ip netns exec "$(ns_name c)" sipp "$VIP:5060" -sn uac -s 3000 \
+		-i 10.99.0.10 -p 5079 -m $calls -r 500 -l 20000 -d 1000 -nostdin -timeout 150 \
+		>/dev/null 2>&1) &
+	UAC_PID=$!
+	T_PIDS+=("$UAC_PID")
+	wait_until 40 field_is a calls $calls
+	check_eq "$S: $calls calls ringing on the lone primary" \
+		"$(ctl -n a calls --json | jq '[.calls[] | select(.state == "ringing")] | length')" $calls
+	start_siphad -n b -N b "$T_TMP/b.conf" || return
+	wait_until 30 field_is b in_sync true
+	check_eq "$S: the backup gets in sync with all of them" \
+		"$(field_of b in_sync)/$(field_of b calls)" "true/$calls"
+	check_eq "$S: ... all ringing" \
+		"$(ctl -n b calls --json | jq '[.calls[] | select(.state == "ringing")] | length')" $calls
+	bytes=$(metric ha_link_bytes_out a)
+	info "snapshot of $calls ringing calls: $bytes bytes on the link"
+	check "$S: the snapshot was bigger than the stream's 8 MiB" test "${bytes:-0}" -gt $((8 << 20))
+	check_eq "$S: one snapshot, no backlog overflow, no link drop" \
+		"$(metric ha_snapshots a)/$(metric ha_link_backlog_overflows a)/$(metric ha_link_downs a)" 1/0/0
+	kill "$UAC_PID" 2>/dev/null
+}
+
 # --- 4. HA link partition and heal -----------------------------------------------------
 
 cut_link() {
@@ -527,10 +565,10 @@ t_restart() {
 # --- main --------------------------------------------------------------------------------
 
 scenarios=("$@")
-[ ${#scenarios[@]} -eq 0 ] && scenarios=(hung resync switchover stop partition splitbrain restart)
+[ ${#scenarios[@]} -eq 0 ] && scenarios=(hung resync switchover stop bigsync partition splitbrain restart)
 for S in "${scenarios[@]}"; do
 	if ! declare -F "t_$S" >/dev/null; then
-		fail "$T_NAME: scenario $S" "unknown (hung resync switchover stop partition splitbrain restart)"
+		fail "$T_NAME: scenario $S" "unknown (hung resync switchover stop bigsync partition splitbrain restart)"
 		continue
 	fi
 	info "=== $S"

@@ -740,6 +740,11 @@ int loop_stream_fd(const struct loop_stream *s)
 	return s->fd;
 }
 
+size_t loop_stream_backlog(const struct loop_stream *s)
+{
+	return s->pending.len + (s->sending.len - s->sending.off);
+}
+
 int loop_stream_write(struct loop_stream *s, const void *buf, size_t len)
 {
 	struct bytes *p = &s->pending;

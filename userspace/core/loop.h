@@ -90,6 +90,8 @@ int loop_stream_write(struct loop_stream *s, const void *buf, size_t len);
 /* Closes after the queued bytes are sent (FLUSH) or at once. */
 void loop_stream_close(struct loop_stream *s, bool flush);
 int loop_stream_fd(const struct loop_stream *s);
+/* Bytes queued and not yet sent (what counts against the backlog limit). */
+size_t loop_stream_backlog(const struct loop_stream *s);
 #define LOOP_STREAM_MAX_BACKLOG (8u << 20)
 #define LOOP_STREAM_MAX_INBUF (256u << 10)
 

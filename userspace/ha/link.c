@@ -529,6 +529,11 @@ const struct hal_stats *hal_stats(const struct hal_link *h)
 	return &h->st;
 }
 
+size_t hal_backlog(const struct hal_link *h)
+{
+	return h->cur && h->cur->s ? loop_stream_backlog(h->cur->s) : 0;
+}
+
 uint64_t hal_sync_lag(const struct hal_link *h)
 {
 	return h->st.last_seq_sent > h->st.last_seq_acked

@@ -118,6 +118,8 @@ bool hal_is_up(const struct hal_link *h);
 /* The peer's latest HELLO while up, else NULL. */
 const struct jr_hello *hal_peer(const struct hal_link *h);
 const struct hal_stats *hal_stats(const struct hal_link *h);
+/* Bytes given to the link and not yet sent to the peer (0 when down). */
+size_t hal_backlog(const struct hal_link *h);
 /* last_seq_sent - last_seq_acked, 0 when the peer is ahead. */
 uint64_t hal_sync_lag(const struct hal_link *h);
 

@@ -401,6 +401,22 @@ static void collect_user(void *arg, const struct reg_aor *a, const struct reg_bi
 	snprintf(l->users[l->n++], sizeof(l->users[0]), "%s", a->user);
 }
 
+int rep_reg_users(struct server *srv, char (**users)[JR_REG_USER_MAX + 1], size_t *n)
+{
+	struct reg_list l = { 0 };
+
+	reg_foreach(srv->reg, collect_user, &l);
+	if (l.n < reg_aor_count(srv->reg)) {
+		free(l.users);
+		*users = NULL;
+		*n = 0;
+		return -ENOMEM;
+	}
+	*users = l.users;
+	*n = l.n;
+	return 0;
+}
+
 void rep_clear_registrations(struct server *srv)
 {
 	struct reg_list l = { 0 };

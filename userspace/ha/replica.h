@@ -25,6 +25,10 @@ int rep_reg_encode(struct jr_buf *b, uint64_t seq, const struct reg_aor *aor,
  * link is then dropped and resynchronised; nothing half-applied stays). */
 int rep_apply(struct server *srv, const struct jr_record *r);
 
+/* The users of every AoR that has a binding (a malloc'd array, N of them):
+ * a snapshot's registrations, encoded in slices.  0 or -ENOMEM. */
+int rep_reg_users(struct server *srv, char (**users)[JR_REG_USER_MAX + 1], size_t *n);
+
 /* Drops every replicated binding (a snapshot follows; calls are marked and
  * swept instead, see calls_mark_all). */
 void rep_clear_registrations(struct server *srv);

@@ -19,6 +19,7 @@
 #include "ha/link.h"
 #include "ha/replica.h"
 #include "ha/role.h"
+#include "ha/role_int.h"
 #include "server/call.h"
 #include "server/server.h"
 #include "vip.h"
@@ -28,34 +29,6 @@
  * on a LAN in well under a millisecond, and the takeover budget after the
  * peer is declared dead is 20 ms (DESIGN.md, HA issue). */
 #define PROBE_MS 15
-
-struct ha {
-	struct server *srv;
-	struct hal_link *link;
-	enum ha_state state;
-	uint64_t epoch;
-	uint64_t seq; /* last record sent (active) or applied (standby) */
-	uint8_t mac[6]; /* our service interface's */
-	uint8_t peer_mac[6];
-	bool have_peer_mac;
-	bool peer_up;
-	struct jr_hello peer;
-	bool hot;
-	bool synced; /* standby: a whole snapshot applied */
-	bool snap_sent; /* active: the peer got a snapshot on this link */
-	bool handing_over; /* switchover asked: stay active until the peer is */
-	bool split_lost; /* lost a split brain: the winner's snapshot is awaited */
-	/* Shutting down (ha_shutdown): called once this node may exit. */
-	void (*stopped)(void *arg);
-	void *stopped_arg;
-	uint64_t snap_end_seq;
-	struct timer t_decide; /* start-up and isolated re-probe */
-	struct jr_buf out;
-	struct nlw *nlw; /* link and address events of the service interface */
-	struct garp_ctx garp; /* packet sockets for probes and announcements, kept open */
-	char epoch_path[512];
-	struct ha_status st;
-};
 
 static const char *const state_names[] = {
 	[HA_STARTING] = "standby",
@@ -300,8 +273,6 @@ static bool we_win(const struct ha *h)
 	return strcmp(cfg->node.id, h->peer.node_id) > 0;
 }
 
-static void send_snapshot(struct ha *h);
-
 /* What the peer's HELLO means for us. */
 static void decide(struct ha *h)
 {
@@ -340,7 +311,7 @@ static void decide(struct ha *h)
 	}
 	if (h->state == HA_ACTIVE) {
 		if (h->hot && !h->snap_sent)
-			send_snapshot(h);
+			feed_snapshot(h);
 		return;
 	}
 	if (peer_active) {
@@ -382,80 +353,6 @@ static void t_decide_fired(struct timer *t)
 	take_over(h, true, h->state == HA_ISOLATED ? "re-probe" : "no peer at start-up");
 }
 
-/* --- replication (active side) ------------------------------------------------- */
-
-static void flush(struct ha *h)
-{
-	if (h->out.len) {
-		if (hal_send_frame(h->link, h->out.data, h->out.len))
-			pr_warn("ha: replication frames not sent; the peer will resync");
-		jr_buf_reset(&h->out);
-	}
-}
-
-static bool replicating(const struct ha *h)
-{
-	return h->hot && h->state == HA_ACTIVE && h->peer_up && h->snap_sent;
-}
-
-static void repl_call(void *arg, const struct call *c, bool gone)
-{
-	struct ha *h = arg;
-
-	if (!replicating(h))
-		return;
-	if (!rep_call_encode(&h->out, ++h->seq, c, gone ? JR_OP_DELETE : JR_OP_UPSERT))
-		h->st.records_sent++;
-	flush(h);
-}
-
-static void repl_binding(void *arg, const struct reg_aor *a, const struct reg_binding *b, bool gone)
-{
-	struct ha *h = arg;
-
-	if (!replicating(h))
-		return;
-	if (!rep_reg_encode(&h->out, ++h->seq, a, b, gone ? JR_OP_DELETE : JR_OP_UPSERT,
-			    h->srv->tw->now))
-		h->st.records_sent++;
-	flush(h);
-}
-
-static void snap_call(void *arg, const struct call *c)
-{
-	struct ha *h = arg;
-
-	if (c->state == CALL_ESTABLISHED && !rep_call_encode(&h->out, ++h->seq, c, JR_OP_UPSERT))
-		h->st.records_sent++;
-	if (h->out.len > (256u << 10))
-		flush(h);
-}
-
-static void snap_binding(void *arg, const struct reg_aor *a, const struct reg_binding *b)
-{
-	struct ha *h = arg;
-
-	if (!rep_reg_encode(&h->out, ++h->seq, a, b, JR_OP_UPSERT, h->srv->tw->now))
-		h->st.records_sent++;
-	if (h->out.len > (256u << 10))
-		flush(h);
-}
-
-/* Everything live, between SNAPSHOT_BEGIN and SNAPSHOT_END; the standby
- * drops what it had and takes this. */
-static void send_snapshot(struct ha *h)
-{
-	jr_snapshot_encode(&h->out, JR_T_SNAPSHOT_BEGIN, ++h->seq,
-			   calls_count(h->srv->calls) + reg_binding_count(h->srv->reg));
-	calls_foreach(h->srv->calls, snap_call, h);
-	reg_foreach(h->srv->reg, snap_binding, h);
-	h->snap_end_seq = ++h->seq;
-	jr_snapshot_encode(&h->out, JR_T_SNAPSHOT_END, h->snap_end_seq, UINT64_MAX);
-	flush(h);
-	h->snap_sent = true;
-	h->st.snapshots++;
-}
-
 /* --- link events ------------------------------------------------------------------ */
 
 static void on_up(void *arg, const struct jr_hello *peer)
@@ -466,7 +363,7 @@ static void on_up(void *arg, const struct jr_hello *peer)
 	h->peer = *peer;
 	memcpy(h->peer_mac, peer->mac, 6);
 	h->have_peer_mac = memcmp(peer->mac, "\0\0\0\0\0\0", 6) != 0;
-	h->snap_sent = false;
+	feed_reset(h); /* a new link: nothing of the old one goes on it */
 	h->synced = false;
 	snprintf(h->st.peer, sizeof(h->st.peer), "%s", peer->node_id);
 	pr_info("ha: link up with %s (epoch %" PRIu64 ", %s)", peer->node_id, peer->epoch,
@@ -545,7 +442,7 @@ static void on_down(void *arg, int err, const char *reason)
 	(void)err;
 	pr_warn("ha: link down: %s", reason);
 	h->peer_up = false;
-	h->snap_sent = false;
+	feed_reset(h); /* the next link gets a snapshot of its own */
 }
 
 static void on_peer_dead(void *arg)
@@ -663,6 +560,7 @@ int ha_start(struct ha **out, struct server *srv)
 	h->hot = cfg->node.redundancy == CFG_RED_HOT;
 	jr_buf_init(&h->out);
 	timer_init(&h->t_decide, t_decide_fired);
+	feed_init(h);
 	ret = mkdir_p(cfg->node.state_dir);
 	if (ret) {
 		pr_err("ha: cannot create %s: %s", cfg->node.state_dir, strerror(-ret));
@@ -726,14 +624,15 @@ int ha_start(struct ha **out, struct server *srv)
 			goto err;
 		}
 	}
-	srv->repl.call = repl_call;
+	srv->repl.call = feed_call;
 	srv->repl.arg = h;
-	reg_set_notify(srv->reg, repl_binding, h);
+	reg_set_notify(srv->reg, feed_binding, h);
 	hal_start(h->link);
 	arm_decide(h, cfg->ha.timeout_ms);
 	*out = h;
 	return 0;
 err:
+	feed_fini(h);
 	jr_buf_free(&h->out);
 	free(h);
 	return ret;
@@ -755,6 +654,7 @@ void ha_stop(struct ha *h)
 	hal_free(h->link);
 	nlw_close(h->nlw);
 	garp_ctx_close(&h->garp);
+	feed_fini(h);
 	jr_buf_free(&h->out);
 	free(h);
 }
@@ -787,7 +687,7 @@ int ha_switchover(struct ha *h, const char **why)
 		*why = "this node is not active; run switchover on the active node";
 		return -EINVAL;
 	}
-	if (h->hot && !(h->snap_sent && hal_sync_lag(h->link) == 0)) {
+	if (h->hot && !feed_in_sync(h)) {
 		*why = "the standby is not in sync yet";
 		return -EAGAIN;
 	}
@@ -802,6 +702,11 @@ int ha_switchover(struct ha *h, const char **why)
 	return 0;
 }
 
+const struct hal_stats *ha_link_stats(const struct ha *h)
+{
+	return hal_stats(h->link);
+}
+
 void ha_get_status(const struct ha *h, struct ha_status *st)
 {
 	*st = h->st;
@@ -809,8 +714,8 @@ void ha_get_status(const struct ha *h, struct ha_status *st)
 	st->epoch = h->epoch;
 	st->peer_connected = h->peer_up;
 	if (h->state == HA_ACTIVE) {
-		st->sync_lag = h->peer_up ? hal_sync_lag(h->link) : 0;
-		st->in_sync = h->hot && h->peer_up && h->snap_sent && st->sync_lag == 0;
+		st->sync_lag = h->peer_up ? feed_lag(h) : 0;
+		st->in_sync = h->hot && h->peer_up && feed_in_sync(h);
 	} else {
 		st->sync_lag = 0;
 		st->in_sync = h->hot && h->peer_up && h->synced;

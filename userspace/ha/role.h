@@ -10,6 +10,7 @@
 
 struct server;
 struct ha;
+struct hal_stats;
 
 /* Contract names: active, standby, isolated ("starting" shows as standby). */
 enum ha_state {
@@ -45,6 +46,8 @@ void ha_shutdown(struct ha *h, void (*stopped)(void *arg), void *arg);
 int ha_switchover(struct ha *h, const char **why);
 
 void ha_get_status(const struct ha *h, struct ha_status *st);
+/* The HA link's counters (metrics). */
+const struct hal_stats *ha_link_stats(const struct ha *h);
 const char *ha_state_name(enum ha_state s);
 
 #endif

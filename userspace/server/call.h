@@ -135,6 +135,11 @@ void call_drop_replica(struct server *srv, const char *a_call_id, const char *a_
 /* The pending INVITE of a call being set up, serialised (malloc'd; NULL
  * when there is none): the caller's (B_SIDE false) or sipha's to the callee. */
 char *call_pending_invite(const struct call *c, bool b_side, size_t *len);
+/* Every live call, each held (its memory kept, not its place in the table)
+ * until call_unhold(): a snapshot sent in slices across loop iterations.
+ * 0 or -ENOMEM. */
+int calls_hold_all(struct call_table *ct, struct call ***out, size_t *n);
+void call_unhold(struct call *c);
 /* Mark and sweep around a snapshot: every call is marked unconfirmed, an
  * upsert confirms it, and the sweep releases (without a message) those the
  * snapshot did not name, calling FN for each first.  Returns how many. */

@@ -108,6 +108,28 @@ static void drop_quietly(struct call *c, const char *why)
 	srv->repl = saved;
 }
 
+int calls_hold_all(struct call_table *ct, struct call ***out, size_t *n)
+{
+	struct call **v = malloc((ct->nlive ? ct->nlive : 1) * sizeof(*v));
+	size_t i = 0;
+
+	*out = v;
+	*n = 0;
+	if (!v)
+		return -ENOMEM;
+	for (struct call *c = ct->live; c; c = c->next) {
+		c->refs++;
+		v[i++] = c;
+	}
+	*n = i;
+	return 0;
+}
+
+void call_unhold(struct call *c)
+{
+	call_put(c);
+}
+
 void calls_mark_all(struct call_table *ct)
 {
 	for (struct call *c = ct->live; c; c = c->next)

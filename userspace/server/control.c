@@ -12,6 +12,7 @@
 #include "server/call.h"
 #include "server/control.h"
 #include "server/server.h"
+#include "ha/link.h"
 #include "ha/role.h"
 #include "xdp/xdp.h"
 
@@ -227,6 +228,37 @@ static void metric(FILE *f, const char *node, const char *name, const char *type
 		help, name, type, name, node, (unsigned long long)v);
 }
 
+static void ha_metrics(FILE *f, const char *node, const struct ha *ha)
+{
+	const struct hal_stats *ls = ha_link_stats(ha);
+	struct ha_status hs;
+
+	ha_get_status(ha, &hs);
+	metric(f, node, "ha_takeovers", "counter", "times this node took the active role",
+	       hs.takeovers);
+	metric(f, node, "ha_demotions", "counter", "times this node left the active role",
+	       hs.demotions);
+	metric(f, node, "ha_records_sent", "counter", "journal records sent to the standby",
+	       hs.records_sent);
+	metric(f, node, "ha_records_applied", "counter", "journal records applied as standby",
+	       hs.records_applied);
+	metric(f, node, "ha_snapshots", "counter", "snapshots sent to a standby", hs.snapshots);
+	metric(f, node, "ha_sync_lag", "gauge", "records sent and not yet acknowledged",
+	       hs.sync_lag);
+#define L(name, help) metric(f, node, "ha_link_" #name, "counter", help, ls->name);
+	L(frames_in, "HA link frames received")
+	L(frames_out, "HA link frames sent")
+	L(bytes_in, "HA link bytes received")
+	L(bytes_out, "HA link bytes sent")
+	L(heartbeats_missed, "heartbeat intervals without a frame from the peer")
+	L(ups, "times the HA link came up")
+	L(downs, "times the HA link went down")
+	L(peer_dead, "times the peer was declared dead")
+	L(decode_errors, "malformed bytes from the peer")
+	L(backlog_overflows, "sends dropped the link: the peer did not read")
+#undef L
+}
+
 static json_t *cmd_metrics(struct server *srv, json_t *args)
 {
 	const struct sipt_stats *ts = sipt_stats(srv->tp);
@@ -265,6 +297,8 @@ static json_t *cmd_metrics(struct server *srv, json_t *args)
 	metric(f, node, "heap_bytes", "gauge", "heap bytes in use (mallinfo2)",
 	       (uint64_t)mallinfo2().uordblks);
 	metric(f, node, "transactions", "gauge", "live SIP transactions", txn_count(srv->txns));
+	if (srv->ha)
+		ha_metrics(f, node, srv->ha);
 	metric(f, node, "loop_iterations", "counter", "event loop iterations", ls->iterations);
 	metric(f, node, "loop_completions", "counter", "io_uring completions handled", ls->cqes);
 	metric(f, node, "loop_nobufs", "counter", "times the UDP provided-buffer ring ran dry",

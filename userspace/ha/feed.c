@@ -1,0 +1,262 @@
+/* The active node's output to a hot standby: one journal record per change
+ * of a call or a binding, and on each new link a snapshot of everything
+ * live.  Frames go to the link while its stream has room and nothing waits
+ * before them, else they wait here and a pacer feeds them.  A snapshot is
+ * encoded in slices by the same pacer, so the loop never stalls on a large
+ * table and the stream never overflows.
+ *
+ * Why live records may interleave with a snapshot's: the standby marks its
+ * calls at SNAPSHOT_BEGIN and any upsert confirms one, a delete removes it,
+ * and SNAPSHOT_END sweeps only what stayed marked.  A call changed before
+ * its slice is encoded goes out with its newer state in the slice; one
+ * changed after, in a live record that follows the slice.  One created
+ * during the snapshot is not in it, but its own records are. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "ha/link.h"
+#include "ha/replica.h"
+#include "ha/role_int.h"
+#include "server/call.h"
+#include "server/registrar.h"
+#include "server/server.h"
+
+#define FEED_SOFT_LIMIT (2u << 20) /* bytes in the stream before frames wait here */
+#define FEED_CHUNK (256u << 10) /* the most handed to the link at once */
+#define FEED_SLICE 256 /* snapshot objects encoded per pacer tick */
+#define FEED_MS 1 /* the pacer's period while there is work */
+
+static void pace(struct ha *h)
+{
+	if (!timer_pending(&h->feed.t))
+		timer_add(h->srv->tw, &h->feed.t, h->srv->tw->now + FEED_MS);
+}
+
+static void snap_release(struct feed *f)
+{
+	for (; f->ci < f->ncalls; f->ci++)
+		call_unhold(f->calls[f->ci]);
+	free(f->calls);
+	free(f->users);
+	f->calls = NULL;
+	f->users = NULL;
+	f->ncalls = f->ci = f->nusers = f->ui = 0;
+	f->snapping = false;
+}
+
+void feed_reset(struct ha *h)
+{
+	struct feed *f = &h->feed;
+
+	snap_release(f);
+	f->pend.len = f->pend.off = 0;
+	timer_del(h->srv->tw, &f->t);
+	if (f->pend.cap > 4 * FEED_SOFT_LIMIT) {
+		/* A big snapshot went out: give its memory back. */
+		free(f->pend.data);
+		f->pend.data = NULL;
+		f->pend.cap = 0;
+	}
+	h->snap_sent = false;
+}
+
+/* Hands whole frames to the link; a failure drops the link, which comes
+ * back with a snapshot of its own. */
+static bool send_frames(struct ha *h, const uint8_t *buf, size_t len)
+{
+	if (!hal_send_frame(h->link, buf, len))
+		return true;
+	pr_warn("ha: replication frames not sent; the peer will resync");
+	feed_reset(h);
+	return false;
+}
+
+static bool pending(const struct feed *f)
+{
+	return f->pend.off < f->pend.len;
+}
+
+/* The longest run of whole frames at BUF (LEN bytes) within FEED_CHUNK,
+ * at least one frame. */
+static size_t frames_upto(const uint8_t *buf, size_t len)
+{
+	size_t off = 0;
+
+	while (off + JR_HDR_LEN <= len) {
+		size_t n = JR_HDR_LEN + ((size_t)buf[off + 4] << 24 | (size_t)buf[off + 5] << 16 |
+					 (size_t)buf[off + 6] << 8 | buf[off + 7]);
+
+		if (off + n > len || (off && off + n > FEED_CHUNK))
+			break;
+		off += n;
+	}
+	return off;
+}
+
+/* Out goes what was encoded: to the link at once while it has room and
+ * nothing waits before it, else behind what waits. */
+static void flush(struct ha *h)
+{
+	struct feed *f = &h->feed;
+
+	if (!h->out.len)
+		return;
+	if (!pending(f) && hal_backlog(h->link) + h->out.len <= FEED_SOFT_LIMIT) {
+		send_frames(h, h->out.data, h->out.len);
+		jr_buf_reset(&h->out);
+		return;
+	}
+	if (f->pend.len + h->out.len > f->pend.cap) {
+		size_t cap = f->pend.cap ? f->pend.cap : (1u << 20);
+		void *p;
+
+		while (cap < f->pend.len + h->out.len)
+			cap *= 2;
+		p = realloc(f->pend.data, cap);
+		if (!p) {
+			pr_err("ha: no memory for replication frames; restarting the link");
+			jr_buf_reset(&h->out);
+			feed_reset(h);
+			hal_stop(h->link, JR_BYE_PROTOCOL, "out of memory");
+			hal_start(h->link);
+			return;
+		}
+		f->pend.data = p;
+		f->pend.cap = cap;
+	}
+	memcpy(f->pend.data + f->pend.len, h->out.data, h->out.len);
+	f->pend.len += h->out.len;
+	jr_buf_reset(&h->out);
+	pace(h);
+}
+
+/* One slice of the snapshot: calls first, then the registrations of each
+ * AoR, then SNAPSHOT_END. */
+static void snap_slice(struct ha *h)
+{
+	struct feed *f = &h->feed;
+
+	for (unsigned n = 0; f->snapping && n < FEED_SLICE && h->out.len < FEED_CHUNK; n++) {
+		if (f->ci < f->ncalls) {
+			struct call *c = f->calls[f->ci++];
+
+			if (c->state != CALL_RELEASED &&
+			    !rep_call_encode(&h->out, ++h->seq, c, JR_OP_UPSERT))
+				h->st.records_sent++;
+			call_unhold(c);
+		} else if (f->ui < f->nusers) {
+			const struct reg_aor *a = reg_find(h->srv->reg, f->users[f->ui++]);
+
+			for (const struct reg_binding *b = a ? a->bindings : NULL; b; b = b->next)
+				if (!rep_reg_encode(&h->out, ++h->seq, a, b, JR_OP_UPSERT,
+						    h->srv->tw->now))
+					h->st.records_sent++;
+		} else {
+			jr_snapshot_encode(&h->out, JR_T_SNAPSHOT_END, ++h->seq, UINT64_MAX);
+			snap_release(f);
+			h->st.snapshots++;
+		}
+	}
+	flush(h);
+}
+
+static void t_feed_fired(struct timer *t)
+{
+	struct ha *h = container_of(t, struct ha, feed.t);
+	struct feed *f = &h->feed;
+
+	while (pending(f) && hal_backlog(h->link) < FEED_SOFT_LIMIT) {
+		size_t n = frames_upto(f->pend.data + f->pend.off, f->pend.len - f->pend.off);
+
+		if (!n || !send_frames(h, f->pend.data + f->pend.off, n))
+			return;
+		f->pend.off += n;
+	}
+	if (!pending(f))
+		f->pend.len = f->pend.off = 0;
+	if (f->snapping && !pending(f) && hal_backlog(h->link) < FEED_SOFT_LIMIT)
+		snap_slice(h);
+	if (f->snapping || pending(f))
+		pace(h);
+}
+
+void feed_init(struct ha *h)
+{
+	memset(&h->feed, 0, sizeof(h->feed));
+	timer_init(&h->feed.t, t_feed_fired);
+}
+
+void feed_fini(struct ha *h)
+{
+	snap_release(&h->feed);
+	timer_del(h->srv->tw, &h->feed.t);
+	free(h->feed.pend.data);
+	h->feed.pend.data = NULL;
+}
+
+void feed_snapshot(struct ha *h)
+{
+	struct feed *f = &h->feed;
+
+	snap_release(f);
+	if (calls_hold_all(h->srv->calls, &f->calls, &f->ncalls) ||
+	    rep_reg_users(h->srv, &f->users, &f->nusers)) {
+		pr_err("ha: no memory for a snapshot; the link restarts");
+		snap_release(f);
+		hal_stop(h->link, JR_BYE_PROTOCOL, "out of memory");
+		hal_start(h->link);
+		return;
+	}
+	jr_snapshot_encode(&h->out, JR_T_SNAPSHOT_BEGIN, ++h->seq, f->ncalls + f->nusers);
+	flush(h);
+	f->snapping = true;
+	h->snap_sent = true; /* live records flow from now on */
+	pr_info("ha: snapshot for %s: %zu calls, %zu AoRs", h->peer.node_id, f->ncalls, f->nusers);
+	pace(h);
+}
+
+bool feed_in_sync(const struct ha *h)
+{
+	return h->snap_sent && !h->feed.snapping && !pending(&h->feed) &&
+	       hal_sync_lag(h->link) == 0;
+}
+
+uint64_t feed_lag(const struct ha *h)
+{
+	uint64_t acked = hal_stats(h->link)->last_seq_acked;
+
+	/* Frames still waiting here count as much as ones in flight. */
+	if (h->feed.snapping || pending(&h->feed))
+		return h->seq > acked ? h->seq - acked : 0;
+	return hal_sync_lag(h->link);
+}
+
+static bool replicating(const struct ha *h)
+{
+	return h->hot && h->state == HA_ACTIVE && h->peer_up && h->snap_sent;
+}
+
+void feed_call(void *arg, const struct call *c, bool gone)
+{
+	struct ha *h = arg;
+
+	if (!replicating(h))
+		return;
+	if (!rep_call_encode(&h->out, ++h->seq, c, gone ? JR_OP_DELETE : JR_OP_UPSERT))
+		h->st.records_sent++;
+	flush(h);
+}
+
+void feed_binding(void *arg, const struct reg_aor *a, const struct reg_binding *b, bool gone)
+{
+	struct ha *h = arg;
+
+	if (!replicating(h))
+		return;
+	if (!rep_reg_encode(&h->out, ++h->seq, a, b, gone ? JR_OP_DELETE : JR_OP_UPSERT,
+			    h->srv->tw->now))
+		h->st.records_sent++;
+	flush(h);
+}

@@ -1,0 +1,83 @@
+/* What the HA engine's two files share: role.c (the role machine, link
+ * and netlink events, the API) and feed.c (the active node's output to the
+ * standby: live records and the snapshot, paced).  Nothing else includes it. */
+#ifndef SIPHA_HA_ROLE_INT_H
+#define SIPHA_HA_ROLE_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/timer.h"
+#include "garp.h"
+#include "ha/journal.h"
+#include "ha/role.h"
+
+struct call;
+struct hal_link;
+struct nlw;
+struct server;
+struct reg_aor;
+struct reg_binding;
+
+/* The active node's output.  Frames wait here, not in the link's stream,
+ * while the stream holds more than FEED_SOFT_LIMIT: a snapshot of a large
+ * table is bigger than the stream may ever hold (LOOP_STREAM_MAX_BACKLOG).
+ * A snapshot is encoded in slices across loop iterations, so that the loop
+ * (heartbeats, SIP) never stalls on a large table. */
+struct feed {
+	struct {
+		uint8_t *data;
+		size_t len, off, cap;
+	} pend; /* whole frames waiting for the link */
+	struct timer t; /* the pacer */
+	bool snapping; /* a snapshot is being sent */
+	struct call **calls; /* its calls, held, and the next one */
+	size_t ncalls, ci;
+	char (*users)[JR_REG_USER_MAX + 1]; /* its AoRs, and the next one */
+	size_t nusers, ui;
+};
+
+struct ha {
+	struct server *srv;
+	struct hal_link *link;
+	enum ha_state state;
+	uint64_t epoch;
+	uint64_t seq; /* last record sent (active) or applied (standby) */
+	uint8_t mac[6]; /* our service interface's */
+	uint8_t peer_mac[6];
+	bool have_peer_mac;
+	bool peer_up;
+	struct jr_hello peer;
+	bool hot;
+	bool synced; /* standby: a whole snapshot applied */
+	bool snap_sent; /* active: the peer is fed on this link (snapshot begun) */
+	bool handing_over; /* switchover asked: stay active until the peer is */
+	bool split_lost; /* lost a split brain: the winner's snapshot is awaited */
+	/* Shutting down (ha_shutdown): called once this node may exit. */
+	void (*stopped)(void *arg);
+	void *stopped_arg;
+	struct timer t_decide; /* start-up and isolated re-probe */
+	struct jr_buf out; /* records being encoded */
+	struct feed feed; /* the active's output to the standby (feed.c) */
+	struct nlw *nlw; /* link and address events of the service interface */
+	struct garp_ctx garp; /* packet sockets for probes and announcements, kept open */
+	char epoch_path[512];
+	struct ha_status st;
+};
+
+void feed_init(struct ha *h);
+void feed_fini(struct ha *h);
+/* The link went down: what was queued or being snapshotted is dropped. */
+void feed_reset(struct ha *h);
+/* Starts a snapshot for a standby that just connected (hot standby). */
+void feed_snapshot(struct ha *h);
+/* The snapshot is complete and every record acknowledged. */
+bool feed_in_sync(const struct ha *h);
+/* Records sent or waiting, not yet acknowledged. */
+uint64_t feed_lag(const struct ha *h);
+/* srv_repl_ops / registrar hooks: one record per change. */
+void feed_call(void *arg, const struct call *c, bool gone);
+void feed_binding(void *arg, const struct reg_aor *a, const struct reg_binding *b, bool gone);
+
+#endif
