@@ -73,6 +73,9 @@ struct sipha_config {
 		unsigned max_registrations; /* extension, AoRs in all, default 1000000 */
 		unsigned
 			no_answer_ms; /* extension: ring time before 480, 0 = none; default 60000 */
+		/* extension: live SIP transactions at most (a call being set up
+		 * holds two, an answered one two for 32 s more); default 262144 */
+		unsigned max_transactions;
 	} sip;
 
 	struct {

@@ -84,6 +84,8 @@ static const struct key_desc keys[K_COUNT] = {
 				      OFF(sip.max_registrations), 1, 100000000, false },
 	[K_SIP_NO_ANSWER] = { SEC_SIP, "no_answer_ms", KT_UINT, OFF(sip.no_answer_ms), 0, 3600000,
 			      false },
+	[K_SIP_MAX_TRANSACTIONS] = { SEC_SIP, "max_transactions", KT_UINT,
+				     OFF(sip.max_transactions), 1024, 16777216, false },
 	[K_VIP_ADDRESS] = { SEC_VIP, "address", KT_VIP, OFF(vip.address), 0, 0, true },
 	[K_VIP_INTERFACE] = { SEC_VIP, "interface", KT_IFNAME, OFF(vip.interface), 0, 0, true },
 	[K_VIP_GARP_COUNT] = { SEC_VIP, "garp_count", KT_UINT, OFF(vip.garp_count), 0, 100, false },
@@ -278,6 +280,7 @@ void cfg_set_defaults(struct sipha_config *cfg)
 	cfg->sip.max_contacts = 16;
 	cfg->sip.max_registrations = 1000000;
 	cfg->sip.no_answer_ms = 60000;
+	cfg->sip.max_transactions = 262144;
 	cfg->vip.garp_count = 3;
 	cfg->ha.heartbeat_ms = 50;
 	cfg->ha.timeout_ms = 200;

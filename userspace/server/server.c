@@ -181,7 +181,16 @@ static void handle_request(struct server *srv, const struct sip_peer *from, osip
 		call_on_ack(srv, req);
 		break;
 	case TXN_RX_ERROR:
-		srv->st.sip_tx_errors++;
+		if (txn_count(srv->txns) >= srv->cfg->sip.max_transactions) {
+			/* Overloaded: say so, statelessly, rather than leave the
+			 * sender retransmitting into us (RFC 3261 §21.5.4). */
+			struct extra_hdr h = { "Retry-After", "5" };
+
+			srv->st.sip_rx_overload++;
+			respond(srv, NULL, from, req, 503, "Service Unavailable", &h, 1, NULL);
+		} else {
+			srv->st.sip_tx_errors++;
+		}
 		break;
 	}
 }
@@ -261,6 +270,7 @@ int srv_core_init(struct server *srv, struct sipha_config *cfg, struct timer_whe
 		.t1_ms = 500,
 		.t2_ms = 4000,
 		.t4_ms = 5000,
+		.max_txns = cfg->sip.max_transactions,
 	};
 	int ret;
 

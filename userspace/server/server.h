@@ -24,6 +24,7 @@
 	X(sip_rx_responses_dropped, "responses dropped: malformed or no matching transaction")  \
 	X(sip_tx_responses, "responses sent")                                                   \
 	X(sip_tx_errors, "responses that could not be built or sent")                           \
+	X(sip_rx_overload, "requests answered 503 at once: max_transactions were live")         \
 	X(register_ok, "REGISTER requests accepted")                                            \
 	X(register_refused, "REGISTER requests refused")                                        \
 	X(options_answered, "OPTIONS answered locally")                                         \
