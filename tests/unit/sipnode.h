@@ -76,13 +76,9 @@ static inline void sipnode_fini(struct sipnode *n)
 
 static inline struct sip_peer udp_peer(const char *ip, unsigned port)
 {
-	struct sip_peer p = { .proto = SIP_PROTO_UDP };
-	struct sockaddr_in *s = (struct sockaddr_in *)&p.addr;
+	struct sip_peer p;
 
-	s->sin_family = AF_INET;
-	s->sin_port = htons(port);
-	inet_pton(AF_INET, ip, &s->sin_addr);
-	p.addrlen = sizeof(*s);
+	assert_int_equal(sipt_peer_set(&p, SIP_PROTO_UDP, ip, port), 0);
 	return p;
 }
 

@@ -984,14 +984,29 @@ static void test_client_transport_failure(void **state)
 
 static struct sip_peer peer_at(const struct sip_peer *base, const char *ip, unsigned port)
 {
-	struct sip_peer p = *base;
-	struct sockaddr_in *s = (struct sockaddr_in *)&p.addr;
+	struct sip_peer p;
 
-	s->sin_family = AF_INET;
-	s->sin_port = htons(port);
-	inet_pton(AF_INET, ip, &s->sin_addr);
-	p.addrlen = sizeof(*s);
+	assert_int_equal(sipt_peer_set(&p, base->proto, ip, port), 0);
+	p.conn = base->conn;
 	return p;
+}
+
+static void test_peer_set(void **state)
+{
+	struct sip_peer p;
+	char buf[64];
+
+	(void)state;
+	assert_int_equal(sipt_peer_set(&p, SIP_PROTO_TCP, "10.1.2.3", 5070), 0);
+	assert_int_equal(p.proto, SIP_PROTO_TCP);
+	assert_int_equal(p.conn, 0);
+	assert_string_equal(sipt_addr_str(&p.addr, buf, sizeof(buf)), "10.1.2.3:5070");
+	assert_int_equal(sipt_peer_set(&p, SIP_PROTO_UDP, "fd99::1", 5060), 0);
+	assert_string_equal(sipt_addr_str(&p.addr, buf, sizeof(buf)), "[fd99::1]:5060");
+	assert_int_equal(p.addrlen, sizeof(struct sockaddr_in6));
+	assert_int_equal(sipt_peer_set(&p, SIP_PROTO_UDP, "10.1.2", 5060), -EINVAL);
+	assert_int_equal(sipt_peer_set(&p, SIP_PROTO_UDP, "sipha.test", 5060), -EINVAL);
+	assert_int_equal(sipt_peer_set(&p, SIP_PROTO_UDP, "10.1.2.3", 65536), -EINVAL);
 }
 
 /* A TCP connection to an address failed (an asynchronous connect refused):
@@ -1414,6 +1429,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_nict_tcp, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_client_transport_failure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_connection_failed, setup, teardown),
+		cmocka_unit_test(test_peer_set),
 		cmocka_unit_test_setup_teardown(test_match_two_branches, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_match_cancel, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_match_sent_by, setup, teardown),

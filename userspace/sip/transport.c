@@ -174,6 +174,30 @@ static void tcp_closed(struct loop_stream *s, void *arg, int err)
 	free(c);
 }
 
+int sipt_peer_set(struct sip_peer *p, enum sip_proto proto, const char *ip, unsigned port)
+{
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&p->addr;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&p->addr;
+
+	memset(p, 0, sizeof(*p));
+	p->proto = proto;
+	if (port > 65535)
+		return -EINVAL;
+	if (inet_pton(AF_INET, ip, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)port);
+		p->addrlen = sizeof(*s4);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, ip, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		p->addrlen = sizeof(*s6);
+		return 0;
+	}
+	return -EINVAL;
+}
+
 void sipt_set_error_fn(struct sip_transport *t, sipt_err_fn fn)
 {
 	t->err_fn = fn;

@@ -57,6 +57,10 @@ typedef void (*sipt_err_fn)(void *arg, const struct sip_peer *peer, int err);
 /* FN is called with the ARG of sipt_open(). */
 void sipt_set_error_fn(struct sip_transport *t, sipt_err_fn fn);
 
+/* P becomes a peer over PROTO at IP (an IPv4 or IPv6 literal) and PORT,
+ * with no connection: 0, or -EINVAL for anything else. */
+int sipt_peer_set(struct sip_peer *p, enum sip_proto proto, const char *ip, unsigned port);
+
 /* Same family, address and port. */
 bool sipt_same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
 
