@@ -22,7 +22,7 @@
 #include "server/call.h"
 #include "server/server.h"
 
-#define SIPNODE_MAXSENT 256
+#define SIPNODE_MAXSENT 1024
 
 struct sipnode_sent {
 	struct sip_peer to;

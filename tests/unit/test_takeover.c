@@ -467,6 +467,68 @@ static void test_delayed_offer_taken_over(void **state)
 	all_gone(&f->sby);
 }
 
+/* More calls being set up than one slice (128): the takeover rebuilds the
+ * first slice at once and the rest one slice per millisecond, except that
+ * a message for a call not resumed yet resumes it on the spot: the caller's
+ * CANCEL, the callee's answer, the caller's INVITE again. */
+#define MANY 132
+
+static void test_lazy_resume(void **state)
+{
+	struct fx *f = *state;
+	static struct uac a[MANY];
+	static struct uas b[MANY];
+	char id[16];
+	osip_message_t *m;
+
+	for (int i = 0; i < MANY; i++) {
+		snprintf(id, sizeof(id), "L%d", i);
+		start_call(f, &a[i], &b[i], id);
+		callee_respond(&f->act, &b[i], 180, "Ringing", NULL);
+		osip_message_free(expect(&f->act, "180 INVITE", 5061));
+	}
+	assert_int_equal(calls_count(f->sby.srv.calls), MANY);
+	assert_int_equal(calls_take_over(f->sby.srv.calls), MANY);
+	/* One slice at once: 128 INVITEs to callees, newest calls first. */
+	for (int i = MANY - 1; i >= 4; i--) {
+		struct sipnode_sent *s = &f->sby.sent[f->sby.seen++];
+
+		assert_int_equal(s->len, b[i].invite_len);
+		assert_memory_equal(s->buf, b[i].invite, b[i].invite_len);
+	}
+	expect_none(&f->sby);
+
+	/* Call 0: the caller cancels before its turn. */
+	caller_txn(&f->sby, &a[0], "CANCEL");
+	m = expect(&f->sby, "INVITE", 5080);
+	assert_string_equal(callid(m), b[0].callid);
+	osip_message_free(m);
+	osip_message_free(expect(&f->sby, "200 CANCEL", 5061));
+	osip_message_free(expect(&f->sby, "487 INVITE", 5061));
+	osip_message_free(expect(&f->sby, "CANCEL", 5080));
+	/* Call 1: the callee answers before its turn. */
+	callee_respond(&f->sby, &b[1], 200, "OK", SDP_B);
+	m = expect(&f->sby, "INVITE", 5080);
+	assert_string_equal(callid(m), b[1].callid);
+	osip_message_free(m);
+	osip_message_free(expect(&f->sby, "ACK", 5080));
+	osip_message_free(expect(&f->sby, "200 INVITE", 5061));
+	/* Call 2: the caller's INVITE comes again: its call, not a new one. */
+	inject(&f->sby, &a[2].peer, "%s", a[2].invite);
+	osip_message_free(expect(&f->sby, "100 INVITE", 5061));
+	m = expect(&f->sby, "INVITE", 5080);
+	assert_string_equal(callid(m), b[2].callid);
+	osip_message_free(m);
+	assert_int_equal(calls_count(f->sby.srv.calls), MANY - 1);
+	/* Call 3 is the next tick's. */
+	advance(&f->sby, 1);
+	m = expect(&f->sby, "INVITE", 5080);
+	assert_string_equal(callid(m), b[3].callid);
+	osip_message_free(m);
+	advance(&f->sby, 5);
+	expect_none(&f->sby);
+}
+
 struct swept {
 	unsigned n;
 	char call_id[64];
@@ -559,7 +621,8 @@ static void test_malformed_replica(void **state)
 	upsert(&f->sby, &a3, a3.invite, strlen(a3.invite), a1.invite, 40);
 	assert_int_equal(calls_count(f->sby.srv.calls), 3);
 
-	take_over(f, NULL, 0);
+	/* All three are queued for resumption, and each fails. */
+	assert_int_equal(calls_take_over(f->sby.srv.calls), 3);
 	assert_int_equal(calls_count(f->sby.srv.calls), 0);
 	/* 500 for each good caller's INVITE, newest first (the table's order);
 	 * the callee hears nothing */
@@ -587,6 +650,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_established_taken_over, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_answered_unacked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delayed_offer_taken_over, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lazy_resume, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mark_and_sweep, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_replica, setup, teardown),
 	};

@@ -79,6 +79,7 @@ struct call {
 	uint64_t created_ms, answered_ms;
 	bool replicated; /* the standby knows it (hot standby) */
 	bool unconfirmed; /* standby: not in the snapshot being applied (yet) */
+	bool resume_pending; /* taken over, its transactions not rebuilt yet */
 	/* A standby's copies, while the call is set up, of the caller's INVITE
 	 * and of ours to the callee: a takeover rebuilds both transactions
 	 * from them (calls_take_over). */
@@ -149,9 +150,14 @@ size_t calls_sweep(struct call_table *ct, call_iter_fn fn, void *arg);
 /* This node has just become active: every call still being set up gets its
  * two INVITE transactions back, rebuilt from the replicated INVITEs (the
  * callee hears a retransmission, the caller's retransmissions are absorbed,
- * CANCEL and the no-answer timer work again).  Returns how many resumed;
- * a call that cannot be resumed is released. */
+ * CANCEL and the no-answer timer work again).  The first slice at once,
+ * the rest a slice per millisecond, or as soon as a message of theirs
+ * arrives.  Returns how many are to be resumed; a call that cannot be is
+ * released. */
 size_t calls_take_over(struct call_table *ct);
+/* This node leaves the active role: calls not resumed yet stay as replicas
+ * (with their INVITEs) for a later takeover. */
+void calls_resume_stop(struct call_table *ct);
 /* A response to an INVITE that matched no transaction: a retransmitted 2xx
  * whose ACK was lost (sent again), or a final answer to an INVITE this node
  * no longer has (ACKed).  False when it is none of ours. */

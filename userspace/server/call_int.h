@@ -15,7 +15,22 @@ struct call_table {
 	struct leg **dlg; /* dialog index: Call-ID + local tag */
 	size_t ndlg_buckets;
 	size_t ndlg;
+	/* After a takeover: calls being set up whose transactions are still to
+	 * be rebuilt (held), resumed a slice per tick or at once when a message
+	 * of theirs arrives (callha.c). */
+	struct call **resume;
+	size_t nresume, iresume;
+	struct timer t_resume;
 };
+
+void calls_resume_tick(struct timer *t);
+/* A call awaiting resumption that the caller's request REQ (a CANCEL, or a
+ * retransmitted INVITE) belongs to, by Call-ID and the caller's tag. */
+struct call *call_pending_for(struct call_table *ct, const osip_message_t *req);
+/* Resumes C now (both transactions); with ST, the caller's INVITE that just
+ * arrived again becomes its server transaction.  0, or -errno with C
+ * released. */
+int call_resume_now(struct call *c, struct txn *st);
 
 void dlg_index_add(struct call_table *ct, struct leg *l);
 void dlg_index_del(struct call_table *ct, struct leg *l);

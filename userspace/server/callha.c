@@ -179,6 +179,10 @@ char *call_pending_invite(const struct call *c, bool b_side, size_t *len)
 
 /* --- taking over ----------------------------------------------------------------------- */
 
+/* Calls resumed per tick after a takeover: each costs ~15 µs (two INVITEs
+ * parsed, two transactions, a send). */
+#define RESUME_SLICE 128
+
 /* The caller's INVITE becomes a new server transaction here, as if it had
  * just arrived: nothing is sent; its retransmissions are absorbed, and the
  * answers of the call go through it. */
@@ -254,13 +258,104 @@ static void resume_2xx(struct call *c)
 	free(buf);
 }
 
+/* Rebuilds the transactions of C, taken over while being set up; with ST,
+ * the caller's INVITE just arrived again and is its server transaction. */
+static int resume_one(struct call *c, struct txn *st)
+{
+	struct server *srv = c->srv;
+	int ret = 0;
+
+	c->resume_pending = false;
+	if (st) {
+		c->a_inv = st;
+		c->refs++;
+		txn_set_user(st, &call_ainv_user, c);
+		txn_reply(st, 100, "Trying", NULL);
+	} else {
+		ret = resume_a(c);
+	}
+	if (!ret)
+		ret = resume_b(c);
+	if (ret) {
+		pr_warn("call %llu (%s -> %s): cannot resume after the takeover",
+			(unsigned long long)c->id, c->from ? c->from : "?", c->to ? c->to : "?");
+		if (c->a_inv)
+			txn_reply(c->a_inv, 500, "Server Internal Error", c->a.dlg.local_tag);
+		srv->st.calls_failed++;
+		call_release(c, "cannot resume");
+		return ret;
+	}
+	free(c->a_invite);
+	free(c->b_invite);
+	c->a_invite = c->b_invite = NULL;
+	/* The peer's no-answer timer died with it: a whole one here. */
+	if (srv->cfg->sip.no_answer_ms)
+		timer_add(srv->tw, &c->t_ring, srv->tw->now + srv->cfg->sip.no_answer_ms);
+	return 0;
+}
+
+int call_resume_now(struct call *c, struct txn *st)
+{
+	return c->resume_pending && c->state != CALL_RELEASED ? resume_one(c, st) : -ENOENT;
+}
+
+void calls_resume_stop(struct call_table *ct)
+{
+	timer_del(ct->srv->tw, &ct->t_resume);
+	for (; ct->iresume < ct->nresume; ct->iresume++) {
+		ct->resume[ct->iresume]->resume_pending = false;
+		call_put(ct->resume[ct->iresume]);
+	}
+	free(ct->resume);
+	ct->resume = NULL;
+	ct->nresume = ct->iresume = 0;
+}
+
+void calls_resume_tick(struct timer *t)
+{
+	struct call_table *ct = container_of(t, struct call_table, t_resume);
+	unsigned n = 0;
+
+	while (ct->iresume < ct->nresume && n < RESUME_SLICE) {
+		struct call *c = ct->resume[ct->iresume++];
+
+		if (!call_resume_now(c, NULL))
+			n++;
+		call_put(c);
+	}
+	if (ct->iresume < ct->nresume)
+		timer_add(ct->srv->tw, t, ct->srv->tw->now + 1);
+	else
+		calls_resume_stop(ct);
+}
+
+struct call *call_pending_for(struct call_table *ct, const osip_message_t *req)
+{
+	osip_generic_param_t *tag = NULL;
+	char cid[256];
+
+	if (ct->iresume >= ct->nresume || !req->call_id || !req->call_id->number || !req->from ||
+	    osip_from_get_tag(req->from, &tag) || !tag || !tag->gvalue)
+		return NULL;
+	snprintf(cid, sizeof(cid), "%s%s%s", req->call_id->number, req->call_id->host ? "@" : "",
+		 req->call_id->host ? req->call_id->host : "");
+	/* Linear, and only while a takeover's calls are being resumed. */
+	for (size_t i = ct->iresume; i < ct->nresume; i++) {
+		struct call *c = ct->resume[i];
+
+		if (c->resume_pending && c->state != CALL_RELEASED && c->a.dlg.remote_tag &&
+		    !strcmp(c->a.dlg.call_id, cid) && !strcmp(c->a.dlg.remote_tag, tag->gvalue))
+			return c;
+	}
+	return NULL;
+}
+
 size_t calls_take_over(struct call_table *ct)
 {
-	struct server *srv = ct->srv;
-	size_t n = 0;
+	size_t n = 0, cap = 0;
 
-	for (struct call *c = ct->live, *next; c; c = next) {
-		next = c->next;
+	calls_resume_stop(ct);
+	for (struct call *c = ct->live; c; c = c->next) {
 		c->unconfirmed = false;
 		if (c->state != CALL_DIALING && c->state != CALL_RINGING) {
 			free(c->a_invite);
@@ -271,25 +366,27 @@ size_t calls_take_over(struct call_table *ct)
 		}
 		if (c->a_inv || c->b_inv)
 			continue; /* set up here: nothing to rebuild */
-		if (resume_a(c) || resume_b(c)) {
-			pr_warn("call %llu (%s -> %s): cannot resume after the takeover",
-				(unsigned long long)c->id, c->from ? c->from : "?",
-				c->to ? c->to : "?");
-			if (c->a_inv)
-				txn_reply(c->a_inv, 500, "Server Internal Error",
-					  c->a.dlg.local_tag);
-			srv->st.calls_failed++;
-			call_release(c, "cannot resume");
-			continue;
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 64;
+			struct call **v = realloc(ct->resume, ncap * sizeof(*v));
+
+			if (!v)
+				break; /* the rest stay as they are: CANCEL gets 481 */
+			ct->resume = v;
+			cap = ncap;
 		}
-		free(c->a_invite);
-		free(c->b_invite);
-		c->a_invite = c->b_invite = NULL;
-		/* The peer's no-answer timer died with it: a whole one here. */
-		if (srv->cfg->sip.no_answer_ms)
-			timer_add(srv->tw, &c->t_ring, srv->tw->now + srv->cfg->sip.no_answer_ms);
-		n++;
+		c->refs++;
+		c->resume_pending = true;
+		ct->resume[n++] = c;
 	}
+	ct->nresume = n;
+	ct->iresume = 0;
+	/* The first slice now; the rest a slice per millisecond, or at once
+	 * when a message of theirs comes (the caller's CANCEL or INVITE, the
+	 * callee's answer): the new active answers its first request after
+	 * RESUME_SLICE calls' work at most, not after all of them. */
+	if (n)
+		calls_resume_tick(&ct->t_resume);
 	return n;
 }
 
@@ -337,13 +434,19 @@ bool call_on_stray_response(struct server *srv, osip_message_t *resp)
 	uint32_t cseq;
 	int code = resp->status_code;
 
-	if (!resp->cseq || !resp->cseq->method || strcmp(resp->cseq->method, "INVITE") ||
-	    code < 200)
+	if (!resp->cseq || !resp->cseq->method || strcmp(resp->cseq->method, "INVITE"))
 		return false;
 	l = dlg_find(srv->calls, resp, true);
 	if (!l || l != &l->call->b)
 		return false;
 	c = l->call;
+	if (c->resume_pending) {
+		/* Its turn has not come yet: now, and the answer goes to the
+		 * client transaction just rebuilt. */
+		return !call_resume_now(c, NULL) && txn_rx_response(srv->txns, resp, NULL);
+	}
+	if (code < 200)
+		return false;
 	cseq = (uint32_t)strtoul(resp->cseq->number, NULL, 10);
 	if (leg_peer(&c->b, &to))
 		return false;

@@ -330,6 +330,13 @@ void call_on_invite(struct server *srv, struct txn *st, osip_message_t *req)
 	struct call *c;
 	int code = 500;
 
+	c = call_pending_for(ct, req);
+	if (c) {
+		/* The caller's INVITE again, for a call taken over and not
+		 * resumed yet: this transaction is the call's, not a new call. */
+		call_resume_now(c, st);
+		return;
+	}
 	srv->st.calls_offered++;
 	if (osip_message_get_max_forwards(req, 0, &mf) >= 0 && mf && mf->hvalue &&
 	    strtol(mf->hvalue, NULL, 10) <= 0) {
@@ -411,6 +418,11 @@ void call_on_cancel(struct server *srv, struct txn *st, osip_message_t *req)
 	struct txn *inv = txn_find_invite(srv->txns, req);
 	struct call *c = inv && inv->user == &call_ainv_user ? inv->uarg : NULL;
 
+	if (!inv && (c = call_pending_for(srv->calls, req))) {
+		/* Taken over, not resumed yet: its INVITE transaction first. */
+		c = call_resume_now(c, NULL) ? NULL : c;
+		inv = c ? c->a_inv : NULL;
+	}
 	if (!c) {
 		txn_reply(st, 481, "Call/Transaction Does Not Exist", NULL);
 		return;

@@ -47,6 +47,7 @@ int calls_new(struct call_table **out, struct server *srv)
 		return -ENOMEM;
 	ct->srv = srv;
 	ct->next_id = 1;
+	timer_init(&ct->t_resume, calls_resume_tick);
 	ct->ndlg_buckets = DLG_HASH_MIN;
 	ct->dlg = calloc(ct->ndlg_buckets, sizeof(*ct->dlg));
 	if (!ct->dlg) {
@@ -199,6 +200,7 @@ void calls_free(struct call_table *ct)
 {
 	if (!ct)
 		return;
+	calls_resume_stop(ct);
 	while (ct->live) {
 		struct call *c = ct->live;
 
