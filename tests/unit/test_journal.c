@@ -357,6 +357,22 @@ static void test_roundtrip_hello(void **state)
 	assert_int_equal(jr_hello_decode(&f, &o), 0);
 	assert_memory_equal(&h, &o, sizeof(h));
 
+	/* fed_by travels when set, and reads 0 when left out. */
+	h.fed_by = 0x1122334455667788ull;
+	jr_buf_reset(&b);
+	assert_int_equal(jr_hello_encode(&b, &h), 0);
+	assert_int_equal(decode_one(&b, &f), 0);
+	assert_int_equal(jr_hello_decode(&f, &o), 0);
+	assert_true(o.fed_by == h.fed_by);
+	h.fed_by = 0;
+	jr_buf_reset(&b);
+	assert_int_equal(jr_hello_encode(&b, &h), 0);
+	assert_int_equal(decode_one(&b, &f), 0);
+	assert_int_equal(f.len, b.len - JR_HDR_LEN);
+	assert_int_equal(jr_hello_decode(&f, &o), 0);
+	assert_true(o.fed_by == 0);
+	assert_null(f.tb[JR_HELLO_FED_BY].data);
+
 	/* The longest node id fits; one more is refused at encode time. */
 	memset(h.node_id, 'x', JR_NODE_ID_MAX);
 	h.node_id[JR_NODE_ID_MAX] = 0;
@@ -855,8 +871,9 @@ static void test_tlv_rules(void **state)
 	pb_hello(&p, 0);
 	assert_int_equal(decode_payload(JR_T_HELLO, &p, NULL, NULL), 0);
 
-	/* Every required attribute is required. */
-	for (uint16_t t = 1; t <= JR_HELLO_MAX; t++) {
+	/* Every required attribute is required (all but FED_BY, which a
+	 * node not in sync with anyone leaves out). */
+	for (uint16_t t = 1; t <= JR_HELLO_MAC; t++) {
 		memset(&p, 0, sizeof(p));
 		pb_hello(&p, t);
 		assert_int_equal(decode_payload(JR_T_HELLO, &p, NULL, &err), -EBADMSG);

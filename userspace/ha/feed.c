@@ -12,6 +12,7 @@
  * changed after, in a live record that follows the slice.  One created
  * during the snapshot is not in it, but its own records are. */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,6 +28,7 @@
 #define FEED_CHUNK (256u << 10) /* the most handed to the link at once */
 #define FEED_SLICE 256 /* snapshot objects encoded per pacer tick */
 #define FEED_MS 1 /* the pacer's period while there is work */
+#define FEED_RING_MAX (32u << 20) /* frames kept for a standby that comes back */
 
 static void pace(struct ha *h)
 {
@@ -95,29 +97,80 @@ static size_t frames_upto(const uint8_t *buf, size_t len)
 	return off;
 }
 
-/* Out goes what was encoded: to the link at once while it has room and
- * nothing waits before it, else behind what waits. */
-static void flush(struct ha *h)
+static uint64_t frame_seq(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 8; i < 16; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static size_t frame_len(const uint8_t *p)
+{
+	return JR_HDR_LEN + ((size_t)p[4] << 24 | (size_t)p[5] << 16 | (size_t)p[6] << 8 | p[7]);
+}
+
+void feed_ring_clear(struct ha *h)
+{
+	h->feed.ring.len = 0;
+}
+
+/* Keeps BUF (whole frames) at the ring's end; past FEED_RING_MAX the oldest
+ * quarter goes.  Memory trouble only shortens the ring (a snapshot then). */
+static void ring_add(struct ha *h, const uint8_t *buf, size_t len)
 {
 	struct feed *f = &h->feed;
 
-	if (!h->out.len)
+	if (f->ring.len + len > FEED_RING_MAX) {
+		size_t cut = 0;
+
+		while (cut < f->ring.len && (f->ring.len - cut + len > FEED_RING_MAX * 3 / 4))
+			cut += frame_len(f->ring.data + cut);
+		if (cut > f->ring.len)
+			cut = f->ring.len;
+		memmove(f->ring.data, f->ring.data + cut, f->ring.len - cut);
+		f->ring.len -= cut;
+	}
+	if (len > FEED_RING_MAX)
 		return;
-	if (!pending(f) && hal_backlog(h->link) + h->out.len <= FEED_SOFT_LIMIT) {
-		send_frames(h, h->out.data, h->out.len);
-		jr_buf_reset(&h->out);
+	if (f->ring.len + len > f->ring.cap) {
+		size_t cap = f->ring.cap ? f->ring.cap : (1u << 20);
+		void *p;
+
+		while (cap < f->ring.len + len)
+			cap *= 2;
+		p = realloc(f->ring.data, cap);
+		if (!p) {
+			f->ring.len = 0;
+			return;
+		}
+		f->ring.data = p;
+		f->ring.cap = cap;
+	}
+	memcpy(f->ring.data + f->ring.len, buf, len);
+	f->ring.len += len;
+}
+
+/* Out goes what was encoded: into the ring, and to the link at once while
+ * it has room and nothing waits before it, else behind what waits. */
+static void emit(struct ha *h, const uint8_t *buf, size_t len)
+{
+	struct feed *f = &h->feed;
+
+	if (!pending(f) && hal_backlog(h->link) + len <= FEED_SOFT_LIMIT) {
+		send_frames(h, buf, len);
 		return;
 	}
-	if (f->pend.len + h->out.len > f->pend.cap) {
+	if (f->pend.len + len > f->pend.cap) {
 		size_t cap = f->pend.cap ? f->pend.cap : (1u << 20);
 		void *p;
 
-		while (cap < f->pend.len + h->out.len)
+		while (cap < f->pend.len + len)
 			cap *= 2;
 		p = realloc(f->pend.data, cap);
 		if (!p) {
 			pr_err("ha: no memory for replication frames; restarting the link");
-			jr_buf_reset(&h->out);
 			feed_reset(h);
 			hal_stop(h->link, JR_BYE_PROTOCOL, "out of memory");
 			hal_start(h->link);
@@ -126,10 +179,20 @@ static void flush(struct ha *h)
 		f->pend.data = p;
 		f->pend.cap = cap;
 	}
-	memcpy(f->pend.data + f->pend.len, h->out.data, h->out.len);
-	f->pend.len += h->out.len;
-	jr_buf_reset(&h->out);
+	memcpy(f->pend.data + f->pend.len, buf, len);
+	f->pend.len += len;
 	pace(h);
+}
+
+static void flush(struct ha *h)
+{
+	if (!h->out.len)
+		return;
+	ring_add(h, h->out.data, h->out.len);
+	/* No standby being fed: the ring keeps it for its return. */
+	if (h->peer_up && h->snap_sent)
+		emit(h, h->out.data, h->out.len);
+	jr_buf_reset(&h->out);
 }
 
 /* One slice of the snapshot: calls first, then the registrations of each
@@ -193,10 +256,12 @@ void feed_fini(struct ha *h)
 	snap_release(&h->feed);
 	timer_del(h->srv->tw, &h->feed.t);
 	free(h->feed.pend.data);
+	free(h->feed.ring.data);
 	h->feed.pend.data = NULL;
+	h->feed.ring.data = NULL;
 }
 
-void feed_snapshot(struct ha *h)
+static void feed_snapshot(struct ha *h)
 {
 	struct feed *f = &h->feed;
 
@@ -209,12 +274,42 @@ void feed_snapshot(struct ha *h)
 		hal_start(h->link);
 		return;
 	}
-	jr_snapshot_encode(&h->out, JR_T_SNAPSHOT_BEGIN, ++h->seq, f->ncalls + f->nusers);
-	flush(h);
 	f->snapping = true;
 	h->snap_sent = true; /* live records flow from now on */
+	jr_snapshot_encode(&h->out, JR_T_SNAPSHOT_BEGIN, ++h->seq, f->ncalls + f->nusers);
+	flush(h);
 	pr_info("ha: snapshot for %s: %zu calls, %zu AoRs", h->peer.node_id, f->ncalls, f->nusers);
 	pace(h);
+}
+
+/* The standby says it applied this node's stream up to LAST: what came
+ * after, when the ring still holds all of it, then SNAPSHOT_END (which tells
+ * it it is in sync; it has nothing marked to sweep).  False: a snapshot. */
+static bool feed_resume(struct ha *h, uint64_t last)
+{
+	struct feed *f = &h->feed;
+	size_t off = 0;
+
+	if (h->peer.fed_by != hal_instance(h->link) || last > h->seq || !f->ring.len ||
+	    frame_seq(f->ring.data) > last + 1)
+		return false;
+	while (off < f->ring.len && frame_seq(f->ring.data + off) <= last)
+		off += frame_len(f->ring.data + off);
+	pr_info("ha: %s is in sync up to %" PRIu64 ": resuming the stream (%zu bytes)",
+		h->peer.node_id, last, f->ring.len - off);
+	h->snap_sent = true;
+	if (off < f->ring.len)
+		emit(h, f->ring.data + off, f->ring.len - off); /* paced if large */
+	jr_snapshot_encode(&h->out, JR_T_SNAPSHOT_END, ++h->seq, UINT64_MAX);
+	flush(h);
+	h->st.resumes++;
+	return true;
+}
+
+void feed_start(struct ha *h)
+{
+	if (!feed_resume(h, h->peer.last_seq))
+		feed_snapshot(h);
 }
 
 bool feed_in_sync(const struct ha *h)
@@ -233,9 +328,11 @@ uint64_t feed_lag(const struct ha *h)
 	return hal_sync_lag(h->link);
 }
 
+/* Every change is encoded while this node is the hot active one, also with
+ * no standby connected: the ring keeps it for the standby's return. */
 static bool replicating(const struct ha *h)
 {
-	return h->hot && h->state == HA_ACTIVE && h->peer_up && h->snap_sent;
+	return h->hot && h->state == HA_ACTIVE;
 }
 
 void feed_call(void *arg, const struct call *c, bool gone)

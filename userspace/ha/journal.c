@@ -78,6 +78,7 @@ static const struct jr_policy hello_policy[JR_HELLO_COUNT] = {
 			   .flags = JR_PF_REQUIRED,
 			   .min_len = 6,
 			   .max_len = 6 },
+	[JR_HELLO_FED_BY] = { .kind = JR_A_U64 },
 };
 
 static const struct jr_policy goodbye_policy[JR_GOODBYE_COUNT] = {
@@ -611,6 +612,8 @@ int jr_hello_encode(struct jr_buf *b, const struct jr_hello *h)
 	jr_put_u8(b, JR_HELLO_STATE, h->state);
 	jr_put_u64(b, JR_HELLO_LAST_SEQ, h->last_seq);
 	jr_put_bytes(b, JR_HELLO_MAC, h->mac, sizeof(h->mac));
+	if (h->fed_by)
+		jr_put_u64(b, JR_HELLO_FED_BY, h->fed_by);
 	return jr_frame_end(b);
 }
 
@@ -634,6 +637,7 @@ int jr_hello_decode(const struct jr_frame *f, struct jr_hello *h)
 	h->state = jr_attr_u8(&tb[JR_HELLO_STATE]);
 	h->last_seq = jr_attr_u64(&tb[JR_HELLO_LAST_SEQ]);
 	memcpy(h->mac, tb[JR_HELLO_MAC].data, sizeof(h->mac));
+	h->fed_by = jr_attr_u64(&tb[JR_HELLO_FED_BY]);
 	if (h->redundancy > JR_RED_WARM || h->role > JR_ROLE_BACKUP || h->state > JR_STATE_ISOLATED)
 		return -EBADMSG;
 	return 0;

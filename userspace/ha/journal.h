@@ -51,6 +51,7 @@ enum jr_hello_attr {
 	JR_HELLO_STATE, /* u8 enum jr_state */
 	JR_HELLO_LAST_SEQ, /* u64 */
 	JR_HELLO_MAC, /* binary 6 */
+	JR_HELLO_FED_BY, /* u64, optional: the instance whose stream last_seq counts */
 	JR_HELLO_COUNT
 };
 #define JR_HELLO_MAX (JR_HELLO_COUNT - 1)
@@ -284,6 +285,10 @@ struct jr_hello {
 	uint8_t redundancy, role, state;
 	uint64_t last_seq;
 	uint8_t mac[6];
+	/* A standby in sync: the INSTANCE of the active node whose records it
+	 * applied up to last_seq, so that one can resume its stream instead of
+	 * sending a snapshot (0: none, a snapshot is needed). */
+	uint64_t fed_by;
 };
 
 /* The encoders append one complete frame to B: 0 or -errno (-EINVAL for

@@ -422,6 +422,17 @@ void hal_stop(struct hal_link *h, uint16_t code, const char *reason)
 				      bye_if_connected(c, code ? code : JR_BYE_SHUTDOWN));
 }
 
+void hal_set_progress(struct hal_link *h, uint64_t last_seq, uint64_t fed_by)
+{
+	h->local.last_seq = last_seq;
+	h->local.fed_by = fed_by;
+}
+
+uint64_t hal_instance(const struct hal_link *h)
+{
+	return h->local.instance;
+}
+
 int hal_update_hello(struct hal_link *h, uint64_t epoch, uint8_t state, uint64_t last_seq)
 {
 	if (state > JR_STATE_ISOLATED)

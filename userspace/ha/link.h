@@ -104,6 +104,11 @@ void hal_start(struct hal_link *h);
 /* Changes what our HELLO says; when the link is up, a HELLO goes out now so
  * the peer's on_frame sees the change. */
 int hal_update_hello(struct hal_link *h, uint64_t epoch, uint8_t state, uint64_t last_seq);
+/* What the next HELLO says of the journal applied here (jr_hello last_seq
+ * and fed_by), without sending one: a standby calls it per record. */
+void hal_set_progress(struct hal_link *h, uint64_t last_seq, uint64_t fed_by);
+/* This link's own instance id (jr_hello.instance), random per start. */
+uint64_t hal_instance(const struct hal_link *h);
 
 /* Sends complete frames (one or more, as jr_buf holds them).  They are
  * validated as the peer will: -EINVAL for malformed ones or the link's own

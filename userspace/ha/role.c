@@ -146,6 +146,7 @@ static void demote(struct ha *h, const char *why)
 		return;
 	pr_warn("ha: leaving the active role: %s", why);
 	calls_resume_stop(h->srv->calls);
+	feed_ring_clear(h);
 	/* Steer first, then drop the address: a packet that still reaches us
 	 * goes on to the peer instead of into a closed socket. */
 	xdp_role(h, false);
@@ -238,6 +239,10 @@ static void take_over(struct ha *h, bool probe, const char *why)
 		pr_err("ha: cannot persist epoch %" PRIu64 ": %s", h->epoch, strerror(-ret));
 	h->st.takeovers++;
 	h->split_lost = false;
+	/* A new stream: this node's records, numbered on from what it applied. */
+	h->fed_by = 0;
+	hal_set_progress(h->link, h->seq, 0);
+	feed_ring_clear(h);
 	timer_del(h->srv->tw, &h->t_decide);
 	resumed = calls_take_over(h->srv->calls);
 	pr_info("ha: active (%s), %zu calls (%zu being set up), %zu registrations", why,
@@ -312,7 +317,7 @@ static void decide(struct ha *h)
 	}
 	if (h->state == HA_ACTIVE) {
 		if (h->hot && !h->snap_sent)
-			feed_snapshot(h);
+			feed_start(h);
 		return;
 	}
 	if (peer_active) {
@@ -388,6 +393,8 @@ static void standby_frame(struct ha *h, const struct jr_frame *f)
 		rep_clear_registrations(h->srv);
 		calls_mark_all(h->srv->calls);
 		h->synced = false;
+		h->fed_by = 0; /* a whole snapshot again, should the link break now */
+		hal_set_progress(h->link, h->seq, 0);
 		break;
 	case JR_T_SNAPSHOT_END:
 		n = calls_sweep(h->srv->calls, log_swept, h);
@@ -396,6 +403,8 @@ static void standby_frame(struct ha *h, const struct jr_frame *f)
 		h->split_lost = false;
 		h->synced = true;
 		h->seq = f->seq;
+		h->fed_by = h->peer.instance;
+		hal_set_progress(h->link, h->seq, h->fed_by);
 		hal_send_ack(h->link, f->seq);
 		pr_info("ha: in sync with %s: %zu calls, %zu registrations", h->peer.node_id,
 			calls_count(h->srv->calls), reg_binding_count(h->srv->reg));
@@ -403,12 +412,15 @@ static void standby_frame(struct ha *h, const struct jr_frame *f)
 	case JR_T_RECORD:
 		if (jr_record_decode(f, &r) || rep_apply(h->srv, &r)) {
 			pr_err("ha: bad record %" PRIu64 " from the peer; resynchronising", f->seq);
+			h->fed_by = 0;
+			hal_set_progress(h->link, h->seq, 0);
 			hal_stop(h->link, JR_BYE_PROTOCOL, "bad record");
 			hal_start(h->link);
 			return;
 		}
 		h->seq = f->seq;
 		h->st.records_applied++;
+		hal_set_progress(h->link, h->seq, h->fed_by);
 		hal_send_ack(h->link, f->seq);
 		break;
 	}

@@ -28,6 +28,7 @@ struct ha_status {
 	uint64_t sync_lag;
 	char peer[65];
 	uint64_t takeovers, demotions, records_sent, records_applied, snapshots;
+	uint64_t resumes; /* standbys that got the records they missed, no snapshot */
 };
 
 /* Starts the HA link and the role machine of SRV (cfg [ha] present). */

@@ -36,6 +36,14 @@ struct feed {
 	size_t ncalls, ci;
 	char (*users)[JR_REG_USER_MAX + 1]; /* its AoRs, and the next one */
 	size_t nusers, ui;
+	/* The latest frames this active node produced (FEED_RING_MAX bytes at
+	 * most), kept across link outages: a standby that comes back in sync
+	 * with this node's stream gets what it missed from here instead of a
+	 * snapshot. */
+	struct {
+		uint8_t *data;
+		size_t len, cap;
+	} ring;
 };
 
 struct ha {
@@ -51,6 +59,7 @@ struct ha {
 	struct jr_hello peer;
 	bool hot;
 	bool synced; /* standby: a whole snapshot applied */
+	uint64_t fed_by; /* standby: the instance whose stream h->seq counts (0: none) */
 	bool snap_sent; /* active: the peer is fed on this link (snapshot begun) */
 	bool handing_over; /* switchover asked: stay active until the peer is */
 	bool split_lost; /* lost a split brain: the winner's snapshot is awaited */
@@ -70,8 +79,12 @@ void feed_init(struct ha *h);
 void feed_fini(struct ha *h);
 /* The link went down: what was queued or being snapshotted is dropped. */
 void feed_reset(struct ha *h);
-/* Starts a snapshot for a standby that just connected (hot standby). */
-void feed_snapshot(struct ha *h);
+/* A standby just connected (hot standby): it gets what it lacks, the
+ * records since its last_seq when this node's ring still holds them, else a
+ * snapshot. */
+void feed_start(struct ha *h);
+/* This node starts or stops being the active one: a new stream. */
+void feed_ring_clear(struct ha *h);
 /* The snapshot is complete and every record acknowledged. */
 bool feed_in_sync(const struct ha *h);
 /* Records sent or waiting, not yet acknowledged. */

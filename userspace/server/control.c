@@ -238,11 +238,14 @@ static void ha_metrics(FILE *f, const char *node, const struct ha *ha)
 	       hs.takeovers);
 	metric(f, node, "ha_demotions", "counter", "times this node left the active role",
 	       hs.demotions);
-	metric(f, node, "ha_records_sent", "counter", "journal records sent to the standby",
+	metric(f, node, "ha_records_sent", "counter",
+	       "journal records produced for the standby (kept for it while it is away)",
 	       hs.records_sent);
 	metric(f, node, "ha_records_applied", "counter", "journal records applied as standby",
 	       hs.records_applied);
 	metric(f, node, "ha_snapshots", "counter", "snapshots sent to a standby", hs.snapshots);
+	metric(f, node, "ha_resumes", "counter",
+	       "standbys that got only the records they missed (no snapshot)", hs.resumes);
 	metric(f, node, "ha_sync_lag", "gauge", "records sent and not yet acknowledged",
 	       hs.sync_lag);
 #define L(name, help) metric(f, node, "ha_link_" #name, "counter", help, ls->name);
