@@ -383,6 +383,7 @@ static void test_no_answer_after_takeover(void **state)
 static void test_established_taken_over(void **state)
 {
 	struct fx *f = *state;
+	osip_message_t *m;
 	struct uac a;
 	struct uas b;
 
@@ -394,6 +395,21 @@ static void test_established_taken_over(void **state)
 	take_over(f, &b, 0);
 	expect_none(&f->sby);
 	assert_int_equal(calls_count(f->sby.srv.calls), 1);
+
+	/* A re-INVITE was in flight when the peer died: the callee's 2xx for
+	 * it (CSeq 2) finds no transaction here, and still gets its ACK, or
+	 * the callee would end the call when it gives up retransmitting. */
+	inject(&f->sby, &b.peer,
+	       "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKgone;rport\r\n"
+	       "From: \"Alice\" <sip:alice@sipha.test>;tag=%s\r\n"
+	       "To: <sip:3000@sipha.test>;tag=btag\r\nCall-ID: %s\r\nCSeq: 2 INVITE\r\n"
+	       "Contact: <sip:bob@10.0.0.50:5080>\r\nContent-Length: 0\r\n\r\n",
+	       b.ftag, b.callid);
+	m = expect(&f->sby, "ACK", 5080);
+	assert_string_equal(m->cseq->number, "2");
+	assert_string_equal(tag_of(m->to), "btag");
+	osip_message_free(m);
+	expect_none(&f->sby);
 
 	hang_up(&f->sby, &a, &b, false);
 	all_gone(&f->sby);

@@ -437,10 +437,10 @@ bool call_on_stray_response(struct server *srv, osip_message_t *resp)
 	if (!resp->cseq || !resp->cseq->method || strcmp(resp->cseq->method, "INVITE"))
 		return false;
 	l = dlg_find(srv->calls, resp, true);
-	if (!l || l != &l->call->b)
+	if (!l)
 		return false;
 	c = l->call;
-	if (c->resume_pending) {
+	if (c->resume_pending && l == &c->b) {
 		/* Its turn has not come yet: now, and the answer goes to the
 		 * client transaction just rebuilt. */
 		return !call_resume_now(c, NULL) && txn_rx_response(srv->txns, resp, NULL);
@@ -448,21 +448,24 @@ bool call_on_stray_response(struct server *srv, osip_message_t *resp)
 	if (code < 200)
 		return false;
 	cseq = (uint32_t)strtoul(resp->cseq->number, NULL, 10);
-	if (leg_peer(&c->b, &to))
+	if (leg_peer(l, &to))
 		return false;
 	if (code >= 300) {
-		ack_stray_final(srv, resp, c->b.dlg.remote_target, &to);
+		ack_stray_final(srv, resp, l->dlg.remote_target, &to);
 		return true;
 	}
-	if (c->b.ack_buf && c->b.ack_cseq == cseq) {
-		srv_send(srv, &to, c->b.ack_buf, c->b.ack_len); /* our ACK was lost */
+	if (l->ack_buf && l->ack_cseq == cseq) {
+		srv_send(srv, &to, l->ack_buf, l->ack_len); /* our ACK was lost */
 		return true;
 	}
-	if (c->state == CALL_ESTABLISHED && !c->b.ack_buf && cseq == c->b.ack_cseq) {
-		/* Our ACK was lost and the peer that sent it is gone: build it
-		 * again, unless it still waits for the caller's answer SDP. */
-		if (!c->b.ack_deferred)
-			send_ack(c, &c->b, cseq, NULL);
+	if (c->state == CALL_ESTABLISHED) {
+		/* A 2xx whose transaction is gone: our ACK was lost and the node
+		 * that sent it died, or a re-INVITE was in flight at the
+		 * takeover.  Every 2xx gets its ACK (§13.2.2.4), or the far end
+		 * ends the call once it gives up retransmitting; not the one
+		 * that waits for the caller's answer SDP (delayed offer). */
+		if (!(l->ack_deferred && cseq == l->ack_cseq))
+			send_ack(c, l, cseq, NULL);
 		return true;
 	}
 	return false;
