@@ -4,7 +4,9 @@
 # Sources are picked up by directory: a new .c file under userspace/<module>/
 # or kernel-helpers/ joins libsipha.a, a new tests/unit/test_*.c becomes a
 # sanitizer-built cmocka binary, a new bpf/*.bpf.c gets an object and a
-# skeleton.  Nobody edits this file to add a module.
+# skeleton, a test tool tests/tools/NAME.c (or a directory tests/tools/NAME/
+# of .c files, one with main) becomes build/tests/tools/NAME.  Nobody edits
+# this file to add a module.
 
 B       := build
 CLANG   ?= clang
@@ -36,8 +38,14 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:%.c=$(B)/%)
 BPFT_SRC := $(wildcard tests/bpf/test_*.c)
 BPFT_BIN := $(BPFT_SRC:%.c=$(B)/%)
+# A tool is one file, tests/tools/NAME.c, or a directory tests/tools/NAME/
+# whose .c files all link into the one program.
 TOOL_SRC := $(wildcard tests/tools/*.c)
-TOOL_BIN := $(TOOL_SRC:%.c=$(B)/%)
+TOOL_DIRS := $(sort $(patsubst %/,%,$(dir $(wildcard tests/tools/*/*.c))))
+TOOL_BIN := $(TOOL_SRC:%.c=$(B)/%) $(TOOL_DIRS:%=$(B)/%)
+ifneq ($(filter $(TOOL_DIRS),$(TOOL_SRC:%.c=%)),)
+$(error both tests/tools/NAME.c and tests/tools/NAME/ for $(filter $(TOOL_DIRS),$(TOOL_SRC:%.c=%)))
+endif
 
 # Quiet by default: one line per file.  `make V=1` shows the commands.
 V ?= 0
@@ -109,6 +117,14 @@ $(B)/tests/bpf/%: $(B)/san/tests/bpf/%.o $(B)/libsipha-san.a $(BPF_OBJ)
 $(B)/tests/tools/%: $(B)/obj/tests/tools/%.o $(B)/libsipha.a
 	@mkdir -p $(@D)
 	$(call msg,LD,$@)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# A tool in a directory: one explicit rule each, its objects from $(B)/obj/%.o.
+define TOOL_DIR_RULE
+$(B)/$(1): $(patsubst %.c,$(B)/obj/%.o,$(wildcard $(1)/*.c)) $(B)/libsipha.a
+	@mkdir -p $$(@D)
+	$$(call msg,LD,$$@)$$(CC) $$(CFLAGS) -o $$@ $$^ $$(LDLIBS)
+endef
+$(foreach d,$(TOOL_DIRS),$(eval $(call TOOL_DIR_RULE,$(d))))
 
 # --- the two commands of the README ----------------------------------------------
 deps:

@@ -4,7 +4,7 @@
 # connection sipha opens to the request's source IP at its top Via's port
 # (not to the closed connection's ephemeral source port).
 #
-# One process plays both ends (tests/tools/tcpreply.c, its header says what
+# One process plays both ends (tests/tools/tcpreply/, main.c's header says what
 # it checks): the caller over TCP (listening on the port its Via names) and
 # the callee of DN 3000 over UDP.  Here: the tool saw every step, the call
 # ended (siphactl calls is empty), and sipha opened exactly one connection

@@ -56,12 +56,13 @@
  * (CALLGRIND_DUMP_STATS_AT with the phase's name).  The engine logs errors
  * only (-v: warnings too, one per call that a takeover cannot resume).  Exit
  * status 0, 1 on any error (a call not set up as expected, a record refused,
- * a call not resumed), 2 on usage errors. */
+ * a call not resumed), 2 on usage errors.
+ *
+ * This file: the measured phases and the report; node.c: the server cores
+ * and the calls; snapshot.c: the snapshot's encode, hand-on and apply. */
 #include <errno.h>
 #include <inttypes.h>
 #include <malloc.h>
-#include <stdarg.h>
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -70,14 +71,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <arpa/inet.h>
-
 #include "core/log.h"
-#include "ha/journal.h"
 #include "ha/replica.h"
-#include "server/call.h"
-#include "server/server.h"
-#include "sip/transport.h"
+
+#include "hascale.h"
 
 #if __has_include(<valgrind/callgrind.h>)
 #include <valgrind/callgrind.h>
@@ -95,33 +92,6 @@
 /* Ticks driven after a takeover: below T1 (500 ms), so that no resumed
  * INVITE is retransmitted and counted twice. */
 #define HS_RESUME_TICKS 499
-#define HS_MSG 8192
-#define HS_CALLER_PORT 5061
-#define HS_CALLEE_PORT 5080
-
-#define HS_CONF                                                                              \
-	"[node]\nid = %s\n[sip]\nlisten = 127.0.0.1:5060\ndomain = sipha.test\n"             \
-	"no_answer_ms = 60000\n%s[control]\nsocket = /tmp/sipha-hascale-%ld-%s.sock\n[dn]\n" \
-	"3000 = sip:10.0.0.50:5080\n"
-
-#define HS_SDP                                      \
-	"v=0\r\no=a 1 1 IN IP4 10.0.0.1\r\ns=-\r\n" \
-	"c=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\n"
-#define HS_SDP_B                                     \
-	"v=0\r\no=b 2 2 IN IP4 10.0.0.50\r\ns=-\r\n" \
-	"c=IN IP4 10.0.0.50\r\nt=0 0\r\nm=audio 7000 RTP/AVP 0\r\n"
-
-/* One server core and what its send function saw. */
-struct hs_node {
-	struct sipha_config cfg;
-	struct timer_wheel tw;
-	struct server srv;
-	bool up;
-	bool keep; /* copy the messages the build needs to read back */
-	uint64_t msgs, bytes, invites;
-	char inv[HS_MSG]; /* the last INVITE sent, NUL-terminated */
-	char to_caller[HS_MSG]; /* the last message to the caller */
-};
 
 static uint64_t now_ns(void)
 {
@@ -134,410 +104,6 @@ static uint64_t now_ns(void)
 static size_t heap_used(void)
 {
 	return mallinfo2().uordblks;
-}
-
-static unsigned peer_port(const struct sip_peer *p)
-{
-	return ntohs(((const struct sockaddr_in *)&p->addr)->sin_port);
-}
-
-static void keep_copy(char *dst, const char *buf, size_t len)
-{
-	if (len >= HS_MSG)
-		len = HS_MSG - 1;
-	memcpy(dst, buf, len);
-	dst[len] = '\0';
-}
-
-static int hs_send(void *arg, const struct sip_peer *to, const char *buf, size_t len)
-{
-	struct hs_node *n = arg;
-	bool invite = len > 7 && !memcmp(buf, "INVITE ", 7);
-
-	n->msgs++;
-	n->bytes += len;
-	n->invites += invite;
-	if (!n->keep)
-		return 0;
-	if (invite)
-		keep_copy(n->inv, buf, len);
-	if (peer_port(to) == HS_CALLER_PORT)
-		keep_copy(n->to_caller, buf, len);
-	return 0;
-}
-
-/* N's server core, with room for MAX_TXNS live transactions, or the
- * default limit for 0. */
-static int node_init(struct hs_node *n, const char *id, bool keep, unsigned max_txns)
-{
-	char text[512], limit[64] = "", err[256];
-	int ret;
-
-	memset(n, 0, sizeof(*n));
-	if (max_txns)
-		snprintf(limit, sizeof(limit), "max_transactions = %u\n", max_txns);
-	snprintf(text, sizeof(text), HS_CONF, id, limit, (long)getpid(), id);
-	ret = cfg_load_string(text, "hascale.conf", &n->cfg, err, sizeof(err));
-	if (ret) {
-		fprintf(stderr, "hascale: configuration: %s\n", err);
-		return ret;
-	}
-	timer_wheel_init(&n->tw, 1000);
-	ret = srv_core_init(&n->srv, &n->cfg, &n->tw, hs_send, n);
-	if (ret) {
-		fprintf(stderr, "hascale: srv_core_init: %s\n", strerror(-ret));
-		cfg_free(&n->cfg);
-		return ret;
-	}
-	n->keep = keep;
-	n->up = true;
-	return 0;
-}
-
-static void node_fini(struct hs_node *n)
-{
-	if (!n->up)
-		return;
-	srv_core_fini(&n->srv);
-	cfg_free(&n->cfg);
-	n->up = false;
-}
-
-static struct sip_peer udp_peer(const char *ip, unsigned port)
-{
-	struct sip_peer p;
-
-	sipt_peer_set(&p, SIP_PROTO_UDP, ip, port); /* literals: cannot fail */
-	return p;
-}
-
-static __attribute__((format(printf, 3, 4))) int
-inject(struct hs_node *n, const struct sip_peer *from, const char *fmt, ...)
-{
-	char buf[HS_MSG];
-	va_list ap;
-	int len;
-
-	va_start(ap, fmt);
-	len = vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	if (len <= 0 || len >= (int)sizeof(buf))
-		return -EMSGSIZE;
-	srv_rx(&n->srv, from, buf, (size_t)len);
-	return 0;
-}
-
-/* The header line NAME ("Via") of MSG, without its CRLF, into OUT. */
-static int header_line(const char *msg, const char *name, char *out, size_t size)
-{
-	size_t nlen = strlen(name), len;
-	const char *p = msg, *end;
-
-	while ((p = strstr(p, "\r\n"))) {
-		p += 2;
-		if (!strncmp(p, name, nlen) && p[nlen] == ':')
-			break;
-	}
-	if (!p || !(end = strstr(p, "\r\n")))
-		return -ENOENT;
-	len = (size_t)(end - p);
-	if (len >= size)
-		return -ENAMETOOLONG;
-	memcpy(out, p, len);
-	out[len] = '\0';
-	return 0;
-}
-
-/* The tag sipha gave the caller's dialog: the To tag of MSG. */
-static int to_tag(const char *msg, char *out, size_t size)
-{
-	char line[1024];
-	const char *t;
-	size_t len;
-	int ret = header_line(msg, "To", line, sizeof(line));
-
-	if (ret)
-		return ret;
-	t = strstr(line, ";tag=");
-	if (!t)
-		return -ENOENT;
-	t += 5;
-	len = strcspn(t, ";> ");
-	if (!len || len >= size)
-		return -EBADMSG;
-	memcpy(out, t, len);
-	out[len] = '\0';
-	return 0;
-}
-
-/* What the callee needs from sipha's INVITE to answer it. */
-struct hs_uas {
-	char via[1024], from[1024], to[1024], call_id[512];
-};
-
-/* N's message count must have grown by WANT since BEFORE, and its last
- * message to the caller must start with START when START is set. */
-static int expect_sent(const struct hs_node *n, uint64_t before, unsigned want, const char *start,
-		       unsigned i, const char *step)
-{
-	if (n->msgs - before != want) {
-		fprintf(stderr, "hascale: call %u, %s: %" PRIu64 " messages sent, expected %u\n", i,
-			step, n->msgs - before, want);
-		return -EPROTO;
-	}
-	if (start && strncmp(n->to_caller, start, strlen(start))) {
-		fprintf(stderr, "hascale: call %u, %s: the caller got:\n%.300s\n", i, step,
-			n->to_caller);
-		return -EPROTO;
-	}
-	return 0;
-}
-
-static int callee_answer(struct hs_node *n, const struct sip_peer *callee, const struct hs_uas *u,
-			 unsigned i, int code, const char *reason, const char *sdp)
-{
-	return inject(n, callee,
-		      "SIP/2.0 %d %s\r\n%s\r\n%s\r\n%s;tag=b%u\r\n%s\r\nCSeq: 1 INVITE\r\n"
-		      "Contact: <sip:bob@10.0.0.50:5080>\r\n%sContent-Length: %zu\r\n\r\n%s",
-		      code, reason, u->via, u->from, u->to, i, u->call_id,
-		      sdp ? "Content-Type: application/sdp\r\n" : "", sdp ? strlen(sdp) : 0,
-		      sdp ? sdp : "");
-}
-
-/* Call I on the active: the caller's INVITE, the callee's 180, and for an
- * established call the callee's 200 and the caller's ACK. */
-static int build_call(struct hs_node *act, unsigned i, bool established)
-{
-	const struct sip_peer caller = udp_peer("10.0.0.1", HS_CALLER_PORT);
-	const struct sip_peer callee = udp_peer("10.0.0.50", HS_CALLEE_PORT);
-	size_t ncalls = calls_count(act->srv.calls);
-	uint64_t before = act->msgs, invites = act->invites;
-	struct hs_uas u;
-	char ttag[128];
-	int ret;
-
-	ret = inject(act, &caller,
-		     "INVITE sip:3000@sipha.test SIP/2.0\r\n"
-		     "Via: SIP/2.0/UDP 10.0.0.1:5061;branch=z9hG4bKa%u\r\nMax-Forwards: 70\r\n"
-		     "From: \"Alice\" <sip:alice@sipha.test>;tag=f%u\r\n"
-		     "To: <sip:3000@sipha.test>\r\nCall-ID: c%u@10.0.0.1\r\nCSeq: 1 INVITE\r\n"
-		     "Contact: <sip:alice@10.0.0.1:5061>\r\nContent-Type: application/sdp\r\n"
-		     "Content-Length: %zu\r\n\r\n%s",
-		     i, i, i, strlen(HS_SDP), HS_SDP);
-	if (!ret)
-		ret = expect_sent(act, before, 2, "SIP/2.0 100 ", i, "INVITE");
-	if (ret)
-		return ret;
-	if (act->invites != invites + 1 || calls_count(act->srv.calls) != ncalls + 1) {
-		fprintf(stderr, "hascale: call %u: no call or no INVITE to the callee\n", i);
-		return -EPROTO;
-	}
-	if (header_line(act->inv, "Via", u.via, sizeof(u.via)) ||
-	    header_line(act->inv, "From", u.from, sizeof(u.from)) ||
-	    header_line(act->inv, "To", u.to, sizeof(u.to)) ||
-	    header_line(act->inv, "Call-ID", u.call_id, sizeof(u.call_id))) {
-		fprintf(stderr, "hascale: call %u: cannot read sipha's INVITE:\n%.500s\n", i,
-			act->inv);
-		return -EPROTO;
-	}
-	before = act->msgs;
-	ret = callee_answer(act, &callee, &u, i, 180, "Ringing", NULL);
-	if (!ret)
-		ret = expect_sent(act, before, 1, "SIP/2.0 180 ", i, "180");
-	if (ret || !established)
-		return ret;
-	before = act->msgs;
-	ret = callee_answer(act, &callee, &u, i, 200, "OK", HS_SDP_B);
-	if (!ret)
-		ret = expect_sent(act, before, 2, "SIP/2.0 200 ", i, "200");
-	if (ret)
-		return ret;
-	if (to_tag(act->to_caller, ttag, sizeof(ttag))) {
-		fprintf(stderr, "hascale: call %u: no To tag in the 200\n", i);
-		return -EPROTO;
-	}
-	before = act->msgs;
-	ret = inject(act, &caller,
-		     "ACK sip:sipha@127.0.0.1:5060 SIP/2.0\r\n"
-		     "Via: SIP/2.0/UDP 10.0.0.1:5061;branch=z9hG4bKack%u\r\nMax-Forwards: 70\r\n"
-		     "From: \"Alice\" <sip:alice@sipha.test>;tag=f%u\r\n"
-		     "To: <sip:3000@sipha.test>;tag=%s\r\nCall-ID: c%u@10.0.0.1\r\n"
-		     "CSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
-		     i, i, ttag, i);
-	return ret ? ret : expect_sent(act, before, 0, NULL, i, "ACK");
-}
-
-struct hs_count {
-	size_t est, ring, other;
-};
-
-static void count_call(void *arg, const struct call *c)
-{
-	struct hs_count *k = arg;
-
-	if (c->state == CALL_ESTABLISHED)
-		k->est++;
-	else if (c->state == CALL_RINGING)
-		k->ring++;
-	else
-		k->other++;
-}
-
-static int check_states(const struct hs_node *n, size_t est, size_t ring, const char *who)
-{
-	struct hs_count k = { 0 };
-
-	calls_foreach(n->srv.calls, count_call, &k);
-	if (k.est != est || k.ring != ring || k.other) {
-		fprintf(stderr,
-			"hascale: %s: %zu established, %zu ringing, %zu other; expected %zu and "
-			"%zu\n",
-			who, k.est, k.ring, k.other, est, ring);
-		return -EPROTO;
-	}
-	return 0;
-}
-
-/* --- the snapshot -------------------------------------------------------------------- */
-
-/* One pass over the calls in state WANT, each encoded as a record.  LIMIT:
- * empty the buffer past that many bytes (as a slice of feed.c ends), 0 to
- * keep everything for the apply. */
-struct hs_snap {
-	struct jr_buf *jb;
-	uint64_t seq;
-	enum call_state want;
-	size_t limit;
-	size_t records, bytes;
-	int err;
-};
-
-static void snap_call(void *arg, const struct call *c)
-{
-	struct hs_snap *s = arg;
-	int ret;
-
-	if (s->err || c->state != s->want)
-		return;
-	ret = rep_call_encode(s->jb, ++s->seq, c, JR_OP_UPSERT);
-	if (ret) {
-		s->err = ret;
-		return;
-	}
-	s->records++;
-	if (s->limit && s->jb->len > s->limit) {
-		s->bytes += s->jb->len;
-		jr_buf_reset(s->jb);
-	}
-}
-
-static int snap_pass(const struct hs_node *act, struct hs_snap *s)
-{
-	calls_foreach(act->srv.calls, snap_call, s);
-	s->bytes += s->jb->len;
-	if (s->err)
-		fprintf(stderr, "hascale: rep_call_encode: %s\n", strerror(-s->err));
-	return s->err;
-}
-
-/* What hal_send_frame() does with the bytes before queueing them: decode
- * every frame.  Returns the number of frames, or -errno. */
-static long walk_frames(const struct jr_buf *jb)
-{
-	struct jr_decoder d;
-	struct jr_frame f;
-	size_t off = 0, used;
-	long frames = 0;
-
-	jr_decoder_init(&d, 0);
-	while (off < jb->len) {
-		if (jr_decode(&d, jb->data + off, jb->len - off, &used, &f))
-			return -EBADMSG;
-		off += used;
-		frames++;
-	}
-	return frames;
-}
-
-/* Where a slice's frames go: the copy the link's stream makes of them
- * (loop_stream_write). */
-struct hs_queue {
-	uint8_t *data;
-	size_t cap;
-};
-
-/* JB's frames handed on as feed.c's flush does through hal_send_frame():
- * every frame decoded, the bytes copied; JB is empty again.  Adds to
- * *FRAMES and *BYTES. */
-static int hand_on(struct jr_buf *jb, struct hs_queue *q, long *frames, size_t *bytes)
-{
-	long n = walk_frames(jb);
-
-	if (n < 0) {
-		fprintf(stderr, "hascale: a slice's frames do not decode\n");
-		return -EBADMSG;
-	}
-	if (jb->len > q->cap) {
-		void *p = realloc(q->data, jb->len);
-
-		if (!p)
-			return -ENOMEM;
-		q->data = p;
-		q->cap = jb->len;
-	}
-	memcpy(q->data, jb->data, jb->len);
-	*frames += n;
-	*bytes += jb->len;
-	jr_buf_reset(jb);
-	return 0;
-}
-
-/* The standby's side of JB, as role.c's standby_frame: SNAPSHOT_BEGIN
- * marks, each RECORD is applied, SNAPSHOT_END sweeps (nothing, here). */
-static int apply_frames(struct hs_node *sby, const struct jr_buf *jb)
-{
-	struct jr_decoder d;
-	struct jr_frame f;
-	struct jr_record r;
-	size_t off = 0, used, swept;
-	int ret;
-
-	jr_decoder_init(&d, 0);
-	while (off < jb->len) {
-		ret = jr_decode(&d, jb->data + off, jb->len - off, &used, &f);
-		if (ret) {
-			fprintf(stderr, "hascale: jr_decode: %s\n", d.err ? d.err : "?");
-			return ret;
-		}
-		off += used;
-		switch (f.type) {
-		case JR_T_SNAPSHOT_BEGIN:
-			rep_clear_registrations(&sby->srv);
-			calls_mark_all(sby->srv.calls);
-			break;
-		case JR_T_SNAPSHOT_END:
-			swept = calls_sweep(sby->srv.calls, NULL, NULL);
-			if (swept) {
-				fprintf(stderr, "hascale: the snapshot swept %zu calls\n", swept);
-				return -EPROTO;
-			}
-			break;
-		case JR_T_RECORD:
-			ret = jr_record_decode(&f, &r);
-			if (!ret)
-				ret = rep_apply(&sby->srv, &r);
-			if (ret) {
-				fprintf(stderr, "hascale: record %" PRIu64 " refused: %s\n", f.seq,
-					strerror(-ret));
-				return ret;
-			}
-			break;
-		default:
-			fprintf(stderr, "hascale: unexpected frame %s\n", jr_type_name(f.type));
-			return -EPROTO;
-		}
-	}
-	return 0;
 }
 
 /* --- measurements -------------------------------------------------------------------- */
@@ -573,18 +139,6 @@ static int cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-static int snap_checked(const struct hs_node *act, struct hs_snap *s, size_t want)
-{
-	int ret = snap_pass(act, s);
-
-	if (!ret && s->records != want) {
-		fprintf(stderr, "hascale: the snapshot has %zu records, expected %zu\n", s->records,
-			want);
-		ret = -EPROTO;
-	}
-	return ret;
-}
-
 /* What a record costs to encode, for each kind of call apart. */
 static int encode_phase(const struct hs_node *act, struct jr_buf *jb, struct hs_run *run,
 			struct hs_rep *rep, bool first)
@@ -597,7 +151,7 @@ static int encode_phase(const struct hs_node *act, struct jr_buf *jb, struct hs_
 	jr_buf_reset(jb);
 	CALLGRIND_ZERO_STATS;
 	t0 = now_ns();
-	ret = snap_checked(act, &est, run->est);
+	ret = hs_snap_checked(act, &est, run->est);
 	rep->encode_est = (double)(now_ns() - t0);
 	if (first)
 		CALLGRIND_DUMP_STATS_AT("encode_est");
@@ -606,7 +160,7 @@ static int encode_phase(const struct hs_node *act, struct jr_buf *jb, struct hs_
 	jr_buf_reset(jb);
 	CALLGRIND_ZERO_STATS;
 	t0 = now_ns();
-	ret = snap_checked(act, &ring, run->ring);
+	ret = hs_snap_checked(act, &ring, run->ring);
 	rep->encode_ring = (double)(now_ns() - t0);
 	if (first)
 		CALLGRIND_DUMP_STATS_AT("encode_ring");
@@ -638,7 +192,7 @@ static int slice_phase(struct hs_node *act, struct jr_buf *jb, struct hs_queue *
 	if (!ret)
 		ret = jr_snapshot_encode(jb, JR_T_SNAPSHOT_BEGIN, ++seq, ncalls);
 	if (!ret)
-		ret = hand_on(jb, q, &frames, &bytes);
+		ret = hs_hand_on(jb, q, &frames, &bytes);
 	rep->hold = (double)(now_ns() - t0);
 	while (!ret && snapping) {
 		double ns;
@@ -659,7 +213,7 @@ static int slice_phase(struct hs_node *act, struct jr_buf *jb, struct hs_queue *
 			}
 		}
 		if (!ret)
-			ret = hand_on(jb, q, &frames, &bytes);
+			ret = hs_hand_on(jb, q, &frames, &bytes);
 		ns = (double)(now_ns() - t0);
 		run->slice_ns[nslices++] = ns;
 		rep->slices += ns;
@@ -726,13 +280,13 @@ static int standby_phase(struct hs_node *sby, const struct jr_buf *est, const st
 	uint64_t t0, invites;
 	int ret;
 
-	ret = node_init(sby, "b", false, run->max_txns);
+	ret = hs_node_init(sby, "b", false, run->max_txns);
 	if (ret)
 		return ret;
 	h0 = heap_used();
 	CALLGRIND_ZERO_STATS;
 	t0 = now_ns();
-	ret = apply_frames(sby, est);
+	ret = hs_apply_frames(sby, est);
 	rep->apply_est = (double)(now_ns() - t0);
 	if (first)
 		CALLGRIND_DUMP_STATS_AT("apply_est");
@@ -741,14 +295,14 @@ static int standby_phase(struct hs_node *sby, const struct jr_buf *est, const st
 	h1 = heap_used();
 	CALLGRIND_ZERO_STATS;
 	t0 = now_ns();
-	ret = apply_frames(sby, ring);
+	ret = hs_apply_frames(sby, ring);
 	rep->apply_ring = (double)(now_ns() - t0);
 	if (first)
 		CALLGRIND_DUMP_STATS_AT("apply_ring");
 	if (ret)
 		goto out;
 	h2 = heap_used();
-	ret = check_states(sby, run->est, run->ring, "standby");
+	ret = hs_check_states(sby, run->est, run->ring, "standby");
 	if (ret)
 		goto out;
 	if (sby->msgs) {
@@ -783,7 +337,7 @@ static int standby_phase(struct hs_node *sby, const struct jr_buf *est, const st
 	rep->heap_ring = per((double)h2 - (double)h1, run->ring);
 	rep->heap_resumed = per((double)h3 - (double)h2, run->ring);
 out:
-	node_fini(sby);
+	hs_node_fini(sby);
 	return ret;
 }
 
@@ -797,12 +351,12 @@ static int default_cap_phase(struct hs_node *sby, const struct jr_buf *est,
 	double longest;
 	int ret;
 
-	ret = node_init(sby, "b", false, 0);
+	ret = hs_node_init(sby, "b", false, 0);
 	if (ret)
 		return ret;
-	ret = apply_frames(sby, est);
+	ret = hs_apply_frames(sby, est);
 	if (!ret)
-		ret = apply_frames(sby, ring);
+		ret = hs_apply_frames(sby, ring);
 	if (ret)
 		goto out;
 	invites = sby->invites;
@@ -818,7 +372,7 @@ static int default_cap_phase(struct hs_node *sby, const struct jr_buf *est,
 		ret = -EPROTO;
 	}
 out:
-	node_fini(sby);
+	hs_node_fini(sby);
 	return ret;
 }
 
@@ -891,16 +445,16 @@ static int run_all(struct hs_run *run)
 		ret = -ENOMEM;
 		goto out;
 	}
-	ret = node_init(act, "a", true, run->max_txns);
+	ret = hs_node_init(act, "a", true, run->max_txns);
 	if (ret)
 		goto out;
 
 	t0 = now_ns();
 	for (unsigned i = 0; i < run->n && !ret; i++)
-		ret = build_call(act, i, i % 2 == 0);
+		ret = hs_build_call(act, i, i % 2 == 0);
 	run->build_s = (double)(now_ns() - t0) / 1e9;
 	if (!ret)
-		ret = check_states(act, run->est, run->ring, "active");
+		ret = hs_check_states(act, run->est, run->ring, "active");
 	if (ret)
 		goto out;
 
@@ -910,10 +464,10 @@ static int run_all(struct hs_run *run)
 	ret = jr_snapshot_encode(&est_buf, JR_T_SNAPSHOT_BEGIN, 1, run->n);
 	est.seq = 1;
 	if (!ret)
-		ret = snap_checked(act, &est, run->est);
+		ret = hs_snap_checked(act, &est, run->est);
 	ring.seq = est.seq;
 	if (!ret)
-		ret = snap_checked(act, &ring, run->ring);
+		ret = hs_snap_checked(act, &ring, run->ring);
 	seq = ring.seq + 1;
 	if (!ret)
 		ret = jr_snapshot_encode(&ring_buf, JR_T_SNAPSHOT_END, seq, UINT64_MAX);
@@ -932,7 +486,7 @@ static int run_all(struct hs_run *run)
 		ret = default_cap_phase(sby, &est_buf, &ring_buf, run);
 out:
 	if (act)
-		node_fini(act);
+		hs_node_fini(act);
 	jr_buf_free(&jb);
 	jr_buf_free(&est_buf);
 	jr_buf_free(&ring_buf);
