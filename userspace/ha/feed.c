@@ -306,10 +306,29 @@ static bool feed_resume(struct ha *h, uint64_t last)
 	return true;
 }
 
+void feed_send_since(struct ha *h, uint64_t since)
+{
+	struct feed *f = &h->feed;
+	size_t off = 0;
+
+	while (off < f->ring.len && frame_seq(f->ring.data + off) <= since)
+		off += frame_len(f->ring.data + off);
+	if (off < f->ring.len) {
+		pr_info("ha: %zu bytes of records from the handover go to %s", f->ring.len - off,
+			h->peer.node_id);
+		emit(h, f->ring.data + off, f->ring.len - off);
+	}
+}
+
 void feed_start(struct ha *h)
 {
 	if (!feed_resume(h, h->peer.last_seq))
 		feed_snapshot(h);
+}
+
+bool feed_caught_up(const struct ha *h)
+{
+	return h->snap_sent && !h->feed.snapping && !pending(&h->feed);
 }
 
 bool feed_in_sync(const struct ha *h)

@@ -298,6 +298,10 @@ static void decide(struct ha *h)
 		/* Make before break: the peer serves now, so we may stop. */
 		h->handing_over = false;
 		timer_del(h->srv->tw, &h->t_decide);
+		/* What we did while it took over (a BYE answered, a call set up)
+		 * never reached it: the link was being re-made.  It applies these
+		 * until our HELLO says standby. */
+		feed_send_since(h, h->handover_seq);
 		demote(h, "switchover done");
 		if (h->stopped)
 			leave(h);
@@ -426,6 +430,25 @@ static void standby_frame(struct ha *h, const struct jr_frame *f)
 	}
 }
 
+/* A record the old active made while handing over to us: applied as a
+ * standby would (its calls ended or set up then), not counted in our own
+ * journal. */
+static void late_record(struct ha *h, const struct jr_frame *f)
+{
+	struct jr_record r;
+
+	if (jr_record_decode(f, &r) || rep_apply(h->srv, &r)) {
+		pr_warn("ha: bad late record %" PRIu64 " from %s; ignored", f->seq,
+			h->peer.node_id);
+		return;
+	}
+	h->st.records_applied++;
+	/* A call it set up meanwhile gets its transactions here, as at the
+	 * takeover (the few late records make this walk cheap enough). */
+	if (r.kind == JR_KIND_CALL && r.op == JR_OP_UPSERT)
+		calls_take_over(h->srv->calls);
+}
+
 static void on_frame(void *arg, const struct jr_frame *f)
 {
 	struct ha *h = arg;
@@ -433,17 +456,25 @@ static void on_frame(void *arg, const struct jr_frame *f)
 
 	switch (f->type) {
 	case JR_T_HELLO:
-		if (!jr_hello_decode(f, &h->peer))
+		if (!jr_hello_decode(f, &h->peer)) {
+			if (h->peer.state != JR_STATE_ACTIVE)
+				h->late_ok = false;
 			decide(h);
+		}
 		break;
 	case JR_T_GOODBYE:
 		/* A switchover: the peer has let the VIP go for us. */
-		if (!jr_goodbye_decode(f, &g) && g.code == JR_BYE_DEMOTING && h->state != HA_ACTIVE)
+		if (!jr_goodbye_decode(f, &g) && g.code == JR_BYE_DEMOTING &&
+		    h->state != HA_ACTIVE) {
 			take_over(h, false, "handed over by the peer");
+			h->late_ok = h->state == HA_ACTIVE;
+		}
 		break;
 	default:
 		if (h->state != HA_ACTIVE)
 			standby_frame(h, f);
+		else if (h->late_ok && f->type == JR_T_RECORD)
+			late_record(h, f);
 		break;
 	}
 }
@@ -700,7 +731,9 @@ int ha_switchover(struct ha *h, const char **why)
 		*why = "this node is not active; run switchover on the active node";
 		return -EINVAL;
 	}
-	if (h->hot && !feed_in_sync(h)) {
+	/* Records still in flight are fine: the GOODBYE follows them on the
+	 * same connection. */
+	if (h->hot && !feed_caught_up(h)) {
 		*why = "the standby is not in sync yet";
 		return -EAGAIN;
 	}
@@ -709,6 +742,7 @@ int ha_switchover(struct ha *h, const char **why)
 	 * the link comes back at once and when its HELLO says active, with a
 	 * newer epoch, we demote and steer stray packets to it. */
 	h->handing_over = true;
+	h->handover_seq = h->seq;
 	arm_decide(h, h->srv->cfg->ha.timeout_ms * 2);
 	hal_stop(h->link, JR_BYE_DEMOTING, "switchover");
 	hal_start(h->link);

@@ -62,6 +62,10 @@ struct ha {
 	uint64_t fed_by; /* standby: the instance whose stream h->seq counts (0: none) */
 	bool snap_sent; /* active: the peer is fed on this link (snapshot begun) */
 	bool handing_over; /* switchover asked: stay active until the peer is */
+	uint64_t handover_seq; /* our journal when it was asked */
+	/* Took over by a switchover: the old active's last records (what it did
+	 * while handing over) are still to come, until its HELLO says standby. */
+	bool late_ok;
 	bool split_lost; /* lost a split brain: the winner's snapshot is awaited */
 	/* Shutting down (ha_shutdown): called once this node may exit. */
 	void (*stopped)(void *arg);
@@ -85,8 +89,14 @@ void feed_reset(struct ha *h);
 void feed_start(struct ha *h);
 /* This node starts or stops being the active one: a new stream. */
 void feed_ring_clear(struct ha *h);
+/* The frames produced after seq SINCE, straight to the link (a switchover:
+ * what this node did while the peer was taking over). */
+void feed_send_since(struct ha *h, uint64_t since);
 /* The snapshot is complete and every record acknowledged. */
 bool feed_in_sync(const struct ha *h);
+/* The snapshot is complete and nothing waits here: all that this node did
+ * is on the link, ahead of anything sent next (a switchover may go). */
+bool feed_caught_up(const struct ha *h);
 /* Records sent or waiting, not yet acknowledged. */
 uint64_t feed_lag(const struct ha *h);
 /* srv_repl_ops / registrar hooks: one record per change. */
