@@ -545,6 +545,25 @@ static void test_lazy_resume(void **state)
 	expect_none(&f->sby);
 }
 
+/* The old active after a switchover: its calls being set up are the new
+ * active's now.  Their transactions and timers end in silence here: a
+ * timeout must not answer the caller (the new active is serving it). */
+static void test_quiesce_after_demotion(void **state)
+{
+	struct fx *f = *state;
+	struct uac a;
+	struct uas b;
+
+	start_call(f, &a, &b, "tq");
+	ring_on_active(f, &a, &b);
+	f->act.srv.repl.call = NULL; /* a standby now: nothing to replicate */
+	calls_quiesce(f->act.srv.calls);
+	assert_int_equal(txn_count(f->act.srv.txns), 0);
+	advance(&f->act, 200000); /* past Timer B/C and no_answer_ms */
+	expect_none(&f->act);
+	assert_int_equal(calls_count(f->act.srv.calls), 1); /* kept as a replica */
+}
+
 struct swept {
 	unsigned n;
 	char call_id[64];
@@ -667,6 +686,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_answered_unacked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delayed_offer_taken_over, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lazy_resume, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_quiesce_after_demotion, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mark_and_sweep, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_replica, setup, teardown),
 	};

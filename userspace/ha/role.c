@@ -145,7 +145,7 @@ static void demote(struct ha *h, const char *why)
 	if (h->state != HA_ACTIVE)
 		return;
 	pr_warn("ha: leaving the active role: %s", why);
-	calls_resume_stop(h->srv->calls);
+	calls_quiesce(h->srv->calls);
 	feed_ring_clear(h);
 	/* Steer first, then drop the address: a packet that still reaches us
 	 * goes on to the peer instead of into a closed socket. */

@@ -158,6 +158,11 @@ size_t calls_take_over(struct call_table *ct);
 /* This node leaves the active role: calls not resumed yet stay as replicas
  * (with their INVITEs) for a later takeover. */
 void calls_resume_stop(struct call_table *ct);
+/* This node has left the active role: the calls are the new active's now.
+ * Their INVITE transactions and timers here end in silence (a timeout here
+ * must not answer a caller the new active is serving); the new active's
+ * snapshot brings their state back as replicas. */
+void calls_quiesce(struct call_table *ct);
 /* A response to an INVITE that matched no transaction: a retransmitted 2xx
  * whose ACK was lost (sent again), or a final answer to an INVITE this node
  * no longer has (ACKed).  False when it is none of ours. */

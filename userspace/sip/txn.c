@@ -452,6 +452,18 @@ out:
 	return err;
 }
 
+void txn_abandon(struct txn *t)
+{
+	struct txn_layer *tl;
+
+	if (!t || t->dying)
+		return;
+	tl = t->tl;
+	txn_enter(tl);
+	txn_terminate(t);
+	txn_leave(tl);
+}
+
 size_t txn_transport_error(struct txn_layer *tl, const struct sip_peer *peer)
 {
 	struct txn **hit = NULL;

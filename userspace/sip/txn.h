@@ -148,6 +148,10 @@ int txn_request_bytes(struct txn_layer *tl, osip_message_t *req, const char *byt
  * at Timer B/F.  Returns how many. */
 size_t txn_transport_error(struct txn_layer *tl, const struct sip_peer *peer);
 
+/* Ends T at once and in silence (on_terminated runs; nothing is sent, no
+ * timeout is reported): the call it served moved to another node. */
+void txn_abandon(struct txn *t);
+
 /* The INVITE server transaction a CANCEL is for (§9.2), or NULL. */
 struct txn *txn_find_invite(struct txn_layer *tl, osip_message_t *cancel);
 
