@@ -90,35 +90,6 @@ sipp_bg() {
 	T_PIDS+=("$!")
 }
 
-# sipp_end NAME TIMEOUT_S: waits for a sipp_bg run (killed after TIMEOUT_S)
-# and sets SIPP_RC, SIPP_OK, SIPP_FAILED, SIPP_RETRANS from its final
-# statistics.
-sipp_end() {
-	local name=$1 to=$2 stat=$T_TMP/$1.stat.csv
-	wait_pid "${SP_PID[$name]}" "$to"
-	SIPP_RC=$?
-	if [ "$SIPP_RC" -eq 124 ]; then
-		kill -TERM "${SP_PID[$name]}" 2>/dev/null
-		wait_pid "${SP_PID[$name]}" 10
-	fi
-	read -r SIPP_OK SIPP_FAILED SIPP_RETRANS < <(awk -F';' '
-		NR == 1 { for (i = 1; i <= NF; i++) h[$i] = i; next }
-		{ last = $0 }
-		END {
-			split(last, f, ";")
-			print f[h["SuccessfulCall(C)"]] + 0, f[h["FailedCall(C)"]] + 0,
-				f[h["Retransmissions(C)"]] + 0
-		}' "$stat" 2>/dev/null || echo "0 0 0")
-	info "sipp $name: exit $SIPP_RC, successful $SIPP_OK, failed $SIPP_FAILED," \
-		"retransmissions $SIPP_RETRANS"
-	if [ "$SIPP_RC" -ne 0 ] || [ "$SIPP_FAILED" -ne 0 ]; then
-		[ -s "$T_TMP/$name.err" ] && info "sipp $name errors:" \
-			"$(grep -v '^$' "$T_TMP/$name.err" | head -n 12 | tr '\n' '|' | cut -c1-1500)"
-		[ -s "$T_TMP/$name.out" ] &&
-			info "sipp $name output: $(tail -n 3 "$T_TMP/$name.out" | tr '\n' '|')"
-	fi
-	return 0
-}
 
 # sipp_avg_call_ms NAME: the average call length of a finished run, in ms.
 sipp_avg_call_ms() {

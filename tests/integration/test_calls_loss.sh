@@ -105,30 +105,6 @@ sipp_ns() {
 	T_PIDS+=("$!")
 }
 
-# sipp_end NAME TIMEOUT_S: sets SIPP_RC, SIPP_OK, SIPP_FAILED, SIPP_RETRANS.
-sipp_end() {
-	local name=$1 stat=$T_TMP/$1.stat.csv
-	wait_pid "${SP_PID[$name]}" "$2"
-	SIPP_RC=$?
-	if [ "$SIPP_RC" -eq 124 ]; then
-		kill -TERM "${SP_PID[$name]}" 2>/dev/null
-		wait_pid "${SP_PID[$name]}" 10
-	fi
-	read -r SIPP_OK SIPP_FAILED SIPP_RETRANS < <(awk -F';' '
-		NR == 1 { for (i = 1; i <= NF; i++) h[$i] = i; next }
-		{ last = $0 }
-		END {
-			split(last, f, ";")
-			print f[h["SuccessfulCall(C)"]] + 0, f[h["FailedCall(C)"]] + 0,
-				f[h["Retransmissions(C)"]] + 0
-		}' "$stat" 2>/dev/null || echo "0 0 0")
-	info "sipp $name: exit $SIPP_RC, successful $SIPP_OK, failed $SIPP_FAILED," \
-		"retransmissions $SIPP_RETRANS"
-	if [ "$SIPP_RC" -ne 0 ] && [ -s "$T_TMP/$name.err" ]; then
-		info "sipp $name errors:" \
-			"$(grep -v '^$' "$T_TMP/$name.err" | head -n 12 | tr '\n' '|' | cut -c1-1500)"
-	fi
-}
 
 _bound() {
 	ns_exec cli ss -Hlun "sport = :5070" 2>/dev/null | grep -q .

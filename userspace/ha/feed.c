@@ -80,23 +80,6 @@ static bool pending(const struct feed *f)
 	return f->pend.off < f->pend.len;
 }
 
-/* The longest run of whole frames at BUF (LEN bytes) within FEED_CHUNK,
- * at least one frame. */
-static size_t frames_upto(const uint8_t *buf, size_t len)
-{
-	size_t off = 0;
-
-	while (off + JR_HDR_LEN <= len) {
-		size_t n = JR_HDR_LEN + ((size_t)buf[off + 4] << 24 | (size_t)buf[off + 5] << 16 |
-					 (size_t)buf[off + 6] << 8 | buf[off + 7]);
-
-		if (off + n > len || (off && off + n > FEED_CHUNK))
-			break;
-		off += n;
-	}
-	return off;
-}
-
 static uint64_t frame_seq(const uint8_t *p)
 {
 	uint64_t v = 0;
@@ -109,6 +92,22 @@ static uint64_t frame_seq(const uint8_t *p)
 static size_t frame_len(const uint8_t *p)
 {
 	return JR_HDR_LEN + ((size_t)p[4] << 24 | (size_t)p[5] << 16 | (size_t)p[6] << 8 | p[7]);
+}
+
+/* The longest run of whole frames at BUF (LEN bytes) within FEED_CHUNK,
+ * at least one frame. */
+static size_t frames_upto(const uint8_t *buf, size_t len)
+{
+	size_t off = 0;
+
+	while (off + JR_HDR_LEN <= len) {
+		size_t n = frame_len(buf + off);
+
+		if (off + n > len || (off && off + n > FEED_CHUNK))
+			break;
+		off += n;
+	}
+	return off;
 }
 
 void feed_ring_clear(struct ha *h)

@@ -132,26 +132,16 @@ void call_unhold(struct call *c)
 
 void calls_quiesce(struct call_table *ct)
 {
-	struct call *held = NULL;
-
 	calls_resume_stop(ct);
+	/* A live call keeps the table's reference: dropping its transactions'
+	 * never frees it under us. */
 	for (struct call *c = ct->live; c; c = c->next) {
 		timer_del(ct->srv->tw, &c->t_ring);
 		timer_del(ct->srv->tw, &c->a.ok.t);
 		timer_del(ct->srv->tw, &c->b.ok.t);
-		if (!c->a_inv && !c->b_inv)
-			continue;
-		/* Held while its transactions go: their on_terminated may drop
-		 * the last reference. */
-		if (held)
-			call_put(held);
-		c->refs++;
-		held = c;
 		txn_abandon(c->a_inv);
 		txn_abandon(c->b_inv);
 	}
-	if (held)
-		call_put(held);
 }
 
 void calls_mark_all(struct call_table *ct)
