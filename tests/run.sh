@@ -55,7 +55,7 @@ run_one() { # name timeout cmd...
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-export SIPHA_RFC4475_DIR=${SIPHA_RFC4475_DIR:-$(cd .. && pwd)/shared/conformance/rfc4475}
+export SIPHA_RFC4475_DIR=${SIPHA_RFC4475_DIR:-$(pwd)/tests/data/rfc4475}
 
 for s in "${suites[@]}"; do
 	case $s in

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # RFC 4475 torture messages replayed at siphad: each file once as a UDP
 # datagram, then once over a TCP connection of its own, each answer checked
-# against ../shared/conformance/rfc4475/INDEX.md (encoded below), and the
+# against tests/data/rfc4475/INDEX.md (encoded below), and the
 # daemon healthy at the end (exit 0 on SIGTERM, no sanitizer report).
 #
 # The config serves domain example.com, the domain of the torture REGISTERs,
@@ -13,7 +13,7 @@ require_root
 require_cmd jq ss
 require_bin "$SIPHAD" "$SIPHACTL" "$SIPJUNK"
 
-DIR=${SIPHA_RFC4475_DIR:-$T_ROOT/../shared/conformance/rfc4475}
+DIR=${SIPHA_RFC4475_DIR:-$T_ROOT/tests/data/rfc4475}
 [ -f "$DIR/INDEX.md" ] || {
 	fail "rfc4475: corpus" "no INDEX.md in $DIR (set SIPHA_RFC4475_DIR)"
 	finish

@@ -1,5 +1,5 @@
 /* What the message layer must make of each RFC 4475 torture message (the
- * right-hand column of shared/conformance/rfc4475/INDEX.md, down to the
+ * right-hand column of tests/data/rfc4475/INDEX.md, down to the
  * foundation the server answers from).  Used by test_msg.c only. */
 #ifndef SIPHA_TEST_RFC4475_EXPECT_H
 #define SIPHA_TEST_RFC4475_EXPECT_H

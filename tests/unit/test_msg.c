@@ -32,7 +32,7 @@ static const char *rfc_dir(void)
 {
 	const char *d = getenv("SIPHA_RFC4475_DIR");
 
-	return d && *d ? d : "../shared/conformance/rfc4475";
+	return d && *d ? d : "tests/data/rfc4475";
 }
 
 /* The whole file in a buffer of exactly its size, so ASan sees any read past it. */
