@@ -190,19 +190,27 @@ static void print_human(const char *cmd, json_t *a)
 	json_t *v;
 
 	if (!strcmp(cmd, "status")) {
-		printf("node          %s (%s, %s standby)\n",
-		       json_string_value(json_object_get(a, "node")),
-		       json_string_value(json_object_get(a, "role")),
-		       json_string_value(json_object_get(a, "redundancy")));
+		const char *red = json_string_value(json_object_get(a, "redundancy"));
+
+		if (red && !strcmp(red, "none"))
+			printf("node          %s (alone (no HA))\n",
+			       json_string_value(json_object_get(a, "node")));
+		else
+			printf("node          %s (%s, %s standby)\n",
+			       json_string_value(json_object_get(a, "node")),
+			       json_string_value(json_object_get(a, "role")), red ? red : "?");
 		printf("state         %s  epoch %lld\n",
 		       json_string_value(json_object_get(a, "state")),
 		       json_integer_value(json_object_get(a, "epoch")));
-		printf("peer          %s\n", json_is_true(json_object_get(a, "peer_connected"))
-						     ? "connected"
-						     : "not connected");
-		printf("sync          %s, lag %lld\n",
-		       json_is_true(json_object_get(a, "in_sync")) ? "in sync" : "not in sync",
-		       json_integer_value(json_object_get(a, "sync_lag")));
+		if (!red || strcmp(red, "none")) {
+			printf("peer          %s\n", json_is_true(json_object_get(a, "peer_connected"))
+							     ? "connected"
+							     : "not connected");
+			printf("sync          %s, lag %lld\n",
+			       json_is_true(json_object_get(a, "in_sync")) ? "in sync"
+									   : "not in sync",
+			       json_integer_value(json_object_get(a, "sync_lag")));
+		}
 		printf("sip           %s:%lld\n",
 		       json_string_value(json_object_get(a, "sip_address")),
 		       json_integer_value(json_object_get(a, "sip_port")));

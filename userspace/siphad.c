@@ -22,11 +22,13 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: siphad -c FILE [-d] [-t]\n"
-		   "  -c FILE   configuration file (INI; see docs/CONFIG.md)\n"
-		   "  -t        check the configuration and exit (0 good, 2 bad)\n"
-		   "  -d        debug logging (overrides [node] log_level)\n"
-		   "  -V        print the version\n"
-		   "  -h        this help\n");
+		   "  -c, --config FILE  configuration file (INI; see docs/CONFIG.md)\n"
+		   "  -t, --check        check the configuration and exit (0 good, 2 bad)\n"
+		   "  -d, --debug        debug logging (overrides [node] log_level)\n"
+		   "  -V, --version      print the version\n"
+		   "  -h, --help         this help\n"
+		   "Runs in the foreground and logs to stderr; SIGTERM or SIGINT stops it\n"
+		   "(an active node with a standby in sync hands over first).\n");
 }
 
 struct sig_ctx {
@@ -77,7 +79,16 @@ int main(int argc, char **argv)
 	sigset_t ss;
 	int opt, ret, rc = 1;
 
-	while ((opt = getopt(argc, argv, "c:tdVh")) != -1) {
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check", no_argument, NULL, 't' },
+		{ "debug", no_argument, NULL, 'd' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+
+	while ((opt = getopt_long(argc, argv, "c:tdVh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
 			path = optarg;

@@ -74,6 +74,17 @@ write_config "$B.5" "$PORT" tbad
 sed -i '/^\[control\]/,/^socket/d' "$B.5"
 bad_config "missing [control]" "$B.5" 0 control
 
+# --help and -h print the usage on stdout and exit 0; an unknown option is a usage error.
+for h in --help -h; do
+	out=$(timeout 10 "$SIPHAD" $h 2>/dev/null)
+	check_eq "cli: siphad $h: exit 0" "$?" 0
+	check "cli: siphad $h: prints the usage" grep -q '^usage: siphad' <<<"$out"
+done
+timeout 10 "$SIPHAD" --no-such-option >/dev/null 2>&1
+check_eq "cli: siphad --no-such-option: exit 2" "$?" 2
+out=$(timeout 10 "$SIPHAD" --check --config "$CONF" 2>&1)
+check_eq "cli: siphad --check --config GOOD: exit 0" "$?" 0
+
 err=$(timeout 10 "$SIPHAD" -c "$T_TMP/does-not-exist.ini" 2>&1 >/dev/null)
 check_eq "cli: siphad with a missing config file: exit 2" "$?" 2
 check_eq "cli: siphad with a missing config file: one line naming it" \
@@ -113,17 +124,25 @@ check_eq "cli: status --json: exit 0" "$RC" 0
 json_check "cli: status --json: every contract field with its type" '
 	(.node | type == "string") and (.role == "primary" or .role == "backup") and
 	(.state == "active" or .state == "standby" or .state == "isolated") and
-	(.redundancy == "hot" or .redundancy == "warm") and
+	(.redundancy == "hot" or .redundancy == "warm" or .redundancy == "none") and
 	(.epoch | type == "number") and (.peer_connected | type == "boolean") and
 	(.in_sync | type == "boolean") and (.sync_lag | type == "number") and
 	(.calls | type == "number") and (.registrations | type == "number") and
 	(.workers | type == "number")'
 json_check "cli: status --json: values of a lone node" '
 	.node == "tcli" and .role == "primary" and .state == "active" and
-	.peer_connected == false and .calls == 0 and .registrations == 0 and .workers >= 1'
+	.peer_connected == false and .calls == 0 and .registrations == 0 and .workers >= 1 and
+	.redundancy == "none" and .ha == false'
 run_ctl -s "$SOCK" status
 check_eq "cli: status (text): exit 0" "$RC" 0
 check "cli: status (text): names the node" grep -q tcli "$T_TMP/out"
+check "cli: status (text): a node without [ha] says it is alone" \
+	grep -q 'alone (no HA)' "$T_TMP/out"
+if grep -qE 'standby|not in sync|^peer' "$T_TMP/out"; then
+	fail "cli: status (text): a node alone names no standby, peer or sync" "$OUT"
+else
+	pass "cli: status (text): a node alone names no standby, peer or sync"
+fi
 run_ctl -c "$CONF" status --json
 check_eq "cli: -c CONFIG finds the socket" "$RC/$(jq -r .node "$T_TMP/out" 2>/dev/null)" 0/tcli
 

@@ -54,8 +54,11 @@ static json_t *cmd_status(struct server *srv, json_t *args)
 		ha_get_status(srv->ha, &hs);
 	json_object_set_new(o, "role", json_string(role_name(cfg->node.role)));
 	json_object_set_new(o, "state", json_string(ha_state_name(hs.state)));
+	/* "none" when the node runs alone, so no one looks for a peer. */
 	json_object_set_new(o, "redundancy",
-			    json_string(cfg->node.redundancy == CFG_RED_HOT ? "hot" : "warm"));
+			    json_string(!cfg->ha.present			 ? "none"
+					: cfg->node.redundancy == CFG_RED_HOT ? "hot"
+									      : "warm"));
 	json_object_set_new(o, "epoch", json_integer((json_int_t)hs.epoch));
 	json_object_set_new(o, "peer_connected", json_boolean(hs.peer_connected));
 	json_object_set_new(o, "in_sync", json_boolean(hs.in_sync));
