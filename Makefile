@@ -22,7 +22,7 @@ CFLAGS   += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -fno-strict-ali
 LDLIBS   += -Wl,--as-needed $(PKG_LIBS) -lpthread
 SAN      := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
-LIB_DIRS := userspace/core userspace/sip userspace/server userspace/ha userspace/xdp kernel-helpers
+LIB_DIRS := userspace/core userspace/sip userspace/cc userspace/server userspace/ha userspace/xdp kernel-helpers
 LIB_SRC  := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/obj/%.o)
 SAN_OBJ  := $(LIB_SRC:%.c=$(B)/san/%.o)

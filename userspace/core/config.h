@@ -112,6 +112,14 @@ struct sipha_config {
 		struct cfg_sockaddr listen; /* required in [cti] */
 		unsigned route_timeout_ms; /* default 30000 */
 		char *default_route; /* DN, optional (NULL: 480 on timeout) */
+		/* extensions: the replicated event log keeps events this long
+		 * (default 120000 ms) and this many at most (default 1048576) */
+		unsigned event_log_ms;
+		unsigned event_log_max;
+		unsigned max_clients; /* extension: CTI connections at most, default 256 */
+		/* extension: bytes queued to one client before it is cut off
+		 * (a client that does not read), default 4 MiB */
+		unsigned client_queue_max;
 	} cti;
 
 	struct {

@@ -109,6 +109,14 @@ static const struct key_desc keys[K_COUNT] = {
 				  1, 3600000, false },
 	[K_CTI_DEFAULT_ROUTE] = { SEC_CTI, "default_route", KT_DN_REF, OFF(cti.default_route), 0, 0,
 				  false },
+	[K_CTI_EVENT_LOG_MS] = { SEC_CTI, "event_log_ms", KT_UINT, OFF(cti.event_log_ms), 1000,
+				 86400000, false },
+	[K_CTI_EVENT_LOG_MAX] = { SEC_CTI, "event_log_max", KT_UINT, OFF(cti.event_log_max), 1000,
+				  16777216, false },
+	[K_CTI_MAX_CLIENTS] = { SEC_CTI, "max_clients", KT_UINT, OFF(cti.max_clients), 1, 65536,
+				false },
+	[K_CTI_CLIENT_QUEUE_MAX] = { SEC_CTI, "client_queue_max", KT_UINT,
+				     OFF(cti.client_queue_max), 65536, 67108864, false },
 	[K_ENGINE_WORKERS] = { SEC_ENGINE, "workers", KT_UINT, OFF(engine.workers), 1, 256, false },
 	[K_AUTH_REALM] = { SEC_AUTH, "realm", KT_REALM, OFF(auth.realm), 0, 0, true },
 	[K_AUTH_USERS] = { SEC_AUTH, "users", KT_PATH, OFF(auth.users), 0, 0, true },
@@ -286,6 +294,10 @@ void cfg_set_defaults(struct sipha_config *cfg)
 	cfg->ha.timeout_ms = 200;
 	cfg->xdp.mode = CFG_XDP_OFF;
 	cfg->cti.route_timeout_ms = 30000;
+	cfg->cti.event_log_ms = 120000;
+	cfg->cti.event_log_max = 1048576;
+	cfg->cti.max_clients = 256;
+	cfg->cti.client_queue_max = 4u << 20;
 }
 
 static bool key_required(const struct parser *p, int k)

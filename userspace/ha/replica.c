@@ -23,6 +23,7 @@ enum rep_call_attr {
 	RC_A_OK_CSEQ, /* u32: its CSeq */
 	RC_B_ACK_CSEQ, /* u32: the CSeq the callee's ACK carries */
 	RC_B_ACK_DEFERRED, /* flag: that ACK waits for the caller's (delayed offer) */
+	RC_ROUTED_TO, /* string: routed from a routing point to this DN or URI */
 	RC_COUNT
 };
 #define RC_MAX (RC_COUNT - 1)
@@ -91,16 +92,15 @@ static const struct jr_policy call_policy[RC_COUNT] = {
 		       .flags = JR_PF_REQUIRED,
 		       .nested = leg_policy,
 		       .nested_max = RL_MAX },
-	[RC_LEG_B] = { .kind = JR_A_NESTED,
-		       .flags = JR_PF_REQUIRED,
-		       .nested = leg_policy,
-		       .nested_max = RL_MAX },
+	/* absent only while the call is queued on a routing point */
+	[RC_LEG_B] = { .kind = JR_A_NESTED, .nested = leg_policy, .nested_max = RL_MAX },
 	[RC_A_INVITE] = { .kind = JR_A_BINARY, .min_len = 1, .max_len = 65535 },
 	[RC_B_INVITE] = { .kind = JR_A_BINARY, .min_len = 1, .max_len = 65535 },
 	[RC_A_OK] = { .kind = JR_A_BINARY, .min_len = 1, .max_len = 65535 },
 	[RC_A_OK_CSEQ] = { .kind = JR_A_U32 },
 	[RC_B_ACK_CSEQ] = { .kind = JR_A_U32 },
 	[RC_B_ACK_DEFERRED] = { .kind = JR_A_FLAG },
+	[RC_ROUTED_TO] = { .kind = JR_A_STRING, .min_len = 1, .max_len = 512 },
 };
 
 /* The key of a call: its A-leg dialog (Call-ID, NUL, sipha's tag), which
@@ -173,7 +173,9 @@ int rep_call_encode(struct jr_buf *b, uint64_t seq, const struct call *c, uint8_
 		put_opt(b, RC_FROM, c->from);
 		put_opt(b, RC_TO, c->to);
 		put_leg(b, RC_LEG_A, &c->a);
-		put_leg(b, RC_LEG_B, &c->b);
+		if (c->b.dlg.call_id)
+			put_leg(b, RC_LEG_B, &c->b);
+		put_opt(b, RC_ROUTED_TO, c->routed_to);
 		put_invite(b, RC_A_INVITE, c, false);
 		put_invite(b, RC_B_INVITE, c, true);
 		if (c->a.ok.buf) {
@@ -319,11 +321,16 @@ static int apply_call(struct server *srv, const struct jr_record *r)
 		return ret;
 	if (jr_attr_u8(&tb[RC_STATE]) >= CALL_RELEASED)
 		return -EBADMSG;
+	/* Only a queued call has no B leg yet; it cannot be resumed without
+	 * the caller's INVITE. */
+	if (jr_attr_u8(&tb[RC_STATE]) == CALL_QUEUED ? !tb[RC_A_INVITE].data
+						     : !tb[RC_LEG_B].data)
+		return -EBADMSG;
 	memset(&cr, 0, sizeof(cr));
 	ret = leg_decode(&tb[RC_LEG_A], &cr.a);
 	if (ret)
 		return ret;
-	ret = leg_decode(&tb[RC_LEG_B], &cr.b);
+	ret = tb[RC_LEG_B].data ? leg_decode(&tb[RC_LEG_B], &cr.b) : 0;
 	if (ret) {
 		dlg_free(&cr.a);
 		return ret;
@@ -333,6 +340,7 @@ static int apply_call(struct server *srv, const struct jr_record *r)
 	cr.dn = attr_dup(&tb[RC_DN]);
 	cr.from = attr_dup(&tb[RC_FROM]);
 	cr.to = attr_dup(&tb[RC_TO]);
+	cr.routed_to = attr_dup(&tb[RC_ROUTED_TO]);
 	cr.a_invite = attr_copy(&tb[RC_A_INVITE], &cr.a_invite_len);
 	cr.b_invite = attr_copy(&tb[RC_B_INVITE], &cr.b_invite_len);
 	cr.a_ok = attr_copy(&tb[RC_A_OK], &cr.a_ok_len);

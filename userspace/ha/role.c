@@ -136,6 +136,7 @@ static void set_state(struct ha *h, enum ha_state s)
 	h->state = s;
 	h->st.state = s;
 	hal_update_hello(h->link, h->epoch, jr_state_of(s), h->seq);
+	srv_ha_state(h->srv, s == HA_ACTIVE);
 }
 
 static void demote(struct ha *h, const char *why)
@@ -669,8 +670,8 @@ int ha_start(struct ha **out, struct server *srv)
 		}
 	}
 	srv->repl.call = feed_call;
+	srv->repl.binding = feed_binding;
 	srv->repl.arg = h;
-	reg_set_notify(srv->reg, feed_binding, h);
 	hal_start(h->link);
 	arm_decide(h, cfg->ha.timeout_ms);
 	*out = h;
@@ -687,7 +688,6 @@ void ha_stop(struct ha *h)
 	if (!h)
 		return;
 	timer_del(h->srv->tw, &h->t_decide);
-	reg_set_notify(h->srv->reg, NULL, NULL);
 	memset(&h->srv->repl, 0, sizeof(h->srv->repl));
 	if (h->state == HA_ACTIVE) {
 		demote(h, "shutting down");

@@ -67,6 +67,8 @@ struct call {
 	struct call *next, *prev; /* live calls */
 	struct leg a, b;
 	char *dn; /* the dialed DN (Request-URI user) */
+	char *routed_to; /* queued on a routing point, then routed: the target DN or URI */
+	const char *release_why; /* static text, set when released */
 	char *from; /* caller's From URI, for listings */
 	char *to; /* the To URI */
 	struct txn *a_inv; /* IST of the initial INVITE, until its final answer */
@@ -102,6 +104,12 @@ bool call_on_indialog(struct server *srv, struct txn *st, osip_message_t *req);
 /* An ACK that matched no transaction (ACK for a 2xx). */
 void call_on_ack(struct server *srv, osip_message_t *ack);
 
+/* CTI requests (cc_engine): route queued call ID to TARGET (a DN or a SIP
+ * URI), release any call.  0, or -errno with the reason in WHY. */
+int call_route_id(struct server *srv, uint64_t id, const char *target, char *why, size_t n);
+int call_release_id(struct server *srv, uint64_t id, char *why, size_t n);
+struct call *call_by_id(const struct call_table *ct, uint64_t id);
+
 /* Where requests for URI go (IP literal host, port, transport=tcp): 0,
  * -EINVAL or -EHOSTUNREACH (names are not resolved). */
 int call_resolve(const char *uri, struct sip_peer *out);
@@ -113,7 +121,8 @@ struct call_replica {
 	uint64_t id;
 	enum call_state state;
 	char *dn, *from, *to;
-	struct dialog a, b;
+	char *routed_to;
+	struct dialog a, b; /* B empty (no Call-ID) while queued */
 	/* While the call is set up (dialing, ringing): the caller's INVITE and
 	 * sipha's to the callee, serialised; NULL otherwise. */
 	char *a_invite, *b_invite;

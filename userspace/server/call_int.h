@@ -41,6 +41,28 @@ struct leg *dlg_lookup(const struct call_table *ct, const char *call_id, const c
 struct leg *dlg_find(const struct call_table *ct, const osip_message_t *m, bool ours_in_from);
 
 struct call *call_alloc(struct server *srv, uint64_t id);
+/* A new call for the caller's INVITE REQ on server transaction ST, to DN
+ * USER, in the table with ST as its A-leg INVITE; NULL when it could not be
+ * made (ST answered 500). */
+struct call *call_open(struct server *srv, struct txn *st, const osip_message_t *req,
+		       const char *user);
+/* The callee for DN USER: a registered contact of an extension (its flow),
+ * or a static route's URI, into URI and TO.  0, or -errno with the SIP
+ * code a caller should hear in *FAIL_CODE. */
+int call_pick_target(struct server *srv, const char *user, char *uri, size_t len,
+		     struct sip_peer *to, int *fail_code);
+/* Sipha's INVITE to the callee at TARGET (TO): the B leg of C, made from the
+ * caller's INVITE REQ.  0, or -errno with the call released (the caller
+ * answered). */
+int call_dial(struct call *c, const osip_message_t *req, const char *target,
+	      const struct sip_peer *to);
+/* Routing points (callqueue.c): the caller's INVITE waits there, answered
+ * 180, until a CTI client routes it, the route timeout's default route, or
+ * ReleaseCall. */
+void call_queue(struct server *srv, struct txn *st, osip_message_t *req, const char *user);
+void call_route_timeout(struct call *c);
+/* Tells the contact-centre layer about C (its state, or GONE). */
+void call_cc_note(struct call *c, bool gone);
 /* Into the table and the dialog index. */
 void table_add(struct call_table *ct, struct call *c);
 void call_put(struct call *c);

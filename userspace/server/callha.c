@@ -23,6 +23,7 @@ static void replica_free(struct call_replica *r)
 	free(r->dn);
 	free(r->from);
 	free(r->to);
+	free(r->routed_to);
 	free(r->a_invite);
 	free(r->b_invite);
 	free(r->a_ok);
@@ -36,9 +37,11 @@ static void replica_take(struct call *c, struct call_replica *r)
 	free(c->dn);
 	free(c->from);
 	free(c->to);
+	free(c->routed_to);
 	free(c->a_invite);
 	free(c->b_invite);
 	c->state = r->state;
+	c->routed_to = r->routed_to;
 	c->a.dlg = r->a;
 	c->b.dlg = r->b;
 	c->dn = r->dn;
@@ -73,7 +76,9 @@ int call_upsert_replica(struct server *srv, struct call_replica *r)
 		dlg_index_del(ct, &c->b);
 		replica_take(c, r);
 		dlg_index_add(ct, &c->a);
-		dlg_index_add(ct, &c->b);
+		if (c->b.dlg.call_id)
+			dlg_index_add(ct, &c->b);
+		call_cc_note(c, false);
 		return 0;
 	}
 	c = call_alloc(srv, r->id);
@@ -86,6 +91,7 @@ int call_upsert_replica(struct server *srv, struct call_replica *r)
 	if (c->id >= ct->next_id)
 		ct->next_id = c->id + 1; /* ids stay unique after a takeover */
 	table_add(ct, c);
+	call_cc_note(c, false);
 	return 0;
 }
 
@@ -174,7 +180,8 @@ char *call_pending_invite(const struct call *c, bool b_side, size_t *len)
 	char *buf = NULL;
 
 	*len = 0;
-	if (c->state != CALL_DIALING && c->state != CALL_RINGING)
+	if (c->state != CALL_DIALING && c->state != CALL_RINGING &&
+	    !(c->state == CALL_QUEUED && !b_side))
 		return NULL;
 	if (t && b_side && t->out) {
 		copy = t->out; /* the ICT keeps the bytes it sends */
@@ -288,7 +295,7 @@ static int resume_one(struct call *c, struct txn *st)
 	} else {
 		ret = resume_a(c);
 	}
-	if (!ret)
+	if (!ret && c->state != CALL_QUEUED)
 		ret = resume_b(c);
 	if (ret) {
 		pr_warn("call %llu (%s -> %s): cannot resume after the takeover",
@@ -302,8 +309,10 @@ static int resume_one(struct call *c, struct txn *st)
 	free(c->a_invite);
 	free(c->b_invite);
 	c->a_invite = c->b_invite = NULL;
-	/* The peer's no-answer timer died with it: a whole one here. */
-	if (srv->cfg->sip.no_answer_ms)
+	/* The peer's no-answer (or route) timer died with it: a whole one here. */
+	if (c->state == CALL_QUEUED)
+		timer_add(srv->tw, &c->t_ring, srv->tw->now + srv->cfg->cti.route_timeout_ms);
+	else if (srv->cfg->sip.no_answer_ms)
 		timer_add(srv->tw, &c->t_ring, srv->tw->now + srv->cfg->sip.no_answer_ms);
 	return 0;
 }
@@ -371,7 +380,8 @@ size_t calls_take_over(struct call_table *ct)
 	calls_resume_stop(ct);
 	for (struct call *c = ct->live; c; c = c->next) {
 		c->unconfirmed = false;
-		if (c->state != CALL_DIALING && c->state != CALL_RINGING) {
+		if (c->state != CALL_DIALING && c->state != CALL_RINGING &&
+		    c->state != CALL_QUEUED) {
 			free(c->a_invite);
 			free(c->b_invite);
 			c->a_invite = c->b_invite = NULL;

@@ -194,6 +194,10 @@ void call_ring_timeout(struct timer *t)
 {
 	struct call *c = container_of(t, struct call, t_ring);
 
+	if (c->state == CALL_QUEUED) {
+		call_route_timeout(c);
+		return;
+	}
 	/* The caller hears 480 now; the callee is cancelled (at once, or at
 	 * its first provisional answer: §9.1 forbids a CANCEL before one). */
 	c->no_answer = true;
@@ -211,14 +215,14 @@ void call_ring_timeout(struct timer *t)
 /* The callee for DN USER: a registered contact of the extension (the one
  * with the highest q; forking is not done), or a static route's URI with
  * the dialed user put in when the route names none. */
-static int pick_target(struct server *srv, const char *user, char *uri, size_t len,
-		       struct sip_peer *to, int *fail_code)
+int call_pick_target(struct server *srv, const char *user, char *uri, size_t len,
+		     struct sip_peer *to, int *fail_code)
 {
 	const struct cfg_dn *dn = cfg_dn_find(srv->cfg, user);
 	const struct reg_aor *a = reg_find(srv->reg, user);
 
 	if (dn && dn->kind == CFG_DN_ROUTING_POINT) {
-		*fail_code = 486; /* routing points arrive with CTI */
+		*fail_code = 486; /* a routing point is a queue, not a callee */
 		return -EAGAIN;
 	}
 	if (dn && dn->kind == CFG_DN_ROUTE) {
@@ -319,14 +323,49 @@ static bool accepts_sdp(const osip_message_t *req)
 	return false;
 }
 
+struct call *call_open(struct server *srv, struct txn *st, const osip_message_t *req,
+			const char *user)
+{
+	struct call_table *ct = srv->calls;
+	struct call *c = call_alloc(srv, ct->next_id++);
+	char tag[32], *s = NULL;
+
+	if (!c) {
+		txn_reply(st, 500, "Server Internal Error", NULL);
+		return NULL;
+	}
+	srv_new_tag(srv, tag, sizeof(tag));
+	c->dn = strdup(user);
+	if (osip_uri_to_str(req->from->url, &s) == 0) {
+		c->from = strdup(s);
+		osip_free(s);
+	}
+	if (osip_uri_to_str(req->to->url, &s) == 0) {
+		c->to = strdup(s);
+		osip_free(s);
+	}
+	if (!c->dn || !c->from || !c->to || dlg_init_uas(&c->a.dlg, req, tag)) {
+		txn_reply(st, 500, "Server Internal Error", NULL);
+		c->state = CALL_RELEASED;
+		call_put(c);
+		return NULL;
+	}
+	c->a.dlg.peer = st->peer;
+	/* In the table from here on: every exit below goes through release. */
+	table_add(ct, c);
+	c->a_inv = st;
+	c->refs++;
+	txn_set_user(st, &call_ainv_user, c);
+	return c;
+}
+
 void call_on_invite(struct server *srv, struct txn *st, osip_message_t *req)
 {
 	struct call_table *ct = srv->calls;
 	const char *user = req->req_uri ? req->req_uri->username : NULL;
 	osip_header_t *mf = NULL;
-	char target[512], tag[32], *s = NULL;
+	char target[512], tag[32];
 	struct sip_peer to;
-	osip_message_t *inv = NULL;
 	struct call *c;
 	int code = 500;
 
@@ -356,61 +395,55 @@ void call_on_invite(struct server *srv, struct txn *st, osip_message_t *req)
 		srv->st.calls_failed++;
 		return;
 	}
-	if (!user || pick_target(srv, user, target, sizeof(target), &to, &code)) {
+	if (user && cfg_dn_find(srv->cfg, user) &&
+	    cfg_dn_find(srv->cfg, user)->kind == CFG_DN_ROUTING_POINT) {
+		call_queue(srv, st, req, user);
+		return;
+	}
+	if (!user || call_pick_target(srv, user, target, sizeof(target), &to, &code)) {
 		srv_new_tag(srv, tag, sizeof(tag));
 		txn_reply(st, code, NULL, tag);
 		srv->st.calls_failed++;
 		return;
 	}
-	c = call_alloc(srv, ct->next_id++);
-	if (!c) {
-		txn_reply(st, 500, "Server Internal Error", NULL);
+	c = call_open(srv, st, req, user);
+	if (!c)
 		return;
-	}
-	srv_new_tag(srv, tag, sizeof(tag));
-	c->dn = strdup(user);
-	if (osip_uri_to_str(req->from->url, &s) == 0) {
-		c->from = strdup(s);
-		osip_free(s);
-	}
-	if (osip_uri_to_str(req->to->url, &s) == 0) {
-		c->to = strdup(s);
-		osip_free(s);
-	}
-	if (!c->dn || !c->from || !c->to || dlg_init_uas(&c->a.dlg, req, tag)) {
-		txn_reply(st, 500, "Server Internal Error", NULL);
-		c->state = CALL_RELEASED;
-		call_put(c);
-		return;
-	}
-	c->a.dlg.peer = st->peer;
-	/* In the table from here on: every exit below goes through release. */
-	table_add(ct, c);
-	c->a_inv = st;
-	c->refs++;
-	txn_set_user(st, &call_ainv_user, c);
 	txn_reply(st, 100, "Trying", NULL);
 
-	if (build_b_invite(c, req, target, to.proto, &inv)) {
-		call_reply(srv, st, 500, "Server Internal Error", tag, NULL, false);
-		call_release(c, "cannot build B INVITE");
+	if (call_dial(c, req, target, &to))
 		return;
+	replicate(c, false); /* with both INVITEs: a takeover can resume it */
+}
+
+int call_dial(struct call *c, const osip_message_t *req, const char *target,
+	      const struct sip_peer *to)
+{
+	struct server *srv = c->srv;
+	osip_message_t *inv = NULL;
+
+	if (build_b_invite(c, req, target, to->proto, &inv)) {
+		call_reply(srv, c->a_inv, 500, "Server Internal Error", c->a.dlg.local_tag, NULL,
+			   false);
+		call_release(c, "cannot build B INVITE");
+		return -ENOMEM;
 	}
 	/* Indexed at once by sipha's own tag: its responses find the call
 	 * even on a node that took over from us. */
-	dlg_index_add(ct, &c->b);
-	c->b.dlg.peer = to;
+	dlg_index_add(srv->calls, &c->b);
+	c->b.dlg.peer = *to;
 	c->refs++;
-	if (txn_request(srv->txns, inv, &to, &call_binv_user, c, &c->b_inv)) {
+	if (txn_request(srv->txns, inv, to, &call_binv_user, c, &c->b_inv)) {
 		c->refs--;
-		call_reply(srv, st, 503, "Service Unavailable", tag, NULL, false);
+		call_reply(srv, c->a_inv, 503, "Service Unavailable", c->a.dlg.local_tag, NULL,
+			   false);
 		srv->st.calls_failed++;
 		call_release(c, "cannot send B INVITE");
-		return;
+		return -EIO;
 	}
 	if (srv->cfg->sip.no_answer_ms)
 		timer_add(srv->tw, &c->t_ring, srv->tw->now + srv->cfg->sip.no_answer_ms);
-	replicate(c, false); /* with both INVITEs: a takeover can resume it */
+	return 0;
 }
 
 void call_on_cancel(struct server *srv, struct txn *st, osip_message_t *req)
@@ -428,14 +461,15 @@ void call_on_cancel(struct server *srv, struct txn *st, osip_message_t *req)
 		return;
 	}
 	txn_reply(st, 200, "OK", c->a.dlg.local_tag);
-	if (c->state != CALL_DIALING && c->state != CALL_RINGING)
+	if (c->state != CALL_DIALING && c->state != CALL_RINGING && c->state != CALL_QUEUED)
 		return; /* answered already: the caller will BYE */
 	c->cancelled = true;
 	srv->st.calls_cancelled++;
 	call_reply(srv, c->a_inv, 487, "Request Terminated", c->a.dlg.local_tag, NULL, false);
-	if (c->b_provisional)
+	/* A queued call has no callee to cancel. */
+	if (c->b_inv && c->b_provisional)
 		send_cancel(c);
-	else
+	else if (c->b_inv)
 		c->cancel_pending = true;
 	call_release(c, "cancelled by caller");
 }

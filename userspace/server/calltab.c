@@ -151,6 +151,7 @@ void call_put(struct call *c)
 	free(c->a_invite);
 	free(c->b_invite);
 	free(c->dn);
+	free(c->routed_to);
 	free(c->from);
 	free(c->to);
 	free(c);
@@ -163,6 +164,7 @@ void replicate(struct call *c, bool gone)
 {
 	const struct srv_repl_ops *r = &c->srv->repl;
 
+	call_cc_note(c, gone);
 	if (!r->call || (gone && !c->replicated) || (!gone && c->state == CALL_RELEASED))
 		return;
 	c->replicated = !gone;
@@ -178,6 +180,7 @@ void call_release(struct call *c, const char *why)
 	if (c->state == CALL_RELEASED)
 		return;
 	pr_debug("call %llu released: %s", (unsigned long long)c->id, why);
+	c->release_why = why;
 	replicate(c, true);
 	c->state = CALL_RELEASED;
 	timer_del(c->srv->tw, &c->t_ring);

@@ -8,9 +8,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "cc/cc.h"
 #include "core/log.h"
 #include "server/call.h"
 #include "server/control.h"
+#include "server/cti.h"
 #include "server/server.h"
 #include "ha/link.h"
 #include "ha/role.h"
@@ -134,11 +136,20 @@ static json_t *cmd_calls(struct server *srv, json_t *args)
 
 static json_t *cmd_agents(struct server *srv, json_t *args)
 {
-	json_t *o = ok_obj();
+	json_t *o = ok_obj(), *list = json_array();
 
-	(void)srv;
 	(void)args;
-	json_object_set_new(o, "agents", json_array());
+	/* Logged-out agents stay known (their last state), so an operator
+	 * sees who left; the list is in no particular order. */
+	for (const struct agent *a = cc_agents(srv->cc)->list; a; a = a->next) {
+		json_t *e = json_pack("{s:s, s:s, s:s}", "agent", a->id, "dn", a->dn, "state",
+				      ag_state_name(a->state));
+
+		if (e && a->reason[0])
+			json_object_set_new(e, "reason", json_string(a->reason));
+		json_array_append_new(list, e);
+	}
+	json_object_set_new(o, "agents", list);
 	return o;
 }
 
@@ -265,6 +276,35 @@ static void ha_metrics(FILE *f, const char *node, const struct ha *ha)
 #undef L
 }
 
+static void cc_metrics(FILE *f, const char *node, const struct server *srv)
+{
+	const struct cc_stats *cs = cc_stats(srv->cc);
+	const struct evlog *log = cc_evlog(srv->cc);
+
+	metric(f, node, "cti_events", "counter", "CTI events published", cs->events);
+	metric(f, node, "cti_calls_queued", "counter", "calls queued on a routing point",
+	       cs->queued);
+	metric(f, node, "cti_calls_routed", "counter", "queued calls routed by RouteCall",
+	       cs->routed);
+	metric(f, node, "cti_event_log", "gauge", "events held in the replicated log", log->n);
+	metric(f, node, "cti_last_seq", "gauge", "the newest event sequence", log->last_seq);
+	if (srv->cti) {
+		const struct cti_stats *ts = cti_stats(srv->cti);
+
+		metric(f, node, "cti_clients", "gauge", "CTI clients connected",
+		       cti_clients(srv->cti));
+#define C(name, help) metric(f, node, "cti_" #name, "counter", help, ts->name);
+		C(connections, "CTI connections accepted")
+		C(refused, "CTI connections refused (max_clients)")
+		C(requests, "CTI requests received")
+		C(errors, "CTI requests answered with an Error")
+		C(duplicates, "CTI requests sent again, answered from the event log")
+		C(events_sent, "CTI event lines written to clients")
+		C(slow_clients, "CTI clients cut off because they did not read")
+#undef C
+	}
+}
+
 static json_t *cmd_metrics(struct server *srv, json_t *args)
 {
 	const struct sipt_stats *ts = sipt_stats(srv->tp);
@@ -305,6 +345,7 @@ static json_t *cmd_metrics(struct server *srv, json_t *args)
 	metric(f, node, "transactions", "gauge", "live SIP transactions", txn_count(srv->txns));
 	if (srv->ha)
 		ha_metrics(f, node, srv->ha);
+	cc_metrics(f, node, srv);
 	metric(f, node, "loop_iterations", "counter", "event loop iterations", ls->iterations);
 	metric(f, node, "loop_completions", "counter", "io_uring completions handled", ls->cqes);
 	metric(f, node, "loop_nobufs", "counter", "times the UDP provided-buffer ring ran dry",

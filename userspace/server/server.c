@@ -5,8 +5,10 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "cc/cc.h"
 #include "core/log.h"
 #include "server/call.h"
+#include "server/cti.h"
 #include "server/control.h"
 #include "server/server.h"
 #include "garp.h"
@@ -252,6 +254,60 @@ static void set_adv(struct server *srv)
 			  sizeof(srv->adv_host));
 }
 
+/* Every change of a binding: the contact-centre layer's device state (an
+ * extension with no binding left is unregistered), then HA replication. */
+static void srv_binding_changed(void *arg, const struct reg_aor *a, const struct reg_binding *b,
+				bool gone)
+{
+	struct server *srv = arg;
+	bool registered = !gone;
+
+	for (const struct reg_binding *o = a->bindings; gone && o; o = o->next)
+		if (o != b)
+			registered = true;
+	cc_reg_update(srv->cc, a->user, registered);
+	if (srv->repl.binding)
+		srv->repl.binding(srv->repl.arg, a, b, gone);
+}
+
+static int cc_route_cb(void *arg, uint64_t call, const char *target, char *why, size_t n)
+{
+	return call_route_id(arg, call, target, why, n);
+}
+
+static int cc_release_cb(void *arg, uint64_t call, char *why, size_t n)
+{
+	return call_release_id(arg, call, why, n);
+}
+
+void srv_ha_state(struct server *srv, bool active)
+{
+	bool was = cc_publishing(srv->cc);
+
+	cc_set_publishing(srv->cc, active);
+	if (!active)
+		cc_release_held(srv->cc); /* a demoted node has no standby to wait for */
+	if (was != active)
+		cti_node_state(srv->cti, active);
+}
+
+static int cc_start(struct server *srv)
+{
+	const struct sipha_config *cfg = srv->cfg;
+	struct cc_engine eng = { cc_route_cb, cc_release_cb, srv };
+	int ret;
+
+	ret = cc_new(&srv->cc, cfg, cfg->cti.event_log_max, cfg->cti.event_log_ms);
+	if (ret)
+		return ret;
+	cc_set_engine(srv->cc, &eng);
+	cc_set_clock(srv->cc, &srv->tw->now, NULL);
+	/* Alone, a node is the active one; the HA engine says otherwise. */
+	cc_set_publishing(srv->cc, true);
+	reg_set_notify(srv->reg, srv_binding_changed, srv);
+	return 0;
+}
+
 int srv_core_init(struct server *srv, struct sipha_config *cfg, struct timer_wheel *tw,
 		  srv_send_fn send, void *send_arg)
 {
@@ -292,6 +348,8 @@ int srv_core_init(struct server *srv, struct sipha_config *cfg, struct timer_whe
 		ret = txn_layer_new(&srv->txns, &env);
 	if (!ret)
 		ret = calls_new(&srv->calls, srv);
+	if (!ret)
+		ret = cc_start(srv);
 	if (ret)
 		srv_core_fini(srv);
 	return ret;
@@ -307,6 +365,8 @@ void srv_core_fini(struct server *srv)
 	srv->txns = NULL;
 	reg_free(srv->reg);
 	srv->reg = NULL;
+	cc_free(srv->cc);
+	srv->cc = NULL;
 }
 
 static int transport_send(void *arg, const struct sip_peer *to, const char *buf, size_t len)
@@ -412,7 +472,14 @@ int srv_init(struct server *srv, struct sipha_config *cfg, struct loop *l)
 		if (ret)
 			goto err;
 	}
+	if (cfg->cti.present) {
+		ret = cti_open(&srv->cti, l, srv);
+		if (ret)
+			goto err;
+	}
 	if (cfg->ha.present) {
+		/* Not active until the role machine says so. */
+		srv_ha_state(srv, false);
 		ret = ha_start(&srv->ha, srv);
 		if (ret)
 			goto err;
@@ -438,6 +505,8 @@ void srv_fini(struct server *srv)
 {
 	ctl_close(srv->ctl);
 	srv->ctl = NULL;
+	cti_close(srv->cti);
+	srv->cti = NULL;
 	/* The VIP goes before the program that steers for it. */
 	ha_stop(srv->ha);
 	srv->ha = NULL;

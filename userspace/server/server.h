@@ -52,6 +52,8 @@ struct srv_stats {
 
 struct control;
 struct call_table;
+struct cc;
+struct cti;
 struct sxdp;
 
 typedef int (*srv_send_fn)(void *arg, const struct sip_peer *to, const char *buf, size_t len);
@@ -59,8 +61,12 @@ struct call;
 struct ha;
 /* Call state changes the HA engine replicates (GONE: the call left);
  * bindings come through reg_set_notify. */
+struct reg_aor;
+struct reg_binding;
 struct srv_repl_ops {
 	void (*call)(void *arg, const struct call *c, bool gone);
+	void (*binding)(void *arg, const struct reg_aor *a, const struct reg_binding *b,
+			bool gone);
 	void *arg;
 };
 
@@ -75,6 +81,11 @@ struct server {
 	struct txn_layer *txns;
 	struct call_table *calls;
 	struct control *ctl;
+	/* Node-wide, not per worker: the contact-centre state (routing
+	 * points, agents, device states, the CTI event log) and the CTI
+	 * server (NULL without [cti]). */
+	struct cc *cc;
+	struct cti *cti;
 	struct sxdp *xdp; /* NULL with [xdp] mode = off */
 	bool vip_owned; /* we added the VIP and remove it on exit */
 	struct ha *ha; /* NULL without [ha] */
@@ -111,6 +122,11 @@ static inline int srv_send(struct server *srv, const struct sip_peer *to, const 
 {
 	return srv->send(srv->send_arg, to, buf, len);
 }
+
+/* The HA engine moved this node into (ACTIVE) or out of the active role:
+ * the contact-centre layer publishes events only while active, and CTI
+ * clients hear of the change. */
+void srv_ha_state(struct server *srv, bool active);
 
 /* A fresh tag for a To or From header: unique per node and run. */
 void srv_new_tag(struct server *srv, char *buf, size_t len);

@@ -1,0 +1,639 @@
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cc/cc.h"
+#include "core/config.h"
+#include "core/log.h"
+
+/* A configured DN that has a device (an extension) or a queue (a routing
+ * point), with what makes its device state. */
+struct cc_dn {
+	char dn[EV_DN_MAX + 1];
+	bool extension, routing_point;
+	bool registered;
+	unsigned ringing, busy; /* calls alerting it / calls it is on */
+	enum cc_dev dev; /* as last published (or computed, on a standby) */
+};
+
+/* What cc remembers of a live call: enough to undo its contribution to
+ * device states and to say which events a change makes. */
+struct cc_callrec {
+	uint64_t id;
+	enum cc_call_state state;
+	char rp[EV_DN_MAX + 1]; /* the routing point it was queued on, or "" */
+	char callee[EV_DN_MAX + 1]; /* the extension alerted / talking, or "" */
+	char caller[EV_DN_MAX + 1]; /* the calling extension, or "" */
+	struct cc_callrec *hnext;
+};
+
+struct cc {
+	const struct sipha_config *cfg;
+	struct cc_dn *dns; /* sorted by dn */
+	size_t ndns;
+	struct cc_callrec **calls; /* by id */
+	size_t ncall_buckets, ncalls;
+	struct agents agents;
+	struct evlog log;
+	struct cc_engine eng;
+	struct cc_sink sink;
+	const uint64_t *now_ms;
+	uint64_t (*wall_ms)(void);
+	uint64_t zero;
+	bool publishing;
+	uint64_t held_from; /* first event not delivered yet (0: none held) */
+	/* Sequences of recent answers, for requests sent again (cc_find_answer). */
+	uint64_t *answers;
+	size_t nanswers, ianswer;
+	struct cc_stats st;
+};
+
+/* Answers remembered for requests sent again: a client retries within
+ * seconds of a failover, and this many answers cover far more. */
+#define CC_ANSWERS 65536
+
+static uint64_t realtime_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int dn_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct cc_dn *)a)->dn, ((const struct cc_dn *)b)->dn);
+}
+
+static struct cc_dn *dn_find(const struct cc *cc, const char *dn)
+{
+	struct cc_dn key;
+
+	if (!dn || strlen(dn) > EV_DN_MAX)
+		return NULL;
+	strcpy(key.dn, dn);
+	return bsearch(&key, cc->dns, cc->ndns, sizeof(*cc->dns), dn_cmp);
+}
+
+int cc_new(struct cc **out, const struct sipha_config *cfg, size_t evlog_max, uint64_t keep_ms)
+{
+	struct cc *cc = calloc(1, sizeof(*cc));
+	int ret = -ENOMEM;
+
+	if (!cc)
+		return -ENOMEM;
+	cc->cfg = cfg;
+	cc->now_ms = &cc->zero;
+	cc->wall_ms = realtime_ms;
+	ag_init(&cc->agents);
+	ret = evlog_init(&cc->log, evlog_max, keep_ms);
+	if (ret)
+		goto err;
+	ret = -ENOMEM;
+	cc->dns = calloc(cfg->n_dns ? cfg->n_dns : 1, sizeof(*cc->dns));
+	cc->ncall_buckets = 1024;
+	cc->calls = calloc(cc->ncall_buckets, sizeof(*cc->calls));
+	cc->answers = calloc(CC_ANSWERS, sizeof(*cc->answers));
+	if (!cc->dns || !cc->calls || !cc->answers)
+		goto err;
+	for (size_t i = 0; i < cfg->n_dns; i++) {
+		const struct cfg_dn *d = &cfg->dns[i];
+		struct cc_dn *e = &cc->dns[cc->ndns];
+
+		if (d->kind == CFG_DN_ROUTE || strlen(d->dn) > EV_DN_MAX)
+			continue;
+		strcpy(e->dn, d->dn);
+		e->extension = d->kind == CFG_DN_EXTENSION;
+		e->routing_point = d->kind == CFG_DN_ROUTING_POINT;
+		e->dev = e->extension ? CC_DEV_UNREGISTERED : CC_DEV_IDLE;
+		cc->ndns++;
+	}
+	qsort(cc->dns, cc->ndns, sizeof(*cc->dns), dn_cmp);
+	*out = cc;
+	return 0;
+err:
+	cc_free(cc);
+	return ret;
+}
+
+void cc_free(struct cc *cc)
+{
+	if (!cc)
+		return;
+	cc_calls_reset(cc);
+	free(cc->calls);
+	free(cc->dns);
+	free(cc->answers);
+	ag_fini(&cc->agents);
+	evlog_fini(&cc->log);
+	free(cc);
+}
+
+void cc_set_engine(struct cc *cc, const struct cc_engine *e)
+{
+	cc->eng = *e;
+}
+
+void cc_set_sink(struct cc *cc, const struct cc_sink *s)
+{
+	cc->sink = *s;
+}
+
+void cc_set_deliver(struct cc *cc, void (*deliver)(void *arg, const struct ev *e), void *arg)
+{
+	cc->sink.deliver = deliver;
+	cc->sink.deliver_arg = arg;
+}
+
+void cc_set_journal(struct cc *cc, uint64_t (*journal)(void *arg, const struct ev *e),
+		    void (*agent)(void *arg, const struct agent *a), void *arg)
+{
+	cc->sink.journal = journal;
+	cc->sink.agent = agent;
+	cc->sink.journal_arg = arg;
+}
+
+void cc_set_clock(struct cc *cc, const uint64_t *now_ms, uint64_t (*wall_ms)(void))
+{
+	cc->now_ms = now_ms ? now_ms : &cc->zero;
+	cc->wall_ms = wall_ms ? wall_ms : realtime_ms;
+}
+
+void cc_set_publishing(struct cc *cc, bool on)
+{
+	cc->publishing = on;
+}
+
+bool cc_publishing(const struct cc *cc)
+{
+	return cc->publishing;
+}
+
+const struct agents *cc_agents(const struct cc *cc)
+{
+	return &cc->agents;
+}
+
+struct agents *cc_agents_mut(struct cc *cc)
+{
+	return &cc->agents;
+}
+
+struct evlog *cc_evlog(struct cc *cc)
+{
+	return &cc->log;
+}
+
+const struct cc_stats *cc_stats(const struct cc *cc)
+{
+	return &cc->st;
+}
+
+bool cc_is_extension(const struct cc *cc, const char *dn)
+{
+	const struct cc_dn *d = dn_find(cc, dn);
+
+	return d && d->extension;
+}
+
+bool cc_is_routing_point(const struct cc *cc, const char *dn)
+{
+	const struct cc_dn *d = dn_find(cc, dn);
+
+	return d && d->routing_point;
+}
+
+static const char *const dev_names[] = {
+	[CC_DEV_UNREGISTERED] = "unregistered",
+	[CC_DEV_IDLE] = "idle",
+	[CC_DEV_RINGING] = "ringing",
+	[CC_DEV_BUSY] = "busy",
+};
+
+const char *cc_dev_name(enum cc_dev d)
+{
+	return (unsigned)d <= CC_DEV_BUSY ? dev_names[d] : "?";
+}
+
+static enum cc_dev dev_of(const struct cc_dn *d)
+{
+	if (d->busy)
+		return CC_DEV_BUSY;
+	if (d->ringing)
+		return CC_DEV_RINGING;
+	return d->registered ? CC_DEV_IDLE : CC_DEV_UNREGISTERED;
+}
+
+enum cc_dev cc_dev_state(const struct cc *cc, const char *dn)
+{
+	const struct cc_dn *d = dn_find(cc, dn);
+
+	return d && d->extension ? dev_of(d) : CC_DEV_UNREGISTERED;
+}
+
+/* --- publishing ------------------------------------------------------------------- */
+
+static void deliver_upto(struct cc *cc, uint64_t jseq_acked, bool all)
+{
+	while (cc->held_from && cc->held_from <= cc->log.last_seq) {
+		struct ev *e = evlog_get(&cc->log, cc->held_from);
+
+		if (e && !all && e->jseq > jseq_acked)
+			return;
+		if (e && cc->sink.deliver)
+			cc->sink.deliver(cc->sink.deliver_arg, e);
+		cc->held_from++;
+	}
+	cc->held_from = 0;
+}
+
+void cc_journal_acked(struct cc *cc, uint64_t jseq)
+{
+	deliver_upto(cc, jseq, false);
+}
+
+void cc_release_held(struct cc *cc)
+{
+	deliver_upto(cc, 0, true);
+}
+
+static void remember_answer(struct cc *cc, uint64_t seq, const char *ref);
+
+static uint64_t cc_publish_ref(struct cc *cc, const char *name, json_t *fields,
+			       const char *const *dns, const char *client, const char *ref)
+{
+	uint64_t seq = cc->log.last_seq + 1;
+	struct ev *e;
+	char *line;
+	json_t *o;
+	int ret;
+
+	if (!cc->publishing || !fields) {
+		json_decref(fields);
+		return 0;
+	}
+	/* "event" (or "ref"), "seq" and "ts" first: a reader of the raw
+	 * stream sees what a line is at a glance. */
+	o = json_object();
+	if (name)
+		json_object_set_new(o, "event", json_string(name));
+	else if (json_object_get(fields, "ref"))
+		json_object_set(o, "ref", json_object_get(fields, "ref"));
+	json_object_set_new(o, "seq", json_integer((json_int_t)seq));
+	json_object_set_new(o, "ts", json_integer((json_int_t)cc->wall_ms()));
+	json_object_update_missing(o, fields);
+	json_decref(fields);
+	line = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if (!line)
+		return 0;
+	ret = evlog_append(&cc->log, seq, *cc->now_ms, dns, client, line, strlen(line));
+	free(line);
+	if (ret) {
+		pr_err("cti: event %llu not logged: %s", (unsigned long long)seq, strerror(-ret));
+		return 0;
+	}
+	cc->st.events++;
+	remember_answer(cc, seq, ref);
+	e = evlog_get(&cc->log, seq);
+	/* Replicated first: a client never hears of an event that the standby
+	 * could lack after a failover (it is held until the record's ACK). */
+	e->jseq = cc->sink.journal ? cc->sink.journal(cc->sink.journal_arg, e) : 0;
+	if (e->jseq) {
+		if (!cc->held_from)
+			cc->held_from = seq;
+		return seq;
+	}
+	if (cc->held_from)
+		cc_release_held(cc); /* nothing overtakes a held event */
+	if (cc->sink.deliver)
+		cc->sink.deliver(cc->sink.deliver_arg, e);
+	return seq;
+}
+
+uint64_t cc_publish(struct cc *cc, const char *name, json_t *fields, const char *const *dns,
+		    const char *client)
+{
+	return cc_publish_ref(cc, name, fields, dns, client, NULL);
+}
+
+uint64_t cc_delivered_seq(const struct cc *cc)
+{
+	return cc->held_from ? cc->held_from - 1 : cc->log.last_seq;
+}
+
+static void remember_answer(struct cc *cc, uint64_t seq, const char *ref)
+{
+	struct ev *e = evlog_get(&cc->log, seq);
+
+	if (!e || !ref || !*ref || !(e->ref = strdup(ref)))
+		return;
+	cc->answers[cc->ianswer] = seq;
+	cc->ianswer = (cc->ianswer + 1) % CC_ANSWERS;
+	if (cc->nanswers < CC_ANSWERS)
+		cc->nanswers++;
+}
+
+uint64_t cc_answer(struct cc *cc, const char *client, const char *ref, const char *event,
+		   json_t *fields)
+{
+	uint64_t seq;
+
+	if (!fields)
+		return 0;
+	if (ref && *ref) {
+		json_t *r = json_loads(ref, JSON_DECODE_ANY, NULL);
+
+		if (r)
+			json_object_set_new(fields, "ref", r);
+	}
+	if (!event)
+		json_object_set_new(fields, "ok", json_true());
+	/* Held like any event until the standby has it: the same request sent
+	 * to the peer after a failover finds it there. */
+	seq = cc_publish_ref(cc, event, fields, NULL, client, ref);
+	return seq;
+}
+
+const struct ev *cc_find_answer(const struct cc *cc, const char *client, const char *ref)
+{
+	/* Newest first; linear in the answers remembered (a retried request
+	 * is rare, and this runs per request, not per datagram). */
+	for (size_t k = 0; k < cc->nanswers; k++) {
+		size_t i = (cc->ianswer + CC_ANSWERS - 1 - k) % CC_ANSWERS;
+		const struct ev *e = evlog_get(&cc->log, cc->answers[i]);
+
+		if (e && e->ref && !strcmp(e->ref, ref) && !strcmp(e->client, client))
+			return e;
+	}
+	return NULL;
+}
+
+static void publish_dev(struct cc *cc, struct cc_dn *d)
+{
+	const char *dns[EV_DNS] = { d->dn };
+	enum cc_dev now = dev_of(d);
+	struct agent *a;
+
+	if (now == d->dev)
+		return;
+	d->dev = now;
+	cc_publish(cc, "DeviceState", json_pack("{s:s, s:s}", "dn", d->dn, "state", cc_dev_name(now)),
+		   dns, NULL);
+	if (!cc->publishing)
+		return; /* a standby's agents come from the active node's records */
+	a = ag_device(&cc->agents, d->dn, now == CC_DEV_BUSY || now == CC_DEV_RINGING);
+	if (a) {
+		cc_publish(cc, "AgentState",
+			   json_pack("{s:s, s:s, s:s}", "agent", a->id, "dn", a->dn, "state",
+				     ag_state_name(a->state)),
+			   dns, NULL);
+		if (cc->sink.agent)
+			cc->sink.agent(cc->sink.journal_arg, a);
+	}
+}
+
+/* --- calls ------------------------------------------------------------------------- */
+
+static struct cc_callrec **call_slot(struct cc *cc, uint64_t id)
+{
+	struct cc_callrec **p = &cc->calls[(id * 0x9e3779b97f4a7c15ull >> 32) % cc->ncall_buckets];
+
+	while (*p && (*p)->id != id)
+		p = &(*p)->hnext;
+	return p;
+}
+
+static void calls_grow(struct cc *cc)
+{
+	size_t n = cc->ncall_buckets * 2;
+	struct cc_callrec **v = calloc(n, sizeof(*v)), **old = cc->calls;
+	size_t oldn = cc->ncall_buckets;
+
+	if (!v)
+		return; /* longer chains, still correct */
+	cc->calls = v;
+	cc->ncall_buckets = n;
+	for (size_t i = 0; i < oldn; i++)
+		while (old[i]) {
+			struct cc_callrec *r = old[i], **p;
+
+			old[i] = r->hnext;
+			p = call_slot(cc, r->id);
+			r->hnext = NULL;
+			*p = r;
+		}
+	free(old);
+}
+
+/* Adds (SIGN +1) or removes (-1) what call R in state S does to devices. */
+static void contribute(struct cc *cc, const struct cc_callrec *r, enum cc_call_state s, int sign,
+		       struct cc_dn **touched, int *nt)
+{
+	struct cc_dn *callee = r->callee[0] ? dn_find(cc, r->callee) : NULL;
+	struct cc_dn *caller = r->caller[0] ? dn_find(cc, r->caller) : NULL;
+
+	if (callee && callee->extension) {
+		if (s == CCS_DIALING || s == CCS_RINGING)
+			callee->ringing += (unsigned)sign;
+		else if (s == CCS_ESTABLISHED)
+			callee->busy += (unsigned)sign;
+		touched[(*nt)++] = callee;
+	}
+	if (caller && caller->extension && caller != callee && s != CCS_RELEASED) {
+		caller->busy += (unsigned)sign;
+		touched[(*nt)++] = caller;
+	}
+}
+
+static void copy_dn(char *dst, const char *src)
+{
+	dst[0] = '\0';
+	if (src && strlen(src) <= EV_DN_MAX)
+		strcpy(dst, src);
+}
+
+static const char *call_event(enum cc_call_state s)
+{
+	switch (s) {
+	case CCS_DIALING:
+		return "Dialing";
+	case CCS_RINGING:
+		return "Ringing";
+	case CCS_ESTABLISHED:
+		return "Established";
+	case CCS_QUEUED:
+		return "Queued";
+	case CCS_RELEASED:
+		return "Released";
+	}
+	return NULL;
+}
+
+static json_t *call_fields(const struct cc_callrec *r, const struct cc_call *c, const char *dn)
+{
+	char id[24];
+	json_t *o;
+
+	snprintf(id, sizeof(id), "%llu", (unsigned long long)c->id);
+	o = json_pack("{s:s, s:s, s:s, s:s}", "call", id, "dn", dn, "from", c->from ? c->from : "",
+		      "to", c->to ? c->to : "");
+	if (o && r->rp[0])
+		json_object_set_new(o, "rp", json_string(r->rp));
+	return o;
+}
+
+void cc_call_update(struct cc *cc, const struct cc_call *c)
+{
+	struct cc_callrec **p = call_slot(cc, c->id), *r = *p;
+	enum cc_call_state before = r ? r->state : CCS_RELEASED;
+	struct cc_dn *touched[4];
+	const char *dns[EV_DNS];
+	const char *dn;
+	int nt = 0;
+
+	if (!r) {
+		if (c->state == CCS_RELEASED)
+			return;
+		r = calloc(1, sizeof(*r));
+		if (!r) {
+			pr_err("cti: no memory for call %llu", (unsigned long long)c->id);
+			return;
+		}
+		r->id = c->id;
+		r->state = CCS_RELEASED;
+		*p = r;
+		if (++cc->ncalls > cc->ncall_buckets * 2)
+			calls_grow(cc);
+		copy_dn(r->caller, c->caller);
+	} else {
+		contribute(cc, r, r->state, -1, touched, &nt);
+	}
+	/* Who the call is for: the routing point it waits on, then the DN it
+	 * was routed to; a call dialed straight to an extension alerts it. */
+	if (cc_is_routing_point(cc, c->dn))
+		copy_dn(r->rp, c->dn);
+	copy_dn(r->callee, c->target ? c->target : r->rp[0] ? NULL : c->dn);
+	r->state = c->state;
+	contribute(cc, r, r->state, +1, touched, &nt);
+
+	dns[0] = r->rp[0] ? r->rp : NULL;
+	dns[1] = r->callee[0] ? r->callee : NULL;
+	dns[2] = r->caller[0] ? r->caller : NULL;
+	dn = r->callee[0] ? r->callee : r->rp[0] ? r->rp : c->dn ? c->dn : "";
+	if (c->state != before) {
+		json_t *f = call_fields(r, c, dn);
+
+		if (c->state == CCS_RELEASED && f)
+			json_object_set_new(f, "cause", json_string(c->cause ? c->cause : "normal"));
+		cc_publish(cc, call_event(c->state), f, dns, NULL);
+		if (c->state == CCS_QUEUED) {
+			cc->st.queued += cc->publishing;
+			cc_publish(cc, "RouteRequest", call_fields(r, c, r->rp), dns, NULL);
+		}
+	}
+	for (int i = 0; i < nt; i++)
+		publish_dev(cc, touched[i]);
+	if (c->state == CCS_RELEASED) {
+		*call_slot(cc, c->id) = r->hnext;
+		cc->ncalls--;
+		free(r);
+	}
+}
+
+void cc_calls_reset(struct cc *cc)
+{
+	for (size_t i = 0; i < cc->ncall_buckets; i++)
+		while (cc->calls[i]) {
+			struct cc_callrec *r = cc->calls[i];
+
+			cc->calls[i] = r->hnext;
+			free(r);
+		}
+	cc->ncalls = 0;
+	for (size_t i = 0; i < cc->ndns; i++) {
+		cc->dns[i].ringing = cc->dns[i].busy = 0;
+		cc->dns[i].dev = dev_of(&cc->dns[i]);
+	}
+}
+
+void cc_reg_update(struct cc *cc, const char *dn, bool registered)
+{
+	struct cc_dn *d = dn_find(cc, dn);
+
+	if (!d || !d->extension || d->registered == registered)
+		return;
+	d->registered = registered;
+	publish_dev(cc, d);
+}
+
+/* --- requests -------------------------------------------------------------------- */
+
+static int refuse(char *why, size_t n, int err, const char *what)
+{
+	snprintf(why, n, "%s", what);
+	return err;
+}
+
+int cc_agent_request(struct cc *cc, enum ag_event ev, const char *agent, const char *dn,
+		     const char *reason, char *why, size_t n)
+{
+	const struct agent *before = agent ? ag_find(&cc->agents, agent) : NULL;
+	const char *dns[EV_DNS] = { 0 };
+	const struct cc_dn *d = NULL;
+	char was_on[AG_DN_MAX + 1];
+	struct agent *a = NULL;
+	const char *w = NULL;
+	json_t *f;
+	int ret;
+
+	if (!cc->publishing)
+		return refuse(why, n, -EPERM, "standby");
+	if (ev == AGE_LOGIN) {
+		d = dn_find(cc, dn);
+		if (!d || !d->extension)
+			return refuse(why, n, -EINVAL, "dn is not an extension");
+	}
+	strcpy(was_on, before ? before->dn : "");
+	ret = ag_request(&cc->agents, ev, agent, dn, reason,
+			 d && (dev_of(d) == CC_DEV_BUSY || dev_of(d) == CC_DEV_RINGING), &a, &w);
+	if (ret < 0)
+		return refuse(why, n, ret, w ? w : strerror(-ret));
+	if (ret == 0)
+		return 0;
+	/* Filed under the DN it is on, or was on until this logout. */
+	dns[0] = a->dn[0] ? a->dn : was_on;
+	f = json_pack("{s:s, s:s, s:s}", "agent", a->id, "dn", dns[0], "state",
+		      ag_state_name(a->state));
+	if (f && a->reason[0])
+		json_object_set_new(f, "reason", json_string(a->reason));
+	cc_publish(cc, "AgentState", f, dns, NULL);
+	if (cc->sink.agent)
+		cc->sink.agent(cc->sink.journal_arg, a);
+	return 0;
+}
+
+int cc_route(struct cc *cc, uint64_t call, const char *target, char *why, size_t n)
+{
+	int ret;
+
+	if (!cc->publishing)
+		return refuse(why, n, -EPERM, "standby");
+	if (!cc->eng.route)
+		return refuse(why, n, -ENOSYS, "no call engine");
+	ret = cc->eng.route(cc->eng.arg, call, target, why, n);
+	if (!ret)
+		cc->st.routed++;
+	return ret;
+}
+
+int cc_release(struct cc *cc, uint64_t call, char *why, size_t n)
+{
+	if (!cc->publishing)
+		return refuse(why, n, -EPERM, "standby");
+	if (!cc->eng.release)
+		return refuse(why, n, -ENOSYS, "no call engine");
+	return cc->eng.release(cc->eng.arg, call, why, n);
+}
