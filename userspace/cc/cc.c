@@ -29,6 +29,16 @@ struct cc_callrec {
 	struct cc_callrec *hnext;
 };
 
+struct cc_pend {
+	uint64_t seq;
+	char dns[EV_DNS][EV_DN_MAX + 1];
+	char client[EV_CLIENT_MAX + 1];
+	char *ref;
+	char *line;
+	size_t len;
+	struct cc_pend *next;
+};
+
 struct cc {
 	const struct sipha_config *cfg;
 	struct cc_dn *dns; /* sorted by dn */
@@ -44,6 +54,10 @@ struct cc {
 	uint64_t zero;
 	bool publishing;
 	uint64_t held_from; /* first event not delivered yet (0: none held) */
+	/* A standby receiving a snapshot: live events that came before the
+	 * snapshot's last one, in order, appended at its end. */
+	bool snapping;
+	struct cc_pend *pend, **pend_tail;
 	/* Sequences of recent answers, for requests sent again (cc_find_answer). */
 	uint64_t *answers;
 	size_t nanswers, ianswer;
@@ -87,6 +101,7 @@ int cc_new(struct cc **out, const struct sipha_config *cfg, size_t evlog_max, ui
 	cc->cfg = cfg;
 	cc->now_ms = &cc->zero;
 	cc->wall_ms = realtime_ms;
+	cc->pend_tail = &cc->pend;
 	ag_init(&cc->agents);
 	ret = evlog_init(&cc->log, evlog_max, keep_ms);
 	if (ret)
@@ -118,10 +133,24 @@ err:
 	return ret;
 }
 
+static void pend_drop(struct cc *cc)
+{
+	while (cc->pend) {
+		struct cc_pend *p = cc->pend;
+
+		cc->pend = p->next;
+		free(p->ref);
+		free(p->line);
+		free(p);
+	}
+	cc->pend_tail = &cc->pend;
+}
+
 void cc_free(struct cc *cc)
 {
 	if (!cc)
 		return;
+	pend_drop(cc);
 	cc_calls_reset(cc);
 	free(cc->calls);
 	free(cc->dns);
@@ -636,4 +665,73 @@ int cc_release(struct cc *cc, uint64_t call, char *why, size_t n)
 	if (!cc->eng.release)
 		return refuse(why, n, -ENOSYS, "no call engine");
 	return cc->eng.release(cc->eng.arg, call, why, n);
+}
+
+/* --- a standby's copy ------------------------------------------------------------ */
+
+static int log_append(struct cc *cc, uint64_t seq, const char *const *dns, const char *client,
+		      const char *ref, const char *line, size_t len)
+{
+	int ret;
+
+	if (seq <= cc->log.last_seq && evlog_get(&cc->log, seq))
+		return -EEXIST;
+	ret = evlog_append(&cc->log, seq, *cc->now_ms, dns, client && *client ? client : NULL,
+			   line, len);
+	if (!ret)
+		remember_answer(cc, seq, ref);
+	return ret;
+}
+
+int cc_log_replica(struct cc *cc, uint64_t seq, const char *const *dns, const char *client,
+		   const char *ref, const char *line, size_t len, bool from_snapshot)
+{
+	struct cc_pend *p;
+
+	if (!cc->snapping || from_snapshot)
+		return log_append(cc, seq, dns, client, ref, line, len);
+	p = calloc(1, sizeof(*p));
+	if (!p || !(p->line = malloc(len + 1)) || (ref && !(p->ref = strdup(ref)))) {
+		if (p)
+			free(p->line);
+		free(p);
+		return -ENOMEM;
+	}
+	p->seq = seq;
+	for (int i = 0; dns && i < EV_DNS; i++)
+		copy_dn(p->dns[i], dns[i]);
+	snprintf(p->client, sizeof(p->client), "%s", client ? client : "");
+	memcpy(p->line, line, len);
+	p->line[len] = '\0';
+	p->len = len;
+	*cc->pend_tail = p;
+	cc->pend_tail = &p->next;
+	return 0;
+}
+
+void cc_snap_begin(struct cc *cc)
+{
+	pend_drop(cc);
+	ag_fini(&cc->agents);
+	ag_init(&cc->agents);
+	evlog_reset(&cc->log, 0);
+	cc->nanswers = cc->ianswer = 0;
+	cc->held_from = 0;
+	cc->snapping = true;
+}
+
+void cc_snap_end(struct cc *cc)
+{
+	cc->snapping = false;
+	for (struct cc_pend *p = cc->pend; p; p = p->next) {
+		const char *dns[EV_DNS] = { p->dns[0][0] ? p->dns[0] : NULL,
+					    p->dns[1][0] ? p->dns[1] : NULL,
+					    p->dns[2][0] ? p->dns[2] : NULL };
+		int ret = log_append(cc, p->seq, dns, p->client, p->ref, p->line, p->len);
+
+		if (ret && ret != -EEXIST)
+			pr_warn("cti: replicated event %llu not kept: %s",
+				(unsigned long long)p->seq, strerror(-ret));
+	}
+	pend_drop(cc);
 }

@@ -144,6 +144,20 @@ const struct ev *cc_find_answer(const struct cc *cc, const char *client, const c
 /* The newest event handed to the sink (later ones wait for the journal). */
 uint64_t cc_delivered_seq(const struct cc *cc);
 
+/* --- a hot standby's copy (ha/repcc.c) ------------------------------------------- */
+
+/* An event the active node published, as its journal record carried it.
+ * In order: SEQ follows the log's last; FROM_SNAPSHOT marks the events of a
+ * snapshot, which come in slices while the live ones go on: a live event
+ * that arrives before the snapshot's last one waits until cc_snap_end().
+ * 0, -EEXIST (already held: a late record after a switchover), -EINVAL (out
+ * of order) or -ENOMEM. */
+int cc_log_replica(struct cc *cc, uint64_t seq, const char *const *dns, const char *client,
+		   const char *ref, const char *line, size_t len, bool from_snapshot);
+/* A snapshot begins (agents and the log will be sent whole) and ends. */
+void cc_snap_begin(struct cc *cc);
+void cc_snap_end(struct cc *cc);
+
 const struct agents *cc_agents(const struct cc *cc);
 struct agents *cc_agents_mut(struct cc *cc);
 struct evlog *cc_evlog(struct cc *cc);

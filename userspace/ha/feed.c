@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cc/cc.h"
 #include "core/log.h"
 #include "ha/link.h"
 #include "ha/replica.h"
@@ -195,7 +196,8 @@ static void flush(struct ha *h)
 }
 
 /* One slice of the snapshot: calls first, then the registrations of each
- * AoR, then SNAPSHOT_END. */
+ * AoR, then the CTI event log, then SNAPSHOT_END (agents went with
+ * SNAPSHOT_BEGIN). */
 static void snap_slice(struct ha *h)
 {
 	struct feed *f = &h->feed;
@@ -215,6 +217,12 @@ static void snap_slice(struct ha *h)
 				if (!rep_reg_encode(&h->out, ++h->seq, a, b, JR_OP_UPSERT,
 						    h->srv->tw->now))
 					h->st.records_sent++;
+		} else if (f->ev_next <= f->ev_last) {
+			/* Pruned meanwhile: the standby's log starts later. */
+			const struct ev *e = evlog_get(cc_evlog(h->srv->cc), f->ev_next++);
+
+			if (e && !rep_event_encode(&h->out, ++h->seq, e, true))
+				h->st.records_sent++;
 		} else {
 			jr_snapshot_encode(&h->out, JR_T_SNAPSHOT_END, ++h->seq, UINT64_MAX);
 			snap_release(f);
@@ -263,6 +271,7 @@ void feed_fini(struct ha *h)
 static void feed_snapshot(struct ha *h)
 {
 	struct feed *f = &h->feed;
+	const struct evlog *log;
 
 	snap_release(f);
 	if (calls_hold_all(h->srv->calls, &f->calls, &f->ncalls) ||
@@ -275,7 +284,16 @@ static void feed_snapshot(struct ha *h)
 	}
 	f->snapping = true;
 	h->snap_sent = true; /* live records flow from now on */
-	jr_snapshot_encode(&h->out, JR_T_SNAPSHOT_BEGIN, ++h->seq, f->ncalls + f->nusers);
+	log = cc_evlog(h->srv->cc);
+	f->ev_next = evlog_first_seq(log);
+	f->ev_last = log->last_seq;
+	jr_snapshot_encode(&h->out, JR_T_SNAPSHOT_BEGIN, ++h->seq,
+			   f->ncalls + f->nusers + (f->ev_last + 1 - f->ev_next));
+	/* The agents at once, before any live record of theirs: a few
+	 * thousand at most, and a later upsert must not be overtaken. */
+	for (const struct agent *a = cc_agents(h->srv->cc)->list; a; a = a->next)
+		if (!rep_agent_encode(&h->out, ++h->seq, a))
+			h->st.records_sent++;
 	flush(h);
 	pr_info("ha: snapshot for %s: %zu calls, %zu AoRs", h->peer.node_id, f->ncalls, f->nusers);
 	pace(h);
@@ -372,6 +390,30 @@ void feed_binding(void *arg, const struct reg_aor *a, const struct reg_binding *
 		return;
 	if (!rep_reg_encode(&h->out, ++h->seq, a, b, gone ? JR_OP_DELETE : JR_OP_UPSERT,
 			    h->srv->tw->now))
+		h->st.records_sent++;
+	flush(h);
+}
+
+uint64_t feed_event(void *arg, const struct ev *e)
+{
+	struct ha *h = arg;
+
+	if (!replicating(h) || rep_event_encode(&h->out, ++h->seq, e, false))
+		return 0;
+	h->st.records_sent++;
+	flush(h);
+	/* Held for the standby's ACK only when it is fed on this link and its
+	 * snapshot is through: then a takeover cannot lose what a client saw. */
+	return h->peer_up && h->snap_sent && !h->feed.snapping ? h->seq : 0;
+}
+
+void feed_agent(void *arg, const struct agent *a)
+{
+	struct ha *h = arg;
+
+	if (!replicating(h))
+		return;
+	if (!rep_agent_encode(&h->out, ++h->seq, a))
 		h->st.records_sent++;
 	flush(h);
 }

@@ -380,6 +380,10 @@ int rep_apply(struct server *srv, const struct jr_record *r)
 		return apply_call(srv, r);
 	case JR_KIND_REGISTRATION:
 		return apply_reg(srv, r);
+	case JR_KIND_CTI_SEQ:
+		return rep_apply_event(srv, r);
+	case JR_KIND_AGENT:
+		return rep_apply_agent(srv, r);
 	default:
 		return 0; /* kinds of later versions: ignored */
 	}

@@ -6,6 +6,7 @@
 #ifndef SIPHA_HA_REPLICA_H
 #define SIPHA_HA_REPLICA_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "ha/journal.h"
@@ -20,6 +21,15 @@ int rep_call_encode(struct jr_buf *b, uint64_t seq, const struct call *c, uint8_
 /* One RECORD frame for binding RB of AOR (upsert, or delete). */
 int rep_reg_encode(struct jr_buf *b, uint64_t seq, const struct reg_aor *aor,
 		   const struct reg_binding *rb, uint8_t op, uint64_t now);
+
+/* The contact-centre layer (repcc.c): one RECORD frame for CTI event E
+ * (SNAPSHOT: sent as part of a snapshot), or for agent A's state. */
+struct ev;
+struct agent;
+int rep_event_encode(struct jr_buf *b, uint64_t seq, const struct ev *e, bool snapshot);
+int rep_agent_encode(struct jr_buf *b, uint64_t seq, const struct agent *a);
+int rep_apply_event(struct server *srv, const struct jr_record *r);
+int rep_apply_agent(struct server *srv, const struct jr_record *r);
 
 /* Applies a record on the standby: 0, or -EBADMSG for a malformed one (the
  * link is then dropped and resynchronised; nothing half-applied stays). */

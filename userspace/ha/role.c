@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cc/cc.h"
 #include "core/log.h"
 #include "garp.h"
 #include "nlwatch.h"
@@ -397,11 +398,13 @@ static void standby_frame(struct ha *h, const struct jr_frame *f)
 		 * lacks (mark and sweep); registrations are simply replaced. */
 		rep_clear_registrations(h->srv);
 		calls_mark_all(h->srv->calls);
+		cc_snap_begin(h->srv->cc);
 		h->synced = false;
 		h->fed_by = 0; /* a whole snapshot again, should the link break now */
 		hal_set_progress(h->link, h->seq, 0);
 		break;
 	case JR_T_SNAPSHOT_END:
+		cc_snap_end(h->srv->cc);
 		n = calls_sweep(h->srv->calls, log_swept, h);
 		if (h->split_lost)
 			pr_warn("ha: split brain: %zu calls were known only here", n);
@@ -471,6 +474,11 @@ static void on_frame(void *arg, const struct jr_frame *f)
 			h->late_ok = h->state == HA_ACTIVE;
 		}
 		break;
+	case JR_T_ACK:
+		/* CTI events wait for this: the standby has them now. */
+		if (h->state == HA_ACTIVE)
+			cc_journal_acked(h->srv->cc, f->seq);
+		break;
 	default:
 		if (h->state != HA_ACTIVE)
 			standby_frame(h, f);
@@ -488,6 +496,7 @@ static void on_down(void *arg, int err, const char *reason)
 	pr_warn("ha: link down: %s", reason);
 	h->peer_up = false;
 	feed_reset(h); /* the next link gets a snapshot of its own */
+	cc_release_held(h->srv->cc); /* no standby to wait for */
 }
 
 static void on_peer_dead(void *arg)
@@ -672,6 +681,7 @@ int ha_start(struct ha **out, struct server *srv)
 	srv->repl.call = feed_call;
 	srv->repl.binding = feed_binding;
 	srv->repl.arg = h;
+	cc_set_journal(srv->cc, feed_event, feed_agent, h);
 	hal_start(h->link);
 	arm_decide(h, cfg->ha.timeout_ms);
 	*out = h;
@@ -689,6 +699,8 @@ void ha_stop(struct ha *h)
 		return;
 	timer_del(h->srv->tw, &h->t_decide);
 	memset(&h->srv->repl, 0, sizeof(h->srv->repl));
+	cc_set_journal(h->srv->cc, NULL, NULL, NULL);
+	cc_release_held(h->srv->cc);
 	if (h->state == HA_ACTIVE) {
 		demote(h, "shutting down");
 		hal_stop(h->link, JR_BYE_DEMOTING, "shutting down");

@@ -36,6 +36,7 @@ struct feed {
 	size_t ncalls, ci;
 	char (*users)[JR_REG_USER_MAX + 1]; /* its AoRs, and the next one */
 	size_t nusers, ui;
+	uint64_t ev_next, ev_last; /* its CTI events, by sequence */
 	/* The latest frames this active node produced (FEED_RING_MAX bytes at
 	 * most), kept across link outages: a standby that comes back in sync
 	 * with this node's stream gets what it missed from here instead of a
@@ -102,5 +103,11 @@ uint64_t feed_lag(const struct ha *h);
 /* srv_repl_ops / registrar hooks: one record per change. */
 void feed_call(void *arg, const struct call *c, bool gone);
 void feed_binding(void *arg, const struct reg_aor *a, const struct reg_binding *b, bool gone);
+/* cc_sink hooks: a CTI event (returns its record's seq when a standby in
+ * sync will acknowledge it, so the event waits for that) and an agent. */
+struct ev;
+struct agent;
+uint64_t feed_event(void *arg, const struct ev *e);
+void feed_agent(void *arg, const struct agent *a);
 
 #endif
