@@ -51,6 +51,8 @@ struct cc {
 	struct cc_sink sink;
 	const uint64_t *now_ms;
 	uint64_t (*wall_ms)(void);
+	void (*dev_watch)(void *arg, const char *dn, enum cc_dev d);
+	void *dev_watch_arg;
 	uint64_t zero;
 	bool publishing;
 	uint64_t held_from; /* first event not delivered yet (0: none held) */
@@ -168,6 +170,13 @@ void cc_set_engine(struct cc *cc, const struct cc_engine *e)
 void cc_set_sink(struct cc *cc, const struct cc_sink *s)
 {
 	cc->sink = *s;
+}
+
+void cc_set_device_watch(struct cc *cc, void (*fn)(void *arg, const char *dn, enum cc_dev d),
+			 void *arg)
+{
+	cc->dev_watch = fn;
+	cc->dev_watch_arg = arg;
 }
 
 void cc_set_deliver(struct cc *cc, void (*deliver)(void *arg, const struct ev *e), void *arg)
@@ -409,6 +418,8 @@ static void publish_dev(struct cc *cc, struct cc_dn *d)
 	if (now == d->dev)
 		return;
 	d->dev = now;
+	if (cc->dev_watch)
+		cc->dev_watch(cc->dev_watch_arg, d->dn, now);
 	cc_publish(cc, "DeviceState", json_pack("{s:s, s:s}", "dn", d->dn, "state", cc_dev_name(now)),
 		   dns, NULL);
 	if (!cc->publishing)

@@ -95,6 +95,11 @@ void cc_set_journal(struct cc *cc, uint64_t (*journal)(void *arg, const struct e
  * events' "ts" (NULL: CLOCK_REALTIME). */
 void cc_set_clock(struct cc *cc, const uint64_t *now_ms, uint64_t (*wall_ms)(void));
 
+/* Called whenever an extension's device state changes (on a standby too:
+ * the watcher decides what to do with it). */
+void cc_set_device_watch(struct cc *cc, void (*fn)(void *arg, const char *dn, enum cc_dev d),
+			 void *arg);
+
 /* Active (or alone): events are made.  Standby: state only. */
 void cc_set_publishing(struct cc *cc, bool on);
 bool cc_publishing(const struct cc *cc);

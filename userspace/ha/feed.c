@@ -24,6 +24,7 @@
 #include "server/call.h"
 #include "server/registrar.h"
 #include "server/server.h"
+#include "server/subscribe.h"
 
 #define FEED_SOFT_LIMIT (2u << 20) /* bytes in the stream before frames wait here */
 #define FEED_CHUNK (256u << 10) /* the most handed to the link at once */
@@ -41,6 +42,11 @@ static void snap_release(struct feed *f)
 {
 	for (; f->ci < f->ncalls; f->ci++)
 		call_unhold(f->calls[f->ci]);
+	for (; f->si < f->nsubs; f->si++)
+		sub_unhold(f->subs[f->si]);
+	free(f->subs);
+	f->subs = NULL;
+	f->nsubs = f->si = 0;
 	free(f->calls);
 	free(f->users);
 	f->calls = NULL;
@@ -217,6 +223,13 @@ static void snap_slice(struct ha *h)
 				if (!rep_reg_encode(&h->out, ++h->seq, a, b, JR_OP_UPSERT,
 						    h->srv->tw->now))
 					h->st.records_sent++;
+		} else if (f->si < f->nsubs) {
+			struct sub *sb = f->subs[f->si++];
+
+			if (!sb->terminated &&
+			    !rep_sub_encode(&h->out, ++h->seq, sb, JR_OP_UPSERT, h->srv->tw->now))
+				h->st.records_sent++;
+			sub_unhold(sb);
 		} else if (f->ev_next <= f->ev_last) {
 			/* Pruned meanwhile: the standby's log starts later. */
 			const struct ev *e = evlog_get(cc_evlog(h->srv->cc), f->ev_next++);
@@ -275,7 +288,8 @@ static void feed_snapshot(struct ha *h)
 
 	snap_release(f);
 	if (calls_hold_all(h->srv->calls, &f->calls, &f->ncalls) ||
-	    rep_reg_users(h->srv, &f->users, &f->nusers)) {
+	    rep_reg_users(h->srv, &f->users, &f->nusers) ||
+	    subs_hold_all(h->srv->subs, &f->subs, &f->nsubs)) {
 		pr_err("ha: no memory for a snapshot; the link restarts");
 		snap_release(f);
 		hal_stop(h->link, JR_BYE_PROTOCOL, "out of memory");
@@ -288,7 +302,7 @@ static void feed_snapshot(struct ha *h)
 	f->ev_next = evlog_first_seq(log);
 	f->ev_last = log->last_seq;
 	jr_snapshot_encode(&h->out, JR_T_SNAPSHOT_BEGIN, ++h->seq,
-			   f->ncalls + f->nusers + (f->ev_last + 1 - f->ev_next));
+			   f->ncalls + f->nusers + f->nsubs + (f->ev_last + 1 - f->ev_next));
 	/* The agents at once, before any live record of theirs: a few
 	 * thousand at most, and a later upsert must not be overtaken. */
 	for (const struct agent *a = cc_agents(h->srv->cc)->list; a; a = a->next)
@@ -414,6 +428,18 @@ void feed_agent(void *arg, const struct agent *a)
 	if (!replicating(h))
 		return;
 	if (!rep_agent_encode(&h->out, ++h->seq, a))
+		h->st.records_sent++;
+	flush(h);
+}
+
+void feed_sub(void *arg, const struct sub *s, bool gone)
+{
+	struct ha *h = arg;
+
+	if (!replicating(h))
+		return;
+	if (!rep_sub_encode(&h->out, ++h->seq, s, gone ? JR_OP_DELETE : JR_OP_UPSERT,
+			    h->srv->tw->now))
 		h->st.records_sent++;
 	flush(h);
 }

@@ -7,6 +7,7 @@
 #include "ha/replica.h"
 #include "server/call.h"
 #include "server/server.h"
+#include "server/subscribe.h"
 
 /* Call record fields (kind JR_KIND_CALL). */
 enum rep_call_attr {
@@ -103,17 +104,39 @@ static const struct jr_policy call_policy[RC_COUNT] = {
 	[RC_ROUTED_TO] = { .kind = JR_A_STRING, .min_len = 1, .max_len = 512 },
 };
 
+/* Subscription record fields (kind JR_KIND_SUBSCRIPTION). */
+enum rep_sub_attr {
+	RS_DN = 1, /* string: the extension watched */
+	RS_DIALOG, /* nested rep_leg_attr: the subscription's dialog */
+	RS_EXPIRES_MS, /* u64: lifetime left when encoded */
+	RS_VERSION, /* u32: the next NOTIFY's version */
+	RS_LAST, /* u8 enum cc_dev: what the last NOTIFY said */
+	RS_COUNT
+};
+#define RS_MAX (RS_COUNT - 1)
+
+static const struct jr_policy sub_policy[RS_COUNT] = {
+	[RS_DN] = { .kind = JR_A_STRING, .flags = JR_PF_REQUIRED, .min_len = 1, .max_len = 64 },
+	[RS_DIALOG] = { .kind = JR_A_NESTED,
+			.flags = JR_PF_REQUIRED,
+			.nested = leg_policy,
+			.nested_max = RL_MAX },
+	[RS_EXPIRES_MS] = { .kind = JR_A_U64, .flags = JR_PF_REQUIRED },
+	[RS_VERSION] = { .kind = JR_A_U32, .flags = JR_PF_REQUIRED },
+	[RS_LAST] = { .kind = JR_A_U8 },
+};
+
 /* The key of a call: its A-leg dialog (Call-ID, NUL, sipha's tag), which
  * both nodes index, so the standby needs no table of its own. */
-static int call_key(const struct call *c, uint8_t *key, size_t size)
+static int dialog_key(const struct dialog *d, uint8_t *key, size_t size)
 {
-	size_t a = strlen(c->a.dlg.call_id), b = strlen(c->a.dlg.local_tag);
+	size_t a = strlen(d->call_id), b = strlen(d->local_tag);
 
 	if (a + 1 + b > size)
 		return -ENAMETOOLONG;
-	memcpy(key, c->a.dlg.call_id, a);
+	memcpy(key, d->call_id, a);
 	key[a] = '\0';
-	memcpy(key + a + 1, c->a.dlg.local_tag, b);
+	memcpy(key + a + 1, d->local_tag, b);
 	return (int)(a + 1 + b);
 }
 
@@ -123,10 +146,8 @@ static void put_opt(struct jr_buf *b, uint16_t type, const char *s)
 		jr_put_str(b, type, s);
 }
 
-static void put_leg(struct jr_buf *b, uint16_t type, const struct leg *l)
+static void put_dialog(struct jr_buf *b, uint16_t type, const struct dialog *d)
 {
-	const struct dialog *d = &l->dlg;
-
 	jr_nest_begin(b, type);
 	jr_put_str(b, RL_CALL_ID, d->call_id);
 	jr_put_str(b, RL_LOCAL_TAG, d->local_tag);
@@ -159,7 +180,7 @@ static void put_invite(struct jr_buf *b, uint16_t type, const struct call *c, bo
 int rep_call_encode(struct jr_buf *b, uint64_t seq, const struct call *c, uint8_t op)
 {
 	uint8_t key[1024];
-	int klen = call_key(c, key, sizeof(key)), ret;
+	int klen = dialog_key(&c->a.dlg, key, sizeof(key)), ret;
 
 	if (klen < 0)
 		return klen;
@@ -172,9 +193,9 @@ int rep_call_encode(struct jr_buf *b, uint64_t seq, const struct call *c, uint8_
 		put_opt(b, RC_DN, c->dn);
 		put_opt(b, RC_FROM, c->from);
 		put_opt(b, RC_TO, c->to);
-		put_leg(b, RC_LEG_A, &c->a);
+		put_dialog(b, RC_LEG_A, &c->a.dlg);
 		if (c->b.dlg.call_id)
-			put_leg(b, RC_LEG_B, &c->b);
+			put_dialog(b, RC_LEG_B, &c->b.dlg);
 		put_opt(b, RC_ROUTED_TO, c->routed_to);
 		put_invite(b, RC_A_INVITE, c, false);
 		put_invite(b, RC_B_INVITE, c, true);
@@ -186,6 +207,26 @@ int rep_call_encode(struct jr_buf *b, uint64_t seq, const struct call *c, uint8_
 			jr_put_u32(b, RC_B_ACK_CSEQ, c->b.ack_cseq);
 		if (c->b.ack_deferred)
 			jr_put_flag(b, RC_B_ACK_DEFERRED);
+	}
+	return jr_record_end(b);
+}
+
+int rep_sub_encode(struct jr_buf *b, uint64_t seq, const struct sub *s, uint8_t op, uint64_t now)
+{
+	uint8_t key[1024];
+	int klen = dialog_key(&s->dlg, key, sizeof(key)), ret;
+
+	if (klen < 0)
+		return klen;
+	ret = jr_record_begin(b, seq, JR_KIND_SUBSCRIPTION, op, key, (size_t)klen);
+	if (ret)
+		return ret;
+	if (op == JR_OP_UPSERT) {
+		jr_put_str(b, RS_DN, s->dn);
+		put_dialog(b, RS_DIALOG, &s->dlg);
+		jr_put_u64(b, RS_EXPIRES_MS, s->expires > now ? s->expires - now : 0);
+		jr_put_u32(b, RS_VERSION, s->version);
+		jr_put_u8(b, RS_LAST, (uint8_t)s->last);
 	}
 	return jr_record_end(b);
 }
@@ -351,6 +392,63 @@ static int apply_call(struct server *srv, const struct jr_record *r)
 	return call_upsert_replica(srv, &cr);
 }
 
+/* A key "Call-ID NUL tag" into its two strings: 0 or -EBADMSG. */
+static int split_key(const struct jr_record *r, char *cid, size_t csize, char *t, size_t tsize)
+{
+	const char *tag = memchr(r->key, '\0', r->key_len);
+	size_t clen, tlen;
+
+	if (!tag || tag == (const char *)r->key + r->key_len - 1 || tag == (const char *)r->key)
+		return -EBADMSG;
+	clen = (size_t)(tag - (const char *)r->key);
+	tlen = r->key_len - clen - 1;
+	if (clen >= csize || tlen >= tsize || memchr(tag + 1, '\0', tlen))
+		return -EBADMSG;
+	memcpy(cid, r->key, clen);
+	cid[clen] = '\0';
+	memcpy(t, tag + 1, tlen);
+	t[tlen] = '\0';
+	return 0;
+}
+
+static int apply_sub(struct server *srv, const struct jr_record *r)
+{
+	struct jr_attr tb[RS_COUNT];
+	struct sub_replica sr;
+	char cid[1024], t[512];
+	uint64_t ms;
+	int ret;
+
+	if (split_key(r, cid, sizeof(cid), t, sizeof(t)))
+		return -EBADMSG;
+	if (r->op == JR_OP_DELETE) {
+		sub_drop_replica(srv, cid, t);
+		return 0;
+	}
+	if (!r->has_fields || jr_parse(r->fields, r->fields_len, sub_policy, RS_MAX, tb, NULL, NULL))
+		return -EBADMSG;
+	ms = jr_attr_u64(&tb[RS_EXPIRES_MS]);
+	if (ms > (uint64_t)SUB_MAX_EXPIRES * 1000 || jr_attr_u8(&tb[RS_LAST]) > CC_DEV_BUSY)
+		return -EBADMSG;
+	memset(&sr, 0, sizeof(sr));
+	ret = leg_decode(&tb[RS_DIALOG], &sr.dlg);
+	if (ret)
+		return ret;
+	if (strcmp(sr.dlg.call_id, cid) || strcmp(sr.dlg.local_tag, t)) {
+		dlg_free(&sr.dlg);
+		return -EBADMSG;
+	}
+	sr.dn = attr_dup(&tb[RS_DN]);
+	if (!sr.dn) {
+		dlg_free(&sr.dlg);
+		return -ENOMEM;
+	}
+	sr.expires_ms = ms;
+	sr.version = jr_attr_u32(&tb[RS_VERSION]);
+	sr.last = (enum cc_dev)jr_attr_u8(&tb[RS_LAST]);
+	return sub_upsert_replica(srv, &sr);
+}
+
 static int apply_reg(struct server *srv, const struct jr_record *r)
 {
 	struct jr_reg_binding jb;
@@ -384,6 +482,8 @@ int rep_apply(struct server *srv, const struct jr_record *r)
 		return rep_apply_event(srv, r);
 	case JR_KIND_AGENT:
 		return rep_apply_agent(srv, r);
+	case JR_KIND_SUBSCRIPTION:
+		return apply_sub(srv, r);
 	default:
 		return 0; /* kinds of later versions: ignored */
 	}

@@ -31,6 +31,11 @@ int rep_agent_encode(struct jr_buf *b, uint64_t seq, const struct agent *a);
 int rep_apply_event(struct server *srv, const struct jr_record *r);
 int rep_apply_agent(struct server *srv, const struct jr_record *r);
 
+/* One RECORD frame for subscription S (upsert, or delete), its lifetime
+ * counted from NOW. */
+struct sub;
+int rep_sub_encode(struct jr_buf *b, uint64_t seq, const struct sub *s, uint8_t op, uint64_t now);
+
 /* Applies a record on the standby: 0, or -EBADMSG for a malformed one (the
  * link is then dropped and resynchronised; nothing half-applied stays). */
 int rep_apply(struct server *srv, const struct jr_record *r);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cc/cc.h"
+#include "server/subscribe.h"
 #include "core/log.h"
 #include "garp.h"
 #include "nlwatch.h"
@@ -399,6 +400,7 @@ static void standby_frame(struct ha *h, const struct jr_frame *f)
 		rep_clear_registrations(h->srv);
 		calls_mark_all(h->srv->calls);
 		cc_snap_begin(h->srv->cc);
+		subs_clear(h->srv->subs);
 		h->synced = false;
 		h->fed_by = 0; /* a whole snapshot again, should the link break now */
 		hal_set_progress(h->link, h->seq, 0);
@@ -680,6 +682,7 @@ int ha_start(struct ha **out, struct server *srv)
 	}
 	srv->repl.call = feed_call;
 	srv->repl.binding = feed_binding;
+	srv->repl.sub = feed_sub;
 	srv->repl.arg = h;
 	cc_set_journal(srv->cc, feed_event, feed_agent, h);
 	hal_start(h->link);

@@ -37,6 +37,8 @@ struct feed {
 	char (*users)[JR_REG_USER_MAX + 1]; /* its AoRs, and the next one */
 	size_t nusers, ui;
 	uint64_t ev_next, ev_last; /* its CTI events, by sequence */
+	struct sub **subs; /* its subscriptions, held, and the next one */
+	size_t nsubs, si;
 	/* The latest frames this active node produced (FEED_RING_MAX bytes at
 	 * most), kept across link outages: a standby that comes back in sync
 	 * with this node's stream gets what it missed from here instead of a
@@ -108,6 +110,7 @@ void feed_binding(void *arg, const struct reg_aor *a, const struct reg_binding *
 struct ev;
 struct agent;
 uint64_t feed_event(void *arg, const struct ev *e);
+void feed_sub(void *arg, const struct sub *s, bool gone);
 void feed_agent(void *arg, const struct agent *a);
 
 #endif

@@ -136,25 +136,30 @@ out:
  * remote target; a leg that reached us over TCP keeps its connection while
  * it is open.  Once it is gone, the flow's address is no place to connect
  * to (a client's source port, RFC 3261 §18.1.1): the target is. */
-int leg_peer(struct leg *l, struct sip_peer *out)
+int dialog_peer(struct server *srv, const struct dialog *d, struct sip_peer *out)
 {
-	const char *target = l->dlg.nroutes ? l->dlg.routes[0] : l->dlg.remote_target;
-	struct sip_transport *tp = l->call->srv->tp;
+	const char *target = d->nroutes ? d->routes[0] : d->remote_target;
+	struct sip_transport *tp = srv->tp;
 	char buf[512];
 	int ret;
 
-	if (l->dlg.peer.proto == SIP_PROTO_TCP && l->dlg.peer.conn &&
-	    (!tp || sipt_conn_open(tp, l->dlg.peer.conn))) {
-		*out = l->dlg.peer;
+	if (d->peer.proto == SIP_PROTO_TCP && d->peer.conn &&
+	    (!tp || sipt_conn_open(tp, d->peer.conn))) {
+		*out = d->peer;
 		return 0;
 	}
 	/* A Route value is a name-addr: strip the angle brackets. */
 	snprintf(buf, sizeof(buf), "%s", target[0] == '<' ? target + 1 : target);
 	buf[strcspn(buf, ">")] = '\0';
 	ret = call_resolve(buf, out);
-	if (!ret && l->dlg.peer.addrlen && out->proto == SIP_PROTO_UDP)
-		out->local = l->dlg.peer.local;
+	if (!ret && d->peer.addrlen && out->proto == SIP_PROTO_UDP)
+		out->local = d->peer.local;
 	return ret;
+}
+
+int leg_peer(struct leg *l, struct sip_peer *out)
+{
+	return dialog_peer(l->call->srv, &l->dlg, out);
 }
 
 /* --- 2xx retransmission towards a UAS leg (§13.3.1.4) ------------------------------ */

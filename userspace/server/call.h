@@ -110,6 +110,10 @@ int call_route_id(struct server *srv, uint64_t id, const char *target, char *why
 int call_release_id(struct server *srv, uint64_t id, char *why, size_t n);
 struct call *call_by_id(const struct call_table *ct, uint64_t id);
 
+/* Where D's in-dialog requests go: the peer's open connection (TCP), else
+ * the first route or the remote target.  0 or -errno. */
+int dialog_peer(struct server *srv, const struct dialog *d, struct sip_peer *out);
+
 /* Where requests for URI go (IP literal host, port, transport=tcp): 0,
  * -EINVAL or -EHOSTUNREACH (names are not resolved). */
 int call_resolve(const char *uri, struct sip_peer *out);

@@ -1,7 +1,8 @@
 /* Shared by the call engine's files: call.c (what the flows send with),
  * callsetup.c (new calls), calldlg.c (in-dialog requests), calltab.c (the
  * table, the dialog index, references) and callha.c (HA replicas,
- * takeover).  Nothing else includes it. */
+ * takeover), and subscribe.c for what it sends with (contact_uri,
+ * add_contact).  Nothing else includes it. */
 #ifndef SIPHA_CALL_INT_H
 #define SIPHA_CALL_INT_H
 

@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "server/call.h"
 #include "server/cti.h"
+#include "server/subscribe.h"
 #include "server/control.h"
 #include "server/server.h"
 #include "garp.h"
@@ -99,7 +100,7 @@ static void handle_new(struct server *srv, struct txn *st, osip_message_t *req, 
 	enum sip_method m = sipmsg_method_id(req->sip_method);
 
 	if (has_to_tag(req) && m != SIP_CANCEL && m != SIP_REGISTER) {
-		if (call_on_indialog(srv, st, req))
+		if (call_on_indialog(srv, st, req) || sub_on_indialog(srv, st, req))
 			return;
 		/* §12.2.2: a request for a dialog we do not have. */
 		srv->st.no_dialog++;
@@ -131,6 +132,8 @@ static void handle_new(struct server *srv, struct txn *st, osip_message_t *req, 
 		respond(srv, st, NULL, req, 481, "Call/Transaction Does Not Exist", NULL, 0, NULL);
 		break;
 	case SIP_SUBSCRIBE:
+		sub_on_subscribe(srv, st, req);
+		break;
 	case SIP_NOTIFY:
 	case SIP_REFER:
 	case SIP_MESSAGE:
@@ -287,6 +290,8 @@ void srv_ha_state(struct server *srv, bool active)
 	cc_set_publishing(srv->cc, active);
 	if (!active)
 		cc_release_held(srv->cc); /* a demoted node has no standby to wait for */
+	else if (!was)
+		subs_take_over(srv->subs);
 	if (was != active)
 		cti_node_state(srv->cti, active);
 }
@@ -301,6 +306,10 @@ static int cc_start(struct server *srv)
 	if (ret)
 		return ret;
 	cc_set_engine(srv->cc, &eng);
+	ret = subs_new(&srv->subs, srv);
+	if (ret)
+		return ret;
+	cc_set_device_watch(srv->cc, sub_device_changed, srv);
 	cc_set_clock(srv->cc, &srv->tw->now, NULL);
 	/* Alone, a node is the active one; the HA engine says otherwise. */
 	cc_set_publishing(srv->cc, true);
@@ -357,14 +366,20 @@ int srv_core_init(struct server *srv, struct sipha_config *cfg, struct timer_whe
 
 void srv_core_fini(struct server *srv)
 {
-	/* Calls first (they leave the table), then the transactions that
-	 * still refer to them. */
+	/* Shutting down changes device states: nobody is notified of that. */
+	if (srv->cc)
+		cc_set_device_watch(srv->cc, NULL, NULL);
+	/* Calls and subscriptions first (they leave their tables), then the
+	 * transactions that still refer to them. */
 	calls_free(srv->calls);
 	srv->calls = NULL;
+	subs_clear(srv->subs);
 	txn_layer_free(srv->txns);
 	srv->txns = NULL;
 	reg_free(srv->reg);
 	srv->reg = NULL;
+	subs_free(srv->subs);
+	srv->subs = NULL;
 	cc_free(srv->cc);
 	srv->cc = NULL;
 }

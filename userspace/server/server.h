@@ -63,10 +63,13 @@ struct ha;
  * bindings come through reg_set_notify. */
 struct reg_aor;
 struct reg_binding;
+struct sub;
+struct sub_table;
 struct srv_repl_ops {
 	void (*call)(void *arg, const struct call *c, bool gone);
 	void (*binding)(void *arg, const struct reg_aor *a, const struct reg_binding *b,
 			bool gone);
+	void (*sub)(void *arg, const struct sub *s, bool gone);
 	void *arg;
 };
 
@@ -86,6 +89,7 @@ struct server {
 	 * server (NULL without [cti]). */
 	struct cc *cc;
 	struct cti *cti;
+	struct sub_table *subs; /* dialog-event subscriptions (busy lamps) */
 	struct sxdp *xdp; /* NULL with [xdp] mode = off */
 	bool vip_owned; /* we added the VIP and remove it on exit */
 	struct ha *ha; /* NULL without [ha] */

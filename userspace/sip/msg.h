@@ -34,7 +34,7 @@ enum sip_method {
 };
 
 /* Methods sipha implements (the Allow header of 405/501 and OPTIONS). */
-#define SIPHA_ALLOW "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, UPDATE, INFO, PRACK"
+#define SIPHA_ALLOW "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, UPDATE, INFO, PRACK, SUBSCRIBE"
 
 /* Once per process, before any parse (libosip2's parser_init). */
 void sipmsg_init(void);
