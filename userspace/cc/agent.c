@@ -253,7 +253,7 @@ int ag_set(struct agents *t, const char *id, const char *dn, enum ag_state state
 
 	if (!valid_text(id, AG_ID_MAX, false) || !valid_text(dn, AG_DN_MAX, true) ||
 	    !valid_text(reason, AG_REASON_MAX, true) || (unsigned)state >= AG_NSTATES ||
-	    (unsigned)prev >= AG_NSTATES || prev == AG_BUSY)
+	    (unsigned)prev >= AG_NSTATES || prev == AG_BUSY || (state != AG_LOGGED_OUT && !*dn))
 		return -EINVAL;
 	a = ag_find(t, id);
 	if (!a && !(a = ag_new(t, id)))

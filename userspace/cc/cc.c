@@ -344,8 +344,12 @@ static uint64_t cc_publish_ref(struct cc *cc, const char *name, json_t *fields,
 			cc->held_from = seq;
 		return seq;
 	}
-	if (cc->held_from)
-		cc_release_held(cc); /* nothing overtakes a held event */
+	if (cc->held_from) {
+		/* Nothing overtakes a held event: those go first, this one with
+		 * them (it is the log's last). */
+		cc_release_held(cc);
+		return seq;
+	}
 	if (cc->sink.deliver)
 		cc->sink.deliver(cc->sink.deliver_arg, e);
 	return seq;
@@ -409,6 +413,39 @@ const struct ev *cc_find_answer(const struct cc *cc, const char *client, const c
 	return NULL;
 }
 
+/* A string for an event: text from the network need not be UTF-8 (a URI
+ * with raw octets), and jansson takes only UTF-8; such octets become '?'
+ * rather than the whole event being lost. */
+static json_t *text(const char *s)
+{
+	json_t *j;
+	char *copy;
+
+	if (!s)
+		s = "";
+	j = json_string(s);
+	if (j || !(copy = strdup(s)))
+		return j;
+	for (unsigned char *p = (unsigned char *)copy; *p; p++)
+		if (*p >= 0x80)
+			*p = '?';
+	j = json_string(copy);
+	free(copy);
+	return j;
+}
+
+static void publish_agent(struct cc *cc, const struct agent *a, const char *const *dns)
+{
+	json_t *f = json_pack("{s:s, s:s, s:s}", "agent", a->id, "dn", dns[0] ? dns[0] : "",
+			      "state", ag_state_name(a->state));
+
+	if (f && a->reason[0])
+		json_object_set_new(f, "reason", json_string(a->reason));
+	cc_publish(cc, "AgentState", f, dns, NULL);
+	if (cc->sink.agent)
+		cc->sink.agent(cc->sink.journal_arg, a);
+}
+
 static void publish_dev(struct cc *cc, struct cc_dn *d)
 {
 	const char *dns[EV_DNS] = { d->dn };
@@ -425,14 +462,8 @@ static void publish_dev(struct cc *cc, struct cc_dn *d)
 	if (!cc->publishing)
 		return; /* a standby's agents come from the active node's records */
 	a = ag_device(&cc->agents, d->dn, now == CC_DEV_BUSY || now == CC_DEV_RINGING);
-	if (a) {
-		cc_publish(cc, "AgentState",
-			   json_pack("{s:s, s:s, s:s}", "agent", a->id, "dn", a->dn, "state",
-				     ag_state_name(a->state)),
-			   dns, NULL);
-		if (cc->sink.agent)
-			cc->sink.agent(cc->sink.journal_arg, a);
-	}
+	if (a)
+		publish_agent(cc, a, dns);
 }
 
 /* --- calls ------------------------------------------------------------------------- */
@@ -518,8 +549,8 @@ static json_t *call_fields(const struct cc_callrec *r, const struct cc_call *c, 
 	json_t *o;
 
 	snprintf(id, sizeof(id), "%llu", (unsigned long long)c->id);
-	o = json_pack("{s:s, s:s, s:s, s:s}", "call", id, "dn", dn, "from", c->from ? c->from : "",
-		      "to", c->to ? c->to : "");
+	o = json_pack("{s:s, s:o, s:o, s:o}", "call", id, "dn", text(dn), "from", text(c->from),
+		      "to", text(c->to));
 	if (o && r->rp[0])
 		json_object_set_new(o, "rp", json_string(r->rp));
 	return o;
@@ -567,7 +598,7 @@ void cc_call_update(struct cc *cc, const struct cc_call *c)
 		json_t *f = call_fields(r, c, dn);
 
 		if (c->state == CCS_RELEASED && f)
-			json_object_set_new(f, "cause", json_string(c->cause ? c->cause : "normal"));
+			json_object_set_new(f, "cause", text(c->cause ? c->cause : "normal"));
 		cc_publish(cc, call_event(c->state), f, dns, NULL);
 		if (c->state == CCS_QUEUED) {
 			cc->st.queued += cc->publishing;
@@ -626,7 +657,6 @@ int cc_agent_request(struct cc *cc, enum ag_event ev, const char *agent, const c
 	char was_on[AG_DN_MAX + 1];
 	struct agent *a = NULL;
 	const char *w = NULL;
-	json_t *f;
 	int ret;
 
 	if (!cc->publishing)
@@ -645,13 +675,7 @@ int cc_agent_request(struct cc *cc, enum ag_event ev, const char *agent, const c
 		return 0;
 	/* Filed under the DN it is on, or was on until this logout. */
 	dns[0] = a->dn[0] ? a->dn : was_on;
-	f = json_pack("{s:s, s:s, s:s}", "agent", a->id, "dn", dns[0], "state",
-		      ag_state_name(a->state));
-	if (f && a->reason[0])
-		json_object_set_new(f, "reason", json_string(a->reason));
-	cc_publish(cc, "AgentState", f, dns, NULL);
-	if (cc->sink.agent)
-		cc->sink.agent(cc->sink.journal_arg, a);
+	publish_agent(cc, a, dns);
 	return 0;
 }
 

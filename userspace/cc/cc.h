@@ -73,16 +73,14 @@ struct cc_sink {
 
 struct cc_stats {
 	uint64_t events;
-	uint64_t requests;
-	uint64_t requests_refused;
 	uint64_t queued;
 	uint64_t routed;
-	uint64_t route_timeouts;
 };
 
 struct cc;
 
-/* EVLOG_MAX and KEEP_MS size the event log.  0 or -errno. */
+/* EVLOG_MAX and KEEP_MS size the event log.  A new cc is not publishing
+ * (cc_set_publishing).  0 or -errno. */
 int cc_new(struct cc **out, const struct sipha_config *cfg, size_t evlog_max, uint64_t keep_ms);
 void cc_free(struct cc *cc);
 void cc_set_engine(struct cc *cc, const struct cc_engine *e);

@@ -134,6 +134,7 @@ void call_route_timeout(struct call *c)
 	const char *def = srv->cfg->cti.default_route;
 	char why[128];
 
+	srv->st.calls_route_timeout++;
 	if (def && !route(c, def, why, sizeof(why))) {
 		pr_info("call %llu: no route in time; default route %s", (unsigned long long)c->id,
 			def);
