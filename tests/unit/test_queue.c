@@ -384,6 +384,31 @@ static void test_ha_queued_call_routed_after_takeover(void **state)
 	answer_call(&f->sby, &a, &b);
 }
 
+/* Routed on the active, which dies before the callee answers: the standby
+ * resends the INVITE to the callee (a retransmission to it) and the
+ * callee's answer connects the caller through the new active. */
+static void test_ha_routed_then_taken_over(void **state)
+{
+	struct fx *f = *state;
+	struct uac a;
+	struct uas b;
+	char why[128];
+	uint64_t id = queue_call(&f->act, &a, "h4");
+	struct sip_peer to;
+	osip_message_t *m;
+
+	assert_int_equal(call_route_id(&f->act.srv, id, "3000", why, sizeof(why)), 0);
+	expect_b_invite(&f->act, &b);
+	assert_string_equal(call_state_name(only_call(&f->sby)->state), "dialing");
+	calls_take_over(f->sby.srv.calls);
+	srv_ha_state(&f->sby.srv, true);
+	m = expect_msg(&f->sby, "INVITE", &to); /* the same INVITE again */
+	assert_int_equal(port_of(&to), 5080);
+	assert_string_equal(callid(m), b.callid);
+	osip_message_free(m);
+	answer_call(&f->sby, &a, &b);
+}
+
 static void test_ha_route_timer_restarts_after_takeover(void **state)
 {
 	struct fx *f = *state;
@@ -538,6 +563,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_ha_queued_call_routed_after_takeover,
 						setup_ha, teardown),
+		cmocka_unit_test_setup_teardown(test_ha_routed_then_taken_over, setup_ha,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_ha_route_timer_restarts_after_takeover,
 						setup_ha, teardown),
 		cmocka_unit_test_setup_teardown(test_ha_events_and_agents, setup_ha, teardown),

@@ -214,6 +214,15 @@ const struct agents *cc_agents(const struct cc *cc)
 	return &cc->agents;
 }
 
+size_t cc_agents_logged_in(const struct cc *cc)
+{
+	size_t n = 0;
+
+	for (const struct agent *a = cc->agents.list; a; a = a->next)
+		n += a->state != AG_LOGGED_OUT;
+	return n;
+}
+
 struct agents *cc_agents_mut(struct cc *cc)
 {
 	return &cc->agents;

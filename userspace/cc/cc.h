@@ -162,6 +162,7 @@ void cc_snap_begin(struct cc *cc);
 void cc_snap_end(struct cc *cc);
 
 const struct agents *cc_agents(const struct cc *cc);
+size_t cc_agents_logged_in(const struct cc *cc);
 struct agents *cc_agents_mut(struct cc *cc);
 struct evlog *cc_evlog(struct cc *cc);
 const struct cc_stats *cc_stats(const struct cc *cc);

@@ -13,6 +13,7 @@
 #include "server/call.h"
 #include "server/control.h"
 #include "server/cti.h"
+#include "server/subscribe.h"
 #include "server/server.h"
 #include "ha/link.h"
 #include "ha/role.h"
@@ -76,6 +77,9 @@ static json_t *cmd_status(struct server *srv, json_t *args)
 	json_object_set_new(o, "registrations",
 			    json_integer((json_int_t)reg_binding_count(srv->reg)));
 	json_object_set_new(o, "aors", json_integer((json_int_t)reg_aor_count(srv->reg)));
+	json_object_set_new(o, "subscriptions", json_integer((json_int_t)subs_count(srv->subs)));
+	json_object_set_new(o, "agents_logged_in",
+			    json_integer((json_int_t)cc_agents_logged_in(srv->cc)));
 	json_object_set_new(o, "workers", json_integer(1));
 	json_object_set_new(o, "ha", json_boolean(cfg->ha.present));
 	json_object_set_new(o, "sip_address", json_string(srv->adv_host));

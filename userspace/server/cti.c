@@ -29,6 +29,7 @@ struct sess {
 	 * changed role (it may ask for what it missed: since_seq). */
 	bool live;
 	bool dead; /* closing: nothing more is written */
+	uint64_t sent_upto; /* the newest event written to it (live or replayed) */
 	char (*mon)[EV_DN_MAX + 1];
 	size_t nmon;
 	struct sess *next, *prev;
@@ -125,6 +126,14 @@ static bool wants(const struct sess *ss, const struct ev *e)
 	return e->client[0] ? !strcmp(e->client, ss->client) : monitors(ss, e);
 }
 
+static void send_event(struct sess *ss, const struct ev *e)
+{
+	send_line(ss, e->line, e->len);
+	ss->cti->st.events_sent++;
+	if (e->seq > ss->sent_upto)
+		ss->sent_upto = e->seq;
+}
+
 /* The cc sink: an event the pair has made (and the standby has). */
 static void deliver(void *arg, const struct ev *e)
 {
@@ -132,10 +141,8 @@ static void deliver(void *arg, const struct ev *e)
 
 	for (struct sess *ss = c->list, *next; ss; ss = next) {
 		next = ss->next;
-		if (ss->live && wants(ss, e)) {
-			send_line(ss, e->line, e->len);
-			c->st.events_sent++;
-		}
+		if (ss->live && wants(ss, e))
+			send_event(ss, e);
 	}
 }
 
@@ -191,10 +198,8 @@ static void do_hello(struct sess *ss, const struct cti_req *r)
 		for (uint64_t s = r->since_seq + 1; s <= upto && !ss->dead; s++) {
 			const struct ev *e = evlog_get(log, s);
 
-			if (e && wants(ss, e)) {
-				send_line(ss, e->line, e->len);
-				c->st.events_sent++;
-			}
+			if (e && wants(ss, e))
+				send_event(ss, e);
 		}
 	ss->live = true;
 }
@@ -273,8 +278,12 @@ static void do_change(struct sess *ss, const struct cti_req *r)
 		return;
 	}
 	if (r->ref[0] && (prev = cc_find_answer(cc, ss->client, r->ref))) {
+		/* Carried out already.  Its answer again, unless this connection
+		 * has just had it (a replay after Hello since_seq covers the
+		 * answers too): no line reaches a client twice. */
 		c->st.duplicates++;
-		send_line(ss, prev->line, prev->len);
+		if (prev->seq > ss->sent_upto)
+			send_event(ss, prev);
 		return;
 	}
 	switch (r->type) {
