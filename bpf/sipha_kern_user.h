@@ -31,7 +31,7 @@
 #define SXDP_RATE_MAX 65536
 
 /* The counters, in index order.  The second column is the name user space
- * shows (siphactl xdp, metrics): a contract (DESIGN.md §4), so only append.
+ * shows (siphactl xdp, metrics): a contract (docs/ARCHITECTURE.md §5), so only append.
  * The SIP methods come first so that a method's class id is its counter. */
 #define SXDP_COUNTER_LIST(X)                \
 	X(INVITE, invite)                   \

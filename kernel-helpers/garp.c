@@ -325,7 +325,7 @@ static long long now_ms(void)
 /* An ARP reply from another MAC whose sender address is VIP, or an
  * announcement of VIP (a request with sender = target = VIP).  A request to
  * resolve some other address does not count: an orphaned node's kernel may
- * still send those from the VIP while its XDP program (DESIGN.md §3) keeps
+ * still send those from the VIP while its XDP program (docs/ARCHITECTURE.md §3) keeps
  * it from answering for the VIP, and it must not block the takeover. */
 static int arp_answer(const uint8_t *f, size_t n, const struct in_addr *vip, const uint8_t *own,
 		      uint8_t *mac)

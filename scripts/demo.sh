@@ -43,7 +43,7 @@ for n in a b c; do
 	ns lan ip link set "$n-br" master br0 up
 	ns $n ip link set eth0 up
 	ns $n sysctl -qw net.ipv4.ip_nonlocal_bind=1
-	# XDP_TX on a veth needs a program on the peer end (DESIGN.md §5)
+	# XDP_TX on a veth needs a program on the peer end (docs/ARCHITECTURE.md §6)
 	ns lan ip link set "$n-br" xdp object "$B/sipha_xdp.bpf.o" sec xdp 2>/dev/null || true
 done
 ns a ip addr add 10.99.0.1/24 dev eth0

@@ -528,7 +528,7 @@ EOC
 # ha_lan: the usual LAN of an HA test: namespaces a and b (the nodes) and c
 # (the client) on a bridge in namespace lan, each with its eth0 up and no
 # address yet (addr_add).  The bridge ends of the nodes get a pass-all XDP
-# program (XDP_TX on a veth needs one on the peer, DESIGN.md §5) and c sends
+# program (XDP_TX on a veth needs one on the peer, docs/ARCHITECTURE.md §6) and c sends
 # with real checksums (frames XDP steers keep them).
 ha_lan() {
 	local n

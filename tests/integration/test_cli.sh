@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The command contracts of DESIGN.md §4: siphactl's exit codes and --json
+# The command contracts of docs/ARCHITECTURE.md §5: siphactl's exit codes and --json
 # shapes, siphad's config errors and its clean exit; and a self-test of
 # lib.sh's namespace helpers (a LAN of namespaces, siphad in one of them,
 # everything removed on exit), which the HA tests build on.

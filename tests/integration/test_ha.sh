@@ -12,7 +12,7 @@ ns_lan lan a b c || { fail "ha: topology" "cannot build namespaces"; finish; }
 addr_add a eth0 10.99.0.1/24
 addr_add b eth0 10.99.0.2/24
 addr_add c eth0 10.99.0.10/24
-# XDP_TX on a veth needs a program on the peer end too (DESIGN.md §5).
+# XDP_TX on a veth needs a program on the peer end too (docs/ARCHITECTURE.md §6).
 for n in a b; do ns_exec lan ip link set "$n-br" xdp object build/sipha_xdp.bpf.o sec xdp 2>/dev/null || true; done
 ns_exec c ethtool -K eth0 tx off >/dev/null 2>&1 || true
 

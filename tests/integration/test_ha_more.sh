@@ -132,7 +132,7 @@ topo_up() {
 	ns_lan lan a b c || return 1
 	addr_add a eth0 10.99.0.1/24 && addr_add b eth0 10.99.0.2/24 &&
 		addr_add c eth0 10.99.0.10/24 || return 1
-	# XDP_TX on a veth needs a program on the peer end too (DESIGN.md §5).
+	# XDP_TX on a veth needs a program on the peer end too (docs/ARCHITECTURE.md §6).
 	local n
 	for n in a b; do
 		ns_exec lan ip link set "$n-br" xdp object "$T_BUILD/sipha_xdp.bpf.o" sec xdp ||

@@ -35,7 +35,7 @@ if ! { ns_lan lan a b c && addr_add a eth0 10.99.0.1/24 && addr_add b eth0 10.99
 	finish
 fi
 # XDP_TX on a veth delivers only when the peer end has a program too, and a
-# frame XDP rewrites keeps the checksum the sender left to offload (DESIGN.md §5).
+# frame XDP rewrites keeps the checksum the sender left to offload (docs/ARCHITECTURE.md §6).
 # A plain XDP_PASS program is enough there; built here so that the test does
 # not depend on what iproute2's loader makes of the real one.
 cat >"$T_TMP/xdp_pass.c" <<'EOC'

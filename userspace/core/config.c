@@ -1,4 +1,4 @@
-/* The configuration file (DESIGN.md §4): INI through inih, made strict.
+/* The configuration file (docs/ARCHITECTURE.md §5): INI through inih, made strict.
  *
  * inih is used for what it is good at (walking the file and calling us once
  * per key), but three of its habits clash with the contract, so we feed it

@@ -1,4 +1,4 @@
-/* The configuration file (DESIGN.md §4, contract): INI parsed with inih.
+/* The configuration file (docs/ARCHITECTURE.md §5, contract): INI parsed with inih.
  * Whole-line comments only, unknown sections and keys are errors, and every
  * error is one line "FILE:LINE: KEY: REASON" so an operator can fix it. */
 #ifndef SIPHA_CONFIG_H

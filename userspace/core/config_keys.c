@@ -1,4 +1,4 @@
-/* The schema of the configuration file (DESIGN.md §4): which sections and
+/* The schema of the configuration file (docs/ARCHITECTURE.md §5): which sections and
  * keys exist, each key's type, range and default, and the checks that can
  * only run once the whole file is read (required keys, keys that must agree).
  * Adding a key is a line in keys[], a field in struct sipha_config and, for a

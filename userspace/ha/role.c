@@ -29,7 +29,7 @@
 
 /* How long the ARP probe for the VIP waits for a holder: a live one answers
  * on a LAN in well under a millisecond, and the takeover budget after the
- * peer is declared dead is 20 ms (DESIGN.md, HA issue). */
+ * peer is declared dead is 20 ms (the HA issue). */
 #define PROBE_MS 15
 
 static const char *const state_names[] = {
@@ -185,7 +185,7 @@ static void leave(struct ha *h)
 }
 
 /* Takes the active role.  PROBE: first ask the network whether someone
- * still answers for the VIP (DESIGN.md §3); a live holder means only the
+ * still answers for the VIP (docs/ARCHITECTURE.md §3); a live holder means only the
  * link broke: stay off the VIP (isolated) and probe again later. */
 static void take_over(struct ha *h, bool probe, const char *why)
 {
@@ -270,7 +270,7 @@ static void log_swept(void *arg, const struct call *c)
 		c->to ? c->to : "?", c->dn ? c->dn : "?");
 }
 
-/* Higher (epoch, priority, node id) wins (DESIGN.md §3). */
+/* Higher (epoch, priority, node id) wins (docs/ARCHITECTURE.md §3). */
 static bool we_win(const struct ha *h)
 {
 	const struct sipha_config *cfg = h->srv->cfg;

@@ -1,4 +1,4 @@
-/* The HA role machine (DESIGN.md §3): who is active, moving the VIP by
+/* The HA role machine (docs/ARCHITECTURE.md §3): who is active, moving the VIP by
  * netlink, and in hot standby the stream of journal records that keeps the
  * standby's calls and registrations in step with the active node's. */
 #ifndef SIPHA_HA_ROLE_H

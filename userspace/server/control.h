@@ -6,7 +6,7 @@
  *   {"ok": true, <the command's fields>}  or
  *   {"ok": false, "error": "why", "usage": false}
  * "usage": true marks a malformed command (siphactl exits 2), otherwise a
- * refused one (exit 1).  The fields are the --json contract of DESIGN.md §4. */
+ * refused one (exit 1).  The fields are the --json contract of docs/ARCHITECTURE.md §5. */
 #ifndef SIPHA_CONTROL_H
 #define SIPHA_CONTROL_H
 

@@ -393,7 +393,7 @@ static int transport_send(void *arg, const struct sip_peer *to, const char *buf,
 
 #define XDP_TICK_MS 20
 
-/* Proof of life for the XDP program's dead man's switch (DESIGN.md §3):
+/* Proof of life for the XDP program's dead man's switch (docs/ARCHITECTURE.md §3):
  * a daemon that stops ticking stops claiming the VIP. */
 static void xdp_tick(struct timer *t)
 {
