@@ -513,6 +513,36 @@ static void test_ha_snapshot_with_live_events(void **state)
 	assert_int_equal(ag_find(cc_agents(sc), "bob")->state, AG_NOT_READY);
 }
 
+/* The node that took over in a switchover: its own events wait (deferred)
+ * until the old active's last records are in; those reach its clients at
+ * once; then its own are numbered after them.  No seq given twice. */
+static void test_switchover_defers_own_events(void **state)
+{
+	struct fx *f = *state;
+	struct cc *c = f->act.srv.cc;
+	const char *dns[EV_DNS] = { "2000", NULL, NULL };
+	char why[128], late[64];
+	uint64_t before = cc_evlog(c)->last_seq;
+	unsigned seen = f->nlines;
+
+	cc_set_defer(c, true);
+	assert_int_equal(cc_agent_request(c, AGE_LOGIN, "x", "1001", NULL, why, sizeof(why)), 0);
+	assert_int_equal(cc_evlog(c)->last_seq, before); /* not numbered yet */
+	assert_int_equal(f->nlines, seen);
+	snprintf(late, sizeof(late), "{\"event\":\"Released\",\"seq\":%llu}",
+		 (unsigned long long)before + 1);
+	assert_int_equal(cc_log_replica(c, before + 1, dns, NULL, NULL, late, strlen(late), false),
+			 0);
+	assert_int_equal(f->nlines, seen + 1); /* the old active's event, delivered */
+	assert_string_equal(f->lines[seen], late);
+	cc_set_defer(c, false);
+	assert_int_equal(cc_evlog(c)->last_seq, before + 2);
+	assert_int_equal(f->nlines, seen + 2);
+	assert_non_null(strstr(f->lines[seen + 1], "\"event\":\"AgentState\""));
+	snprintf(late, sizeof(late), "\"seq\":%llu,", (unsigned long long)before + 2);
+	assert_non_null(strstr(f->lines[seen + 1], late));
+}
+
 /* A malformed event or agent record is refused, not half-applied. */
 static void test_ha_bad_records(void **state)
 {
@@ -571,6 +601,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ha_snapshot_with_live_events, setup_ha,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_ha_bad_records, setup_ha, teardown),
+		cmocka_unit_test_setup_teardown(test_switchover_defers_own_events, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

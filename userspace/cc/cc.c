@@ -39,6 +39,17 @@ struct cc_pend {
 	struct cc_pend *next;
 };
 
+/* An event made while the node may not number events yet (cc_set_defer). */
+struct cc_deferred {
+	char *name; /* NULL: an answer */
+	json_t *fields;
+	uint64_t ts; /* when it was made */
+	char dns[EV_DNS][EV_DN_MAX + 1];
+	char client[EV_CLIENT_MAX + 1];
+	char *ref;
+	struct cc_deferred *next;
+};
+
 struct cc {
 	const struct sipha_config *cfg;
 	struct cc_dn *dns; /* sorted by dn */
@@ -55,6 +66,8 @@ struct cc {
 	void *dev_watch_arg;
 	uint64_t zero;
 	bool publishing;
+	bool deferring;
+	struct cc_deferred *deferred, **deferred_tail;
 	uint64_t held_from; /* first event not delivered yet (0: none held) */
 	/* A standby receiving a snapshot: live events that came before the
 	 * snapshot's last one, in order, appended at its end. */
@@ -104,6 +117,7 @@ int cc_new(struct cc **out, const struct sipha_config *cfg, size_t evlog_max, ui
 	cc->now_ms = &cc->zero;
 	cc->wall_ms = realtime_ms;
 	cc->pend_tail = &cc->pend;
+	cc->deferred_tail = &cc->deferred;
 	ag_init(&cc->agents);
 	ret = evlog_init(&cc->log, evlog_max, keep_ms);
 	if (ret)
@@ -153,6 +167,8 @@ void cc_free(struct cc *cc)
 	if (!cc)
 		return;
 	pend_drop(cc);
+	cc->publishing = false;
+	cc_set_defer(cc, false); /* frees what waits, publishing nothing */
 	cc_calls_reset(cc);
 	free(cc->calls);
 	free(cc->dns);
@@ -296,6 +312,11 @@ static void deliver_upto(struct cc *cc, uint64_t jseq_acked, bool all)
 	cc->held_from = 0;
 }
 
+void cc_drop_held(struct cc *cc)
+{
+	cc->held_from = 0;
+}
+
 void cc_journal_acked(struct cc *cc, uint64_t jseq)
 {
 	deliver_upto(cc, jseq, false);
@@ -306,10 +327,43 @@ void cc_release_held(struct cc *cc)
 	deliver_upto(cc, 0, true);
 }
 
+static void copy_dn(char *dst, const char *src)
+{
+	dst[0] = '\0';
+	if (src && strlen(src) <= EV_DN_MAX)
+		strcpy(dst, src);
+}
+
 static void remember_answer(struct cc *cc, uint64_t seq, const char *ref);
 
+static uint64_t defer(struct cc *cc, const char *name, json_t *fields, const char *const *dns,
+		      const char *client, const char *ref)
+{
+	struct cc_deferred *d = calloc(1, sizeof(*d));
+
+	if (!d || (name && !(d->name = strdup(name))) || (ref && !(d->ref = strdup(ref)))) {
+		if (d) {
+			free(d->name);
+			free(d->ref);
+		}
+		free(d);
+		json_decref(fields);
+		pr_err("cti: no memory to keep an event");
+		return 0;
+	}
+	d->ts = cc->wall_ms();
+	d->fields = fields;
+	for (int i = 0; dns && i < EV_DNS; i++)
+		copy_dn(d->dns[i], dns[i]);
+	snprintf(d->client, sizeof(d->client), "%s", client ? client : "");
+	*cc->deferred_tail = d;
+	cc->deferred_tail = &d->next;
+	return 0;
+}
+
 static uint64_t cc_publish_ref(struct cc *cc, const char *name, json_t *fields,
-			       const char *const *dns, const char *client, const char *ref)
+			       const char *const *dns, const char *client, const char *ref,
+			       uint64_t ts)
 {
 	uint64_t seq = cc->log.last_seq + 1;
 	struct ev *e;
@@ -321,6 +375,8 @@ static uint64_t cc_publish_ref(struct cc *cc, const char *name, json_t *fields,
 		json_decref(fields);
 		return 0;
 	}
+	if (cc->deferring)
+		return defer(cc, name, fields, dns, client, ref);
 	/* "event" (or "ref"), "seq" and "ts" first: a reader of the raw
 	 * stream sees what a line is at a glance. */
 	o = json_object();
@@ -329,7 +385,8 @@ static uint64_t cc_publish_ref(struct cc *cc, const char *name, json_t *fields,
 	else if (json_object_get(fields, "ref"))
 		json_object_set(o, "ref", json_object_get(fields, "ref"));
 	json_object_set_new(o, "seq", json_integer((json_int_t)seq));
-	json_object_set_new(o, "ts", json_integer((json_int_t)cc->wall_ms()));
+	/* A deferred event keeps the time it was made. */
+	json_object_set_new(o, "ts", json_integer((json_int_t)(ts ? ts : cc->wall_ms())));
 	json_object_update_missing(o, fields);
 	json_decref(fields);
 	line = o ? json_dumps(o, JSON_COMPACT) : NULL;
@@ -364,10 +421,34 @@ static uint64_t cc_publish_ref(struct cc *cc, const char *name, json_t *fields,
 	return seq;
 }
 
+void cc_set_defer(struct cc *cc, bool on)
+{
+	struct cc_deferred *d;
+
+	cc->deferring = on;
+	if (on)
+		return;
+	/* Numbered now, after whatever the old active's last records brought;
+	 * dropped unpublished when this node is not publishing any more. */
+	while ((d = cc->deferred)) {
+		const char *dns[EV_DNS] = { d->dns[0][0] ? d->dns[0] : NULL,
+					    d->dns[1][0] ? d->dns[1] : NULL,
+					    d->dns[2][0] ? d->dns[2] : NULL };
+
+		cc->deferred = d->next;
+		cc_publish_ref(cc, d->name, d->fields, dns, d->client[0] ? d->client : NULL, d->ref,
+			       d->ts);
+		free(d->name);
+		free(d->ref);
+		free(d);
+	}
+	cc->deferred_tail = &cc->deferred;
+}
+
 uint64_t cc_publish(struct cc *cc, const char *name, json_t *fields, const char *const *dns,
 		    const char *client)
 {
-	return cc_publish_ref(cc, name, fields, dns, client, NULL);
+	return cc_publish_ref(cc, name, fields, dns, client, NULL, 0);
 }
 
 uint64_t cc_delivered_seq(const struct cc *cc)
@@ -404,7 +485,7 @@ uint64_t cc_answer(struct cc *cc, const char *client, const char *ref, const cha
 		json_object_set_new(fields, "ok", json_true());
 	/* Held like any event until the standby has it: the same request sent
 	 * to the peer after a failover finds it there. */
-	seq = cc_publish_ref(cc, event, fields, NULL, client, ref);
+	seq = cc_publish_ref(cc, event, fields, NULL, client, ref, 0);
 	return seq;
 }
 
@@ -528,12 +609,6 @@ static void contribute(struct cc *cc, const struct cc_callrec *r, enum cc_call_s
 	}
 }
 
-static void copy_dn(char *dst, const char *src)
-{
-	dst[0] = '\0';
-	if (src && strlen(src) <= EV_DN_MAX)
-		strcpy(dst, src);
-}
 
 static const char *call_event(enum cc_call_state s)
 {
@@ -722,9 +797,14 @@ static int log_append(struct cc *cc, uint64_t seq, const char *const *dns, const
 		return -EEXIST;
 	ret = evlog_append(&cc->log, seq, *cc->now_ms, dns, client && *client ? client : NULL,
 			   line, len);
-	if (!ret)
-		remember_answer(cc, seq, ref);
-	return ret;
+	if (ret)
+		return ret;
+	remember_answer(cc, seq, ref);
+	/* The old active's last events, on the node that took over from it
+	 * in a switchover: its clients hear them from here. */
+	if (cc->publishing && cc->sink.deliver)
+		cc->sink.deliver(cc->sink.deliver_arg, evlog_get(&cc->log, seq));
+	return 0;
 }
 
 int cc_log_replica(struct cc *cc, uint64_t seq, const char *const *dns, const char *client,

@@ -170,5 +170,12 @@ const struct cc_stats *cc_stats(const struct cc *cc);
 void cc_journal_acked(struct cc *cc, uint64_t jseq);
 /* Delivers every event still held (the standby is gone or out of sync). */
 void cc_release_held(struct cc *cc);
+/* Forgets the held events without delivering them: this node left the
+ * active role, and the node that took over has them or numbers its own. */
+void cc_drop_held(struct cc *cc);
+/* A node that took over in a switchover numbers no event of its own until
+ * the old active's last records are in (ON), then numbers what it made
+ * meanwhile after them (OFF): no sequence number is given twice. */
+void cc_set_defer(struct cc *cc, bool on);
 
 #endif

@@ -417,8 +417,11 @@ uint64_t feed_event(void *arg, const struct ev *e)
 	h->st.records_sent++;
 	flush(h);
 	/* Held for the standby's ACK only when it is fed on this link and its
-	 * snapshot is through: then a takeover cannot lose what a client saw. */
-	return h->peer_up && h->snap_sent && !h->feed.snapping ? h->seq : 0;
+	 * snapshot is through: then a takeover cannot lose what a client saw.
+	 * While handing over, held whatever the link does: the peer gets it as
+	 * a late record and its clients hear it from there; this node, about
+	 * to demote, drops it undelivered. */
+	return (h->peer_up && h->snap_sent && !h->feed.snapping) || h->handing_over ? h->seq : 0;
 }
 
 void feed_agent(void *arg, const struct agent *a)

@@ -359,6 +359,7 @@ static void t_decide_fired(struct timer *t)
 	if (h->handing_over) {
 		h->handing_over = false;
 		pr_warn("ha: the peer did not take over in time; staying active");
+		cc_release_held(h->srv->cc);
 		return;
 	}
 	if (h->state == HA_ACTIVE || (h->peer_up && h->peer.state == JR_STATE_ACTIVE))
@@ -455,6 +456,16 @@ static void late_record(struct ha *h, const struct jr_frame *f)
 		calls_take_over(h->srv->calls);
 }
 
+/* The old active's late records are all in (its HELLO says standby, or
+ * the link went): the events made here meanwhile get their numbers. */
+static void end_late(struct ha *h)
+{
+	if (!h->late_ok)
+		return;
+	h->late_ok = false;
+	cc_set_defer(h->srv->cc, false);
+}
+
 static void on_frame(void *arg, const struct jr_frame *f)
 {
 	struct ha *h = arg;
@@ -464,7 +475,7 @@ static void on_frame(void *arg, const struct jr_frame *f)
 	case JR_T_HELLO:
 		if (!jr_hello_decode(f, &h->peer)) {
 			if (h->peer.state != JR_STATE_ACTIVE)
-				h->late_ok = false;
+				end_late(h);
 			decide(h);
 		}
 		break;
@@ -474,6 +485,9 @@ static void on_frame(void *arg, const struct jr_frame *f)
 		    h->state != HA_ACTIVE) {
 			take_over(h, false, "handed over by the peer");
 			h->late_ok = h->state == HA_ACTIVE;
+			/* Its last CTI events come as late records: ours are
+			 * numbered after them. */
+			cc_set_defer(h->srv->cc, h->late_ok);
 		}
 		break;
 	case JR_T_ACK:
@@ -498,7 +512,11 @@ static void on_down(void *arg, int err, const char *reason)
 	pr_warn("ha: link down: %s", reason);
 	h->peer_up = false;
 	feed_reset(h); /* the next link gets a snapshot of its own */
-	cc_release_held(h->srv->cc); /* no standby to wait for */
+	/* No standby to wait for, unless we are handing over to it (the link is
+	 * re-made on purpose then). */
+	if (!h->handing_over)
+		cc_release_held(h->srv->cc);
+	end_late(h);
 }
 
 static void on_peer_dead(void *arg)

@@ -288,8 +288,10 @@ void srv_ha_state(struct server *srv, bool active)
 	bool was = cc_publishing(srv->cc);
 
 	cc_set_publishing(srv->cc, active);
+	/* A node leaving the active role delivers nothing more: what it holds
+	 * the new active has (and delivers) or numbers anew. */
 	if (!active)
-		cc_release_held(srv->cc); /* a demoted node has no standby to wait for */
+		cc_drop_held(srv->cc);
 	else if (!was)
 		subs_take_over(srv->subs);
 	if (was != active)
