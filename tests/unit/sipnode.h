@@ -19,6 +19,8 @@
 
 #include <cmocka.h>
 
+#include "ha/journal.h"
+#include "ha/replica.h"
 #include "server/call.h"
 #include "server/server.h"
 
@@ -324,6 +326,23 @@ static inline void callee_respond(struct sipnode *n, const struct uas *b, int co
 	       code, reason, b->via, b->ftag, code > 100 ? ";tag=btag" : "", b->callid,
 	       sdp ? "Content-Type: application/sdp\r\n" : "", sdp ? strlen(sdp) : 0,
 	       sdp ? sdp : "");
+}
+
+/* The one record in JB (what an active node encoded) through the wire
+ * format into standby N, as role.c applies it; JB is emptied. */
+static inline void sipnode_apply_record(struct sipnode *n, struct jr_buf *jb)
+{
+	struct jr_decoder d;
+	struct jr_frame fr;
+	struct jr_record r;
+	size_t used = 0;
+
+	jr_decoder_init(&d, 0);
+	assert_int_equal(jr_decode(&d, jb->data, jb->len, &used, &fr), 0);
+	assert_int_equal(used, jb->len);
+	assert_int_equal(jr_record_decode(&fr, &r), 0);
+	assert_int_equal(rep_apply(&n->srv, &r), 0);
+	jr_buf_reset(jb);
 }
 
 #endif

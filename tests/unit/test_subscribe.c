@@ -28,16 +28,7 @@ struct fx {
 
 static void to_standby(struct fx *f)
 {
-	struct jr_decoder d;
-	struct jr_frame fr;
-	struct jr_record r;
-	size_t used = 0;
-
-	jr_decoder_init(&d, 0);
-	assert_int_equal(jr_decode(&d, f->jb.data, f->jb.len, &used, &fr), 0);
-	assert_int_equal(jr_record_decode(&fr, &r), 0);
-	assert_int_equal(rep_apply(&f->sby.srv, &r), 0);
-	jr_buf_reset(&f->jb);
+	sipnode_apply_record(&f->sby, &f->jb);
 }
 
 static void journal_sub(void *arg, const struct sub *s, bool gone)
