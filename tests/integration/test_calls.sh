@@ -12,8 +12,9 @@
 # Over UDP: basic call (BYE from A), BYE from B, early media (183 with SDP),
 # CANCEL while ringing, B refuses (486, 603, 404), no answer (480 to A,
 # CANCEL to B), re-INVITE / UPDATE / OPTIONS / INFO in the dialog, a BYE of
-# no dialog (481), routing (unknown DN 404, unregistered extension 480,
-# routing point 486), and B registered as an extension.  Over TCP: basic,
+# no dialog (481), routing (unknown DN 404, unregistered extension 480, a
+# routing point nobody routes: 180, then 480 after route_timeout_ms), and B
+# registered as an extension.  Over TCP: basic,
 # BYE from B, CANCEL, refusals, a callee that does not listen (503 at
 # once), in-dialog requests, and B registered as an
 # extension (its calls must come over the REGISTER's connection).  Last, a
@@ -39,14 +40,22 @@ declare -A F_PORT=() F_UAS=() F_PROTO=() F_CALLS=() SP_PID=()
 
 # --- one siphad per flow ------------------------------------------------------------
 
-# flow_daemon FLOW PROTO [NO_ANSWER_MS]: starts siphad instance FLOW whose
-# static route 3000 leads to the flow's callee port over PROTO (udp|tcp).
+# flow_daemon FLOW PROTO [NO_ANSWER_MS [ROUTE_TIMEOUT_MS]]: starts siphad
+# instance FLOW whose static route 3000 leads to the flow's callee port over
+# PROTO (udp|tcp); with ROUTE_TIMEOUT_MS it has a CTI server (nobody
+# connects) and routing point 2000 gives up after that long.
 flow_daemon() {
-	local f=$1 proto=$2 na=${3:-} port uas conf route
+	local f=$1 proto=$2 na=${3:-} rt=${4:-} port uas conf route cti=""
 	free_port port || return 1
 	free_port uas || return 1
 	route="sip:127.0.0.1:$uas"
 	[ "$proto" = tcp ] && route+=";transport=tcp"
+	if [ -n "$rt" ]; then
+		free_port cti || return 1
+		cti="[cti]
+listen = 127.0.0.1:$cti
+route_timeout_ms = $rt"
+	fi
 	conf=$T_TMP/$f.ini
 	cat >"$conf" <<EOF
 [node]
@@ -63,6 +72,7 @@ socket = $T_TMP/$f.sock
 
 [engine]
 workers = 1
+$cti
 
 [dn]
 1001 = extension
@@ -276,11 +286,14 @@ flow_daemon u-indlg udp || finish
 flow_start u-indlg $N -sf @call_uas_indialog.xml -- -sf @call_uac_indialog.xml -s 3000
 flow_daemon u-481 udp || finish
 flow_start u-481 $N -- -sf @call_uac_nodialog.xml -s 3000
-# routing: 4999 is no DN, 1002 an extension nobody registered, 2000 a routing point
-for r in 404:4999 480:1002 486:2000; do
+# routing: 4999 is no DN, 1002 an extension nobody registered; 2000 a
+# routing point nobody routes (180, then 480 after the route timeout)
+for r in 404:4999 480:1002; do
 	flow_daemon "u-dn${r%%:*}" udp || finish
 	flow_start "u-dn${r%%:*}" $N -- -sf @call_uac_refused.xml -set want "${r%%:*}" -s "${r#*:}"
 done
+flow_daemon u-rp udp "" $NOANS_MS || finish
+flow_start u-rp $N_NOANS -- -sf @call_uac_refused.xml -set want 480 -s 2000
 flow_daemon u-noans udp $NOANS_MS || finish
 flow_start u-noans $N_NOANS -sf @call_uas_cancelled.xml -- \
 	-sf @call_uac_refused.xml -set want 480 -s 3000
@@ -293,11 +306,14 @@ expect u-indlg calls_offered $N calls_answered $N calls_failed 0 calls_released 
 	indialog_relayed $((5 * N)) options_answered 0 no_dialog 0 calls 0
 flow_end u-481
 expect u-481 no_dialog $N indialog_relayed 0 calls_offered 0 calls 0
-for c in 404 480 486; do
+for c in 404 480; do
 	flow_end "u-dn$c"
 	expect "u-dn$c" calls_offered $N calls_failed $N calls_answered 0 calls_ringing 0 \
 		sip_rx_ack_dropped 0 calls 0
 done
+flow_end u-rp
+expect u-rp calls_offered $N_NOANS calls_failed $N_NOANS calls_route_timeout $N_NOANS \
+	calls_answered 0 sip_rx_ack_dropped 0 calls 0
 flow_end u-noans
 expect u-noans calls_offered $N_NOANS calls_ringing $N_NOANS calls_no_answer $N_NOANS \
 	calls_answered 0 calls_cancelled 0 calls_released $N_NOANS calls 0
@@ -310,7 +326,7 @@ else
 fi
 flow_reg_end u-ext
 expect u-ext calls_offered $N calls_answered $N calls_failed 0 calls_released $N calls 0
-for f in u-indlg u-481 u-dn404 u-dn480 u-dn486 u-noans u-ext; do
+for f in u-indlg u-481 u-dn404 u-dn480 u-rp u-noans u-ext; do
 	stop_siphad "$f"
 done
 
