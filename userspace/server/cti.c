@@ -361,6 +361,13 @@ static size_t sess_data(struct loop_stream *s, void *arg, const char *buf, size_
 			break;
 		}
 		n = (size_t)(nl - (buf + used));
+		if (n > CTI_LINE_MAX + 1) {
+			/* As when the newline never comes: refused, and closed. */
+			send_error(ss, NULL, "request line too long");
+			loop_stream_close(ss->s, true);
+			ss->dead = true;
+			return len;
+		}
 		if (n && buf[used + n - 1] == '\r')
 			n--; /* CRLF is fine too */
 		if (n)
