@@ -92,11 +92,11 @@ T_PIDS+=("$PHONE")
 WATCH=$!
 T_PIDS+=("$WATCH")
 notifies() { grep -c '^NOTIFY sip:watcher' "$T_TMP/watch.msg" 2>/dev/null || echo 0; }
-wait_until 5 sh -c "[ \$(grep -c '^NOTIFY sip:watcher' $T_TMP/watch.msg 2>/dev/null) -ge 1 ]"
+wait_until 5 sh -c "[ \$(grep -c '^NOTIFY sip:watcher' $T_TMP/watch.msg 2>/dev/null) -ge 1 ] 2>/dev/null"
 # A call to 1001 through the VIP before the failover: early, confirmed, idle.
 (cd "$T_TMP" && ip netns exec "$(ns_name c)" sipp 10.99.0.100:5060 -sn uac -s 1001 \
 	-i 10.99.0.10 -p 5096 -m 1 -d 300 -nostdin -timeout 20 >/dev/null 2>&1)
-wait_until 5 sh -c "[ \$(grep -c '^NOTIFY sip:watcher' $T_TMP/watch.msg 2>/dev/null) -ge 4 ]"
+wait_until 5 sh -c "[ \$(grep -c '^NOTIFY sip:watcher' $T_TMP/watch.msg 2>/dev/null) -ge 4 ] 2>/dev/null"
 check_eq "cti ha: the watcher got 4 NOTIFYs before the failover" "$(notifies)" 4
 wait_until 3 field_is b subscriptions 1
 check_eq "cti ha: the standby has the subscription" "$(field_of b subscriptions)" 1

@@ -18,15 +18,16 @@
 #include "server/server.h"
 
 #define MON_MAX 256 /* DNs one client may monitor */
+#define CTI_SNDBUF (64 << 10) /* a client socket's kernel send buffer */
 
 struct sess {
 	struct cti *cti; /* NULL once the server is gone (the loop frees us) */
 	struct loop_stream *s;
 	uint64_t id;
 	char client[EV_CLIENT_MAX + 1];
-	/* Live: events are streamed to it.  A client is live from its
-	 * connection to an active node, and again after a Hello once the node
-	 * changed role (it may ask for what it missed: since_seq). */
+	/* Live: events are streamed to it, from its Hello to an active node
+	 * on, until the node changes role (then again after a new Hello, which
+	 * may ask for what it missed: since_seq). */
 	bool live;
 	bool dead; /* closing: nothing more is written */
 	uint64_t sent_upto; /* the newest event written to it (live or replayed) */
@@ -193,9 +194,12 @@ static void do_hello(struct sess *ss, const struct cti_req *r)
 		return;
 	}
 	/* Exactly the events after since_seq that this client would have
-	 * seen, then the live stream: nothing twice, nothing missing. */
+	 * seen, then the live stream: nothing twice, nothing missing.  What
+	 * this connection was sent already is not sent again (a second Hello
+	 * on a live connection). */
 	if (r->has_since)
-		for (uint64_t s = r->since_seq + 1; s <= upto && !ss->dead; s++) {
+		for (uint64_t s = (r->since_seq > ss->sent_upto ? r->since_seq : ss->sent_upto) + 1;
+		     s <= upto && !ss->dead; s++) {
 			const struct ev *e = evlog_get(log, s);
 
 			if (e && wants(ss, e))
@@ -274,7 +278,7 @@ static void do_change(struct sess *ss, const struct cti_req *r)
 		return;
 	}
 	if (!ss->live) {
-		send_error(ss, r->ref, "this node changed role: send Hello first");
+		send_error(ss, r->ref, "send Hello first");
 		return;
 	}
 	if (r->ref[0] && (prev = cc_find_answer(cc, ss->client, r->ref))) {
@@ -352,7 +356,7 @@ static size_t sess_data(struct loop_stream *s, void *arg, const char *buf, size_
 		size_t n;
 
 		if (!nl) {
-			if (len - used > CTI_LINE_MAX) {
+			if (len - used > CTI_LINE_MAX + 1) { /* + a CR */
 				send_error(ss, NULL, "request line too long");
 				loop_stream_close(ss->s, true);
 				ss->dead = true;
@@ -361,15 +365,15 @@ static size_t sess_data(struct loop_stream *s, void *arg, const char *buf, size_
 			break;
 		}
 		n = (size_t)(nl - (buf + used));
-		if (n > CTI_LINE_MAX + 1) {
+		if (n && buf[used + n - 1] == '\r')
+			n--; /* CRLF is fine too */
+		if (n > CTI_LINE_MAX) {
 			/* As when the newline never comes: refused, and closed. */
 			send_error(ss, NULL, "request line too long");
 			loop_stream_close(ss->s, true);
 			ss->dead = true;
 			return len;
 		}
-		if (n && buf[used + n - 1] == '\r')
-			n--; /* CRLF is fine too */
 		if (n)
 			handle_line(ss, buf + used, n);
 		used = (size_t)(nl - buf) + 1;
@@ -409,7 +413,7 @@ static void on_accept(void *arg, int fd, const struct sockaddr_storage *peer, so
 	struct cti *c = arg;
 	struct sess *ss;
 	char a[64] = "?";
-	int one = 1;
+	int one = 1, sndbuf = CTI_SNDBUF;
 
 	(void)len;
 	if (peer->ss_family == AF_INET)
@@ -423,12 +427,18 @@ static void on_accept(void *arg, int fd, const struct sockaddr_storage *peer, so
 		return;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* The kernel's share of a client's backlog is bounded too (the kernel
+	 * doubles this): with client_queue_max, what a client that does not
+	 * read can hold of ours is known, and it is cut off in time. */
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
 	ss->cti = c;
 	ss->id = ++c->next_id;
 	/* A name until the client gives its own in Hello: answers find it. */
 	snprintf(ss->client, sizeof(ss->client), "~%s.%llu", c->srv->cfg->node.id,
 		 (unsigned long long)ss->id);
-	ss->live = active(c);
+	/* Streamed to from its Hello on, not before: a Hello with since_seq
+	 * then replays in order what came before it. */
+	ss->live = false;
 	ss->s = loop_stream_add(c->l, fd, &sess_ops, ss);
 	if (!ss->s) {
 		free(ss);
