@@ -635,19 +635,31 @@ static void test_same_id_refused(void **state)
 
 /* --- raw clients ------------------------------------------------------------------- */
 
-static int raw_connect(uint16_t port)
+/* A client of PORT from SRC (NULL: the kernel's choice, 127.0.0.1). */
+static int raw_connect_from(uint16_t port, const char *src)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	assert_true(fd >= 0);
+	if (src) {
+		struct sockaddr_in sin = { .sin_family = AF_INET };
+
+		assert_int_equal(inet_pton(AF_INET, src, &sin.sin_addr), 1);
+		assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	}
 	mkaddr(&ss, &len, port);
 	/* The kernel completes the handshake on the listen queue; the loop
 	 * need not run for this to return. */
 	assert_int_equal(connect(fd, (struct sockaddr *)&ss, len), 0);
 	assert_int_equal(fcntl(fd, F_SETFL, O_NONBLOCK), 0);
 	return fd;
+}
+
+static int raw_connect(uint16_t port)
+{
+	return raw_connect_from(port, NULL);
 }
 
 struct clients {
@@ -779,6 +791,57 @@ static void test_garbage_clients(void **state)
 	assert_int_equal(sa->conns, 1);
 	hal_send_ack(f->b.h, 77);
 	assert_int_equal(hal_stats(f->b.h)->last_ack_sent, 77);
+	jr_buf_free(&b);
+}
+
+/* A stranger (any address but [ha] peer's) that knows the protocol: closed
+ * at accept, before a byte is read, however right its HELLO; counted. */
+static void test_stranger_refused(void **state)
+{
+	struct fx *f = *state;
+	const struct hal_stats *sa;
+	struct clients cs = { .n = 1 };
+	struct jr_buf b;
+
+	start_pair(f, TO_STABLE);
+	sa = hal_stats(f->a.h);
+	jr_buf_init(&b);
+	/* The peer's own node id, active, a huge epoch: what an attacker on
+	 * the LAN would claim. */
+	hello_bytes(&b, "b", JR_VERSION, 0xbad);
+	cs.fd[0] = raw_connect_from(f->pa, "127.0.0.2");
+	send(cs.fd[0], b.data, b.len, MSG_NOSIGNAL);
+	assert_true(run_until(f->l, all_closed, &cs, 3000));
+	clients_close(&cs);
+	assert_int_equal(sa->strangers, 1);
+	assert_int_equal(sa->decode_errors + sa->refused + sa->protocol_errors, 0);
+	/* The link never noticed; the peer is still the real B. */
+	assert_true(hal_is_up(f->a.h));
+	assert_int_equal(f->a.ups, 1);
+	assert_int_equal(f->a.downs, 0);
+	assert_int_equal(hal_peer(f->a.h)->instance, 0xb1);
+
+	/* From the peer's address, the peer's id, an absurd epoch: refused as
+	 * a lie, never adopted. */
+	{
+		struct jr_hello h = { .proto_major = JR_VERSION, .instance = 0xbad,
+				      .epoch = 1000000, .state = JR_STATE_ACTIVE };
+
+		snprintf(h.node_id, sizeof(h.node_id), "b");
+		jr_buf_reset(&b);
+		assert_int_equal(jr_hello_encode(&b, &h), 0);
+		one_client(f, b.data, b.len);
+		assert_int_equal(sa->refused, 1);
+		h.epoch = UINT64_MAX;
+		jr_buf_reset(&b);
+		assert_int_equal(jr_hello_encode(&b, &h), 0);
+		one_client(f, b.data, b.len);
+		assert_int_equal(sa->refused, 2);
+	}
+	assert_true(hal_is_up(f->a.h));
+	assert_int_equal(f->a.downs, 0);
+	assert_int_equal(hal_peer(f->a.h)->instance, 0xb1);
+	assert_true(hal_peer(f->a.h)->epoch < 1000);
 	jr_buf_free(&b);
 }
 
@@ -1033,6 +1096,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_hello_update, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backlog_overflow, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_same_id_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stranger_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_garbage_clients, setup, teardown),
 		cmocka_unit_test(test_simultaneous_connect),
 		cmocka_unit_test_setup_teardown(test_peer_killed_and_restarted, setup, teardown),

@@ -566,6 +566,23 @@ static void test_ha_bad_records(void **state)
 	jr_buf_reset(&f->jb);
 	assert_null(ag_find(cc_agents(f->sby.srv.cc), "x"));
 	assert_int_equal(cc_evlog(f->sby.srv.cc)->last_seq, before);
+
+	/* A binding whose lifetime would wrap: kept, but no longer than this
+	 * node's own max_expires (3600 s by default). */
+	{
+		struct jr_reg_binding rb = { .expires_ms = UINT64_MAX - 5, .cseq = 1 };
+		const struct reg_aor *aor;
+
+		snprintf(rb.user, sizeof(rb.user), "1001");
+		snprintf(rb.contact, sizeof(rb.contact), "sip:1001@10.0.0.7:5060");
+		rb.src.ss_family = AF_UNSPEC;
+		assert_int_equal(jr_reg_encode(&f->jb, ++f->seq, JR_OP_UPSERT, &rb), 0);
+		to_standby(f);
+		aor = reg_find(f->sby.srv.reg, "1001");
+		assert_non_null(aor);
+		assert_true(aor->bindings->expires <= f->sby.tw.now + 3600 * 1000);
+		assert_true(aor->bindings->expires > f->sby.tw.now + 3599 * 1000);
+	}
 }
 
 int main(void)

@@ -189,13 +189,51 @@ static unsigned pending_inbound(const struct hal_link *h)
 	return n;
 }
 
+/* Whether A is the configured peer's IP address (any port: the peer
+ * connects from an ephemeral one).  An IPv4 peer may show up as an
+ * IPv4-mapped IPv6 address on a dual-stack listener. */
+static bool is_peer_addr(const struct hal_link *h, const struct sockaddr_storage *a)
+{
+	const struct sockaddr_storage *p = &h->cfg.peer;
+
+	if (p->ss_family == AF_INET) {
+		const struct in_addr *want = &((const struct sockaddr_in *)p)->sin_addr;
+
+		if (a->ss_family == AF_INET)
+			return ((const struct sockaddr_in *)a)->sin_addr.s_addr == want->s_addr;
+		if (a->ss_family == AF_INET6) {
+			const struct in6_addr *v6 = &((const struct sockaddr_in6 *)a)->sin6_addr;
+
+			return IN6_IS_ADDR_V4MAPPED(v6) && !memcmp(&v6->s6_addr[12], want, 4);
+		}
+		return false;
+	}
+	return a->ss_family == AF_INET6 &&
+	       !memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+		       &((const struct sockaddr_in6 *)p)->sin6_addr, sizeof(struct in6_addr));
+}
+
 static void on_accept(void *arg, int fd, const struct sockaddr_storage *peer, socklen_t peerlen)
 {
 	struct hal_link *h = arg;
 	struct hal_conn *c;
+	char a[64];
 
 	(void)peerlen;
 	h->st.accepts++;
+	/* Only [ha] peer may talk to us: anyone else is closed before a byte
+	 * is read, and logged at most once a minute. */
+	if (!is_peer_addr(h, peer)) {
+		h->st.strangers++;
+		if (now_ms(h) >= h->stranger_log_ms) {
+			pr_warn("ha: connection from %s refused: not the peer (%s); %llu so far",
+				addr_str(peer, a, sizeof(a)), h->peer_name,
+				(unsigned long long)h->st.strangers);
+			h->stranger_log_ms = now_ms(h) + 60000;
+		}
+		close(fd);
+		return;
+	}
 	if (h->stopped || pending_inbound(h) >= HAL_MAX_PENDING) {
 		h->st.accepts_refused++;
 		close(fd);

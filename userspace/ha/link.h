@@ -58,6 +58,11 @@ struct hal_ops {
 	void (*on_peer_dead)(void *arg);
 };
 
+/* A peer's HELLO is refused when its epoch is past HAL_EPOCH_MAX or more
+ * than HAL_EPOCH_JUMP above ours (a takeover adds one). */
+#define HAL_EPOCH_MAX (1ull << 48)
+#define HAL_EPOCH_JUMP (1ull << 16)
+
 struct hal_stats {
 	uint64_t frames_in, frames_out, bytes_in, bytes_out;
 	uint64_t heartbeats_in, heartbeats_out;
@@ -71,6 +76,7 @@ struct hal_stats {
 	uint64_t duplicates; /* connections closed by the tie-break */
 	uint64_t handshake_timeouts; /* connections that never became the link */
 	uint64_t backlog_overflows; /* sends over LOOP_STREAM_MAX_BACKLOG */
+	uint64_t strangers; /* connections from an address that is not [ha] peer's */
 	uint64_t unknown_frames, unknown_attrs;
 	uint64_t last_seq_sent; /* highest RECORD/SNAPSHOT seq sent */
 	uint64_t last_seq_acked; /* highest seq the peer acknowledged */

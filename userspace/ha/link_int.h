@@ -44,6 +44,7 @@ struct hal_link {
 	bool stopped;
 	bool watching; /* the silence clock runs: on_peer_dead is due at its end */
 	bool refusal_logged;
+	uint64_t stranger_log_ms; /* when a stranger may be logged again */
 	struct hal_conn *conns; /* every connection until on_close */
 	struct hal_conn *cur; /* the link */
 	struct hal_conn *out; /* our outgoing connection while it is not the link */

@@ -280,6 +280,15 @@ static void conn_hello(struct hal_conn *c, const struct jr_frame *f)
 		refuse(c, JR_BYE_SAME_ID, -EEXIST, why);
 		return;
 	}
+	/* Epochs move by one per takeover: a jump far past ours is a peer that
+	 * lies (it would win every split brain and be adopted, persisted and,
+	 * near UINT64_MAX, wrap), never a real one. */
+	if (hello.epoch > HAL_EPOCH_MAX || hello.epoch > h->local.epoch + HAL_EPOCH_JUMP) {
+		snprintf(why, sizeof(why), "peer claims epoch %llu (ours is %llu)",
+			 (unsigned long long)hello.epoch, (unsigned long long)h->local.epoch);
+		refuse(c, JR_BYE_PROTOCOL, -EINVAL, why);
+		return;
+	}
 	if (c->st == CS_UP) {
 		if (strcmp(hello.node_id, c->peer.node_id) || hello.instance != c->peer.instance) {
 			protocol_error(c, "HELLO changed the node id or instance of the link");

@@ -308,7 +308,21 @@ static int leg_decode(const struct jr_attr *nest, struct dialog *d)
 	d->remote_cseq = jr_attr_u32(&tb[RL_REMOTE_CSEQ]);
 	d->remote_cseq_set = true;
 	d->peer.proto = jr_attr_u8(&tb[RL_PROTO]) == JR_PROTO_TCP ? SIP_PROTO_TCP : SIP_PROTO_UDP;
-	if (tb[RL_ADDR].data && tb[RL_ADDR].len >= sizeof(sa_family_t)) {
+	if (tb[RL_ADDR].data) {
+		sa_family_t fam;
+
+		/* Only an IPv4 or IPv6 address of exactly its size: this is where
+		 * in-dialog requests will be sent. */
+		if (tb[RL_ADDR].len < sizeof(fam)) {
+			ret = -EBADMSG;
+			goto err;
+		}
+		memcpy(&fam, tb[RL_ADDR].data, sizeof(fam));
+		if (!((fam == AF_INET && tb[RL_ADDR].len == sizeof(struct sockaddr_in)) ||
+		      (fam == AF_INET6 && tb[RL_ADDR].len == sizeof(struct sockaddr_in6)))) {
+			ret = -EBADMSG;
+			goto err;
+		}
 		memcpy(&d->peer.addr, tb[RL_ADDR].data, tb[RL_ADDR].len);
 		d->peer.addrlen = tb[RL_ADDR].len;
 	}
@@ -466,7 +480,10 @@ static int apply_reg(struct server *srv, const struct jr_record *r)
 							  : sizeof(struct sockaddr_in6);
 	}
 	/* Rounded up to whole seconds: the binding may outlive the active's by
-	 * under a second, never the other way round. */
+	 * under a second, never the other way round.  Never past this node's
+	 * own max_expires: a peer's value is not trusted blindly. */
+	if (jb.expires_ms > (uint64_t)srv->cfg->sip.max_expires * 1000)
+		jb.expires_ms = (uint64_t)srv->cfg->sip.max_expires * 1000;
 	return reg_bind(srv->reg, jb.user, jb.contact, (unsigned)((jb.expires_ms + 999) / 1000),
 			jb.call_id, jb.cseq, jb.q, src.addrlen ? &src : NULL, srv->tw->now);
 }

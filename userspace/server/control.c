@@ -277,6 +277,7 @@ static void ha_metrics(FILE *f, const char *node, const struct ha *ha)
 	L(peer_dead, "times the peer was declared dead")
 	L(decode_errors, "malformed bytes from the peer")
 	L(backlog_overflows, "sends dropped the link: the peer did not read")
+	L(strangers, "HA connections refused: not from the [ha] peer address")
 #undef L
 }
 
