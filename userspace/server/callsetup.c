@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/rand.h"
 #include "server/call.h"
 #include "server/call_int.h"
 #include "server/server.h"
@@ -272,8 +273,12 @@ static int build_b_invite(struct call *c, const osip_message_t *req, const char 
 	osip_header_t *mf = NULL;
 	int ret;
 
-	snprintf(callid, sizeof(callid), "b%016llx%08x@%s", (unsigned long long)c->id,
-		 srv->tag_salt, srv->adv_host);
+	char r[33];
+
+	/* 128 random bits: unique, and not derived from the call's id (a
+	 * sequence an attacker could follow). */
+	rnd_hex(r, 16);
+	snprintf(callid, sizeof(callid), "b%s@%s", r, srv->adv_host);
 	srv_new_tag(srv, tag, sizeof(tag));
 	ret = dlg_init_uac(&c->b.dlg, callid, tag, c->from, req->from->displayname, c->to, target,
 			   0);

@@ -7,6 +7,7 @@
 
 #include "cc/cc.h"
 #include "core/log.h"
+#include "core/rand.h"
 #include "server/call.h"
 #include "server/cti.h"
 #include "server/subscribe.h"
@@ -19,7 +20,12 @@
 
 void srv_new_tag(struct server *srv, char *buf, size_t len)
 {
-	snprintf(buf, len, "s%08x%x", srv->tag_salt, ++srv->tag_seq);
+	char r[17];
+
+	(void)srv;
+	/* 64 random bits (RFC 3261 §19.3 asks for at least 32). */
+	rnd_hex(r, 8);
+	snprintf(buf, len, "s%s", r);
 }
 
 struct extra_hdr {
@@ -350,8 +356,6 @@ int srv_core_init(struct server *srv, struct sipha_config *cfg, struct timer_whe
 	srv->t1_ms = env.t1_ms;
 	srv->t2_ms = env.t2_ms;
 	srv->t4_ms = env.t4_ms;
-	if (getrandom(&srv->tag_salt, sizeof(srv->tag_salt), 0) != sizeof(srv->tag_salt))
-		srv->tag_salt = (uint32_t)srv->started_ms;
 	set_adv(srv);
 	sipmsg_init();
 	ret = reg_new(&srv->reg, tw, &lim);

@@ -105,8 +105,6 @@ struct server {
 	char adv_host[64];
 	uint16_t adv_port;
 	uint64_t started_ms;
-	uint32_t tag_seq;
-	uint32_t tag_salt;
 };
 
 /* The SIP engine without I/O: registrar, transactions, calls.  Unit tests
@@ -133,7 +131,7 @@ static inline int srv_send(struct server *srv, const struct sip_peer *to, const 
  * clients hear of the change. */
 void srv_ha_state(struct server *srv, bool active);
 
-/* A fresh tag for a To or From header: unique per node and run. */
+/* A fresh tag for a To or From header: random, not guessable. */
 void srv_new_tag(struct server *srv, char *buf, size_t len);
 
 /* Entry point of every received SIP message (the transport's callback). */

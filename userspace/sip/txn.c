@@ -19,6 +19,7 @@
 #include <osipparser2/osip_port.h>
 
 #include "core/log.h"
+#include "core/rand.h"
 #include "sip/msg.h"
 #include "sip/txn_int.h"
 
@@ -150,21 +151,6 @@ static void txn_timer_life(struct timer *tm)
 
 /* ---- the layer ------------------------------------------------------------------- */
 
-static uint64_t txn_salt(const struct txn_layer *tl)
-{
-	struct timespec ts;
-	uint64_t s;
-
-	if (getrandom(&s, sizeof(s), GRND_NONBLOCK) != (ssize_t)sizeof(s)) {
-		/* Early boot without entropy: unique enough per process. */
-		clock_gettime(CLOCK_REALTIME, &ts);
-		s = ((uint64_t)ts.tv_sec * 1000000007u) ^ (uint64_t)ts.tv_nsec ^
-		    ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)tl;
-		s = txn_hash((const char *)&s) ^ s;
-	}
-	return s & 0xffffffffffffull;
-}
-
 int txn_layer_new(struct txn_layer **out, const struct txn_env *env)
 {
 	struct txn_layer *tl = NULL;
@@ -192,7 +178,6 @@ int txn_layer_new(struct txn_layer **out, const struct txn_env *env)
 		free(tl);
 		return -ENOMEM;
 	}
-	tl->salt = txn_salt(tl);
 	*out = tl;
 	return 0;
 }
@@ -229,9 +214,15 @@ void txn_set_user(struct txn *t, const struct txn_user *user, void *uarg)
 
 void txn_new_branch(struct txn_layer *tl, char *buf, size_t len)
 {
+	char r[25];
+
+	(void)tl;
 	if (!buf || !len)
 		return;
-	snprintf(buf, len, TXN_COOKIE "%012" PRIx64 ".%" PRIx64, tl->salt, ++tl->seq);
+	/* 96 random bits: a branch names a transaction, and a guessable one
+	 * lets an off-path sender CANCEL or answer it. */
+	rnd_hex(r, 12);
+	snprintf(buf, len, TXN_COOKIE "%s", r);
 }
 
 /* The clone keeps libosip2's cached text of the original, which sipmsg_to_str

@@ -52,8 +52,6 @@ struct txn_layer {
 	struct txn *dead; /* terminated, freed at the next safe point */
 	unsigned depth; /* nesting of public calls; frees only at 0 */
 	bool closing;
-	uint64_t salt;
-	uint64_t seq;
 	uint64_t ignored; /* events with no transition */
 };
 
