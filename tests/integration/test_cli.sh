@@ -205,6 +205,28 @@ check_eq "cli: unknown command: exit 2" "$RC" 2
 run_ctl -s "$SOCK" no-such-command --json
 check_eq "cli: unknown command --json: exit 2" "$RC" 2
 json_check "cli: unknown command --json: one JSON object" 'type == "object"'
+# The control socket: 0660 from its creation; through it, a user who is
+# neither root nor in the sipha group may read but not change the node
+# (SO_PEERCRED).  The test opens the socket's mode to let "nobody" in.
+check_eq "cli: the control socket is created 0660" "$(stat -c %a "$SOCK")" 660
+if command -v setpriv >/dev/null; then
+	chmod 0666 "$SOCK"
+	chmod o+x "$(dirname "$SOCK")"
+	as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$SIPHACTL" -s "$SOCK" "$@"; }
+	out=$(as_nobody status --json 2>/dev/null)
+	check_eq "cli: an unprivileged user may read (status)" "$?/$(jq -r .node <<<"$out")" 0/tcli
+	err=$(as_nobody block add 10.66.0.0/16 2>&1 >/dev/null)
+	check_eq "cli: an unprivileged user may not block: exit 1" "$?" 1
+	check "cli: and is told why" grep -q "not permitted" <<<"$err"
+	err=$(as_nobody switchover 2>&1 >/dev/null)
+	check_eq "cli: an unprivileged user may not switch over: exit 1" "$?" 1
+	check "cli: and is told why" grep -q "not permitted" <<<"$err"
+	chmod 0660 "$SOCK"
+	chmod o-x "$(dirname "$SOCK")"
+else
+	fail "cli: control socket permissions" "setpriv (util-linux) not installed"
+fi
+
 run_ctl -s "$SOCK" switchover
 check_eq "cli: switchover without [ha]: exit 1" "$RC" 1
 run_ctl -s "$SOCK" switchover --json

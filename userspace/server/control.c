@@ -1,4 +1,6 @@
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +28,8 @@ struct control {
 	struct server *srv;
 	int fd;
 	char *path;
+	gid_t gid; /* the sipha group, when it exists */
+	bool have_gid;
 };
 
 static json_t *refuse(const char *why, bool usage)
@@ -365,17 +369,23 @@ static json_t *cmd_metrics(struct server *srv, json_t *args)
 struct ctl_cmd {
 	const char *name;
 	json_t *(*fn)(struct server *srv, json_t *args);
+	bool changes; /* changes the node: root or the sipha group only */
 };
 
 static const struct ctl_cmd cmds[] = {
-	{ "status", cmd_status },   { "registrations", cmd_registrations },
-	{ "calls", cmd_calls },	    { "agents", cmd_agents },
-	{ "vip", cmd_vip },	    { "xdp", cmd_xdp },
-	{ "block", cmd_block },	    { "switchover", cmd_switchover },
-	{ "metrics", cmd_metrics },
+	{ "status", cmd_status, false },   { "registrations", cmd_registrations, false },
+	{ "calls", cmd_calls, false },	   { "agents", cmd_agents, false },
+	{ "vip", cmd_vip, false },	   { "xdp", cmd_xdp, false },
+	{ "block", cmd_block, true },	   { "switchover", cmd_switchover, true },
+	{ "metrics", cmd_metrics, false },
 };
 
 json_t *ctl_execute(struct server *srv, json_t *req)
+{
+	return ctl_execute_as(srv, req, true);
+}
+
+json_t *ctl_execute_as(struct server *srv, json_t *req, bool may_change)
 {
 	const char *name = json_string_value(json_object_get(req, "cmd"));
 	json_t *args = json_object_get(req, "args");
@@ -384,15 +394,27 @@ json_t *ctl_execute(struct server *srv, json_t *req)
 		return refuse("request has no \"cmd\"", true);
 	if (args && !json_is_array(args))
 		return refuse("\"args\" must be an array", true);
-	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
-		if (!strcmp(cmds[i].name, name))
-			return cmds[i].fn(srv, args);
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		if (strcmp(cmds[i].name, name))
+			continue;
+		if (cmds[i].changes && !may_change)
+			return refuse("not permitted: root or the sipha group only", false);
+		return cmds[i].fn(srv, args);
+	}
 	return refuse("unknown command", true);
 }
 
+/* One client of the socket, and whether it may change the node (from its
+ * SO_PEERCRED at accept). */
+struct ctl_client {
+	struct control *c;
+	bool may_change;
+};
+
 static size_t ctl_data(struct loop_stream *s, void *arg, const char *buf, size_t len)
 {
-	struct control *c = arg;
+	struct ctl_client *cl = arg;
+	struct control *c = cl->c;
 	const char *nl = memchr(buf, '\n', len);
 	json_error_t jerr;
 	json_t *req, *ans;
@@ -407,7 +429,7 @@ static size_t ctl_data(struct loop_stream *s, void *arg, const char *buf, size_t
 	if (!req || !json_is_object(req))
 		ans = refuse("request is not a JSON object", true);
 	else
-		ans = ctl_execute(c->srv, req);
+		ans = ctl_execute_as(c->srv, req, cl->may_change);
 	json_decref(req);
 	out = json_dumps(ans, JSON_COMPACT);
 	json_decref(ans);
@@ -419,17 +441,58 @@ static size_t ctl_data(struct loop_stream *s, void *arg, const char *buf, size_t
 	return (size_t)(nl - buf) + 1;
 }
 
+static void ctl_closed(struct loop_stream *s, void *arg, int err)
+{
+	(void)s;
+	(void)err;
+	free(arg);
+}
+
 static const struct loop_stream_ops ctl_ops = {
 	.on_data = ctl_data,
+	.on_close = ctl_closed,
 };
+
+/* Root, this daemon's own user, or a member of the sipha group (primary or
+ * listed): the socket's mode lets others in to read (status, calls, ...),
+ * only these may change the node (switchover, block). */
+static bool privileged(const struct control *c, const struct ucred *cr)
+{
+	const struct passwd *pw;
+	const struct group *gr;
+
+	if (cr->uid == 0 || cr->uid == geteuid())
+		return true;
+	if (!c->have_gid)
+		return false;
+	if (cr->gid == c->gid)
+		return true;
+	pw = getpwuid(cr->uid);
+	gr = getgrgid(c->gid);
+	for (char **m = gr && pw ? gr->gr_mem : NULL; m && *m; m++)
+		if (!strcmp(*m, pw->pw_name))
+			return true;
+	return false;
+}
 
 static void ctl_accept(void *arg, int fd, const struct sockaddr_storage *peer, socklen_t len)
 {
 	struct control *c = arg;
+	struct ctl_client *cl = calloc(1, sizeof(*cl));
+	struct ucred cr;
+	socklen_t crlen = sizeof(cr);
 
 	(void)peer;
 	(void)len;
-	loop_stream_add(c->l, fd, &ctl_ops, c);
+	if (!cl) {
+		close(fd);
+		return;
+	}
+	cl->c = c;
+	cl->may_change = !getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crlen) &&
+			 privileged(c, &cr);
+	if (!loop_stream_add(c->l, fd, &ctl_ops, cl))
+		free(cl);
 }
 
 static int mkdir_parent(const char *path)
@@ -450,8 +513,10 @@ static int mkdir_parent(const char *path)
 int ctl_open(struct control **out, struct loop *l, const char *path, struct server *srv)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	const struct group *grp;
 	struct control *c;
 	int ret, fd = -1;
+	mode_t old;
 
 	*out = NULL;
 	if (strlen(path) >= sizeof(sun.sun_path)) {
@@ -475,13 +540,16 @@ int ctl_open(struct control **out, struct loop *l, const char *path, struct serv
 		return -EADDRINUSE;
 	}
 	unlink(path);
-	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) || listen(fd, 16)) {
-		ret = -errno;
+	/* Created 0660 from the start (a chmod after bind leaves a window in
+	 * which anyone may connect). */
+	old = umask(0117);
+	ret = bind(fd, (struct sockaddr *)&sun, sizeof(sun)) || listen(fd, 16) ? -errno : 0;
+	umask(old);
+	if (ret) {
 		pr_err("control: cannot listen on %s: %s", path, strerror(-ret));
 		close(fd);
 		return ret;
 	}
-	chmod(path, 0660);
 	c = calloc(1, sizeof(*c));
 	if (!c || !(c->path = strdup(path))) {
 		free(c);
@@ -492,6 +560,14 @@ int ctl_open(struct control **out, struct loop *l, const char *path, struct serv
 	c->l = l;
 	c->srv = srv;
 	c->fd = fd;
+	grp = getgrnam("sipha");
+	if (grp) {
+		c->gid = grp->gr_gid;
+		c->have_gid = true;
+		if (chown(path, (uid_t)-1, grp->gr_gid))
+			pr_warn("control: cannot give %s to group sipha: %s", path,
+				strerror(errno));
+	}
 	ret = loop_listen_add(l, fd, ctl_accept, c);
 	if (ret) {
 		ctl_close(c);

@@ -11,6 +11,7 @@
 #define SIPHA_CONTROL_H
 
 #include <jansson.h>
+#include <stdbool.h>
 
 #include "core/loop.h"
 
@@ -23,5 +24,8 @@ void ctl_close(struct control *c);
 /* Runs one request (a parsed JSON object) and returns the answer object;
  * exposed for unit tests. */
 json_t *ctl_execute(struct server *srv, json_t *req);
+/* The same for a client that MAY_CHANGE the node or not: switchover and
+ * block are refused ("not permitted") to one that may not. */
+json_t *ctl_execute_as(struct server *srv, json_t *req, bool may_change);
 
 #endif
