@@ -51,6 +51,9 @@ ns b ip addr add 10.99.0.2/24 dev eth0
 ns c ip addr add 10.99.0.10/24 dev eth0
 ns c ethtool -K eth0 tx off >/dev/null 2>&1 || true
 
+# The pair's pre-shared key: the HA link authenticates every frame with it.
+head -c 32 /dev/urandom >"$tmp/ha.key"
+chmod 600 "$tmp/ha.key"
 conf() { # NODE ROLE OWN PEER
 	cat >"$tmp/$1.conf" <<EOF
 [node]
@@ -69,6 +72,7 @@ listen = $3:7100
 peer = $4:7100
 heartbeat_ms = 50
 timeout_ms = 200
+key_file = $tmp/ha.key
 [xdp]
 interface = eth0
 mode = native

@@ -488,7 +488,8 @@ ns_del() {
 # ha_conf FILE ID ROLE OWN_IP PEER_IP [REDUNDANCY] [HEARTBEAT_MS] [TIMEOUT_MS]
 # A node of the usual test pair: SIP on $HA_SIP_LISTEN (0.0.0.0:5060), VIP
 # $HA_VIP/$HA_VIP_LEN (10.99.0.100/24) on eth0, HA link on OWN_IP:7100 to
-# PEER_IP:7100 (IPv6 addresses in brackets), XDP native on eth0, control
+# PEER_IP:7100 (IPv6 addresses in brackets), authenticated with the key in
+# $T_TMP/ha.key (made once, for both nodes), XDP native on eth0, control
 # socket $T_TMP/ID.sock, state in $T_TMP/state-ID, DN 3000 routed to
 # $HA_CALLEE.  [dn] is the last section: append more DNs with cat >>FILE.
 HA_VIP=${HA_VIP:-10.99.0.100}
@@ -496,6 +497,11 @@ HA_VIP_LEN=${HA_VIP_LEN:-24}
 HA_SIP_LISTEN=${HA_SIP_LISTEN:-0.0.0.0:5060}
 HA_CALLEE=${HA_CALLEE:-10.99.0.10:5070}
 ha_conf() {
+	# One pre-shared key for the pair (the HA link authenticates).
+	if [ ! -s "$T_TMP/ha.key" ]; then
+		head -c 32 /dev/urandom >"$T_TMP/ha.key"
+		chmod 600 "$T_TMP/ha.key"
+	fi
 	cat >"$1" <<EOC
 [node]
 id = $2
@@ -515,6 +521,7 @@ listen = $4:7100
 peer = $5:7100
 heartbeat_ms = ${7:-50}
 timeout_ms = ${8:-200}
+key_file = $T_TMP/ha.key
 [xdp]
 interface = eth0
 mode = native

@@ -761,6 +761,61 @@ static void test_ha_values(void **state)
 	RUN(ha_cases);
 }
 
+/* [ha] key_file: only a file others cannot read, of 16 bytes to 64 KiB; the
+ * key is the SHA-256 of its content, so two nodes with the same file agree. */
+static void test_ha_key_file(void **state)
+{
+	char dir[] = "/tmp/sipha-keyXXXXXX", path[64], text[512], err[512], want[256];
+	struct sipha_config cfg, cfg2;
+	uint8_t zero[32] = { 0 };
+	FILE *f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/ha.key", dir);
+	snprintf(text, sizeof(text), HA "key_file = %s\n", path);
+
+	/* missing */
+	assert_int_equal(cfg_load_string(text, "t.conf", &cfg, err, sizeof(err)), -EINVAL);
+	snprintf(want, sizeof(want), "t.conf:11: [ha] key_file: %s: No such file or directory",
+		 path);
+	assert_string_equal(err, want);
+	/* readable by others */
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("0123456789abcdef0123456789abcdef\n", f);
+	fclose(f);
+	assert_int_equal(chmod(path, 0644), 0);
+	assert_int_equal(cfg_load_string(text, "t.conf", &cfg, err, sizeof(err)), -EINVAL);
+	snprintf(want, sizeof(want),
+		 "t.conf:11: [ha] key_file: %s is open to group or others (mode 0644): chmod 600 "
+		 "it",
+		 path);
+	assert_string_equal(err, want);
+	/* right */
+	assert_int_equal(chmod(path, 0600), 0);
+	assert_int_equal(cfg_load_string(text, "t.conf", &cfg, err, sizeof(err)), 0);
+	assert_true(cfg.ha.has_key);
+	assert_memory_not_equal(cfg.ha.key, zero, 32);
+	assert_int_equal(cfg_load_string(text, "t.conf", &cfg2, err, sizeof(err)), 0);
+	assert_memory_equal(cfg.ha.key, cfg2.ha.key, 32); /* same file, same key */
+	cfg_free(&cfg);
+	cfg_free(&cfg2);
+	/* too short */
+	f = fopen(path, "w");
+	fputs("short", f);
+	fclose(f);
+	assert_int_equal(cfg_load_string(text, "t.conf", &cfg, err, sizeof(err)), -EINVAL);
+	snprintf(want, sizeof(want), "t.conf:11: [ha] key_file: %s: shorter than 16 bytes", path);
+	assert_string_equal(err, want);
+	/* without [ha] key_file: no key */
+	assert_int_equal(cfg_load_string(HA, "t.conf", &cfg, err, sizeof(err)), 0);
+	assert_false(cfg.ha.has_key);
+	cfg_free(&cfg);
+	unlink(path);
+	rmdir(dir);
+}
+
 #define XDP MIN "[xdp]\ninterface = eth0\n" /* next: line 10 */
 
 static const struct err_case xdp_cases[] = {
@@ -1210,6 +1265,7 @@ int main(void)
 		cmocka_unit_test(test_sip_values),
 		cmocka_unit_test(test_vip_values),
 		cmocka_unit_test(test_ha_values),
+		cmocka_unit_test(test_ha_key_file),
 		cmocka_unit_test(test_xdp_values),
 		cmocka_unit_test(test_other_values),
 		cmocka_unit_test(test_dn_values),

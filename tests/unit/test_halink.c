@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sodium.h>
 
 #include "core/log.h"
 #include "core/loop.h"
@@ -56,6 +57,8 @@ struct side {
 	unsigned nev;
 
 	bool auto_ack;
+	bool keyed; /* [ha] key_file: KEY */
+	uint8_t key[32];
 	uint64_t next_seq; /* the RECORD seq expected next; 0: any */
 	uint64_t recs, regs, snaps, out_of_order;
 };
@@ -192,6 +195,8 @@ static int side_start(struct side *s, struct loop *l, uint16_t listen, uint16_t 
 	c.timeout_ms = to;
 	c.backoff_min_ms = 20;
 	c.backoff_max_ms = 200;
+	c.keyed = s->keyed;
+	memcpy(c.key, s->key, sizeof(c.key));
 	s->l = l;
 	return hal_new(l, &c, &side_ops, s, &s->h);
 }
@@ -292,6 +297,19 @@ static int setup(void **state)
 	side_init(&f->a, "a", 5, 0xa1, 0xaa);
 	side_init(&f->b, "b", 9, 0xb1, 0xbb);
 	*state = f;
+	return 0;
+}
+
+/* Both sides with the same key: every test of the link again, authenticated. */
+static int setup_keyed(void **state)
+{
+	struct fx *f;
+
+	setup(state);
+	f = *state;
+	f->a.keyed = f->b.keyed = true;
+	memset(f->a.key, 0x5a, 32);
+	memset(f->b.key, 0x5a, 32);
 	return 0;
 }
 
@@ -845,6 +863,187 @@ static void test_stranger_refused(void **state)
 	jr_buf_free(&b);
 }
 
+/* --- authentication ([ha] key_file) ------------------------------------------------- */
+
+/* Different keys, or a key on one side only: the link never comes up, each
+ * attempt is an authentication failure, nothing of the peer is believed. */
+static void test_auth_key_mismatch(void **state)
+{
+	struct fx *f = *state;
+
+	for (int round = 0; round < 2; round++) {
+		f->a.keyed = true;
+		memset(f->a.key, 0x11, 32);
+		f->b.keyed = round == 0;
+		memset(f->b.key, 0x22, 32);
+		assert_int_equal(side_start(&f->a, f->l, f->pa, f->pb, HB, TO_STABLE), 0);
+		assert_int_equal(side_start(&f->b, f->l, f->pb, f->pa, HB, TO_STABLE), 0);
+		run_for(f->l, 400);
+		assert_false(hal_is_up(f->a.h));
+		assert_false(hal_is_up(f->b.h));
+		assert_int_equal(f->a.ups + f->b.ups, 0);
+		assert_true(hal_stats(f->a.h)->auth_failures >= 1);
+		assert_true(hal_stats(f->b.h)->auth_failures >= 1);
+		hal_free(f->a.h);
+		hal_free(f->b.h);
+		f->a.h = f->b.h = NULL;
+		run_for(f->l, 20);
+	}
+}
+
+/* A forger at the peer's address that speaks the protocol.  Its HELLO has
+ * a nonce; A answers with its own HELLO and AUTH.  FORGER_AUTH decides
+ * what it answers. */
+enum forger_auth {
+	FA_GARBAGE, /* 32 random bytes */
+	FA_REPLAYED, /* a right AUTH for another connection's nonces */
+	FA_RIGHT_THEN_BAD_TAG, /* a right AUTH (it has the key), then a frame with a bad tag */
+	FA_RIGHT_THEN_REPLAY, /* a right AUTH, a frame, then the same frame and tag again */
+};
+
+/* The next frame A sends the forger on FD (A's loop runs meanwhile). */
+static size_t read_frame(struct fx *f, int fd, uint8_t *buf, size_t cap, struct jr_frame *fr)
+{
+	struct jr_decoder d;
+	size_t have = 0, used = 0;
+
+	jr_decoder_init(&d, 0);
+	for (int i = 0; i < 3000; i++) {
+		ssize_t n = recv(fd, buf + have, 1, 0); /* one byte at a time: no tags read */
+
+		if (n == 1)
+			have++;
+		else
+			run_for(f->l, 1);
+		if (have >= JR_HDR_LEN && !jr_decode(&d, buf, have, &used, fr))
+			return used;
+		assert_true(have < cap);
+	}
+	fail_msg("no frame from A");
+	return 0;
+}
+
+static void hmac3(const uint8_t key[32], const char *label, const uint8_t *a, const uint8_t *b,
+		  const uint8_t *c, uint8_t out[32])
+{
+	crypto_auth_hmacsha256_state st;
+
+	crypto_auth_hmacsha256_init(&st, key, 32);
+	crypto_auth_hmacsha256_update(&st, (const uint8_t *)label, strlen(label));
+	crypto_auth_hmacsha256_update(&st, a, 32);
+	crypto_auth_hmacsha256_update(&st, b, 32);
+	if (c)
+		crypto_auth_hmacsha256_update(&st, c, 32);
+	crypto_auth_hmacsha256_final(&st, out);
+}
+
+static void send_tagged(int fd, const uint8_t k[32], uint64_t ctr, const struct jr_buf *fb,
+			bool break_tag)
+{
+	crypto_auth_hmacsha256_state st;
+	uint8_t be[8], t[32];
+
+	for (int i = 7; i >= 0; i--, ctr >>= 8)
+		be[i] = (uint8_t)ctr;
+	crypto_auth_hmacsha256_init(&st, k, 32);
+	crypto_auth_hmacsha256_update(&st, be, 8);
+	crypto_auth_hmacsha256_update(&st, fb->data, fb->len);
+	crypto_auth_hmacsha256_final(&st, t);
+	if (break_tag)
+		t[0] ^= 1;
+	assert_int_equal(send(fd, fb->data, fb->len, MSG_NOSIGNAL), (ssize_t)fb->len);
+	assert_int_equal(send(fd, t, 16, MSG_NOSIGNAL), 16);
+}
+
+static void forge(struct fx *f, enum forger_auth how)
+{
+	struct clients cs = { .n = 1 };
+	struct jr_hello h = { .proto_major = JR_VERSION, .instance = 0xf0, .has_nonce = true };
+	uint8_t buf[4096], my_hash[32], a_hash[32], mac[32], a_nonce[32], k_tx[32];
+	struct jr_frame fr;
+	struct jr_buf b;
+	size_t n;
+
+	jr_buf_init(&b);
+	snprintf(h.node_id, sizeof(h.node_id), "b");
+	randombytes_buf(h.nonce, 32);
+	assert_int_equal(jr_hello_encode(&b, &h), 0);
+	crypto_hash_sha256(my_hash, b.data + JR_HDR_LEN, b.len - JR_HDR_LEN);
+	cs.fd[0] = raw_connect(f->pa);
+	assert_int_equal(send(cs.fd[0], b.data, b.len, MSG_NOSIGNAL), (ssize_t)b.len);
+	/* A's HELLO (it has our HELLO's nonce to answer). */
+	n = read_frame(f, cs.fd[0], buf, sizeof(buf), &fr);
+	(void)n;
+	assert_int_equal(fr.type, JR_T_HELLO);
+	{
+		struct jr_hello ah;
+
+		assert_int_equal(jr_hello_decode(&fr, &ah), 0);
+		assert_true(ah.has_nonce);
+		memcpy(a_nonce, ah.nonce, 32);
+		crypto_hash_sha256(a_hash, fr.payload, fr.len);
+	}
+	(void)a_hash;
+	switch (how) {
+	case FA_GARBAGE:
+		randombytes_buf(mac, 32);
+		break;
+	case FA_REPLAYED: {
+		uint8_t other[32];
+
+		randombytes_buf(other, 32); /* the nonce A sent on an earlier connection */
+		hmac3(f->a.key, "sipha-ha-auth-v1", h.nonce, other, my_hash, mac);
+		break;
+	}
+	default:
+		hmac3(f->a.key, "sipha-ha-auth-v1", h.nonce, a_nonce, my_hash, mac);
+		break;
+	}
+	jr_buf_reset(&b);
+	assert_int_equal(jr_frame_begin(&b, JR_T_AUTH, 0), 0);
+	jr_put_bytes(&b, JR_AUTH_MAC, mac, 32);
+	assert_int_equal(jr_frame_end(&b), 0);
+	assert_int_equal(send(cs.fd[0], b.data, b.len, MSG_NOSIGNAL), (ssize_t)b.len);
+	if (how == FA_RIGHT_THEN_BAD_TAG || how == FA_RIGHT_THEN_REPLAY) {
+		hmac3(f->a.key, "sipha-ha-frames-v1", h.nonce, a_nonce, NULL, k_tx);
+		jr_buf_reset(&b);
+		assert_int_equal(jr_simple_encode(&b, JR_T_HEARTBEAT, 0), 0);
+		send_tagged(cs.fd[0], k_tx, 0, &b, how == FA_RIGHT_THEN_BAD_TAG);
+		if (how == FA_RIGHT_THEN_REPLAY)
+			send_tagged(cs.fd[0], k_tx, 0, &b, false); /* counter 0 again */
+	}
+	assert_true(run_until(f->l, all_closed, &cs, 3000));
+	clients_close(&cs);
+	jr_buf_free(&b);
+}
+
+static void test_auth_forgers(void **state)
+{
+	struct fx *f = *state;
+	const struct hal_stats *sa;
+
+	/* A alone, keyed: no real peer is ever around. */
+	f->a.keyed = true;
+	memset(f->a.key, 0x5a, 32);
+	assert_int_equal(side_start(&f->a, f->l, f->pa, f->pb, HB, TO_STABLE), 0);
+	sa = hal_stats(f->a.h);
+	forge(f, FA_GARBAGE);
+	assert_int_equal(sa->auth_failures, 1);
+	forge(f, FA_REPLAYED);
+	assert_int_equal(sa->auth_failures, 2);
+	assert_int_equal(f->a.ups, 0);
+	/* With the key (an insider): the AUTH is right, but a frame whose tag
+	 * is wrong, or replayed, drops the connection all the same. */
+	forge(f, FA_RIGHT_THEN_BAD_TAG);
+	assert_int_equal(sa->auth_failures, 3);
+	forge(f, FA_RIGHT_THEN_REPLAY);
+	assert_int_equal(sa->auth_failures, 4);
+	/* Its right AUTH was taken (the link came up), the bad frame took it down. */
+	assert_int_equal(f->a.ups, 2);
+	assert_int_equal(f->a.downs, 2);
+	assert_false(hal_is_up(f->a.h));
+}
+
 /* --- simultaneous connect ------------------------------------------------------------- */
 
 static void test_simultaneous_connect(void **state)
@@ -1101,6 +1300,13 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_simultaneous_connect),
 		cmocka_unit_test_setup_teardown(test_peer_killed_and_restarted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_peer_hangs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_up_hello_heartbeats, setup_keyed, teardown),
+		cmocka_unit_test_setup_teardown(test_records_in_order_and_acks, setup_keyed,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_stop_then_start, setup_keyed, teardown),
+		cmocka_unit_test_setup_teardown(test_hello_update, setup_keyed, teardown),
+		cmocka_unit_test_setup_teardown(test_auth_key_mismatch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_auth_forgers, setup, teardown),
 	};
 
 	if (argc > 1 && !strcmp(argv[1], "--hal-peer"))

@@ -457,10 +457,13 @@ void cfg_free(struct sipha_config *cfg)
 	free(cfg->cti.default_route);
 	free(cfg->auth.realm);
 	free(cfg->auth.users);
+	free(cfg->ha.key_file);
 	for (size_t i = 0; i < cfg->n_dns; i++) {
 		free(cfg->dns[i].dn);
 		free(cfg->dns[i].uri);
 	}
 	free(cfg->dns);
+	/* The key goes with the rest; memset may be optimised away, this not. */
+	explicit_bzero(cfg->ha.key, sizeof(cfg->ha.key));
 	memset(cfg, 0, sizeof(*cfg));
 }

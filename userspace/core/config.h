@@ -91,6 +91,11 @@ struct sipha_config {
 		struct cfg_sockaddr peer; /* required in [ha] */
 		unsigned heartbeat_ms; /* default 50, >= 1 */
 		unsigned timeout_ms; /* default 200, > heartbeat_ms */
+		/* extension: the pre-shared key's file (mode 0600 or stricter, 16
+		 * bytes to 64 KiB); KEY is SHA-256 of its content */
+		char *key_file;
+		bool has_key;
+		uint8_t key[32];
 	} ha;
 
 	struct {

@@ -4,6 +4,10 @@
  * Adding a key is a line in keys[], a field in struct sipha_config and, for a
  * new kind of value, a case in cfg_set_key(). */
 #include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +98,7 @@ static const struct key_desc keys[K_COUNT] = {
 	[K_HA_HEARTBEAT] = { SEC_HA, "heartbeat_ms", KT_UINT, OFF(ha.heartbeat_ms), 1, 60000,
 			     false },
 	[K_HA_TIMEOUT] = { SEC_HA, "timeout_ms", KT_UINT, OFF(ha.timeout_ms), 1, 600000, false },
+	[K_HA_KEY_FILE] = { SEC_HA, "key_file", KT_PATH, OFF(ha.key_file), 0, 0, false },
 	/* required unless mode = off: checked after the file is read */
 	[K_XDP_INTERFACE] = { SEC_XDP, "interface", KT_IFNAME, OFF(xdp.interface), 0, 0, false },
 	[K_XDP_MODE] = { SEC_XDP, "mode", KT_XDP_MODE, OFF(xdp.mode), 0, 0, false },
@@ -366,10 +371,57 @@ static void check_order(struct parser *p, int lo, int hi, bool strict)
 	}
 }
 
+/* [ha] key_file: readable by this user only (a key others can read is no
+ * secret), 16 bytes to 64 KiB of anything; the key is its SHA-256. */
+static void load_ha_key(struct parser *p)
+{
+	struct sipha_config *cfg = p->cfg;
+	unsigned line = p->key_line[K_HA_KEY_FILE];
+	const char *path = cfg->ha.key_file;
+	unsigned char buf[65536 + 1];
+	struct stat st;
+	ssize_t n;
+	int fd;
+
+	if (!cfg->ha.present || !path)
+		return;
+	if (sodium_init() < 0) {
+		cfg_fail(p, line, SEC_HA, "key_file", "cannot initialise libsodium");
+		return;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		cfg_fail(p, line, SEC_HA, "key_file", "%s: %s", path, strerror(errno));
+		return;
+	}
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		cfg_fail(p, line, SEC_HA, "key_file", "%s: not a regular file", path);
+		goto out;
+	}
+	if (st.st_mode & 077) {
+		cfg_fail(p, line, SEC_HA, "key_file",
+			 "%s is open to group or others (mode %04o): chmod 600 it", path,
+			 (unsigned)(st.st_mode & 07777));
+		goto out;
+	}
+	n = read(fd, buf, sizeof(buf));
+	if (n < 16 || n > 65536) {
+		cfg_fail(p, line, SEC_HA, "key_file", "%s: %s", path,
+			 n < 0 ? strerror(errno) : n < 16 ? "shorter than 16 bytes" : "over 64 KiB");
+		goto out;
+	}
+	crypto_hash_sha256(cfg->ha.key, buf, (unsigned long long)n);
+	cfg->ha.has_key = true;
+out:
+	sodium_memzero(buf, sizeof(buf));
+	close(fd);
+}
+
 static void check_cross(struct parser *p)
 {
 	struct sipha_config *cfg = p->cfg;
 
+	load_ha_key(p);
 	check_order(p, K_HA_HEARTBEAT, K_HA_TIMEOUT, true);
 	check_order(p, K_SIP_MIN_EXPIRES, K_SIP_MAX_EXPIRES, false);
 	check_order(p, K_SIP_MIN_EXPIRES, K_SIP_DEFAULT_EXPIRES, false);

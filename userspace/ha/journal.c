@@ -79,6 +79,11 @@ static const struct jr_policy hello_policy[JR_HELLO_COUNT] = {
 			   .min_len = 6,
 			   .max_len = 6 },
 	[JR_HELLO_FED_BY] = { .kind = JR_A_U64 },
+	[JR_HELLO_NONCE] = { .kind = JR_A_BINARY, .min_len = JR_NONCE_LEN, .max_len = JR_NONCE_LEN },
+};
+
+static const struct jr_policy auth_policy[JR_AUTH_COUNT] = {
+	[JR_AUTH_MAC] = { .kind = JR_A_BINARY, .flags = JR_PF_REQUIRED, .min_len = 32, .max_len = 32 },
 };
 
 static const struct jr_policy goodbye_policy[JR_GOODBYE_COUNT] = {
@@ -140,6 +145,7 @@ static const struct type_desc types[JR_T_COUNT] = {
 	[JR_T_RECORD] = { "RECORD", rec_policy, JR_REC_MAX },
 	[JR_T_GOODBYE] = { "GOODBYE", goodbye_policy, JR_GOODBYE_MAX },
 	[JR_T_SELECT] = { "SELECT", NULL, 0 },
+	[JR_T_AUTH] = { "AUTH", auth_policy, JR_AUTH_MAX },
 };
 
 /* Field policies of record kinds; a kind without one has its fields checked
@@ -614,6 +620,8 @@ int jr_hello_encode(struct jr_buf *b, const struct jr_hello *h)
 	jr_put_bytes(b, JR_HELLO_MAC, h->mac, sizeof(h->mac));
 	if (h->fed_by)
 		jr_put_u64(b, JR_HELLO_FED_BY, h->fed_by);
+	if (h->has_nonce)
+		jr_put_bytes(b, JR_HELLO_NONCE, h->nonce, sizeof(h->nonce));
 	return jr_frame_end(b);
 }
 
@@ -638,6 +646,10 @@ int jr_hello_decode(const struct jr_frame *f, struct jr_hello *h)
 	h->last_seq = jr_attr_u64(&tb[JR_HELLO_LAST_SEQ]);
 	memcpy(h->mac, tb[JR_HELLO_MAC].data, sizeof(h->mac));
 	h->fed_by = jr_attr_u64(&tb[JR_HELLO_FED_BY]);
+	if (tb[JR_HELLO_NONCE].data) {
+		h->has_nonce = true;
+		memcpy(h->nonce, tb[JR_HELLO_NONCE].data, sizeof(h->nonce));
+	}
 	if (h->redundancy > JR_RED_WARM || h->role > JR_ROLE_BACKUP || h->state > JR_STATE_ISOLATED)
 		return -EBADMSG;
 	return 0;

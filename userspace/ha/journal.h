@@ -20,7 +20,7 @@
 
 #define JR_MAGIC 0x5348u /* "SH" */
 #define JR_VERSION 1 /* major: a peer with another one is refused */
-#define JR_VERSION_MINOR 0
+#define JR_VERSION_MINOR 1 /* 1: AUTH, HELLO nonce ([ha] key_file) */
 #define JR_HDR_LEN 16
 #define JR_ATTR_HDR_LEN 6
 #define JR_MAX_PAYLOAD (1u << 20)
@@ -35,6 +35,7 @@ enum jr_type {
 	JR_T_RECORD = 6,
 	JR_T_GOODBYE = 7,
 	JR_T_SELECT = 8,
+	JR_T_AUTH = 9, /* the sender proves it holds the pre-shared key */
 	JR_T_COUNT
 };
 
@@ -52,9 +53,18 @@ enum jr_hello_attr {
 	JR_HELLO_LAST_SEQ, /* u64 */
 	JR_HELLO_MAC, /* binary 6 */
 	JR_HELLO_FED_BY, /* u64, optional: the instance whose stream last_seq counts */
+	JR_HELLO_NONCE, /* binary 32, optional: this connection's challenge ([ha] key_file) */
 	JR_HELLO_COUNT
 };
 #define JR_HELLO_MAX (JR_HELLO_COUNT - 1)
+
+enum jr_auth_attr {
+	JR_AUTH_MAC = 1, /* binary 32: HMAC-SHA-256, see docs/HA-PROTOCOL.md */
+	JR_AUTH_COUNT
+};
+#define JR_AUTH_MAX (JR_AUTH_COUNT - 1)
+#define JR_NONCE_LEN 32
+#define JR_TAG_LEN 16 /* the truncated HMAC after each frame of an authenticated link */
 
 enum jr_goodbye_attr {
 	JR_GOODBYE_CODE = 1, /* u16 enum jr_bye */
@@ -123,6 +133,7 @@ enum jr_bye {
 	JR_BYE_DUPLICATE, /* another connection between the two nodes won */
 	JR_BYE_PROTOCOL, /* malformed or unexpected frame */
 	JR_BYE_TIMEOUT, /* handshake not completed in time */
+	JR_BYE_AUTH, /* refused: authentication failed or missing */
 };
 enum jr_kind {
 	JR_KIND_CALL = 1,
@@ -289,6 +300,9 @@ struct jr_hello {
 	 * applied up to last_seq, so that one can resume its stream instead of
 	 * sending a snapshot (0: none, a snapshot is needed). */
 	uint64_t fed_by;
+	/* The connection's challenge, when the sender has a key. */
+	bool has_nonce;
+	uint8_t nonce[JR_NONCE_LEN];
 };
 
 /* The encoders append one complete frame to B: 0 or -errno (-EINVAL for

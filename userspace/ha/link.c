@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,6 +96,8 @@ static struct hal_conn *conn_new(struct hal_link *h, bool outbound,
 	c->h = h;
 	c->outbound = outbound;
 	c->st = CS_HELLO;
+	if (h->keyed)
+		hal_auth_nonce(c->nonce);
 	jr_decoder_init(&c->dec, HAL_MAX_PAYLOAD);
 	timer_init(&c->hs, hs_fire);
 	snprintf(c->name, sizeof(c->name), "%s %s", outbound ? "to" : "from",
@@ -404,6 +407,15 @@ int hal_new(struct loop *l, const struct hal_config *cfg, const struct hal_ops *
 	memcpy(h->local.mac, cfg->mac, sizeof(h->local.mac));
 	addr_str(&cfg->peer, h->peer_name, sizeof(h->peer_name));
 	jr_buf_init(&h->tx);
+	jr_buf_init(&h->sealed);
+	h->keyed = cfg->keyed;
+	memcpy(h->key, cfg->key, sizeof(h->key));
+	sodium_memzero(h->cfg.key, sizeof(h->cfg.key));
+	if (h->keyed && hal_auth_init()) {
+		pr_err("ha: cannot initialise libsodium");
+		hal_free(h);
+		return -EIO;
+	}
 	timer_init(&h->retry_t, retry_fire);
 	timer_init(&h->hb_t, hb_fire);
 	timer_init(&h->dead_t, dead_fire);
@@ -440,6 +452,8 @@ void hal_free(struct hal_link *h)
 		close(h->lfd);
 	}
 	jr_buf_free(&h->tx);
+	jr_buf_free(&h->sealed);
+	sodium_memzero(h->key, sizeof(h->key));
 	free(h);
 }
 

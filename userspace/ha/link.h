@@ -41,6 +41,11 @@ struct hal_config {
 	unsigned heartbeat_ms; /* >= 1 */
 	unsigned timeout_ms; /* > heartbeat_ms */
 	unsigned backoff_min_ms, backoff_max_ms; /* reconnect delays; 0: 50 and 1000 */
+	/* The pre-shared key ([ha] key_file, hashed): with it every connection
+	 * must prove it holds the same key, and every frame is authenticated;
+	 * without it the link trusts the peer's address only. */
+	bool keyed;
+	uint8_t key[32];
 };
 
 struct hal_ops {
@@ -77,6 +82,7 @@ struct hal_stats {
 	uint64_t handshake_timeouts; /* connections that never became the link */
 	uint64_t backlog_overflows; /* sends over LOOP_STREAM_MAX_BACKLOG */
 	uint64_t strangers; /* connections from an address that is not [ha] peer's */
+	uint64_t auth_failures; /* wrong or missing AUTH, a frame with a bad tag */
 	uint64_t unknown_frames, unknown_attrs;
 	uint64_t last_seq_sent; /* highest RECORD/SNAPSHOT seq sent */
 	uint64_t last_seq_acked; /* highest seq the peer acknowledged */

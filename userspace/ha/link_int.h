@@ -16,6 +16,7 @@
 
 enum conn_state {
 	CS_HELLO, /* connecting or connected: our HELLO is out, the peer's awaited */
+	CS_AUTH, /* the peer's HELLO read, our AUTH out: the peer's AUTH awaited */
 	CS_READY, /* the peer's HELLO checked: waiting for the choice */
 	CS_UP, /* the link */
 };
@@ -32,6 +33,16 @@ struct hal_conn {
 	struct jr_hello peer;
 	struct timer hs; /* handshake deadline */
 	char name[72];
+	/* Authentication ([ha] key_file; link_auth.c) */
+	uint8_t nonce[JR_NONCE_LEN]; /* ours, in our HELLO */
+	uint8_t peer_nonce[JR_NONCE_LEN];
+	uint8_t hello_hash[32]; /* SHA-256 of our first HELLO's payload */
+	uint8_t peer_hello_hash[32];
+	bool hello_sent;
+	struct jr_hello pending; /* the peer's HELLO, until its AUTH is verified */
+	bool tx_tagged, rx_tagged; /* frames carry tags from here on */
+	uint8_t k_tx[32], k_rx[32];
+	uint64_t tx_ctr, rx_ctr;
 };
 
 struct hal_link {
@@ -54,6 +65,10 @@ struct hal_link {
 	struct jr_buf tx;
 	struct hal_stats st;
 	char peer_name[64];
+	bool keyed; /* [ha] key_file: every connection authenticates */
+	uint8_t key[32];
+	struct jr_buf sealed; /* frames with their tags, being written */
+	uint64_t auth_log_ms; /* when an authentication failure may be logged again */
 };
 
 static inline uint64_t now_ms(const struct hal_link *h)
@@ -76,6 +91,25 @@ static inline uint16_t bye_if_connected(const struct hal_conn *c, uint16_t code)
 void hal_schedule_connect(struct hal_link *h);
 /* Doubles the reconnect delay, within backoff_min_ms..backoff_max_ms. */
 void hal_grow_backoff(struct hal_link *h);
+
+/* --- link_auth.c -------------------------------------------------------------------- */
+
+int hal_auth_init(void);
+void hal_auth_nonce(uint8_t nonce[JR_NONCE_LEN]);
+void hal_auth_hash(const uint8_t *buf, size_t len, uint8_t out[32]);
+/* The AUTH value of the sender of N_SENDER towards the holder of N_RECEIVER. */
+void hal_auth_mac(const struct hal_link *h, const uint8_t *n_sender, const uint8_t *n_receiver,
+		  const uint8_t hello_hash[32], uint8_t out[32]);
+/* Whether MAC is the peer's right AUTH on C (constant time). */
+bool hal_auth_check(const struct hal_link *h, const struct hal_conn *c, const uint8_t mac[32]);
+/* Both directions' frame keys of C, from the two nonces. */
+void hal_auth_keys(const struct hal_link *h, struct hal_conn *c);
+/* BUF (whole frames) into OUT with a tag after each.  0 or -errno. */
+int hal_auth_seal(struct hal_conn *c, struct jr_buf *out, const uint8_t *buf, size_t len);
+/* Whether T is the right tag of the peer's next frame FRAME (LEN bytes);
+ * counts it when it is. */
+bool hal_auth_open(struct hal_conn *c, const uint8_t *frame, size_t len,
+		   const uint8_t t[JR_TAG_LEN]);
 
 /* --- link_proto.c ------------------------------------------------------------------- */
 

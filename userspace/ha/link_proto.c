@@ -22,7 +22,7 @@ static const char *bye_name(uint16_t code)
 		[JR_BYE_SHUTDOWN] = "shutdown",	  [JR_BYE_DEMOTING] = "demoting",
 		[JR_BYE_VERSION] = "version",	  [JR_BYE_SAME_ID] = "same node id",
 		[JR_BYE_DUPLICATE] = "duplicate", [JR_BYE_PROTOCOL] = "protocol error",
-		[JR_BYE_TIMEOUT] = "timeout",
+		[JR_BYE_TIMEOUT] = "timeout",	  [JR_BYE_AUTH] = "authentication",
 	};
 
 	if (code < sizeof(names) / sizeof(names[0]) && names[code])
@@ -46,6 +46,19 @@ static void life(struct hal_link *h)
 
 static void conn_detach(struct hal_conn *c, int err, const char *reason);
 
+/* Whole frames onto C's stream, each with its tag once we have sent our
+ * AUTH on an authenticated link. */
+static int conn_out(struct hal_conn *c, const void *buf, size_t len)
+{
+	struct hal_link *h = c->h;
+	int ret;
+
+	if (!c->tx_tagged)
+		return loop_stream_write(c->s, buf, len);
+	ret = hal_auth_seal(c, &h->sealed, buf, len);
+	return ret ? ret : loop_stream_write(c->s, h->sealed.data, h->sealed.len);
+}
+
 void hal_conn_drop(struct hal_conn *c, int err, const char *reason, uint16_t bye)
 {
 	struct hal_link *h = c->h;
@@ -55,7 +68,7 @@ void hal_conn_drop(struct hal_conn *c, int err, const char *reason, uint16_t bye
 	if (bye) {
 		jr_buf_reset(&h->tx);
 		if (!jr_goodbye_encode(&h->tx, bye, reason) &&
-		    !loop_stream_write(c->s, h->tx.data, h->tx.len)) {
+		    !conn_out(c, h->tx.data, h->tx.len)) {
 			h->st.frames_out++;
 			h->st.bytes_out += h->tx.len;
 		}
@@ -67,7 +80,7 @@ void hal_conn_drop(struct hal_conn *c, int err, const char *reason, uint16_t bye
 int hal_conn_write(struct hal_conn *c, const void *buf, size_t len, unsigned frames)
 {
 	struct hal_link *h = c->h;
-	int ret = loop_stream_write(c->s, buf, len);
+	int ret = conn_out(c, buf, len);
 
 	if (!ret) {
 		h->st.frames_out += frames;
@@ -99,11 +112,38 @@ int hal_conn_send_simple(struct hal_conn *c, uint8_t type, uint64_t seq)
 int hal_conn_send_hello(struct hal_conn *c)
 {
 	struct hal_link *h = c->h;
+	struct jr_hello hello = h->local;
 	int ret;
 
+	/* The connection's challenge; its AUTH binds the first HELLO's bytes. */
+	if (h->keyed) {
+		hello.has_nonce = true;
+		memcpy(hello.nonce, c->nonce, sizeof(hello.nonce));
+	}
 	jr_buf_reset(&h->tx);
-	ret = jr_hello_encode(&h->tx, &h->local);
-	return ret ? ret : hal_conn_write(c, h->tx.data, h->tx.len, 1);
+	ret = jr_hello_encode(&h->tx, &hello);
+	if (ret)
+		return ret;
+	if (!c->hello_sent) {
+		hal_auth_hash(h->tx.data + JR_HDR_LEN, h->tx.len - JR_HDR_LEN, c->hello_hash);
+		c->hello_sent = true;
+	}
+	return hal_conn_write(c, h->tx.data, h->tx.len, 1);
+}
+
+/* A connection that failed to authenticate: counted, logged at most once a
+ * minute (a stranger may keep trying), dropped; never trusted. */
+static void auth_fail(struct hal_conn *c, const char *what)
+{
+	struct hal_link *h = c->h;
+
+	h->st.auth_failures++;
+	if (now_ms(h) >= h->auth_log_ms) {
+		pr_warn("ha: %s: %s: refused (%llu authentication failures so far)", c->name,
+			what, (unsigned long long)h->st.auth_failures);
+		h->auth_log_ms = now_ms(h) + 60000;
+	}
+	hal_conn_drop(c, -EACCES, what, c->tx_tagged || !c->outbound ? JR_BYE_AUTH : 0);
 }
 
 static void protocol_error(struct hal_conn *c, const char *what)
@@ -259,6 +299,31 @@ static void decide(struct hal_link *h, struct hal_conn *c)
 
 /* --- frames ---------------------------------------------------------------------- */
 
+/* The peer's HELLO, checked (and, on an authenticated link, proven). */
+static void hello_accepted(struct hal_conn *c, const struct jr_hello *hello)
+{
+	struct hal_link *h = c->h;
+	char why[2 * JR_NODE_ID_MAX + 64];
+
+	if (h->cur && strcmp(hello->node_id, h->cur->peer.node_id)) {
+		snprintf(why, sizeof(why), "node '%s' connects while the link with '%s' is up",
+			 hello->node_id, h->cur->peer.node_id);
+		refuse(c, JR_BYE_DUPLICATE, -EEXIST, why);
+		return;
+	}
+	c->peer = *hello;
+	c->st = CS_READY;
+	if (we_decide(h, c)) {
+		decide(h, c);
+	} else {
+		/* The peer may park this connection while its own one races
+		 * (up to timeout_ms): wait for its SELECT longer than that. */
+		loop_timer_in(h->l, &c->hs, 2 * (uint64_t)h->cfg.timeout_ms);
+	}
+}
+
+
+
 static void conn_hello(struct hal_conn *c, const struct jr_frame *f)
 {
 	struct hal_link *h = c->h;
@@ -304,21 +369,44 @@ static void conn_hello(struct hal_conn *c, const struct jr_frame *f)
 		protocol_error(c, "second HELLO before the link was up");
 		return;
 	}
-	if (h->cur && strcmp(hello.node_id, h->cur->peer.node_id)) {
-		snprintf(why, sizeof(why), "node '%s' connects while the link with '%s' is up",
-			 hello.node_id, h->cur->peer.node_id);
-		refuse(c, JR_BYE_DUPLICATE, -EEXIST, why);
+	if (h->keyed != hello.has_nonce) {
+		auth_fail(c, h->keyed ? "the peer does not authenticate (no [ha] key_file there)"
+				      : "the peer authenticates ([ha] key_file there, not here)");
 		return;
 	}
-	c->peer = hello;
-	c->st = CS_READY;
-	if (we_decide(h, c)) {
-		decide(h, c);
-	} else {
-		/* The peer may park this connection while its own one races
-		 * (up to timeout_ms): wait for its SELECT longer than that. */
-		loop_timer_in(h->l, &c->hs, 2 * (uint64_t)h->cfg.timeout_ms);
+	if (h->keyed) {
+		/* Nothing of this HELLO counts until the peer proves the key:
+		 * our AUTH goes out, from here on our frames carry tags. */
+		uint8_t mac[32];
+
+		c->pending = hello;
+		memcpy(c->peer_nonce, hello.nonce, sizeof(c->peer_nonce));
+		hal_auth_hash(f->payload, f->len, c->peer_hello_hash);
+		hal_auth_keys(h, c);
+		hal_auth_mac(h, c->nonce, c->peer_nonce, c->hello_hash, mac);
+		jr_buf_reset(&h->tx);
+		if (jr_frame_begin(&h->tx, JR_T_AUTH, 0) || jr_put_bytes(&h->tx, JR_AUTH_MAC, mac, 32) ||
+		    jr_frame_end(&h->tx) || hal_conn_write(c, h->tx.data, h->tx.len, 1))
+			return;
+		c->tx_tagged = true;
+		c->st = CS_AUTH;
+		return;
 	}
+	hello_accepted(c, &hello);
+}
+
+/* The peer's AUTH: it holds the key (or the connection goes). */
+static void conn_auth(struct hal_conn *c, const struct jr_frame *f)
+{
+	const struct jr_attr *a = &f->tb[JR_AUTH_MAC];
+
+	if (!a->data || a->len != 32 || !hal_auth_check(c->h, c, a->data)) {
+		auth_fail(c, "wrong AUTH: the peer does not hold our key");
+		return;
+	}
+	c->rx_tagged = true;
+	c->st = CS_HELLO;
+	hello_accepted(c, &c->pending);
 }
 
 static void conn_goodbye(struct hal_conn *c, const struct jr_frame *f)
@@ -400,6 +488,14 @@ static void conn_frame(struct hal_conn *c, const struct jr_frame *f)
 		else
 			protocol_error(c, "frame before HELLO");
 		break;
+	case CS_AUTH:
+		if (f->type == JR_T_AUTH)
+			conn_auth(c, f);
+		else if (f->type == JR_T_GOODBYE)
+			conn_goodbye(c, f);
+		else
+			auth_fail(c, "frame before AUTH");
+		break;
 	case CS_READY:
 		if (f->type == JR_T_SELECT && !we_decide(h, c))
 			link_up(h, c);
@@ -440,14 +536,33 @@ static size_t conn_data(struct loop_stream *s, void *arg, const char *buf, size_
 	(void)s;
 	while (c->h && !c->closing && used < len) {
 		struct jr_frame f;
-		size_t n;
-		int ret = jr_decode(&c->dec, p + used, len - used, &n, &f);
+		size_t n, fl;
+		int ret;
 
+		/* An authenticated frame is whole with its tag: wait for both
+		 * (a header the decoder refuses is refused below all the same). */
+		if (c->rx_tagged && len - used >= JR_HDR_LEN) {
+			fl = JR_HDR_LEN + ((size_t)p[used + 4] << 24 | (size_t)p[used + 5] << 16 |
+					   (size_t)p[used + 6] << 8 | p[used + 7]);
+			if (fl <= JR_HDR_LEN + HAL_MAX_PAYLOAD && len - used < fl + JR_TAG_LEN)
+				return used;
+		}
+		ret = jr_decode(&c->dec, p + used, len - used, &n, &f);
 		if (ret == -EAGAIN)
 			return used;
 		if (ret) {
 			conn_bad_bytes(c);
 			break;
+		}
+		if (c->rx_tagged) {
+			if (len - used < n + JR_TAG_LEN)
+				return used;
+			if (!hal_auth_open(c, p + used, n, p + used + n)) {
+				auth_fail(c, "a frame with a wrong tag (changed, replayed or forged)");
+				break;
+			}
+			c->h->st.bytes_in += JR_TAG_LEN;
+			n += JR_TAG_LEN;
 		}
 		used += n;
 		c->h->st.bytes_in += n;

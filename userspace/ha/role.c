@@ -659,7 +659,13 @@ int ha_start(struct ha **out, struct server *srv)
 	hc.peer_len = cfg->ha.peer.len;
 	hc.heartbeat_ms = cfg->ha.heartbeat_ms;
 	hc.timeout_ms = cfg->ha.timeout_ms;
+	hc.keyed = cfg->ha.has_key;
+	memcpy(hc.key, cfg->ha.key, sizeof(hc.key));
+	if (!hc.keyed)
+		pr_warn("ha: the HA link is not authenticated: anyone who can send from "
+			"the peer's address is believed; set [ha] key_file on both nodes");
 	ret = hal_new(srv->loop, &hc, &link_ops, h, &h->link);
+	explicit_bzero(hc.key, sizeof(hc.key));
 	if (ret)
 		goto err;
 	/* A VIP left on our interface by a crashed run is not ours until the

@@ -282,6 +282,7 @@ static void ha_metrics(FILE *f, const char *node, const struct ha *ha)
 	L(decode_errors, "malformed bytes from the peer")
 	L(backlog_overflows, "sends dropped the link: the peer did not read")
 	L(strangers, "HA connections refused: not from the [ha] peer address")
+	L(auth_failures, "HA connections refused: wrong or missing authentication")
 #undef L
 }
 
