@@ -373,6 +373,23 @@ static void test_roundtrip_hello(void **state)
 	assert_true(o.fed_by == 0);
 	assert_null(f.tb[JR_HELLO_FED_BY].data);
 
+	/* The connection's nonce (an authenticated link) travels whole; a
+	 * nonce of another size is refused by the frame's policy. */
+	h.has_nonce = true;
+	for (int i = 0; i < JR_NONCE_LEN; i++)
+		h.nonce[i] = (uint8_t)(i * 7 + 1);
+	jr_buf_reset(&b);
+	assert_int_equal(jr_hello_encode(&b, &h), 0);
+	assert_int_equal(decode_one(&b, &f), 0);
+	assert_int_equal(jr_hello_decode(&f, &o), 0);
+	assert_true(o.has_nonce);
+	assert_memory_equal(o.nonce, h.nonce, JR_NONCE_LEN);
+	b.data[b.len - JR_NONCE_LEN - 4 + 3] = JR_NONCE_LEN - 1; /* its length field */
+	b.len--;
+	b.data[7]--; /* the payload length */
+	assert_int_equal(decode_one(&b, &f), -EBADMSG);
+	h.has_nonce = false;
+
 	/* The longest node id fits; one more is refused at encode time. */
 	memset(h.node_id, 'x', JR_NODE_ID_MAX);
 	h.node_id[JR_NODE_ID_MAX] = 0;
