@@ -45,6 +45,21 @@ struct cfg_prefix {
 	unsigned prefixlen;
 };
 
+enum cfg_alg {
+	CFG_ALG_MD5 = 0, /* the values of enum dg_alg */
+	CFG_ALG_SHA256 = 1,
+};
+struct cfg_algorithms {
+	unsigned v[2];
+	unsigned n;
+};
+
+#define CFG_PREFIX_LIST_MAX 32
+struct cfg_prefix_list {
+	struct cfg_prefix v[CFG_PREFIX_LIST_MAX];
+	unsigned n;
+};
+
 struct cfg_dn {
 	char *dn; /* the key: digits or a name */
 	enum cfg_dn_kind kind;
@@ -135,6 +150,17 @@ struct sipha_config {
 		bool present;
 		char *realm; /* required in [auth] */
 		char *users; /* required in [auth]: path of the users file */
+		/* extensions: a nonce's lifetime (default 300 s); failed
+		 * authentications from one address before it is blocked in XDP
+		 * (default 10, 0 = never) and for how long (default 600000 ms);
+		 * sources never challenged (trunks, gateways) */
+		unsigned nonce_lifetime_s;
+		unsigned ban_after;
+		unsigned ban_ms;
+		struct cfg_prefix_list trusted;
+		/* extension: the digest algorithms offered, in this order
+		 * (default sha256 then md5, RFC 8760) */
+		struct cfg_algorithms algorithms;
 	} auth;
 
 	struct {

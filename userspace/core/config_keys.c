@@ -52,6 +52,8 @@ enum ktype {
 	KT_PATH,
 	KT_SOCKET_PATH,
 	KT_DN_REF,
+	KT_PREFIX_LIST, /* IP or IP/LEN, separated by commas or spaces */
+	KT_ALGORITHMS, /* digest algorithms offered, in order: sha256, md5 */
 };
 
 struct key_desc {
@@ -125,6 +127,14 @@ static const struct key_desc keys[K_COUNT] = {
 	[K_ENGINE_WORKERS] = { SEC_ENGINE, "workers", KT_UINT, OFF(engine.workers), 1, 256, false },
 	[K_AUTH_REALM] = { SEC_AUTH, "realm", KT_REALM, OFF(auth.realm), 0, 0, true },
 	[K_AUTH_USERS] = { SEC_AUTH, "users", KT_PATH, OFF(auth.users), 0, 0, true },
+	[K_AUTH_NONCE_LIFETIME] = { SEC_AUTH, "nonce_lifetime_s", KT_UINT,
+				    OFF(auth.nonce_lifetime_s), 10, 86400, false },
+	[K_AUTH_BAN_AFTER] = { SEC_AUTH, "ban_after", KT_UINT, OFF(auth.ban_after), 0, 1000000,
+			       false },
+	[K_AUTH_BAN_MS] = { SEC_AUTH, "ban_ms", KT_UINT, OFF(auth.ban_ms), 1000, 86400000, false },
+	[K_AUTH_TRUSTED] = { SEC_AUTH, "trusted", KT_PREFIX_LIST, OFF(auth.trusted), 0, 0, false },
+	[K_AUTH_ALGORITHMS] = { SEC_AUTH, "algorithms", KT_ALGORITHMS, OFF(auth.algorithms), 0, 0,
+				false },
 	[K_METRICS_LISTEN] = { SEC_METRICS, "listen", KT_SOCKADDR, OFF(metrics.listen), 0, 0,
 			       true },
 };
@@ -278,6 +288,61 @@ void cfg_set_key(struct parser *p, int i)
 	case KT_DN_REF: /* checked against [dn] once the whole file is read */
 		set_string(p, dst, v);
 		break;
+	case KT_ALGORITHMS: {
+		struct cfg_algorithms *al = dst;
+		char *copy = strdup(v), *save = NULL;
+
+		al->n = 0;
+		for (char *t = copy ? strtok_r(copy, ", \t", &save) : NULL; t;
+		     t = strtok_r(NULL, ", \t", &save)) {
+			unsigned a = !strcmp(t, "sha256") ? CFG_ALG_SHA256
+				     : !strcmp(t, "md5")  ? CFG_ALG_MD5
+							  : 99;
+
+			if (a == 99 || al->n == 2 || (al->n && al->v[0] == a)) {
+				BAD("invalid algorithms '%s' (expected sha256 and/or md5, in the order "
+				    "offered)",
+				    v);
+				break;
+			}
+			al->v[al->n++] = a;
+		}
+		if (!copy)
+			BAD("out of memory");
+		else if (!al->n)
+			BAD("no algorithm in '%s'", v);
+		free(copy);
+		break;
+	}
+	case KT_PREFIX_LIST: {
+		struct cfg_prefix_list *pl = dst;
+		char *copy = strdup(v), *save = NULL;
+
+		if (!copy) {
+			BAD("out of memory");
+			break;
+		}
+		for (char *t = strtok_r(copy, ", \t", &save); t; t = strtok_r(NULL, ", \t", &save)) {
+			struct cfg_prefix pfx;
+			char one[64];
+
+			/* A bare address is a host: /32 or /128. */
+			snprintf(one, sizeof(one), "%s%s", t, strchr(t, '/') ? "" : "/128");
+			if (strlen(t) >= sizeof(one) - 4 ||
+			    (cfg_parse_prefix(one, &pfx) &&
+			     (snprintf(one, sizeof(one), "%s/32", t), cfg_parse_prefix(one, &pfx)))) {
+				BAD("invalid prefix '%s' (expected IP or IP/LEN)", t);
+				break;
+			}
+			if (pl->n == CFG_PREFIX_LIST_MAX) {
+				BAD("more than %d prefixes", CFG_PREFIX_LIST_MAX);
+				break;
+			}
+			pl->v[pl->n++] = pfx;
+		}
+		free(copy);
+		break;
+	}
 	}
 #undef BAD
 }
@@ -299,6 +364,12 @@ void cfg_set_defaults(struct sipha_config *cfg)
 	cfg->ha.timeout_ms = 200;
 	cfg->xdp.mode = CFG_XDP_OFF;
 	cfg->cti.route_timeout_ms = 30000;
+	cfg->auth.nonce_lifetime_s = 300;
+	cfg->auth.ban_after = 10;
+	cfg->auth.ban_ms = 600000;
+	cfg->auth.algorithms.n = 2;
+	cfg->auth.algorithms.v[0] = CFG_ALG_SHA256;
+	cfg->auth.algorithms.v[1] = CFG_ALG_MD5;
 	cfg->cti.event_log_ms = 120000;
 	cfg->cti.event_log_max = 1048576;
 	cfg->cti.max_clients = 256;

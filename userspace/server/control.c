@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "server/call.h"
 #include "server/control.h"
+#include "server/auth.h"
 #include "server/cti.h"
 #include "server/subscribe.h"
 #include "server/server.h"
@@ -356,6 +357,21 @@ static json_t *cmd_metrics(struct server *srv, json_t *args)
 	if (srv->ha)
 		ha_metrics(f, node, srv->ha);
 	cc_metrics(f, node, srv);
+	if (srv->auth) {
+		const struct auth_stats *as = auth_stats(srv->auth);
+
+#define A(name, help) metric(f, node, "auth_" #name, "counter", help, as->name);
+		A(challenges, "requests answered 401/407 with a digest challenge")
+		A(ok, "requests whose credentials were right")
+		A(failures, "requests refused 403: wrong credentials, user or nonce")
+		A(stale, "requests with an expired nonce, challenged again")
+		A(bans, "sources blocked after [auth] ban_after failures")
+		A(banned_dropped, "messages from a blocked source dropped in user space")
+		A(trusted, "requests from [auth] trusted sources, not challenged")
+#undef A
+		metric(f, node, "auth_banned", "gauge", "sources blocked now",
+		       auth_banned_now(srv->auth));
+	}
 	metric(f, node, "loop_iterations", "counter", "event loop iterations", ls->iterations);
 	metric(f, node, "loop_completions", "counter", "io_uring completions handled", ls->cqes);
 	metric(f, node, "loop_nobufs", "counter", "times the UDP provided-buffer ring ran dry",

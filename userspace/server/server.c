@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "core/rand.h"
 #include "server/call.h"
+#include "server/auth.h"
 #include "server/cti.h"
 #include "server/subscribe.h"
 #include "server/control.h"
@@ -113,6 +114,9 @@ static void handle_new(struct server *srv, struct txn *st, osip_message_t *req, 
 		respond(srv, st, NULL, req, 481, "Call/Transaction Does Not Exist", NULL, 0, NULL);
 		return;
 	}
+	/* REGISTER and initial INVITEs from extensions prove who they are. */
+	if ((m == SIP_REGISTER || m == SIP_INVITE) && !auth_request(srv->auth, st, req))
+		return;
 	switch (m) {
 	case SIP_REGISTER:
 		handle_register(srv, st, req, raw, len);
@@ -212,6 +216,10 @@ void srv_rx(void *arg, const struct sip_peer *from, const char *buf, size_t len)
 	osip_message_t *msg = NULL;
 
 	srv->st.sip_rx_messages++;
+	/* A source blocked for failed authentications (XDP drops it first
+	 * when it is attached): not even parsed. */
+	if (srv->auth && !auth_source_ok(srv->auth, from))
+		return;
 	if (sipmsg_parse(buf, len, from->proto == SIP_PROTO_UDP, &msg)) {
 		char a[64];
 
@@ -365,6 +373,8 @@ int srv_core_init(struct server *srv, struct sipha_config *cfg, struct timer_whe
 		ret = calls_new(&srv->calls, srv);
 	if (!ret)
 		ret = cc_start(srv);
+	if (!ret && cfg->auth.present)
+		ret = auth_new(&srv->auth, srv);
 	if (ret)
 		srv_core_fini(srv);
 	return ret;
@@ -386,6 +396,8 @@ void srv_core_fini(struct server *srv)
 	srv->reg = NULL;
 	subs_free(srv->subs);
 	srv->subs = NULL;
+	auth_free(srv->auth);
+	srv->auth = NULL;
 	cc_free(srv->cc);
 	srv->cc = NULL;
 }
@@ -528,6 +540,9 @@ void srv_fini(struct server *srv)
 	srv->ctl = NULL;
 	cti_close(srv->cti);
 	srv->cti = NULL;
+	/* Its bans leave the XDP blocklist while XDP is there. */
+	auth_free(srv->auth);
+	srv->auth = NULL;
 	/* The VIP goes before the program that steers for it. */
 	ha_stop(srv->ha);
 	srv->ha = NULL;

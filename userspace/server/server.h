@@ -55,6 +55,7 @@ struct control;
 struct call_table;
 struct cc;
 struct cti;
+struct auth;
 struct sxdp;
 
 typedef int (*srv_send_fn)(void *arg, const struct sip_peer *to, const char *buf, size_t len);
@@ -91,6 +92,7 @@ struct server {
 	struct cc *cc;
 	struct cti *cti;
 	struct sub_table *subs; /* dialog-event subscriptions (busy lamps) */
+	struct auth *auth; /* digest authentication, NULL without [auth] */
 	struct sxdp *xdp; /* NULL with [xdp] mode = off */
 	bool vip_owned; /* we added the VIP and remove it on exit */
 	struct ha *ha; /* NULL without [ha] */
