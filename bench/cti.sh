@@ -19,17 +19,9 @@ cd "$(dirname "$0")/.."
 n=${1:-3000}
 rate=${2:-300}
 clients=${3:-100}
-B=build
-dir=$(mktemp -d /tmp/sipha-cti.XXXXXX)
-base=$((40000 + ($$ % 5000)))
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$dir"
-}
-trap cleanup EXIT
-[ -x $B/siphad ] && [ -x $B/tests/tools/ctimon ] || make -s
+. "$(dirname "$0")/lib.sh"
+bench_init cti 40000
+[ -x $B/tests/tools/ctimon ] || make -s
 
 cat >"$dir/a.conf" <<EOF
 [node]
@@ -49,7 +41,6 @@ max_clients = $((clients + 16))
 2000 = routing-point
 3000 = sip:127.0.0.1:$((base + 9))
 EOF
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 
 sipp -sn uas -p $((base + 9)) -i 127.0.0.1 -nostdin >/dev/null 2>&1 &

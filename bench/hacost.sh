@@ -14,17 +14,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-6000}
 rate=${2:-500}
-B=build
-dir=$(mktemp -d /tmp/sipha-hacost.XXXXXX)
-base=$((45000 + ($$ % 5000)))
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$dir"
-}
-trap cleanup EXIT
-[ -x $B/siphad ] || make -s
+. "$(dirname "$0")/lib.sh"
+bench_init hacost 45000
 
 conf() { # NAME SIPPORT HA(own) HA(peer) REDUNDANCY|none ROLE
 	{
@@ -36,7 +27,6 @@ conf() { # NAME SIPPORT HA(own) HA(peer) REDUNDANCY|none ROLE
 		printf '[dn]\n3000 = sip:127.0.0.1:%s\n' "$((base + 9))"
 	} >"$dir/$1.conf"
 }
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 
 sipp -sn uas -p $((base + 9)) -i 127.0.0.1 -nostdin >/dev/null 2>&1 &
