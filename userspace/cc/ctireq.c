@@ -31,12 +31,13 @@ enum {
 	F_REASON = 1 << 5,
 	F_CALL = 1 << 6,
 	F_TARGET = 1 << 7,
+	F_TOKEN = 1 << 8,
 };
 
 static const struct {
 	unsigned takes, needs;
 } schema[CR_COUNT] = {
-	[CR_HELLO] = { F_REF | F_SINCE | F_CLIENT, 0 },
+	[CR_HELLO] = { F_REF | F_SINCE | F_CLIENT | F_TOKEN, 0 },
 	[CR_MONITOR] = { F_REF | F_DN, F_DN },
 	[CR_STOP_MONITOR] = { F_REF | F_DN, F_DN },
 	[CR_AGENT_LOGIN] = { F_REF | F_AGENT | F_DN, F_AGENT | F_DN },
@@ -53,7 +54,7 @@ static const struct {
 } fields[] = {
 	{ "ref", F_REF },	{ "since_seq", F_SINCE }, { "client", F_CLIENT },
 	{ "dn", F_DN },		{ "agent", F_AGENT },	  { "reason", F_REASON },
-	{ "call", F_CALL },	{ "target", F_TARGET },
+	{ "call", F_CALL },	{ "target", F_TARGET },	  { "token", F_TOKEN },
 };
 
 const char *cti_req_name(enum cti_req_type t)
@@ -228,6 +229,9 @@ int cti_req_decode(const char *line, size_t len, struct cti_req *r, char *why, s
 			break;
 		case F_TARGET:
 			err = get_text(v, key, r->target, CTI_TARGET_MAX, false, why, n);
+			break;
+		case F_TOKEN:
+			err = get_text(v, key, r->token, CTI_TOKEN_MAX, false, why, n);
 			break;
 		}
 		if (err)

@@ -16,6 +16,7 @@
 #define CTI_LINE_MAX 8192 /* longest request line */
 #define CTI_REF_MAX 128 /* a ref's JSON text (string or integer) */
 #define CTI_TARGET_MAX 512 /* a RouteCall target: a DN or a SIP URI */
+#define CTI_TOKEN_MAX 256 /* a client's token */
 
 enum cti_req_type {
 	CR_HELLO,
@@ -38,6 +39,7 @@ struct cti_req {
 	bool has_since;
 	uint64_t since_seq; /* Hello */
 	char client[EV_CLIENT_MAX + 1]; /* Hello: the client's name, optional */
+	char token[CTI_TOKEN_MAX + 1]; /* Hello: the client's token ([cti] tokens_file) */
 	char dn[EV_DN_MAX + 1]; /* Monitor, StopMonitor, AgentLogin */
 	char agent[AG_ID_MAX + 1]; /* Agent* */
 	bool has_reason;

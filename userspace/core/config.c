@@ -458,6 +458,7 @@ void cfg_free(struct sipha_config *cfg)
 	free(cfg->auth.realm);
 	free(cfg->auth.users);
 	free(cfg->ha.key_file);
+	free(cfg->cti.tokens_file);
 	for (size_t i = 0; i < cfg->n_dns; i++) {
 		free(cfg->dns[i].dn);
 		free(cfg->dns[i].uri);

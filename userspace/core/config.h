@@ -140,6 +140,9 @@ struct sipha_config {
 		/* extension: bytes queued to one client before it is cut off
 		 * (a client that does not read), default 4 MiB */
 		unsigned client_queue_max;
+		/* extension: tokens clients must give in Hello (one a line, 16
+		 * to 256 characters, mode 0600); none: no client authentication */
+		char *tokens_file;
 	} cti;
 
 	struct {

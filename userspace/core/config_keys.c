@@ -124,6 +124,7 @@ static const struct key_desc keys[K_COUNT] = {
 				false },
 	[K_CTI_CLIENT_QUEUE_MAX] = { SEC_CTI, "client_queue_max", KT_UINT,
 				     OFF(cti.client_queue_max), 65536, 67108864, false },
+	[K_CTI_TOKENS_FILE] = { SEC_CTI, "tokens_file", KT_PATH, OFF(cti.tokens_file), 0, 0, false },
 	[K_ENGINE_WORKERS] = { SEC_ENGINE, "workers", KT_UINT, OFF(engine.workers), 1, 256, false },
 	[K_AUTH_REALM] = { SEC_AUTH, "realm", KT_REALM, OFF(auth.realm), 0, 0, true },
 	[K_AUTH_USERS] = { SEC_AUTH, "users", KT_PATH, OFF(auth.users), 0, 0, true },

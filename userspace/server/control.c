@@ -312,6 +312,7 @@ static void cc_metrics(FILE *f, const char *node, const struct server *srv)
 		C(duplicates, "CTI requests sent again, answered from the event log")
 		C(events_sent, "CTI event lines written to clients")
 		C(slow_clients, "CTI clients cut off because they did not read")
+		C(auth_failures, "CTI requests refused: a wrong or missing token")
 #undef C
 	}
 }

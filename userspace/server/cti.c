@@ -1,6 +1,9 @@
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
+#include <sodium.h>
+#include <sys/stat.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -31,6 +34,7 @@ struct sess {
 	bool live;
 	bool dead; /* closing: nothing more is written */
 	uint64_t sent_upto; /* the newest event written to it (live or replayed) */
+	bool authed; /* gave a right token in Hello (or none are required) */
 	char (*mon)[EV_DN_MAX + 1];
 	size_t nmon;
 	struct sess *next, *prev;
@@ -40,6 +44,8 @@ struct cti {
 	struct loop *l;
 	struct server *srv;
 	int fd;
+	char **tokens; /* [cti] tokens_file; NULL: no client authentication */
+	size_t ntokens;
 	struct sess *list;
 	unsigned n;
 	uint64_t next_id;
@@ -149,6 +155,22 @@ static void deliver(void *arg, const struct ev *e)
 
 /* --- requests ------------------------------------------------------------------------ */
 
+/* Whether TOKEN is one of the file's: every token compared, in constant
+ * time each, so the answer takes as long whichever matched. */
+static bool token_ok(const struct cti *c, const char *token)
+{
+	size_t tl = strlen(token);
+	bool ok = false;
+
+	for (size_t i = 0; i < c->ntokens; i++) {
+		size_t l = strlen(c->tokens[i]);
+
+		if (l == tl && !sodium_memcmp(c->tokens[i], token, l))
+			ok = true;
+	}
+	return ok;
+}
+
 static void do_hello(struct sess *ss, const struct cti_req *r)
 {
 	struct cti *c = ss->cti;
@@ -158,6 +180,18 @@ static void do_hello(struct sess *ss, const struct cti_req *r)
 	json_t *o;
 	int ret;
 
+	if (c->tokens && !ss->authed) {
+		/* A stranger learns nothing and cannot stay. */
+		if (!r->token[0] || !token_ok(c, r->token)) {
+			c->st.auth_failures++;
+			send_error(ss, r->ref, "authentication failed");
+			pr_info("cti: client %s: wrong or missing token", ss->client);
+			loop_stream_close(ss->s, true);
+			ss->dead = true;
+			return;
+		}
+		ss->authed = true;
+	}
 	if (r->client[0])
 		snprintf(ss->client, sizeof(ss->client), "%s", r->client);
 	if (r->has_since && active(c)) {
@@ -331,6 +365,11 @@ static void handle_line(struct sess *ss, const char *line, size_t len)
 		send_error(ss, r.ref, why);
 		return;
 	}
+	if (c->tokens && !ss->authed && r.type != CR_HELLO) {
+		c->st.auth_failures++;
+		send_error(ss, r.ref, "authentication required: Hello with a token first");
+		return;
+	}
 	switch (r.type) {
 	case CR_HELLO:
 		do_hello(ss, &r);
@@ -439,6 +478,7 @@ static void on_accept(void *arg, int fd, const struct sockaddr_storage *peer, so
 	/* Streamed to from its Hello on, not before: a Hello with since_seq
 	 * then replays in order what came before it. */
 	ss->live = false;
+	ss->authed = !c->tokens;
 	ss->s = loop_stream_add(c->l, fd, &sess_ops, ss);
 	if (!ss->s) {
 		free(ss);
@@ -467,6 +507,74 @@ void cti_node_state(struct cti *c, bool now_active)
 					now_active ? "active" : "standby", "last_seq",
 					(json_int_t)cc_delivered_seq(c->srv->cc)));
 	}
+}
+
+static void free_tokens(struct cti *c)
+{
+	for (size_t i = 0; i < c->ntokens; i++) {
+		sodium_memzero(c->tokens[i], strlen(c->tokens[i]));
+		free(c->tokens[i]);
+	}
+	free(c->tokens);
+	c->tokens = NULL;
+	c->ntokens = 0;
+}
+
+/* [cti] tokens_file: one token a line (16..256 printable characters, '#'
+ * comments), readable by this user only. */
+static int load_tokens(struct cti *c, const char *path)
+{
+	char line[CTI_TOKEN_MAX + 8];
+	struct stat st;
+	unsigned n = 0;
+	FILE *f;
+	int ret = 0, fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+	if (fd < 0 || fstat(fd, &st) || !S_ISREG(st.st_mode) || (st.st_mode & 077)) {
+		ret = fd < 0 ? -errno : -EACCES;
+		pr_err("cti: %s: %s", path,
+		       fd < 0 ? strerror(errno) : "not a regular file of mode 0600 or stricter");
+		if (fd >= 0)
+			close(fd);
+		return ret;
+	}
+	f = fdopen(fd, "r");
+	if (!f) {
+		close(fd);
+		return -errno;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		size_t len = strcspn(line, "\r\n");
+		char **v;
+
+		n++;
+		line[len] = '\0';
+		if (!len || line[0] == '#')
+			continue;
+		if (len < 16 || len > CTI_TOKEN_MAX || strpbrk(line, "\t\"\\ ")) {
+			pr_err("cti: %s:%u: a token is 16 to %d characters, no space, quote or "
+			       "backslash",
+			       path, n, CTI_TOKEN_MAX);
+			ret = -EINVAL;
+			break;
+		}
+		v = realloc(c->tokens, (c->ntokens + 1) * sizeof(*v));
+		if (!v || !(v[c->ntokens] = strdup(line))) {
+			if (v)
+				c->tokens = v;
+			ret = -ENOMEM;
+			break;
+		}
+		c->tokens = v;
+		c->ntokens++;
+	}
+	sodium_memzero(line, sizeof(line));
+	fclose(f);
+	if (!ret && !c->ntokens) {
+		pr_err("cti: %s holds no token", path);
+		ret = -EINVAL;
+	}
+	return ret;
 }
 
 int cti_open(struct cti **out, struct loop *l, struct server *srv)
@@ -498,8 +606,20 @@ int cti_open(struct cti **out, struct loop *l, struct server *srv)
 	c->l = l;
 	c->srv = srv;
 	c->fd = fd;
+	if (srv->cfg->cti.tokens_file) {
+		ret = sodium_init() < 0 ? -EIO : load_tokens(c, srv->cfg->cti.tokens_file);
+		if (ret) {
+			free_tokens(c);
+			close(fd);
+			free(c);
+			return ret;
+		}
+	} else {
+		pr_warn("cti: clients are not authenticated ([cti] tokens_file)");
+	}
 	ret = loop_listen_add(l, fd, on_accept, c);
 	if (ret) {
+		free_tokens(c);
 		close(fd);
 		free(c);
 		return ret;
@@ -523,6 +643,7 @@ void cti_close(struct cti *c)
 		ss->dead = true;
 	}
 	close(c->fd);
+	free_tokens(c);
 	free(c);
 }
 

@@ -23,6 +23,7 @@ struct cti_stats {
 	uint64_t duplicates; /* requests answered from the log (sent again) */
 	uint64_t events_sent; /* event lines written to clients */
 	uint64_t slow_clients; /* disconnected: their queue was full */
+	uint64_t auth_failures; /* a wrong or missing token, a request before it */
 };
 
 int cti_open(struct cti **out, struct loop *l, struct server *srv);
