@@ -285,11 +285,12 @@ int sipmsg_raw_octets(const char *buf, const struct sipmsg_layout *l)
 
 /* ---- stream framing -------------------------------------------------------- */
 
-ssize_t sipmsg_frame(const char *buf, size_t len)
+ssize_t sipmsg_frame_need(const char *buf, size_t len, size_t *need)
 {
 	struct sipmsg_layout l;
 	size_t n = 0, cl;
 
+	*need = 0;
 	while (n < len && (buf[n] == '\r' || buf[n] == '\n'))
 		n++;
 	if (n)
@@ -299,9 +300,17 @@ ssize_t sipmsg_frame(const char *buf, size_t len)
 	/* RFC 3261 §18.3: a stream has no other way to find the end. */
 	if (sipmsg_raw_clen(buf, &l, &cl) || cl > SIPMSG_MAX - l.body)
 		return -EBADMSG;
+	*need = l.body + cl;
 	if (len < l.body + cl)
 		return 0;
 	return (ssize_t)(l.body + cl);
+}
+
+ssize_t sipmsg_frame(const char *buf, size_t len)
+{
+	size_t need;
+
+	return sipmsg_frame_need(buf, len, &need);
 }
 
 /* ---- parsing --------------------------------------------------------------- */

@@ -50,6 +50,11 @@ const char *sipmsg_method_name(enum sip_method m);
  * when no message can be framed (Content-Length missing, invalid or several,
  * or headers longer than SIPMSG_MAX): the caller closes the connection. */
 ssize_t sipmsg_frame(const char *buf, size_t len);
+/* The same, and when it returns 0 with the header section complete, the
+ * message's whole length in *NEED (0 while the headers are incomplete): a
+ * stream reader waits for that many bytes instead of framing again on every
+ * arrival. */
+ssize_t sipmsg_frame_need(const char *buf, size_t len, size_t *need);
 
 /* Parses one message.  DATAGRAM: octets after the body that Content-Length
  * declares are ignored (RFC 3261 §18.3); a Content-Length larger than what
