@@ -3,6 +3,7 @@
  * exits 2 with one line naming the file, line and key. */
 #include <errno.h>
 #include <getopt.h>
+#include <sys/resource.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,19 @@ static void usage(FILE *f)
 		   "  -h, --help         this help\n"
 		   "Runs in the foreground and logs to stderr; SIGTERM or SIGINT stops it\n"
 		   "(an active node with a standby in sync hands over first).\n");
+}
+
+/* Every TCP connection, CTI client and socket is a file: the soft limit
+ * (1,024 on a stock system) would cap the node long before its own limits
+ * do, so it goes up to the hard one. */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 }
 
 struct sig_ctx {
@@ -114,6 +128,7 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	raise_nofile();
 	ret = cfg_load(path, &cfg, err, sizeof(err));
 	if (ret) {
 		fprintf(stderr, "%s\n", err);

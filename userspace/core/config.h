@@ -91,6 +91,13 @@ struct sipha_config {
 		/* extension: live SIP transactions at most (a call being set up
 		 * holds two, an answered one two for 32 s more); default 262144 */
 		unsigned max_transactions;
+		/* extensions: TCP connections from one address at most (default
+		 * 256); how long an accepted connection may say nothing SIP at
+		 * first (default 30000 ms), and nothing at all later (default
+		 * 3900000 ms, 0 = for ever) */
+		unsigned tcp_max_per_source;
+		unsigned tcp_silent_ms;
+		unsigned tcp_idle_ms;
 	} sip;
 
 	struct {

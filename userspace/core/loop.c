@@ -77,6 +77,7 @@ struct watch {
 		loop_poll_fn poll;
 	} fn;
 	void *arg;
+	uint64_t warn_ms; /* when an error may be logged again */
 	struct watch *next;
 };
 
@@ -553,8 +554,12 @@ static void handle_watch(struct loop *l, struct watch *w, struct io_uring_cqe *c
 	} else if (res > 0) {
 		w->fn.poll(w->arg, w->fd, (unsigned)res);
 	} else if (res < 0 && res != -ECANCELED) {
-		pr_warn("%s on fd %d: %s", w->op.kind == OP_ACCEPT ? "accept" : "poll", w->fd,
-			strerror(-res));
+		/* Out of files, a connection flood: said once a second at most. */
+		if (loop_now(l) >= w->warn_ms) {
+			pr_warn("%s on fd %d: %s", w->op.kind == OP_ACCEPT ? "accept" : "poll",
+				w->fd, strerror(-res));
+			w->warn_ms = loop_now(l) + 1000;
+		}
 	}
 	if (!(cqe->flags & IORING_CQE_F_MORE) && res != -EBADF)
 		arm_watch(l, w);

@@ -345,6 +345,8 @@ static json_t *cmd_metrics(struct server *srv, json_t *args)
 	T(tcp_framing_errors, "TCP connections closed for unframeable input")
 	T(tcp_send_errors, "TCP writes that failed")
 	T(keepalives, "CRLF keep-alives received on streams")
+	T(tcp_refused, "TCP connections refused at accept: per-source or global limit")
+	T(tcp_timeouts, "TCP connections closed: silent since opened, or idle")
 #undef T
 	metric(f, node, "tcp_connections", "gauge", "TCP connections open", ts->tcp_open);
 	metric(f, node, "registrations", "gauge", "registered contact bindings",

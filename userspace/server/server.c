@@ -495,6 +495,11 @@ int srv_init(struct server *srv, struct sipha_config *cfg, struct loop *l)
 	if (ret)
 		goto err;
 	sipt_set_error_fn(srv->tp, srv_tp_error);
+	sipt_set_limits(srv->tp, &(struct sipt_limits){
+					 .max_per_source = cfg->sip.tcp_max_per_source,
+					 .silent_ms = cfg->sip.tcp_silent_ms,
+					 .idle_ms = cfg->sip.tcp_idle_ms,
+				 });
 	if (cfg->vip.present && !cfg->ha.present) {
 		ret = vip_take(srv);
 		if (ret)

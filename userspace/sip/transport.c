@@ -1,5 +1,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
+#include <sodium.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -18,9 +19,20 @@
 #define TCP_MAX_CONNS 65536
 #define TCP_ADDR_BUCKETS 4096
 
+/* Connections open from one IP address (any port). */
+struct src_count {
+	struct sockaddr_storage ip;
+	unsigned n;
+	struct src_count *next;
+};
+
 struct tcp_conn {
 	struct sip_transport *t;
 	struct loop_stream *s;
+	bool inbound;
+	uint64_t born_ms, last_ms; /* opened, last message or keep-alive */
+	uint64_t msgs;
+	struct src_count *src;
 	/* Framing resumes where it stopped (a sender that drips bytes must not
 	 * make us parse the same header section again at every byte): the
 	 * length the message at the head of the buffer needs once its headers
@@ -43,8 +55,14 @@ struct sip_transport {
 	struct sipt_stats st;
 	struct tcp_conn **conns; /* TCP_MAX_CONNS slots */
 	uint32_t *gens;
-	uint32_t next_slot;
+	uint32_t *free_slots; /* a stack: O(1) to take and give back */
+	uint32_t nfree;
 	struct tcp_conn *by_addr[TCP_ADDR_BUCKETS];
+	struct src_count *by_src[TCP_ADDR_BUCKETS];
+	uint8_t src_key[crypto_shorthash_KEYBYTES];
+	struct sipt_limits lim;
+	struct timer sweep;
+	uint64_t refusal_log_ms;
 };
 
 static unsigned addr_hash(const struct sockaddr_storage *ss)
@@ -57,6 +75,61 @@ static unsigned addr_hash(const struct sockaddr_storage *ss)
 	for (size_t i = 0; i < len; i++)
 		h = (h ^ p[i]) * 16777619u;
 	return h % TCP_ADDR_BUCKETS;
+}
+
+static size_t ip_of(const struct sockaddr_storage *ss, const uint8_t **p)
+{
+	if (ss->ss_family == AF_INET6) {
+		*p = (const uint8_t *)&((const struct sockaddr_in6 *)ss)->sin6_addr;
+		return 16;
+	}
+	*p = (const uint8_t *)&((const struct sockaddr_in *)ss)->sin_addr;
+	return 4;
+}
+
+/* The count of connections from IP's address; created (at 0) when CREATE. */
+static struct src_count *src_get(struct sip_transport *t, const struct sockaddr_storage *ip,
+				 bool create)
+{
+	const uint8_t *b, *o;
+	size_t n = ip_of(ip, &b);
+	uint64_t h;
+	struct src_count *sc;
+
+	/* Keyed: a sender cannot pick addresses that share one chain. */
+	crypto_shorthash((unsigned char *)&h, b, n, t->src_key);
+	for (sc = t->by_src[h % TCP_ADDR_BUCKETS]; sc; sc = sc->next)
+		if (sc->ip.ss_family == ip->ss_family && ip_of(&sc->ip, &o) == n && !memcmp(o, b, n))
+			return sc;
+	if (!create || !(sc = calloc(1, sizeof(*sc))))
+		return NULL;
+	sc->ip = *ip;
+	sc->next = t->by_src[h % TCP_ADDR_BUCKETS];
+	t->by_src[h % TCP_ADDR_BUCKETS] = sc;
+	return sc;
+}
+
+/* Out of the table and freed (its count is 0). */
+static void src_free(struct sip_transport *t, struct src_count *sc)
+{
+	const uint8_t *b;
+	size_t n;
+	uint64_t h;
+
+	n = ip_of(&sc->ip, &b);
+	crypto_shorthash((unsigned char *)&h, b, n, t->src_key);
+	for (struct src_count **pp = &t->by_src[h % TCP_ADDR_BUCKETS]; *pp; pp = &(*pp)->next)
+		if (*pp == sc) {
+			*pp = sc->next;
+			break;
+		}
+	free(sc);
+}
+
+static void src_put(struct sip_transport *t, struct src_count *sc)
+{
+	if (sc && !--sc->n)
+		src_free(t, sc);
 }
 
 bool sipt_same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
@@ -162,6 +235,8 @@ static size_t tcp_data(struct loop_stream *s, void *arg, const char *buf, size_t
 			loop_stream_close(s, true);
 			return len;
 		}
+		c->last_ms = loop_now(t->l);
+		c->msgs++;
 		if (buf[used] == '\r' || buf[used] == '\n') {
 			t->st.keepalives++;
 		} else {
@@ -188,6 +263,8 @@ static void tcp_closed(struct loop_stream *s, void *arg, int err)
 	addr_index_del(t, c);
 	t->conns[c->slot] = NULL;
 	t->gens[c->slot]++;
+	t->free_slots[t->nfree++] = c->slot;
+	src_put(t, c->src);
 	t->st.tcp_open--;
 	/* Out of the tables first: the callback may send (and connect) again. */
 	if (err && t->err_fn)
@@ -234,20 +311,21 @@ static struct tcp_conn *conn_new(struct sip_transport *t, const struct sockaddr_
 				 socklen_t peerlen)
 {
 	struct tcp_conn *c;
-	uint32_t i, slot;
+	uint32_t slot;
 
-	for (i = 0; i < TCP_MAX_CONNS; i++) {
-		slot = (t->next_slot + i) % TCP_MAX_CONNS;
-		if (!t->conns[slot])
-			break;
-	}
-	if (i == TCP_MAX_CONNS) {
-		pr_warn("tcp: %u connections open, refusing another", TCP_MAX_CONNS);
+	if (!t->nfree) {
+		t->st.tcp_refused++;
+		if (loop_now(t->l) >= t->refusal_log_ms) {
+			pr_warn("tcp: %u connections open, refusing more", TCP_MAX_CONNS);
+			t->refusal_log_ms = loop_now(t->l) + 60000;
+		}
 		return NULL;
 	}
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return NULL;
+	slot = t->free_slots[--t->nfree];
+	c->born_ms = c->last_ms = loop_now(t->l);
 	c->t = t;
 	c->slot = slot;
 	c->gen = t->gens[slot];
@@ -257,7 +335,6 @@ static struct tcp_conn *conn_new(struct sip_transport *t, const struct sockaddr_
 	/* +1: a connection id is never 0, which means "no connection". */
 	c->peer.conn = ((uint64_t)c->gen + 1) << 32 | slot;
 	t->conns[slot] = c;
-	t->next_slot = (slot + 1) % TCP_MAX_CONNS;
 	t->st.tcp_open++;
 	c->hnext = t->by_addr[addr_hash(peer)];
 	t->by_addr[addr_hash(peer)] = c;
@@ -268,6 +345,8 @@ static void conn_abort(struct sip_transport *t, struct tcp_conn *c)
 {
 	addr_index_del(t, c);
 	t->conns[c->slot] = NULL;
+	t->free_slots[t->nfree++] = c->slot;
+	src_put(t, c->src);
 	t->st.tcp_open--;
 	free(c);
 }
@@ -277,13 +356,36 @@ static void tcp_accept(void *arg, int fd, const struct sockaddr_storage *peer, s
 	struct sip_transport *t = arg;
 	struct sockaddr_storage local;
 	socklen_t ll = sizeof(local);
-	struct tcp_conn *c = conn_new(t, peer, peerlen);
+	struct src_count *sc = src_get(t, peer, true);
+	struct tcp_conn *c;
 	int one = 1;
 
-	if (!c) {
+	/* One address may hold only so many: a flood of connections from one
+	 * host cannot take the table (65,536) from everyone else. */
+	if (!sc || sc->n >= t->lim.max_per_source) {
+		char a[64];
+
+		t->st.tcp_refused++;
+		if (loop_now(t->l) >= t->refusal_log_ms) {
+			pr_warn("tcp: connection from %s refused: %u open from that address",
+				sipt_addr_str(peer, a, sizeof(a)), sc ? sc->n : 0);
+			t->refusal_log_ms = loop_now(t->l) + 60000;
+		}
+		if (sc && !sc->n)
+			src_free(t, sc);
 		close(fd);
 		return;
 	}
+	c = conn_new(t, peer, peerlen);
+	if (!c) {
+		if (!sc->n)
+			src_free(t, sc);
+		close(fd);
+		return;
+	}
+	sc->n++;
+	c->src = sc;
+	c->inbound = true;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (!getsockname(fd, (struct sockaddr *)&local, &ll))
 		c->peer.local = local;
@@ -359,6 +461,36 @@ static int open_socket(const struct cfg_sockaddr *a, int type)
 	return fd;
 }
 
+#define SWEEP_MS 1000
+
+/* Connections that never said anything SIP, or nothing for too long, are
+ * closed: idle sockets are how a table is filled from outside. */
+static void sweep(struct timer *tm)
+{
+	struct sip_transport *t = container_of(tm, struct sip_transport, sweep);
+	uint64_t now = loop_now(t->l);
+
+	for (uint32_t i = 0; i < TCP_MAX_CONNS; i++) {
+		struct tcp_conn *c = t->conns[i];
+
+		if (!c || !c->s)
+			continue;
+		if ((c->inbound && !c->msgs && now - c->born_ms >= t->lim.silent_ms) ||
+		    (t->lim.idle_ms && now - c->last_ms >= t->lim.idle_ms)) {
+			t->st.tcp_timeouts++;
+			loop_stream_close(c->s, false);
+		}
+	}
+	loop_timer_in(t->l, &t->sweep, SWEEP_MS);
+}
+
+void sipt_set_limits(struct sip_transport *t, const struct sipt_limits *lim)
+{
+	t->lim = *lim;
+	if (!t->lim.max_per_source)
+		t->lim.max_per_source = TCP_MAX_CONNS;
+}
+
 int sipt_open(struct sip_transport **out, struct loop *l, const struct cfg_sockaddr *listen_addr,
 	      const struct sockaddr_storage *src, sipt_rx_fn fn, void *arg)
 {
@@ -380,10 +512,17 @@ int sipt_open(struct sip_transport **out, struct loop *l, const struct cfg_socka
 	}
 	t->conns = calloc(TCP_MAX_CONNS, sizeof(*t->conns));
 	t->gens = calloc(TCP_MAX_CONNS, sizeof(*t->gens));
-	if (!t->conns || !t->gens) {
+	t->free_slots = calloc(TCP_MAX_CONNS, sizeof(*t->free_slots));
+	if (!t->conns || !t->gens || !t->free_slots) {
 		ret = -ENOMEM;
 		goto err;
 	}
+	/* Slot 0 on top: the first connections get the low ids. */
+	for (uint32_t i = 0; i < TCP_MAX_CONNS; i++)
+		t->free_slots[t->nfree++] = TCP_MAX_CONNS - 1 - i;
+	randombytes_buf(t->src_key, sizeof(t->src_key));
+	t->lim = (struct sipt_limits){ .max_per_source = TCP_MAX_CONNS, .silent_ms = 30000 };
+	timer_init(&t->sweep, sweep);
 	cfg_sockaddr_str(listen_addr, a, sizeof(a));
 	ret = open_socket(listen_addr, SOCK_DGRAM);
 	if (ret < 0) {
@@ -404,6 +543,7 @@ int sipt_open(struct sip_transport **out, struct loop *l, const struct cfg_socka
 	if (ret)
 		goto err;
 	pr_info("sip: listening on %s (UDP, TCP)", a);
+	loop_timer_in(l, &t->sweep, SWEEP_MS);
 	*out = t;
 	return 0;
 err:
@@ -426,12 +566,21 @@ void sipt_close(struct sip_transport *t)
 		shutdown(t->tcp_fd, SHUT_RDWR);
 		close(t->tcp_fd);
 	}
+	timer_del(loop_timers(t->l), &t->sweep);
 	for (uint32_t i = 0; t->conns && i < TCP_MAX_CONNS; i++) {
 		if (t->conns[i])
 			t->conns[i]->t = NULL;
 	}
+	for (unsigned b = 0; b < TCP_ADDR_BUCKETS; b++)
+		while (t->by_src[b]) {
+			struct src_count *sc = t->by_src[b];
+
+			t->by_src[b] = sc->next;
+			free(sc);
+		}
 	free(t->conns);
 	free(t->gens);
+	free(t->free_slots);
 	free(t);
 }
 

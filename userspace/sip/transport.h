@@ -35,6 +35,16 @@ struct sipt_stats {
 	uint64_t tcp_in, tcp_out, tcp_accepted, tcp_connects, tcp_open, tcp_framing_errors,
 		tcp_send_errors;
 	uint64_t keepalives;
+	uint64_t tcp_refused; /* connections closed at accept: per-source or global limit */
+	uint64_t tcp_timeouts; /* connections closed: silent since opened, or idle */
+};
+
+/* TCP limits ([sip] tcp_*): connections from one IP address at most;
+ * how long an accepted connection may stay without a SIP message (or
+ * keep-alive) at first, and without any later (0: for ever). */
+struct sipt_limits {
+	unsigned max_per_source;
+	uint64_t silent_ms, idle_ms;
 };
 
 struct sip_transport;
@@ -45,6 +55,7 @@ struct sip_transport;
 int sipt_open(struct sip_transport **out, struct loop *l, const struct cfg_sockaddr *listen,
 	      const struct sockaddr_storage *src, sipt_rx_fn fn, void *arg);
 void sipt_close(struct sip_transport *t);
+void sipt_set_limits(struct sip_transport *t, const struct sipt_limits *lim);
 
 /* Sends BUF to TO: UDP to its address; TCP on its connection, or, that one
  * gone, to the address at TO's reply_port when it has one, on any open
