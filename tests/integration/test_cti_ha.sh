@@ -63,6 +63,8 @@ if wait_until 5 out_has '"state":"active"'; then
 else
 	fail "cti ha: the client finds the active node" "$(tail -n 5 "$T_TMP/cti.out")"
 fi
+# Its two answers come in either order: wait for the standby's too.
+wait_until 5 out_has '"state":"standby"'
 check "cti ha: the standby answers Hello as standby" out_has '"state":"standby"'
 
 agent_of() { ctl -n "$1" agents --json | jq -r '.agents[] | select(.agent == "ag1") | .state'; }
