@@ -585,6 +585,21 @@ kill9() {
 	unset "SD_PID[$1]"
 }
 
+# sipp_bg NAME ARGS...: sipp on 127.0.0.1 in the background (bounded twice:
+# -timeout SIPP_TO seconds, default 60, and timeout(1)); its PID in
+# SP_PID[NAME], statistics in NAME.stat.csv, errors in NAME.err, its output
+# in NAME.out, all in $T_TMP (sipp_end reads them).
+sipp_bg() {
+	local name=$1
+	shift
+	(cd "$T_TMP" && exec timeout -k 5 $((${SIPP_TO:-60} + 15)) sipp "$@" -i 127.0.0.1 \
+		-nostdin -timeout "${SIPP_TO:-60}s" -timeout_error -recv_timeout 15000 -trace_stat \
+		-stf "$name.stat.csv" -trace_err -error_file "$name.err" </dev/null \
+		>"$T_TMP/$name.out" 2>&1) &
+	SP_PID[$name]=$!
+	T_PIDS+=("$!")
+}
+
 # sipp_end NAME TIMEOUT_S: waits for a background sipp whose PID is in
 # SP_PID[NAME] and whose -trace_stat file is $T_TMP/NAME.stat.csv (killed
 # after TIMEOUT_S)

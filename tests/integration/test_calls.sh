@@ -86,19 +86,6 @@ EOF
 
 # --- sipp ------------------------------------------------------------------------------
 
-# sipp_bg NAME ARGS...: sipp in the background (bounded twice: -timeout and
-# timeout(1)); statistics in NAME.stat.csv, errors in NAME.err, its output
-# in NAME.out, all in $T_TMP.
-sipp_bg() {
-	local name=$1
-	shift
-	(cd "$T_TMP" && exec timeout -k 5 $((SIPP_TO + 15)) sipp "$@" -i 127.0.0.1 -nostdin \
-		-timeout "${SIPP_TO}s" -timeout_error -recv_timeout 15000 -trace_stat \
-		-stf "$name.stat.csv" -trace_err -error_file "$name.err" </dev/null \
-		>"$T_TMP/$name.out" 2>&1) &
-	SP_PID[$name]=$!
-	T_PIDS+=("$!")
-}
 
 
 # sipp_avg_call_ms NAME: the average call length of a finished run, in ms.

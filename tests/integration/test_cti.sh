@@ -88,17 +88,6 @@ EOF
 	start_siphad -n "$n" "$T_TMP/$n.ini"
 }
 
-# sipp_bg NAME ARGS...: as in test_calls.sh (statistics NAME.stat.csv).
-sipp_bg() {
-	local name=$1
-	shift
-	(cd "$T_TMP" && exec timeout -k 5 $((SIPP_TO + 15)) sipp "$@" -i 127.0.0.1 -nostdin \
-		-timeout "${SIPP_TO}s" -timeout_error -recv_timeout 15000 -trace_stat \
-		-stf "$name.stat.csv" -trace_err -error_file "$name.err" </dev/null \
-		>"$T_TMP/$name.out" 2>&1) &
-	SP_PID[$name]=$!
-	T_PIDS+=("$!")
-}
 
 _udp_bound() { ss -Hlun "sport = :$1" 2>/dev/null | grep -q .; }
 
