@@ -17,13 +17,16 @@ rate=${2:-500}
 . "$(dirname "$0")/lib.sh"
 bench_init hacost 45000
 
-conf() { # NAME SIPPORT HA(own) HA(peer) REDUNDANCY|none ROLE
+conf() { # NAME SIPPORT HA(own) HA(peer) REDUNDANCY|none|hotkey ROLE
+	local red=$5
+	[ "$red" = hotkey ] && red=hot
 	{
 		printf '[node]\nid = %s\nrole = %s\nlog_level = warn\nstate_dir = %s\n' "$1" "$6" "$dir/st-$1"
-		[ "$5" != none ] && printf 'redundancy = %s\n' "$5"
+		[ "$5" != none ] && printf 'redundancy = %s\n' "$red"
 		printf '[sip]\nlisten = 127.0.0.1:%s\ndomain = sipha.test\n' "$2"
 		printf '[control]\nsocket = %s/%s.sock\n' "$dir" "$1"
 		[ "$5" != none ] && printf '[ha]\nlisten = 127.0.0.1:%s\npeer = 127.0.0.1:%s\nheartbeat_ms = 50\ntimeout_ms = 200\n' "$3" "$4"
+		[ "$5" = hotkey ] && printf 'key_file = %s/ha.key\n' "$dir"
 		printf '[dn]\n3000 = sip:127.0.0.1:%s\n' "$((base + 9))"
 	} >"$dir/$1.conf"
 }
@@ -37,7 +40,9 @@ echo
 echo "| setup | calls ok | failed | active CPU-s per 1k calls | standby CPU-s per 1k calls | max sync_lag |"
 echo "|---|---|---|---|---|---|"
 port=$((base + 20))
-for mode in none warm hot; do
+head -c 32 /dev/urandom >"$dir/ha.key"
+chmod 600 "$dir/ha.key"
+for mode in none warm hot hotkey; do
 	rm -rf "$dir"/st-* "$dir"/*.sock
 	conf a $base $((base + 1)) $((base + 2)) $mode primary
 	$B/siphad -c "$dir/a.conf" 2>"$dir/a-$mode.log" &
@@ -76,8 +81,12 @@ for mode in none warm hot; do
 	bad=$(awk -F';' 'NR==1{for(i=1;i<=NF;i++)h[$i]=i} END{print $h["FailedCall(C)"]+0}' "$dir/uac-$mode.csv")
 	acpu=$(awk -v d=$((a1 - a0)) -v hz=$hz -v n=$ok 'BEGIN{printf "%.3f", n ? d / hz / n * 1000 : 0}')
 	bcpu=$([ -n "$bpid" ] && awk -v d=$((b1 - b0)) -v hz=$hz -v n=$ok 'BEGIN{printf "%.3f", n ? d / hz / n * 1000 : 0}' || echo -)
-	label=$([ $mode = none ] && echo "alone (no [ha])" || echo "$mode standby")
-	echo "| $label | $ok | $bad | $acpu | $bcpu | $([ $mode = hot ] && echo $maxlag || echo -) |"
+	case $mode in
+	none) label="alone (no [ha])" ;;
+	hotkey) label="hot standby, authenticated link ([ha] key_file)" ;;
+	*) label="$mode standby" ;;
+	esac
+	echo "| $label | $ok | $bad | $acpu | $bcpu | $([ "${mode#hot}" != "$mode" ] && echo $maxlag || echo -) |"
 	kill $apid ${bpid:-} 2>/dev/null || true
 	wait $apid ${bpid:-} 2>/dev/null || true
 done
