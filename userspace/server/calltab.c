@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/khash.h"
 #include "core/log.h"
 #include "server/call.h"
 #include "server/call_int.h"
@@ -28,14 +29,7 @@ const char *call_state_name(enum call_state s)
 
 static uint64_t hash_key(const char *call_id, const char *tag)
 {
-	uint64_t h = 1469598103934665603ull;
-
-	for (const char *s = call_id; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
-	h = (h ^ '\n') * 1099511628211ull;
-	for (const char *s = tag; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
-	return h;
+	return khash_str2(call_id, tag);
 }
 
 int calls_new(struct call_table **out, struct server *srv)

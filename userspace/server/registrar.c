@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/khash.h"
 #include "server/registrar.h"
 #include "sip/msg.h"
 
@@ -21,13 +22,7 @@ struct registrar {
 
 static uint64_t hash_str(const char *s)
 {
-	uint64_t h = 1469598103934665603ull; /* FNV-1a */
-
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ull;
-	}
-	return h;
+	return khash_str(s);
 }
 
 int reg_new(struct registrar **out, struct timer_wheel *tw, const struct reg_limits *lim)

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/khash.h"
 #include "core/log.h"
 #include "sip/msg.h"
 #include "sip/transport.h"
@@ -65,18 +66,6 @@ struct sip_transport {
 	uint64_t refusal_log_ms;
 };
 
-static unsigned addr_hash(const struct sockaddr_storage *ss)
-{
-	const unsigned char *p = (const unsigned char *)ss;
-	size_t len = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-					       : sizeof(struct sockaddr_in);
-	unsigned h = 2166136261u;
-
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ p[i]) * 16777619u;
-	return h % TCP_ADDR_BUCKETS;
-}
-
 static size_t ip_of(const struct sockaddr_storage *ss, const uint8_t **p)
 {
 	if (ss->ss_family == AF_INET6) {
@@ -86,6 +75,22 @@ static size_t ip_of(const struct sockaddr_storage *ss, const uint8_t **p)
 	*p = (const uint8_t *)&((const struct sockaddr_in *)ss)->sin_addr;
 	return 4;
 }
+
+static unsigned addr_hash(const struct sockaddr_storage *ss)
+{
+	uint8_t k[2 + 2 + 16];
+	const uint8_t *ip;
+	size_t n = ip_of(ss, &ip);
+
+	/* Family, port and address only: a sockaddr's padding is not key. */
+	memcpy(k, &ss->ss_family, 2);
+	memcpy(k + 2, ss->ss_family == AF_INET6 ? (const void *)&((const struct sockaddr_in6 *)ss)->sin6_port
+						: (const void *)&((const struct sockaddr_in *)ss)->sin_port,
+	       2);
+	memcpy(k + 4, ip, n);
+	return (unsigned)(khash(k, 4 + n) % TCP_ADDR_BUCKETS);
+}
+
 
 /* The count of connections from IP's address; created (at 0) when CREATE. */
 static struct src_count *src_get(struct sip_transport *t, const struct sockaddr_storage *ip,

@@ -17,6 +17,7 @@
 
 #include <osipparser2/osip_port.h>
 
+#include "core/khash.h"
 #include "sip/txn_int.h"
 
 /* libosip2's *_param_get_byname take non-const lists. */
@@ -147,13 +148,7 @@ out:
 
 uint64_t txn_hash(const char *s)
 {
-	uint64_t h = 1469598103934665603ull; /* FNV-1a */
-
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ull;
-	}
-	return h;
+	return khash_str(s);
 }
 
 static struct txn **txn_slot(const struct txn_layer *tl, const char *key)
