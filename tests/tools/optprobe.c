@@ -18,7 +18,9 @@
  * Call-ID count as answers.
  *
  * Bounded: it stops after SEC seconds in all (default 30), or SEC seconds
- * after being armed (-A, default 10), printing "timeout ..." instead.  Exit
+ * after being armed (-A, default 10), printing "timeout ..." instead; at
+ * that point it sends no more and waits up to 300 ms for the answers still
+ * in flight, so the last request is not counted lost for being last.  Exit
  * status: 0 when a silence was measured, 1 on timeout or socket errors, 2 on
  * usage errors. */
 #include <arpa/inet.h>
@@ -179,7 +181,7 @@ static int run(struct op_run *r)
 {
 	struct sockaddr_in me;
 	socklen_t mlen = sizeof(me);
-	uint64_t start = realtime_ns(), next = start, now, ref;
+	uint64_t start = realtime_ns(), next = start, now, ref, grace_end = 0;
 	int fd, ret = 0;
 
 	fd = socket(AF_INET, SOCK_DGRAM, 0);
@@ -209,9 +211,15 @@ static int run(struct op_run *r)
 		now = realtime_ns();
 		if (op_armed && !r->armed_ns)
 			r->armed_ns = now;
-		if (now - start > (uint64_t)r->deadline_s * 1000000000ull ||
-		    (r->armed_ns &&
-		     now - r->armed_ns > (uint64_t)r->armed_deadline_s * 1000000000ull)) {
+		if (!grace_end &&
+		    (now - start > (uint64_t)r->deadline_s * 1000000000ull ||
+		     (r->armed_ns &&
+		      now - r->armed_ns > (uint64_t)r->armed_deadline_s * 1000000000ull))) {
+			/* No more requests; the answers to those in flight still
+			 * count (one sent a moment ago is not a lost one). */
+			grace_end = now + 300000000ull;
+		}
+		if (grace_end && (now >= grace_end || r->answered >= r->sent)) {
 			ret = -ETIMEDOUT;
 			goto out;
 		}
@@ -220,7 +228,7 @@ static int run(struct op_run *r)
 		ref = r->last_ns > r->armed_ns ? r->last_ns : r->armed_ns;
 		if (r->armed_ns && !r->in_gap && now - ref >= (uint64_t)r->gap_ms * 1000000ull)
 			r->in_gap = true;
-		if (now >= next) {
+		if (now >= next && !grace_end) {
 			ret = send_options(r, fd);
 			if (ret)
 				goto out;
@@ -228,7 +236,11 @@ static int run(struct op_run *r)
 			if (next < now)
 				next = now + (uint64_t)r->interval_ms * 1000000ull;
 		}
-		wait_ms = (int)((next - now) / 1000000ull) + 1;
+		{
+			uint64_t until = grace_end ? grace_end : next;
+
+			wait_ms = until > now ? (int)((until - now) / 1000000ull) + 1 : 0;
+		}
 		if (poll(&p, 1, wait_ms) < 0 && errno != EINTR) {
 			ret = -errno;
 			goto out;
