@@ -203,9 +203,10 @@ static void print_human(const char *cmd, json_t *a)
 		       json_string_value(json_object_get(a, "state")),
 		       json_integer_value(json_object_get(a, "epoch")));
 		if (!red || strcmp(red, "none")) {
-			printf("peer          %s\n", json_is_true(json_object_get(a, "peer_connected"))
-							     ? "connected"
-							     : "not connected");
+			printf("peer          %s\n",
+			       json_is_true(json_object_get(a, "peer_connected"))
+				       ? "connected"
+				       : "not connected");
 			printf("sync          %s, lag %lld\n",
 			       json_is_true(json_object_get(a, "in_sync")) ? "in sync"
 									   : "not in sync",

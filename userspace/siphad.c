@@ -94,12 +94,9 @@ int main(int argc, char **argv)
 	int opt, ret, rc = 1;
 
 	static const struct option longopts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "check", no_argument, NULL, 't' },
-		{ "debug", no_argument, NULL, 'd' },
-		{ "version", no_argument, NULL, 'V' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		{ "config", required_argument, NULL, 'c' }, { "check", no_argument, NULL, 't' },
+		{ "debug", no_argument, NULL, 'd' },	    { "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },	    { NULL, 0, NULL, 0 },
 	};
 
 	while ((opt = getopt_long(argc, argv, "c:tdVh", longopts, NULL)) != -1) {

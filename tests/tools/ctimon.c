@@ -134,8 +134,9 @@ int main(int argc, char **argv)
 			idle_ms = (unsigned)atoi(optarg);
 			break;
 		default:
-			fprintf(stderr, "usage: ctimon [-n N] [-m DN]... [-r TARGET] [-t S] [-q MS] "
-					"HOST:PORT\n");
+			fprintf(stderr,
+				"usage: ctimon [-n N] [-m DN]... [-r TARGET] [-t S] [-q MS] "
+				"HOST:PORT\n");
 			return 2;
 		}
 	}
@@ -152,11 +153,12 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		c[i].open = true;
-		snprintf(line, sizeof(line), "{\"req\":\"Hello\",\"ref\":0,\"client\":\"mon%u\"}\n", i);
+		snprintf(line, sizeof(line), "{\"req\":\"Hello\",\"ref\":0,\"client\":\"mon%u\"}\n",
+			 i);
 		send_all(c[i].fd, line);
 		for (unsigned d = 0; d < ndns; d++) {
-			snprintf(line, sizeof(line), "{\"req\":\"Monitor\",\"ref\":%u,\"dn\":\"%s\"}\n",
-				 d + 1, dns[d]);
+			snprintf(line, sizeof(line),
+				 "{\"req\":\"Monitor\",\"ref\":%u,\"dn\":\"%s\"}\n", d + 1, dns[d]);
 			send_all(c[i].fd, line);
 		}
 		pfd[i].fd = c[i].fd;
@@ -186,7 +188,8 @@ int main(int argc, char **argv)
 			}
 			c[i].len += (size_t)got;
 			last = now_ms();
-			for (p = c[i].buf; (nl = memchr(p, '\n', c[i].len - (size_t)(p - c[i].buf)));
+			for (p = c[i].buf;
+			     (nl = memchr(p, '\n', c[i].len - (size_t)(p - c[i].buf)));
 			     p = nl + 1) {
 				char id[32];
 
@@ -197,7 +200,8 @@ int main(int argc, char **argv)
 					errors++;
 				if (i == 0 && target && route_request(p, id, sizeof(id))) {
 					snprintf(line, sizeof(line),
-						 "{\"req\":\"RouteCall\",\"ref\":\"r%s\",\"call\":\"%s\","
+						 "{\"req\":\"RouteCall\",\"ref\":\"r%s\",\"call\":"
+						 "\"%s\","
 						 "\"target\":\"%s\"}\n",
 						 id, id, target);
 					if (!send_all(c[0].fd, line))

@@ -92,8 +92,9 @@ int main(int argc, char **argv)
 	if (nonce && getrandom(h.nonce, sizeof(h.nonce), 0) != (ssize_t)sizeof(h.nonce))
 		return 2;
 	fd = socket(AF_INET, SOCK_STREAM, 0);
-	if (fd < 0 || (srcip && (inet_pton(AF_INET, srcip, &src.sin_addr) != 1 ||
-				 bind(fd, (struct sockaddr *)&src, sizeof(src)))) ||
+	if (fd < 0 ||
+	    (srcip && (inet_pton(AF_INET, srcip, &src.sin_addr) != 1 ||
+		       bind(fd, (struct sockaddr *)&src, sizeof(src)))) ||
 	    connect(fd, (struct sockaddr *)&dst, sizeof(dst))) {
 		perror("haforge: connect");
 		return 2;
@@ -125,9 +126,10 @@ int main(int argc, char **argv)
 		if (n <= 0) {
 			/* A GOODBYE among what it sent?  Frames: type at offset 3. */
 			for (size_t off = 0; off + JR_HDR_LEN <= got;) {
-				size_t len = JR_HDR_LEN + ((size_t)buf[off + 4] << 24 |
-							   (size_t)buf[off + 5] << 16 |
-							   (size_t)buf[off + 6] << 8 | buf[off + 7]);
+				size_t len =
+					JR_HDR_LEN + ((size_t)buf[off + 4] << 24 |
+						      (size_t)buf[off + 5] << 16 |
+						      (size_t)buf[off + 6] << 8 | buf[off + 7]);
 
 				if (buf[off + 3] == JR_T_GOODBYE && off + len <= got && len >= 24)
 					goodbye = buf[off + JR_HDR_LEN + 6] << 8 |

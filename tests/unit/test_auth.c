@@ -207,8 +207,9 @@ static void test_refusals_tell_nothing(void **state)
 	expect_challenge(f, 401, true);
 	assert_int_equal(st(f)->stale, 1);
 	/* A nonce we never issued. */
-	creds(a, sizeof(a), DG_SHA256, "1001", "secret-1001", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
-	      "00000001", "REGISTER", "sip:" REALM);
+	creds(a, sizeof(a), DG_SHA256, "1001", "secret-1001",
+	      "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "00000001", "REGISTER",
+	      "sip:" REALM);
 	reg(f, &f->phone, "1001", a);
 	osip_message_free(expect_msg(&f->n, "403 REGISTER", NULL));
 	assert_int_equal(st(f)->failures, 4);
@@ -225,11 +226,12 @@ static void test_invite(void **state)
 	struct sip_peer trusted = udp_peer("10.9.3.4", 5061);
 	char a[1024], body[] = SDP_A;
 
-#define INVITE(from_user, branch, extra)                                                        \
-	"INVITE sip:3000@" REALM " SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5061;branch=z9hG4bK" branch \
-	"\r\nMax-Forwards: 70\r\nFrom: <sip:" from_user "@" REALM ">;tag=f" branch                 \
-	"\r\nTo: <sip:3000@" REALM ">\r\nCall-ID: " branch "@10.0.0.1\r\nCSeq: 1 INVITE\r\n"      \
-	"Contact: <sip:" from_user "@10.0.0.1:5061>\r\n" extra                                     \
+#define INVITE(from_user, branch, extra)                                                     \
+	"INVITE sip:3000@" REALM                                                             \
+	" SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5061;branch=z9hG4bK" branch                   \
+	"\r\nMax-Forwards: 70\r\nFrom: <sip:" from_user "@" REALM ">;tag=f" branch           \
+	"\r\nTo: <sip:3000@" REALM ">\r\nCall-ID: " branch "@10.0.0.1\r\nCSeq: 1 INVITE\r\n" \
+	"Contact: <sip:" from_user "@10.0.0.1:5061>\r\n" extra                               \
 	"Content-Type: application/sdp\r\nContent-Length: %zu\r\n\r\n%s"
 
 	inject(&f->n, &caller, INVITE("1001", "i1", ""), strlen(body), body);
@@ -237,8 +239,8 @@ static void test_invite(void **state)
 	assert_int_equal(calls_count(f->n.srv.calls), 0);
 	creds(a, sizeof(a), DG_SHA256, "1001", "secret-1001", f->nonce, "00000001", "INVITE",
 	      "sip:3000@" REALM);
-	inject(&f->n, &caller, INVITE("1001", "i2", "Proxy-Authorization: %s\r\n"), a,
-	       strlen(body), body);
+	inject(&f->n, &caller, INVITE("1001", "i2", "Proxy-Authorization: %s\r\n"), a, strlen(body),
+	       body);
 	osip_message_free(expect_msg(&f->n, "100 INVITE", NULL));
 	osip_message_free(expect_msg(&f->n, "INVITE", NULL)); /* to the callee */
 	assert_int_equal(calls_count(f->n.srv.calls), 1);
@@ -277,7 +279,8 @@ static void test_ban(void **state)
 	assert_int_equal(auth_banned_now(f->n.srv.auth), 1);
 	/* Blocked: even an OPTIONS gets nothing. */
 	inject(&f->n, &f->phone,
-	       "OPTIONS sip:" REALM " SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.20:5090;branch=z9hG4bKo1\r\n"
+	       "OPTIONS sip:" REALM
+	       " SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.20:5090;branch=z9hG4bKo1\r\n"
 	       "Max-Forwards: 70\r\nFrom: <sip:x@" REALM ">;tag=o\r\nTo: <sip:" REALM ">\r\n"
 	       "Call-ID: o1@x\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n");
 	expect_none(&f->n);

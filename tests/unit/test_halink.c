@@ -842,8 +842,10 @@ static void test_stranger_refused(void **state)
 	/* From the peer's address, the peer's id, an absurd epoch: refused as
 	 * a lie, never adopted. */
 	{
-		struct jr_hello h = { .proto_major = JR_VERSION, .instance = 0xbad,
-				      .epoch = 1000000, .state = JR_STATE_ACTIVE };
+		struct jr_hello h = { .proto_major = JR_VERSION,
+				      .instance = 0xbad,
+				      .epoch = 1000000,
+				      .state = JR_STATE_ACTIVE };
 
 		snprintf(h.node_id, sizeof(h.node_id), "b");
 		jr_buf_reset(&b);

@@ -38,7 +38,8 @@ static void test_stable_and_keyed(void **state)
 		unsigned char zero[crypto_shorthash_KEYBYTES] = { 0 };
 		const char *k = "a-call-id@host";
 
-		crypto_shorthash((unsigned char *)&there, (const unsigned char *)k, strlen(k), zero);
+		crypto_shorthash((unsigned char *)&there, (const unsigned char *)k, strlen(k),
+				 zero);
 		assert_int_not_equal(here, there);
 	}
 }
@@ -53,7 +54,10 @@ static void test_pairs(void **state)
 
 static void test_spread(void **state)
 {
-	enum { N = 100000, B = 4096 };
+	enum {
+		N = 100000,
+		B = 4096
+	};
 	static unsigned count[B];
 	unsigned max = 0;
 	char id[64];

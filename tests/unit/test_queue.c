@@ -14,11 +14,11 @@
 
 #define ROUTE_MS 5000
 
-#define CONF_FMT                                                                             \
-	"[node]\nid = %s\n[sip]\nlisten = 127.0.0.1:5060\ndomain = sipha.test\n"             \
-	"no_answer_ms = 20000\n[control]\nsocket = /tmp/sipha-test-queue-%s.sock\n"          \
-	"[cti]\nlisten = 127.0.0.1:3000\nroute_timeout_ms = %d\n%s"                          \
-	"[dn]\n1001 = extension\n2000 = routing-point\n2001 = routing-point\n"                \
+#define CONF_FMT                                                                    \
+	"[node]\nid = %s\n[sip]\nlisten = 127.0.0.1:5060\ndomain = sipha.test\n"    \
+	"no_answer_ms = 20000\n[control]\nsocket = /tmp/sipha-test-queue-%s.sock\n" \
+	"[cti]\nlisten = 127.0.0.1:3000\nroute_timeout_ms = %d\n%s"                 \
+	"[dn]\n1001 = extension\n2000 = routing-point\n2001 = routing-point\n"      \
 	"3000 = sip:10.0.0.50:5080\n"
 
 struct fx {
@@ -203,9 +203,8 @@ static void test_route_to_uri(void **state)
 	char why[128] = "";
 	uint64_t id = queue_call(&f->act, &a, "q1");
 
-	assert_int_equal(call_route_id(&f->act.srv, id, "sip:3000@10.0.0.50:5080", why,
-				       sizeof(why)),
-			 0);
+	assert_int_equal(
+		call_route_id(&f->act.srv, id, "sip:3000@10.0.0.50:5080", why, sizeof(why)), 0);
 	expect_b_invite(&f->act, &b);
 	expect_none(&f->act);
 	answer_call(&f->act, &a, &b);
@@ -310,7 +309,8 @@ static void test_cancel_queued(void **state)
 	inject(&f->act, &a.peer,
 	       "ACK sip:2000@sipha.test SIP/2.0\r\n"
 	       "Via: SIP/2.0/UDP 10.0.0.1:5061;branch=z9hG4bKaq6\r\nMax-Forwards: 70\r\n"
-	       "From: \"Alice\" <sip:alice@sipha.test>;tag=%s\r\nTo: <sip:2000@sipha.test>;tag=%s\r\n"
+	       "From: \"Alice\" <sip:alice@sipha.test>;tag=%s\r\nTo: "
+	       "<sip:2000@sipha.test>;tag=%s\r\n"
 	       "Call-ID: %s\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
 	       a.ftag, a.ttag, a.callid);
 	advance(&f->act, ROUTE_MS * 2);
@@ -426,9 +426,8 @@ static void test_ha_events_and_agents(void **state)
 	assert_int_equal(cc_agent_request(ac, AGE_LOGIN, "alice", "1001", NULL, why, sizeof(why)),
 			 0);
 	assert_int_equal(cc_agent_request(ac, AGE_READY, "alice", NULL, NULL, why, sizeof(why)), 0);
-	assert_int_equal(cc_agent_request(ac, AGE_NOT_READY, "alice", NULL, "lunch", why,
-					  sizeof(why)),
-			 0);
+	assert_int_equal(
+		cc_agent_request(ac, AGE_NOT_READY, "alice", NULL, "lunch", why, sizeof(why)), 0);
 	last = cc_answer(ac, "desk1", "\"r1\"", NULL, json_pack("{s:s}", "req", "AgentNotReady"));
 	assert_int_equal(last, cc_evlog(ac)->last_seq);
 	id = queue_call(&f->act, &a, "h3");
@@ -490,8 +489,8 @@ static void test_ha_snapshot_with_live_events(void **state)
 	assert_int_equal(cc_evlog(sc)->last_seq, 0); /* held back */
 	/* ...then the snapshot's slices of the older ones. */
 	for (uint64_t s2 = 1; s2 <= last; s2++) {
-		assert_int_equal(rep_event_encode(&f->jb, ++f->seq, evlog_get(cc_evlog(ac), s2), true),
-				 0);
+		assert_int_equal(
+			rep_event_encode(&f->jb, ++f->seq, evlog_get(cc_evlog(ac), s2), true), 0);
 		to_standby(f);
 	}
 	cc_snap_end(sc);
@@ -597,10 +596,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cancel_queued, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_release_queued_and_established, setup,
 						teardown),
-		cmocka_unit_test_setup_teardown(test_ha_queued_call_routed_after_takeover,
-						setup_ha, teardown),
-		cmocka_unit_test_setup_teardown(test_ha_routed_then_taken_over, setup_ha,
+		cmocka_unit_test_setup_teardown(test_ha_queued_call_routed_after_takeover, setup_ha,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_ha_routed_then_taken_over, setup_ha, teardown),
 		cmocka_unit_test_setup_teardown(test_ha_route_timer_restarts_after_takeover,
 						setup_ha, teardown),
 		cmocka_unit_test_setup_teardown(test_ha_events_and_agents, setup_ha, teardown),

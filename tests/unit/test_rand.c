@@ -46,7 +46,8 @@ static void check_random(char **v, size_t plen)
 			unsigned d = 0;
 
 			for (size_t k = plen; k < len; k++)
-				d += (unsigned)__builtin_popcount(hexval(v[i][k]) ^ hexval(v[i - 1][k]));
+				d += (unsigned)__builtin_popcount(hexval(v[i][k]) ^
+								  hexval(v[i - 1][k]));
 			dist += d;
 		}
 	}

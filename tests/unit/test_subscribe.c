@@ -11,9 +11,9 @@
 #include "server/subscribe.h"
 #include "sipnode.h"
 
-#define CONF_FMT                                                                    \
-	"[node]\nid = %s\n[sip]\nlisten = 127.0.0.1:5060\ndomain = sipha.test\n"    \
-	"no_answer_ms = 20000\n[control]\nsocket = /tmp/sipha-test-sub-%s.sock\n"   \
+#define CONF_FMT                                                                  \
+	"[node]\nid = %s\n[sip]\nlisten = 127.0.0.1:5060\ndomain = sipha.test\n"  \
+	"no_answer_ms = 20000\n[control]\nsocket = /tmp/sipha-test-sub-%s.sock\n" \
 	"[dn]\n1001 = extension\n1002 = extension\n2000 = routing-point\n"
 
 struct fx {
@@ -188,7 +188,8 @@ static void register_1001(struct sipnode *n, const char *expires)
 	/* Its 200 goes after the NOTIFY the change makes, if any: take the 200
 	 * out of the order, the NOTIFY stays for the test to check. */
 	for (unsigned i = n->seen; i < n->nsent; i++) {
-		if (strncmp(n->sent[i].buf, "SIP/2.0 200", 11) || !strstr(n->sent[i].buf, "REGISTER"))
+		if (strncmp(n->sent[i].buf, "SIP/2.0 200", 11) ||
+		    !strstr(n->sent[i].buf, "REGISTER"))
 			continue;
 		free(n->sent[i].buf);
 		memmove(&n->sent[i], &n->sent[i + 1], (n->nsent - i - 1) * sizeof(n->sent[0]));

@@ -547,8 +547,8 @@ static void publish_dev(struct cc *cc, struct cc_dn *d)
 	d->dev = now;
 	if (cc->dev_watch)
 		cc->dev_watch(cc->dev_watch_arg, d->dn, now);
-	cc_publish(cc, "DeviceState", json_pack("{s:s, s:s}", "dn", d->dn, "state", cc_dev_name(now)),
-		   dns, NULL);
+	cc_publish(cc, "DeviceState",
+		   json_pack("{s:s, s:s}", "dn", d->dn, "state", cc_dev_name(now)), dns, NULL);
 	if (!cc->publishing)
 		return; /* a standby's agents come from the active node's records */
 	a = ag_device(&cc->agents, d->dn, now == CC_DEV_BUSY || now == CC_DEV_RINGING);
@@ -608,7 +608,6 @@ static void contribute(struct cc *cc, const struct cc_callrec *r, enum cc_call_s
 		touched[(*nt)++] = caller;
 	}
 }
-
 
 static const char *call_event(enum cc_call_state s)
 {
@@ -795,8 +794,8 @@ static int log_append(struct cc *cc, uint64_t seq, const char *const *dns, const
 
 	if (seq <= cc->log.last_seq && evlog_get(&cc->log, seq))
 		return -EEXIST;
-	ret = evlog_append(&cc->log, seq, *cc->now_ms, dns, client && *client ? client : NULL,
-			   line, len);
+	ret = evlog_append(&cc->log, seq, *cc->now_ms, dns, client && *client ? client : NULL, line,
+			   len);
 	if (ret)
 		return ret;
 	remember_answer(cc, seq, ref);

@@ -52,9 +52,9 @@ static const struct {
 	const char *name;
 	unsigned bit;
 } fields[] = {
-	{ "ref", F_REF },	{ "since_seq", F_SINCE }, { "client", F_CLIENT },
-	{ "dn", F_DN },		{ "agent", F_AGENT },	  { "reason", F_REASON },
-	{ "call", F_CALL },	{ "target", F_TARGET },	  { "token", F_TOKEN },
+	{ "ref", F_REF },   { "since_seq", F_SINCE }, { "client", F_CLIENT },
+	{ "dn", F_DN },	    { "agent", F_AGENT },     { "reason", F_REASON },
+	{ "call", F_CALL }, { "target", F_TARGET },   { "token", F_TOKEN },
 };
 
 const char *cti_req_name(enum cti_req_type t)

@@ -130,7 +130,8 @@ static const struct key_desc keys[K_COUNT] = {
 				false },
 	[K_CTI_CLIENT_QUEUE_MAX] = { SEC_CTI, "client_queue_max", KT_UINT,
 				     OFF(cti.client_queue_max), 65536, 67108864, false },
-	[K_CTI_TOKENS_FILE] = { SEC_CTI, "tokens_file", KT_PATH, OFF(cti.tokens_file), 0, 0, false },
+	[K_CTI_TOKENS_FILE] = { SEC_CTI, "tokens_file", KT_PATH, OFF(cti.tokens_file), 0, 0,
+				false },
 	[K_ENGINE_WORKERS] = { SEC_ENGINE, "workers", KT_UINT, OFF(engine.workers), 1, 256, false },
 	[K_AUTH_REALM] = { SEC_AUTH, "realm", KT_REALM, OFF(auth.realm), 0, 0, true },
 	[K_AUTH_USERS] = { SEC_AUTH, "users", KT_PATH, OFF(auth.users), 0, 0, true },
@@ -307,7 +308,8 @@ void cfg_set_key(struct parser *p, int i)
 							  : 99;
 
 			if (a == 99 || al->n == 2 || (al->n && al->v[0] == a)) {
-				BAD("invalid algorithms '%s' (expected sha256 and/or md5, in the order "
+				BAD("invalid algorithms '%s' (expected sha256 and/or md5, in the "
+				    "order "
 				    "offered)",
 				    v);
 				break;
@@ -329,15 +331,16 @@ void cfg_set_key(struct parser *p, int i)
 			BAD("out of memory");
 			break;
 		}
-		for (char *t = strtok_r(copy, ", \t", &save); t; t = strtok_r(NULL, ", \t", &save)) {
+		for (char *t = strtok_r(copy, ", \t", &save); t;
+		     t = strtok_r(NULL, ", \t", &save)) {
 			struct cfg_prefix pfx;
 			char one[64];
 
 			/* A bare address is a host: /32 or /128. */
 			snprintf(one, sizeof(one), "%s%s", t, strchr(t, '/') ? "" : "/128");
 			if (strlen(t) >= sizeof(one) - 4 ||
-			    (cfg_parse_prefix(one, &pfx) &&
-			     (snprintf(one, sizeof(one), "%s/32", t), cfg_parse_prefix(one, &pfx)))) {
+			    (cfg_parse_prefix(one, &pfx) && (snprintf(one, sizeof(one), "%s/32", t),
+							     cfg_parse_prefix(one, &pfx)))) {
 				BAD("invalid prefix '%s' (expected IP or IP/LEN)", t);
 				break;
 			}
@@ -488,7 +491,9 @@ static void load_ha_key(struct parser *p)
 	n = read(fd, buf, sizeof(buf));
 	if (n < 16 || n > 65536) {
 		cfg_fail(p, line, SEC_HA, "key_file", "%s: %s", path,
-			 n < 0 ? strerror(errno) : n < 16 ? "shorter than 16 bytes" : "over 64 KiB");
+			 n < 0	  ? strerror(errno)
+			 : n < 16 ? "shorter than 16 bytes"
+				  : "over 64 KiB");
 		goto out;
 	}
 	crypto_hash_sha256(cfg->ha.key, buf, (unsigned long long)n);

@@ -79,11 +79,16 @@ static const struct jr_policy hello_policy[JR_HELLO_COUNT] = {
 			   .min_len = 6,
 			   .max_len = 6 },
 	[JR_HELLO_FED_BY] = { .kind = JR_A_U64 },
-	[JR_HELLO_NONCE] = { .kind = JR_A_BINARY, .min_len = JR_NONCE_LEN, .max_len = JR_NONCE_LEN },
+	[JR_HELLO_NONCE] = { .kind = JR_A_BINARY,
+			     .min_len = JR_NONCE_LEN,
+			     .max_len = JR_NONCE_LEN },
 };
 
 static const struct jr_policy auth_policy[JR_AUTH_COUNT] = {
-	[JR_AUTH_MAC] = { .kind = JR_A_BINARY, .flags = JR_PF_REQUIRED, .min_len = 32, .max_len = 32 },
+	[JR_AUTH_MAC] = { .kind = JR_A_BINARY,
+			  .flags = JR_PF_REQUIRED,
+			  .min_len = 32,
+			  .max_len = 32 },
 };
 
 static const struct jr_policy goodbye_policy[JR_GOODBYE_COUNT] = {

@@ -139,8 +139,8 @@ static void auth_fail(struct hal_conn *c, const char *what)
 
 	h->st.auth_failures++;
 	if (now_ms(h) >= h->auth_log_ms) {
-		pr_warn("ha: %s: %s: refused (%llu authentication failures so far)", c->name,
-			what, (unsigned long long)h->st.auth_failures);
+		pr_warn("ha: %s: %s: refused (%llu authentication failures so far)", c->name, what,
+			(unsigned long long)h->st.auth_failures);
 		h->auth_log_ms = now_ms(h) + 60000;
 	}
 	hal_conn_drop(c, -EACCES, what, c->tx_tagged || !c->outbound ? JR_BYE_AUTH : 0);
@@ -322,8 +322,6 @@ static void hello_accepted(struct hal_conn *c, const struct jr_hello *hello)
 	}
 }
 
-
-
 static void conn_hello(struct hal_conn *c, const struct jr_frame *f)
 {
 	struct hal_link *h = c->h;
@@ -385,8 +383,9 @@ static void conn_hello(struct hal_conn *c, const struct jr_frame *f)
 		hal_auth_keys(h, c);
 		hal_auth_mac(h, c->nonce, c->peer_nonce, c->hello_hash, mac);
 		jr_buf_reset(&h->tx);
-		if (jr_frame_begin(&h->tx, JR_T_AUTH, 0) || jr_put_bytes(&h->tx, JR_AUTH_MAC, mac, 32) ||
-		    jr_frame_end(&h->tx) || hal_conn_write(c, h->tx.data, h->tx.len, 1))
+		if (jr_frame_begin(&h->tx, JR_T_AUTH, 0) ||
+		    jr_put_bytes(&h->tx, JR_AUTH_MAC, mac, 32) || jr_frame_end(&h->tx) ||
+		    hal_conn_write(c, h->tx.data, h->tx.len, 1))
 			return;
 		c->tx_tagged = true;
 		c->st = CS_AUTH;
@@ -558,7 +557,8 @@ static size_t conn_data(struct loop_stream *s, void *arg, const char *buf, size_
 			if (len - used < n + JR_TAG_LEN)
 				return used;
 			if (!hal_auth_open(c, p + used, n, p + used + n)) {
-				auth_fail(c, "a frame with a wrong tag (changed, replayed or forged)");
+				auth_fail(c,
+					  "a frame with a wrong tag (changed, replayed or forged)");
 				break;
 			}
 			c->h->st.bytes_in += JR_TAG_LEN;

@@ -31,7 +31,10 @@ enum rep_agent_attr {
 #define RA_MAX (RA_COUNT - 1)
 
 static const struct jr_policy ev_policy[RE_COUNT] = {
-	[RE_LINE] = { .kind = JR_A_BINARY, .flags = JR_PF_REQUIRED, .min_len = 2, .max_len = 65536 },
+	[RE_LINE] = { .kind = JR_A_BINARY,
+		      .flags = JR_PF_REQUIRED,
+		      .min_len = 2,
+		      .max_len = 65536 },
 	[RE_DN] = { .kind = JR_A_STRING, .flags = JR_PF_MULTI, .min_len = 1, .max_len = EV_DN_MAX },
 	[RE_CLIENT] = { .kind = JR_A_STRING, .min_len = 1, .max_len = EV_CLIENT_MAX },
 	[RE_REF] = { .kind = JR_A_STRING, .min_len = 1, .max_len = 256 },

@@ -378,8 +378,7 @@ static int apply_call(struct server *srv, const struct jr_record *r)
 		return -EBADMSG;
 	/* Only a queued call has no B leg yet; it cannot be resumed without
 	 * the caller's INVITE. */
-	if (jr_attr_u8(&tb[RC_STATE]) == CALL_QUEUED ? !tb[RC_A_INVITE].data
-						     : !tb[RC_LEG_B].data)
+	if (jr_attr_u8(&tb[RC_STATE]) == CALL_QUEUED ? !tb[RC_A_INVITE].data : !tb[RC_LEG_B].data)
 		return -EBADMSG;
 	memset(&cr, 0, sizeof(cr));
 	ret = leg_decode(&tb[RC_LEG_A], &cr.a);
@@ -439,7 +438,8 @@ static int apply_sub(struct server *srv, const struct jr_record *r)
 		sub_drop_replica(srv, cid, t);
 		return 0;
 	}
-	if (!r->has_fields || jr_parse(r->fields, r->fields_len, sub_policy, RS_MAX, tb, NULL, NULL))
+	if (!r->has_fields ||
+	    jr_parse(r->fields, r->fields_len, sub_policy, RS_MAX, tb, NULL, NULL))
 		return -EBADMSG;
 	ms = jr_attr_u64(&tb[RS_EXPIRES_MS]);
 	if (ms > (uint64_t)SUB_MAX_EXPIRES * 1000 || jr_attr_u8(&tb[RS_LAST]) > CC_DEV_BUSY)

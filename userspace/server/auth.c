@@ -82,7 +82,8 @@ static struct ban *slot(struct auth *a, const struct sockaddr_storage *ip, bool 
 		if (!s->used) {
 			if (!victim || victim->used)
 				victim = s;
-		} else if (!s->banned && (!victim || (victim->used && s->last_ms < victim->last_ms))) {
+		} else if (!s->banned &&
+			   (!victim || (victim->used && s->last_ms < victim->last_ms))) {
 			victim = s;
 		}
 	}
@@ -206,8 +207,8 @@ static void reply(struct auth *a, struct txn *st, int code, const char *reason, 
 		for (unsigned i = 0; i < srv->cfg->auth.algorithms.n; i++) {
 			dg_challenge(ch, sizeof(ch), srv->cfg->auth.realm, nonce,
 				     (enum dg_alg)srv->cfg->auth.algorithms.v[i], stale);
-			osip_message_set_header(r, proxy ? "Proxy-Authenticate" : "WWW-Authenticate",
-						ch);
+			osip_message_set_header(
+				r, proxy ? "Proxy-Authenticate" : "WWW-Authenticate", ch);
 		}
 		a->st.challenges++;
 	}
@@ -266,8 +267,8 @@ static const char *claimed(const osip_message_t *req, bool reg)
 static int verify(struct auth *a, const osip_message_t *req, const osip_authorization_t *c,
 		  bool reg)
 {
-	char user[130], nonce[130], uri[1024], resp[130], alg_s[32], cnonce[130], nc[32],
-		qop[32], ha1[65], want[65];
+	char user[130], nonce[130], uri[1024], resp[130], alg_s[32], cnonce[130], nc[32], qop[32],
+		ha1[65], want[65];
 	const char *who = claimed(req, reg);
 	enum dg_alg alg;
 	bool known;
@@ -283,7 +284,8 @@ static int verify(struct auth *a, const osip_message_t *req, const osip_authoriz
 	unq(c->message_qop, qop, sizeof(qop));
 	if (dg_alg_parse(alg_s[0] ? alg_s : NULL, &alg))
 		return 0;
-	ret = dg_nonce_check(a->secret, nonce, (uint64_t)time(NULL), a->srv->cfg->auth.nonce_lifetime_s);
+	ret = dg_nonce_check(a->secret, nonce, (uint64_t)time(NULL),
+			     a->srv->cfg->auth.nonce_lifetime_s);
 	if (ret == -ESTALE)
 		return -ESTALE;
 	if (ret)
@@ -337,8 +339,8 @@ bool auth_request(struct auth *a, struct txn *st, osip_message_t *req)
 	if (!c && !reg)
 		c = ours(a, &req->authorizations);
 	if (!c) {
-		reply(a, st, reg ? 401 : 407, reg ? "Unauthorized" : "Proxy Authentication Required",
-		      !reg, false);
+		reply(a, st, reg ? 401 : 407,
+		      reg ? "Unauthorized" : "Proxy Authentication Required", !reg, false);
 		return false;
 	}
 	ret = verify(a, req, c, reg);
@@ -348,8 +350,8 @@ bool auth_request(struct auth *a, struct txn *st, osip_message_t *req)
 	}
 	if (ret == -ESTALE) {
 		a->st.stale++;
-		reply(a, st, reg ? 401 : 407, reg ? "Unauthorized" : "Proxy Authentication Required",
-		      !reg, true);
+		reply(a, st, reg ? 401 : 407,
+		      reg ? "Unauthorized" : "Proxy Authentication Required", !reg, true);
 		return false;
 	}
 	pr_debug("auth: %s from %s refused", req->sip_method,

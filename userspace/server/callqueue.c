@@ -82,9 +82,10 @@ static int route(struct call *c, const char *target, char *why, size_t n)
 		}
 		ret = call_pick_target(srv, target, uri, sizeof(uri), &to, &code);
 		if (ret) {
-			snprintf(why, n, "%s", code == 480 ? "target not registered"
-					       : code == 502 ? "target unreachable"
-							     : "no route to target");
+			snprintf(why, n, "%s",
+				 code == 480   ? "target not registered"
+				 : code == 502 ? "target unreachable"
+					       : "no route to target");
 			return ret;
 		}
 	}
@@ -145,8 +146,7 @@ void call_route_timeout(struct call *c)
 	if (def)
 		pr_warn("call %llu: default route %s failed: %s", (unsigned long long)c->id, def,
 			why);
-	call_reply(srv, c->a_inv, 480, "Temporarily Unavailable", c->a.dlg.local_tag, NULL,
-		   false);
+	call_reply(srv, c->a_inv, 480, "Temporarily Unavailable", c->a.dlg.local_tag, NULL, false);
 	srv->st.calls_failed++;
 	call_release(c, "route timeout");
 }

@@ -329,7 +329,7 @@ static bool accepts_sdp(const osip_message_t *req)
 }
 
 struct call *call_open(struct server *srv, struct txn *st, const osip_message_t *req,
-			const char *user)
+		       const char *user)
 {
 	struct call_table *ct = srv->calls;
 	struct call *c = call_alloc(srv, ct->next_id++);

@@ -64,7 +64,7 @@ static json_t *cmd_status(struct server *srv, json_t *args)
 	json_object_set_new(o, "state", json_string(ha_state_name(hs.state)));
 	/* "none" when the node runs alone, so no one looks for a peer. */
 	json_object_set_new(o, "redundancy",
-			    json_string(!cfg->ha.present			 ? "none"
+			    json_string(!cfg->ha.present		      ? "none"
 					: cfg->node.redundancy == CFG_RED_HOT ? "hot"
 									      : "warm"));
 	json_object_set_new(o, "epoch", json_integer((json_int_t)hs.epoch));
@@ -509,8 +509,8 @@ static void ctl_accept(void *arg, int fd, const struct sockaddr_storage *peer, s
 		return;
 	}
 	cl->c = c;
-	cl->may_change = !getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crlen) &&
-			 privileged(c, &cr);
+	cl->may_change =
+		!getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crlen) && privileged(c, &cr);
 	if (!loop_stream_add(c->l, fd, &ctl_ops, cl))
 		free(cl);
 }

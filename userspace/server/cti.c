@@ -85,8 +85,8 @@ static void send_line(struct sess *ss, const char *line, size_t len)
 		return;
 	if (loop_stream_backlog(ss->s) + len + 1 > c->srv->cfg->cti.client_queue_max) {
 		c->st.slow_clients++;
-		pr_warn("cti: client %s does not read (%zu bytes queued); disconnecting", ss->client,
-			loop_stream_backlog(ss->s));
+		pr_warn("cti: client %s does not read (%zu bytes queued); disconnecting",
+			ss->client, loop_stream_backlog(ss->s));
 		kill_sess(ss, "queue full");
 		return;
 	}
@@ -199,13 +199,15 @@ static void do_hello(struct sess *ss, const struct cti_req *r)
 		if (ret) {
 			char why[160];
 
-			snprintf(why, sizeof(why),
-				 ret == -ERANGE ? "gap: events after %llu are older than the log "
-						  "(oldest held: %llu); Hello without since_seq "
-						  "goes on from now"
-						: "since_seq %llu is newer than this node's last event (%llu)",
-				 (unsigned long long)r->since_seq,
-				 (unsigned long long)(ret == -ERANGE ? evlog_first_seq(log) : upto));
+			snprintf(
+				why, sizeof(why),
+				ret == -ERANGE ? "gap: events after %llu are older than the log "
+						 "(oldest held: %llu); Hello without since_seq "
+						 "goes on from now"
+					       : "since_seq %llu is newer than this node's last "
+						 "event (%llu)",
+				(unsigned long long)r->since_seq,
+				(unsigned long long)(ret == -ERANGE ? evlog_first_seq(log) : upto));
 			ss->live = false;
 			send_error(ss, r->ref, why);
 			return;

@@ -41,7 +41,7 @@
 	X(calls_cancelled, "calls cancelled by the caller")                                     \
 	X(calls_no_answer, "calls that hit the no-answer timer")                                \
 	X(calls_no_ack, "answered calls released because the caller never sent the ACK")        \
-	X(calls_route_timeout, "queued calls nobody routed within route_timeout_ms")             \
+	X(calls_route_timeout, "queued calls nobody routed within route_timeout_ms")            \
 	X(calls_released, "calls that left the call table")                                     \
 	X(indialog_relayed, "in-dialog requests relayed to the other leg")
 
@@ -69,8 +69,7 @@ struct sub;
 struct sub_table;
 struct srv_repl_ops {
 	void (*call)(void *arg, const struct call *c, bool gone);
-	void (*binding)(void *arg, const struct reg_aor *a, const struct reg_binding *b,
-			bool gone);
+	void (*binding)(void *arg, const struct reg_aor *a, const struct reg_binding *b, bool gone);
 	void (*sub)(void *arg, const struct sub *s, bool gone);
 	void *arg;
 };

@@ -277,8 +277,8 @@ static long asked_expires(const osip_message_t *req)
 	return end == h->hvalue || *end || v < 0 ? -EINVAL : v;
 }
 
-static void reply(struct server *srv, struct txn *st, int code, const char *reason,
-		  const char *tag, long expires, unsigned min)
+static void reply(struct server *srv, struct txn *st, int code, const char *reason, const char *tag,
+		  long expires, unsigned min)
 {
 	osip_message_t *r = NULL;
 	char v[24];
@@ -395,8 +395,8 @@ bool sub_on_indialog(struct server *srv, struct txn *st, osip_message_t *req)
 	char cid[256];
 	struct sub *s;
 
-	if (!req->call_id || !req->call_id->number || !req->to ||
-	    osip_to_get_tag(req->to, &tag) || !tag || !tag->gvalue)
+	if (!req->call_id || !req->call_id->number || !req->to || osip_to_get_tag(req->to, &tag) ||
+	    !tag || !tag->gvalue)
 		return false;
 	snprintf(cid, sizeof(cid), "%s%s%s", req->call_id->number, req->call_id->host ? "@" : "",
 		 req->call_id->host ? req->call_id->host : "");

@@ -60,8 +60,7 @@ void sub_device_changed(void *arg, const char *dn, enum cc_dev d);
 void subs_take_over(struct sub_table *t);
 
 size_t subs_count(const struct sub_table *t);
-void subs_foreach(const struct sub_table *t, void (*fn)(void *arg, const struct sub *s),
-		  void *arg);
+void subs_foreach(const struct sub_table *t, void (*fn)(void *arg, const struct sub *s), void *arg);
 /* Standby: adds or updates a replicated subscription (takes R's strings and
  * dialog, also on error); drops one.  0 or -errno. */
 int sub_upsert_replica(struct server *srv, struct sub_replica *r);

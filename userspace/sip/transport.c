@@ -84,13 +84,14 @@ static unsigned addr_hash(const struct sockaddr_storage *ss)
 
 	/* Family, port and address only: a sockaddr's padding is not key. */
 	memcpy(k, &ss->ss_family, 2);
-	memcpy(k + 2, ss->ss_family == AF_INET6 ? (const void *)&((const struct sockaddr_in6 *)ss)->sin6_port
-						: (const void *)&((const struct sockaddr_in *)ss)->sin_port,
+	memcpy(k + 2,
+	       ss->ss_family == AF_INET6
+		       ? (const void *)&((const struct sockaddr_in6 *)ss)->sin6_port
+		       : (const void *)&((const struct sockaddr_in *)ss)->sin_port,
 	       2);
 	memcpy(k + 4, ip, n);
 	return (unsigned)(khash(k, 4 + n) % TCP_ADDR_BUCKETS);
 }
-
 
 /* The count of connections from IP's address; created (at 0) when CREATE. */
 static struct src_count *src_get(struct sip_transport *t, const struct sockaddr_storage *ip,
@@ -104,7 +105,8 @@ static struct src_count *src_get(struct sip_transport *t, const struct sockaddr_
 	/* Keyed: a sender cannot pick addresses that share one chain. */
 	crypto_shorthash((unsigned char *)&h, b, n, t->src_key);
 	for (sc = t->by_src[h % TCP_ADDR_BUCKETS]; sc; sc = sc->next)
-		if (sc->ip.ss_family == ip->ss_family && ip_of(&sc->ip, &o) == n && !memcmp(o, b, n))
+		if (sc->ip.ss_family == ip->ss_family && ip_of(&sc->ip, &o) == n &&
+		    !memcmp(o, b, n))
 			return sc;
 	if (!create || !(sc = calloc(1, sizeof(*sc))))
 		return NULL;
