@@ -96,11 +96,6 @@ static uint64_t frame_seq(const uint8_t *p)
 	return v;
 }
 
-static size_t frame_len(const uint8_t *p)
-{
-	return JR_HDR_LEN + ((size_t)p[4] << 24 | (size_t)p[5] << 16 | (size_t)p[6] << 8 | p[7]);
-}
-
 /* The longest run of whole frames at BUF (LEN bytes) within FEED_CHUNK,
  * at least one frame. */
 static size_t frames_upto(const uint8_t *buf, size_t len)
@@ -108,7 +103,7 @@ static size_t frames_upto(const uint8_t *buf, size_t len)
 	size_t off = 0;
 
 	while (off + JR_HDR_LEN <= len) {
-		size_t n = frame_len(buf + off);
+		size_t n = jr_frame_len(buf + off);
 
 		if (off + n > len || (off && off + n > FEED_CHUNK))
 			break;
@@ -132,7 +127,7 @@ static void ring_add(struct ha *h, const uint8_t *buf, size_t len)
 		size_t cut = 0;
 
 		while (cut < f->ring.len && (f->ring.len - cut + len > FEED_RING_MAX * 3 / 4))
-			cut += frame_len(f->ring.data + cut);
+			cut += jr_frame_len(f->ring.data + cut);
 		if (cut > f->ring.len)
 			cut = f->ring.len;
 		memmove(f->ring.data, f->ring.data + cut, f->ring.len - cut);
@@ -325,7 +320,7 @@ static bool feed_resume(struct ha *h, uint64_t last)
 	    frame_seq(f->ring.data) > last + 1)
 		return false;
 	while (off < f->ring.len && frame_seq(f->ring.data + off) <= last)
-		off += frame_len(f->ring.data + off);
+		off += jr_frame_len(f->ring.data + off);
 	pr_info("ha: %s is in sync up to %" PRIu64 ": resuming the stream (%zu bytes)",
 		h->peer.node_id, last, f->ring.len - off);
 	h->snap_sent = true;
@@ -343,7 +338,7 @@ void feed_send_since(struct ha *h, uint64_t since)
 	size_t off = 0;
 
 	while (off < f->ring.len && frame_seq(f->ring.data + off) <= since)
-		off += frame_len(f->ring.data + off);
+		off += jr_frame_len(f->ring.data + off);
 	if (off < f->ring.len) {
 		pr_info("ha: %zu bytes of records from the handover go to %s", f->ring.len - off,
 			h->peer.node_id);

@@ -285,6 +285,13 @@ int jr_decode(struct jr_decoder *d, const uint8_t *buf, size_t len, size_t *cons
 
 const char *jr_type_name(uint8_t type);
 
+/* The whole length (header and payload) of the frame whose header is at P
+ * (JR_HDR_LEN bytes there), as the header says: nothing checked. */
+static inline size_t jr_frame_len(const uint8_t *p)
+{
+	return JR_HDR_LEN + ((size_t)p[4] << 24 | (size_t)p[5] << 16 | (size_t)p[6] << 8 | p[7]);
+}
+
 /* --- typed payloads -------------------------------------------------------- */
 
 struct jr_hello {

@@ -92,18 +92,13 @@ static void tag(const uint8_t k[32], uint64_t ctr, const uint8_t *frame, size_t 
 	memcpy(out, full, JR_TAG_LEN);
 }
 
-static size_t frame_size(const uint8_t *p)
-{
-	return JR_HDR_LEN + ((size_t)p[4] << 24 | (size_t)p[5] << 16 | (size_t)p[6] << 8 | p[7]);
-}
-
 int hal_auth_seal(struct hal_conn *c, struct jr_buf *out, const uint8_t *buf, size_t len)
 {
 	size_t off = 0;
 
 	jr_buf_reset(out);
 	while (off + JR_HDR_LEN <= len) {
-		size_t n = frame_size(buf + off);
+		size_t n = jr_frame_len(buf + off);
 		uint8_t t[JR_TAG_LEN];
 		size_t need;
 

@@ -541,8 +541,7 @@ static size_t conn_data(struct loop_stream *s, void *arg, const char *buf, size_
 		/* An authenticated frame is whole with its tag: wait for both
 		 * (a header the decoder refuses is refused below all the same). */
 		if (c->rx_tagged && len - used >= JR_HDR_LEN) {
-			fl = JR_HDR_LEN + ((size_t)p[used + 4] << 24 | (size_t)p[used + 5] << 16 |
-					   (size_t)p[used + 6] << 8 | p[used + 7]);
+			fl = jr_frame_len(p + used);
 			if (fl <= JR_HDR_LEN + HAL_MAX_PAYLOAD && len - used < fl + JR_TAG_LEN)
 				return used;
 		}

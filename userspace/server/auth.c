@@ -46,22 +46,12 @@ static const char *ip_str(const struct sockaddr_storage *ss, char *buf, size_t n
 	return inet_ntop(ss->ss_family, a, buf, (socklen_t)n) ? buf : "?";
 }
 
-static size_t ip_bytes(const struct sockaddr_storage *ss, const uint8_t **p)
-{
-	if (ss->ss_family == AF_INET) {
-		*p = (const uint8_t *)&((const struct sockaddr_in *)ss)->sin_addr;
-		return 4;
-	}
-	*p = (const uint8_t *)&((const struct sockaddr_in6 *)ss)->sin6_addr;
-	return 16;
-}
-
 static bool same_ip(const struct sockaddr_storage *x, const struct sockaddr_storage *y)
 {
 	const uint8_t *a, *b;
-	size_t n = ip_bytes(x, &a);
+	size_t n = sipt_ip_bytes(x, &a);
 
-	return x->ss_family == y->ss_family && ip_bytes(y, &b) == n && !memcmp(a, b, n);
+	return x->ss_family == y->ss_family && sipt_ip_bytes(y, &b) == n && !memcmp(a, b, n);
 }
 
 /* The slot of source IP: its own, or a free one, or the stalest unbanned
@@ -69,7 +59,7 @@ static bool same_ip(const struct sockaddr_storage *x, const struct sockaddr_stor
 static struct ban *slot(struct auth *a, const struct sockaddr_storage *ip, bool create)
 {
 	const uint8_t *b;
-	size_t n = ip_bytes(ip, &b);
+	size_t n = sipt_ip_bytes(ip, &b);
 	uint64_t h;
 	struct ban *victim = NULL;
 
@@ -169,7 +159,7 @@ static bool trusted(const struct auth *a, const struct sockaddr_storage *ip)
 {
 	const struct cfg_prefix_list *pl = &a->srv->cfg->auth.trusted;
 	const uint8_t *b;
-	size_t n = ip_bytes(ip, &b);
+	size_t n = sipt_ip_bytes(ip, &b);
 
 	for (unsigned i = 0; i < pl->n; i++) {
 		const struct cfg_prefix *p = &pl->v[i];

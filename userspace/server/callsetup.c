@@ -369,6 +369,7 @@ void call_on_invite(struct server *srv, struct txn *st, osip_message_t *req)
 	struct call_table *ct = srv->calls;
 	const char *user = req->req_uri ? req->req_uri->username : NULL;
 	osip_header_t *mf = NULL;
+	const struct cfg_dn *dn;
 	char target[512], tag[32];
 	struct sip_peer to;
 	struct call *c;
@@ -400,8 +401,8 @@ void call_on_invite(struct server *srv, struct txn *st, osip_message_t *req)
 		srv->st.calls_failed++;
 		return;
 	}
-	if (user && cfg_dn_find(srv->cfg, user) &&
-	    cfg_dn_find(srv->cfg, user)->kind == CFG_DN_ROUTING_POINT) {
+	dn = user ? cfg_dn_find(srv->cfg, user) : NULL;
+	if (dn && dn->kind == CFG_DN_ROUTING_POINT) {
 		call_queue(srv, st, req, user);
 		return;
 	}

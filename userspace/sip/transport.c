@@ -66,7 +66,7 @@ struct sip_transport {
 	uint64_t refusal_log_ms;
 };
 
-static size_t ip_of(const struct sockaddr_storage *ss, const uint8_t **p)
+size_t sipt_ip_bytes(const struct sockaddr_storage *ss, const uint8_t **p)
 {
 	if (ss->ss_family == AF_INET6) {
 		*p = (const uint8_t *)&((const struct sockaddr_in6 *)ss)->sin6_addr;
@@ -80,7 +80,7 @@ static unsigned addr_hash(const struct sockaddr_storage *ss)
 {
 	uint8_t k[2 + 2 + 16];
 	const uint8_t *ip;
-	size_t n = ip_of(ss, &ip);
+	size_t n = sipt_ip_bytes(ss, &ip);
 
 	/* Family, port and address only: a sockaddr's padding is not key. */
 	memcpy(k, &ss->ss_family, 2);
@@ -98,14 +98,14 @@ static struct src_count *src_get(struct sip_transport *t, const struct sockaddr_
 				 bool create)
 {
 	const uint8_t *b, *o;
-	size_t n = ip_of(ip, &b);
+	size_t n = sipt_ip_bytes(ip, &b);
 	uint64_t h;
 	struct src_count *sc;
 
 	/* Keyed: a sender cannot pick addresses that share one chain. */
 	crypto_shorthash((unsigned char *)&h, b, n, t->src_key);
 	for (sc = t->by_src[h % TCP_ADDR_BUCKETS]; sc; sc = sc->next)
-		if (sc->ip.ss_family == ip->ss_family && ip_of(&sc->ip, &o) == n &&
+		if (sc->ip.ss_family == ip->ss_family && sipt_ip_bytes(&sc->ip, &o) == n &&
 		    !memcmp(o, b, n))
 			return sc;
 	if (!create || !(sc = calloc(1, sizeof(*sc))))
@@ -123,7 +123,7 @@ static void src_free(struct sip_transport *t, struct src_count *sc)
 	size_t n;
 	uint64_t h;
 
-	n = ip_of(&sc->ip, &b);
+	n = sipt_ip_bytes(&sc->ip, &b);
 	crypto_shorthash((unsigned char *)&h, b, n, t->src_key);
 	for (struct src_count **pp = &t->by_src[h % TCP_ADDR_BUCKETS]; *pp; pp = &(*pp)->next)
 		if (*pp == sc) {

@@ -80,6 +80,9 @@ bool sipt_conn_open(const struct sip_transport *t, uint64_t conn);
 
 const struct sipt_stats *sipt_stats(const struct sip_transport *t);
 
+/* The address bytes of SS (4 for IPv4, 16 for IPv6) at *P; the length. */
+size_t sipt_ip_bytes(const struct sockaddr_storage *ss, const uint8_t **p);
+
 /* "1.2.3.4:5060" / "[::1]:5060" */
 const char *sipt_addr_str(const struct sockaddr_storage *ss, char *buf, size_t len);
 
