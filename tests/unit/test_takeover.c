@@ -556,35 +556,6 @@ static void test_quiesce_after_demotion(void **state)
 	assert_int_equal(calls_count(f->act.srv.calls), 1); /* kept as a replica */
 }
 
-/* A BYE being relayed when the node demotes: its transactions end here in
- * silence, the callee's 200 that comes back releases nothing (this node
- * would tell no one), and the caller's retransmission, now at the new
- * active, ends the call there. */
-static void test_relay_abandoned_at_demotion(void **state)
-{
-	struct fx *f = *state;
-	osip_message_t *m;
-	struct uac a;
-	struct uas b;
-
-	start_call(f, &a, &b, "tr");
-	ring_on_active(f, &a, &b);
-	answered(&f->act, &a, &b);
-	caller_request(&f->act, &a, "BYE", 2);
-	m = expect(&f->act, "BYE", 5080); /* relayed to the callee */
-	f->act.srv.repl.call = NULL; /* a standby now: nothing to replicate */
-	calls_quiesce(f->act.srv.calls);
-	answer(&f->act, &b.peer, m, 200); /* the callee's answer, too late */
-	osip_message_free(m);
-	expect_none(&f->act); /* no 200 to the caller from here */
-	assert_int_equal(calls_count(f->act.srv.calls), 1);
-	/* The new active has the call, and ends it on the retransmission. */
-	take_over(f, &b, 0);
-	assert_int_equal(calls_count(f->sby.srv.calls), 1);
-	hang_up(&f->sby, &a, &b, true);
-	all_gone(&f->sby);
-}
-
 struct swept {
 	unsigned n;
 	char call_id[64];
@@ -708,7 +679,6 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_delayed_offer_taken_over, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lazy_resume, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quiesce_after_demotion, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_relay_abandoned_at_demotion, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mark_and_sweep, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_replica, setup, teardown),
 	};

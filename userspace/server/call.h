@@ -18,7 +18,6 @@
 #include "sip/txn.h"
 
 struct server;
-struct relay;
 
 enum call_state {
 	CALL_DIALING,
@@ -69,7 +68,6 @@ struct call {
 	struct leg a, b;
 	char *dn; /* the dialed DN (Request-URI user) */
 	char *routed_to; /* queued on a routing point, then routed: the target DN or URI */
-	struct relay *relays; /* in-dialog requests being relayed (calldlg.c) */
 	const char *release_why; /* static text, set when released */
 	char *from; /* caller's From URI, for listings */
 	char *to; /* the To URI */

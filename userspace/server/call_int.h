@@ -62,9 +62,6 @@ int call_dial(struct call *c, const osip_message_t *req, const char *target,
  * ReleaseCall. */
 void call_queue(struct server *srv, struct txn *st, osip_message_t *req, const char *user);
 void call_route_timeout(struct call *c);
-/* The in-dialog requests C is relaying end here, in silence (this node
- * left the active role: the sender's retransmission reaches the new one). */
-void call_relays_abandon(struct call *c);
 /* Tells the contact-centre layer about C (its state, or GONE). */
 void call_cc_note(struct call *c, bool gone);
 /* Into the table and the dialog index. */

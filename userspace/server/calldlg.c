@@ -18,7 +18,6 @@ struct relay {
 	struct leg *to;
 	bool is_invite;
 	bool is_bye;
-	struct relay *next, *prev; /* the call's relays in progress */
 };
 
 /* --- in-dialog requests ------------------------------------------------------------------ */
@@ -32,27 +31,8 @@ static void relay_terminated(struct txn *t, void *uarg)
 	if (r->ct == t)
 		r->ct = NULL;
 	if (!r->st && !r->ct) {
-		if (r->prev)
-			r->prev->next = r->next;
-		else
-			r->call->relays = r->next;
-		if (r->next)
-			r->next->prev = r->prev;
 		call_put(r->call);
 		free(r);
-	}
-}
-
-void call_relays_abandon(struct call *c)
-{
-	/* Each abandon may end the relay (relay_terminated frees it): take
-	 * the next one first.  The call's own reference keeps C alive. */
-	for (struct relay *r = c->relays, *next; r; r = next) {
-		struct txn *st = r->st, *ct = r->ct;
-
-		next = r->next;
-		txn_abandon(ct);
-		txn_abandon(st);
 	}
 }
 
@@ -198,10 +178,6 @@ bool call_on_indialog(struct server *srv, struct txn *st, osip_message_t *req)
 		to->bye_sent = true;
 	}
 	c->refs++;
-	r->next = c->relays;
-	if (c->relays)
-		c->relays->prev = r;
-	c->relays = r;
 	txn_set_user(st, &relay_user, r);
 	if (txn_request(srv->txns, out, &dst, &relay_user, r, &r->ct)) {
 		r->ct = NULL;

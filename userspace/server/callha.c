@@ -147,10 +147,6 @@ void calls_quiesce(struct call_table *ct)
 		timer_del(ct->srv->tw, &c->b.ok.t);
 		txn_abandon(c->a_inv);
 		txn_abandon(c->b_inv);
-		/* A BYE or re-INVITE being relayed too: finished here, the call
-		 * would end (or change) on this node only, which replicates
-		 * nothing any more — the new active would keep it for ever. */
-		call_relays_abandon(c);
 	}
 }
 
