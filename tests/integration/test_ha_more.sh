@@ -11,6 +11,10 @@
 #   switchover  siphactl switchover under a steady call load: roles swap,
 #               the VIP moves, no call fails; refused (exit 1) on the
 #               standby and without a peer.
+#   slowbye     a switchover while BYEs are in flight (the callee answers
+#               them 400 ms late, to the old active's own address): each
+#               call the old active ends after handing over reaches the new
+#               one as a trailing delete; no call fails, none is left.
 #   stop        SIGTERM to the active under a steady call load: it hands
 #               over first (a switchover), then exits 0; no call fails.
 #   bigsync     6,000 ringing calls on a lone primary, then the backup
@@ -317,6 +321,37 @@ t_switchover() {
 	check_eq "$S: the lone node stays active with the VIP" "$(state_of b)/$(vip_on b)" active/1
 }
 
+# --- 3a. a switchover with BYEs in flight -------------------------------------------------
+
+t_slowbye() {
+	local calls=120 rate=30 ok bad sent applied
+	start_pair || return
+	ip netns exec "$(ns_name c)" sipp -sf "$(dirname "$0")/scenarios/ha_uas_slowbye.xml" \
+		-i 10.99.0.10 -p 5070 -nostdin >/dev/null 2>&1 &
+	UAS_PID=$!
+	T_PIDS+=("$UAS_PID")
+	sipp_uac sb 5073 $calls $rate 300
+	sleep 2
+	check "$S: calls in progress at the switchover ($(field_of a calls))" \
+		test "$(field_of a calls)" -gt 0
+	switchover a
+	check_eq "$S: switchover accepted (exit 0)" "$SO_RC" 0
+	wait_until 3 field_is b state active
+	wait_pid "$UAC_PID" 60
+	ok=$(stat_of "$T_TMP/sb.csv" 'SuccessfulCall(C)')
+	bad=$(stat_of "$T_TMP/sb.csv" 'FailedCall(C)')
+	check_eq "$S: no call fails across the switchover" "$ok/$bad" "$calls/0"
+	wait_until 3 field_is b calls 0
+	check_eq "$S: no call left on the new active" "$(field_of b calls)" 0
+	wait_until 3 field_is a calls 0
+	check_eq "$S: none on the old active either" "$(field_of a calls)" 0
+	sent=$(metric ha_trailing_sent a)
+	applied=$(metric ha_trailing_applied b)
+	info "calls ended on the old active after the handover: $sent sent, $applied applied"
+	check "$S: BYEs finished on the old active reached the new one ($sent)" test "${sent:-0}" -gt 0
+	check_eq "$S: every trailing delete sent was applied" "$applied" "$sent"
+}
+
 # --- 3b. SIGTERM on the active: a switchover, then the exit ---------------------------
 
 t_stop() {
@@ -577,10 +612,10 @@ t_restart() {
 # --- main --------------------------------------------------------------------------------
 
 scenarios=("$@")
-[ ${#scenarios[@]} -eq 0 ] && scenarios=(hung resync switchover stop bigsync partition splitbrain restart)
+[ ${#scenarios[@]} -eq 0 ] && scenarios=(hung resync switchover slowbye stop bigsync partition splitbrain restart)
 for S in "${scenarios[@]}"; do
 	if ! declare -F "t_$S" >/dev/null; then
-		fail "$T_NAME: scenario $S" "unknown (hung resync switchover stop bigsync partition splitbrain restart)"
+		fail "$T_NAME: scenario $S" "unknown (hung resync switchover slowbye stop bigsync partition splitbrain restart)"
 		continue
 	fi
 	info "=== $S"

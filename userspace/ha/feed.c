@@ -380,10 +380,38 @@ static bool replicating(const struct ha *h)
 	return h->hot && h->state == HA_ACTIVE;
 }
 
+/* A node that has just handed over may still be finishing a BYE it relayed
+ * while active: the callee answers the address the BYE came from, which is
+ * this node's own, so the call ends here and the new active never sees it.
+ * It is told with a trailing delete, which it applies whatever our role. */
+static bool trailing(const struct ha *h, const struct call *c, bool gone)
+{
+	return gone && h->hot && h->state != HA_ACTIVE && !h->stopped && h->peer_up &&
+	       (c->a.bye_sent || c->b.bye_sent);
+}
+
+static void send_trailing(struct ha *h, const struct call *c)
+{
+	struct jr_buf b;
+
+	jr_buf_init(&b);
+	if (!rep_call_encode(&b, h->seq, c, JR_OP_DELETE) &&
+	    !hal_send_frame(h->link, b.data, b.len))
+		h->st.trailing_sent++;
+	else
+		pr_warn("ha: call %llu ended here after the handover; the peer was not told",
+			(unsigned long long)c->id);
+	jr_buf_free(&b);
+}
+
 void feed_call(void *arg, const struct call *c, bool gone)
 {
 	struct ha *h = arg;
 
+	if (trailing(h, c, gone)) {
+		send_trailing(h, c);
+		return;
+	}
 	if (!replicating(h))
 		return;
 	if (!rep_call_encode(&h->out, ++h->seq, c, gone ? JR_OP_DELETE : JR_OP_UPSERT))

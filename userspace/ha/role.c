@@ -466,6 +466,21 @@ static void end_late(struct ha *h)
 	cc_set_defer(h->srv->cc, false);
 }
 
+/* A record from our standby: only the delete of a call it ended after
+ * handing the active role to us (a BYE it was relaying, see feed.c) is
+ * taken; anything else from a standby is out of place. */
+static void trailing_record(struct ha *h, const struct jr_frame *f)
+{
+	struct jr_record r;
+
+	if (jr_record_decode(f, &r) || r.kind != JR_KIND_CALL || r.op != JR_OP_DELETE ||
+	    rep_apply(h->srv, &r)) {
+		pr_warn("ha: record %" PRIu64 " from standby %s ignored", f->seq, h->peer.node_id);
+		return;
+	}
+	h->st.trailing_applied++;
+}
+
 static void on_frame(void *arg, const struct jr_frame *f)
 {
 	struct ha *h = arg;
@@ -500,6 +515,8 @@ static void on_frame(void *arg, const struct jr_frame *f)
 			standby_frame(h, f);
 		else if (h->late_ok && f->type == JR_T_RECORD)
 			late_record(h, f);
+		else if (f->type == JR_T_RECORD)
+			trailing_record(h, f);
 		break;
 	}
 }

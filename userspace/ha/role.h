@@ -29,6 +29,9 @@ struct ha_status {
 	char peer[65];
 	uint64_t takeovers, demotions, records_sent, records_applied, snapshots;
 	uint64_t resumes; /* standbys that got the records they missed, no snapshot */
+	/* Calls that ended on a node after it handed over (a BYE it relayed):
+	 * deletes it sent to the new active, and those applied as active. */
+	uint64_t trailing_sent, trailing_applied;
 };
 
 /* Starts the HA link and the role machine of SRV (cfg [ha] present). */

@@ -269,6 +269,10 @@ static void ha_metrics(FILE *f, const char *node, const struct ha *ha)
 	metric(f, node, "ha_snapshots", "counter", "snapshots sent to a standby", hs.snapshots);
 	metric(f, node, "ha_resumes", "counter",
 	       "standbys that got only the records they missed (no snapshot)", hs.resumes);
+	metric(f, node, "ha_trailing_sent", "counter",
+	       "calls that ended here after a handover, told to the new active", hs.trailing_sent);
+	metric(f, node, "ha_trailing_applied", "counter",
+	       "calls the old active ended after handing over, applied here", hs.trailing_applied);
 	metric(f, node, "ha_sync_lag", "gauge", "records sent and not yet acknowledged",
 	       hs.sync_lag);
 #define L(name, help) metric(f, node, "ha_link_" #name, "counter", help, ls->name);
