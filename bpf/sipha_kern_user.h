@@ -111,6 +111,11 @@ enum sxdp_role_kind {
 #define SXDP_ROLE_F_VIP4 (1u << 0) /* vip4 is valid */
 #define SXDP_ROLE_F_VIP6 (1u << 1) /* vip6 is valid */
 #define SXDP_ROLE_F_PEER (1u << 2) /* peer_mac is valid: steering possible */
+/* The daemon's SIP socket (UDP, VIP or wildcard, sip_port) is its proof of
+ * life too: when the process dies its kernel closes the socket at once, and
+ * an active node with no such socket is orphaned without waiting for the
+ * stamp to age (docs/HA-PROTOCOL.md, "A dead process"). */
+#define SXDP_ROLE_F_SOCK (1u << 3)
 
 /* Written whole by user space.  heartbeat_ns is bpf_ktime_get_ns() time
  * (CLOCK_MONOTONIC); 0 = never stamped.  An active node whose stamp is older
@@ -124,6 +129,8 @@ struct sxdp_role {
 	__u32 vip6[4];
 	__u8 own_mac[6];
 	__u8 peer_mac[6];
+	__u16 sip_port; /* network order; with SXDP_ROLE_F_SOCK */
+	__u16 pad;
 };
 
 /* LPM trie keys: prefixlen first, as the kernel requires. */

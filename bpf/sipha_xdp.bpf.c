@@ -178,6 +178,31 @@ static __always_inline bool orphaned(const struct sxdp_role *r)
 	return now > r->heartbeat_ns && now - r->heartbeat_ns > r->timeout_ns;
 }
 
+/* No UDP socket for the VIP's SIP port: the daemon's process is gone.
+ * Asked only for ARP and neighbour solicitations for the VIP, which are
+ * rare, so the lookup costs the SIP path nothing. */
+static __always_inline bool sock_gone(struct xdp_md *ctx, const struct sxdp_role *r, bool v6)
+{
+	struct bpf_sock_tuple t = {};
+	struct bpf_sock *sk;
+
+	if (r->role != SXDP_ROLE_ACTIVE || !(r->flags & SXDP_ROLE_F_SOCK))
+		return false;
+	if (v6) {
+		__builtin_memcpy(t.ipv6.daddr, r->vip6, sizeof(t.ipv6.daddr));
+		t.ipv6.dport = r->sip_port;
+		sk = bpf_sk_lookup_udp(ctx, &t, sizeof(t.ipv6), BPF_F_CURRENT_NETNS, 0);
+	} else {
+		t.ipv4.daddr = r->vip4;
+		t.ipv4.dport = r->sip_port;
+		sk = bpf_sk_lookup_udp(ctx, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
+	}
+	if (!sk)
+		return true;
+	bpf_sk_release(sk);
+	return false;
+}
+
 static __always_inline bool must_steer(const struct sxdp_role *r)
 {
 	if (!(r->flags & SXDP_ROLE_F_PEER))
@@ -606,16 +631,28 @@ limited:
 	return XDP_DROP;
 }
 
+/* Past any L4 header this program parses: Ethernet, VLAN tags, IPv6 and
+ * its extension headers fit well under it.  A power of two less one. */
+#define SXDP_L4_OFF_MAX 1023
+
 static __always_inline int do_l4(struct sxdp_pkt *p)
 {
 	void *data = (void *)(long)p->ctx->data;
 	void *data_end = (void *)(long)p->ctx->data_end;
 	struct udphdr *uh;
 	struct tcphdr *th;
-	__u32 ulen, avail;
+	__u32 ulen, avail, off = p->l4_off;
 
+	/* Bounded for the verifier, which tracks a packet pointer's range only
+	 * while its variable offset is known to be small. */
+	if (off > SXDP_L4_OFF_MAX)
+		goto other;
+	/* The bound on the very register used below: clang would drop a mask
+	 * it can prove redundant, and the verifier does not see the test. */
+	asm volatile("" : "+r"(off));
+	off &= SXDP_L4_OFF_MAX;
 	if (p->l4_proto == IPPROTO_TCP) {
-		th = data + p->l4_off;
+		th = data + off;
 		/* Only the ports are needed. */
 		if ((void *)th + 4 > data_end || !is_sip_port(p->cfg, th->dest))
 			goto other;
@@ -624,7 +661,7 @@ static __always_inline int do_l4(struct sxdp_pkt *p)
 	}
 	if (p->l4_proto != IPPROTO_UDP)
 		goto other;
-	uh = data + p->l4_off;
+	uh = data + off;
 	if ((void *)(uh + 1) > data_end || !is_sip_port(p->cfg, uh->dest))
 		goto other;
 	ulen = bpf_ntohs(uh->len);
@@ -636,7 +673,7 @@ static __always_inline int do_l4(struct sxdp_pkt *p)
 		count(SXDP_C_DROP_NON_SIP);
 		return XDP_DROP;
 	}
-	return do_udp_sip(p, p->l4_off + sizeof(*uh), ulen - sizeof(*uh));
+	return do_udp_sip(p, off + sizeof(*uh), ulen - sizeof(*uh));
 other:
 	count(SXDP_C_OTHER);
 	return XDP_PASS;
@@ -655,7 +692,7 @@ static __always_inline int do_arp(struct xdp_md *ctx, const struct sxdp_role *r,
 	    arp->pro != bpf_htons(ETH_P_IP))
 		goto pass;
 	__builtin_memcpy(&tpa, arp->tpa, sizeof(tpa));
-	if (tpa != r->vip4 || !orphaned(r))
+	if (tpa != r->vip4 || !(orphaned(r) || sock_gone(ctx, r, false)))
 		goto pass;
 	count(SXDP_C_ORPHAN_ARP_DROP);
 	return XDP_DROP;
@@ -715,7 +752,7 @@ static __always_inline bool orphan_ns(struct sxdp_pkt *p)
 		return false;
 	if (!(p->role->flags & SXDP_ROLE_F_VIP6) || !addr6_eq(ns->target, p->role->vip6))
 		return false;
-	return orphaned(p->role);
+	return orphaned(p->role) || sock_gone(p->ctx, p->role, true);
 }
 
 static __always_inline int do_ipv6(struct sxdp_pkt *p, __u32 off)

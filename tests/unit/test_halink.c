@@ -47,13 +47,13 @@ struct side {
 	struct loop *l;
 	struct hal_link *h;
 
-	int ups, downs, deads, goodbyes, hellos;
+	int ups, downs, deads, goodbyes, hellos, gones;
 	struct jr_hello peer;
 	uint64_t t_up, t_down, t_dead;
 	uint64_t rx_at_dead; /* stats.last_rx_ms when on_peer_dead came */
 	int down_err;
 	char down_reason[160];
-	char events[32]; /* U up, D down, X dead, G goodbye, in order */
+	char events[32]; /* U up, D down, X dead, G goodbye, K gone, in order */
 	unsigned nev;
 
 	bool auto_ack;
@@ -118,6 +118,14 @@ static void cb_dead(void *arg)
 	ev(s, 'X');
 }
 
+static void cb_gone(void *arg)
+{
+	struct side *s = arg;
+
+	s->gones++;
+	ev(s, 'K');
+}
+
 static void cb_frame(void *arg, const struct jr_frame *f)
 {
 	struct side *s = arg;
@@ -162,6 +170,7 @@ static const struct hal_ops side_ops = {
 	.on_frame = cb_frame,
 	.on_down = cb_down,
 	.on_peer_dead = cb_dead,
+	.on_peer_gone = cb_gone,
 };
 
 static void mkaddr(struct sockaddr_storage *ss, socklen_t *len, uint16_t port)
@@ -1239,11 +1248,13 @@ static void test_peer_killed_and_restarted(void **state)
 	assert_true(run_until(f->l, a_lag_zero, f, 3000));
 	assert_int_equal(hal_stats(f->a.h)->last_seq_acked, 50);
 
-	/* kill -9: the kernel closes the socket, A sees it go down at once and
-	 * declares the peer dead timeout_ms after its last frame. */
+	/* kill -9: the kernel closes the socket with no GOODBYE: A sees it go
+	 * down at once, is told the process is gone (K), and still declares
+	 * the peer dead timeout_ms after its last frame. */
 	end_peer(&c1, false);
 	assert_true(run_until(f->l, a_dead, f, 2000));
-	assert_string_equal(f->a.events, "UDX");
+	assert_string_equal(f->a.events, "UDKX");
+	assert_int_equal(hal_stats(f->a.h)->peer_gone, 1);
 	check_dead_timing(&f->a, TO_DEAD);
 
 	/* A restarted peer: new instance, new epoch. */
@@ -1252,7 +1263,7 @@ static void test_peer_killed_and_restarted(void **state)
 	assert_true(run_until(f->l, a_up_with_epoch, f, 5000));
 	assert_int_equal(hal_peer(f->a.h)->instance, 0xb21);
 	assert_int_equal(f->a.ups, 2);
-	assert_string_equal(f->a.events, "UDXU");
+	assert_string_equal(f->a.events, "UDKXU");
 	/* The new process has nothing: the lag says so until it acks. */
 	assert_int_equal(hal_sync_lag(f->a.h), 50);
 	run_for(f->l, 50);

@@ -113,6 +113,7 @@ struct sipha_config {
 		struct cfg_sockaddr peer; /* required in [ha] */
 		unsigned heartbeat_ms; /* default 50, >= 1 */
 		unsigned timeout_ms; /* default 200, > heartbeat_ms */
+		unsigned probe_ms; /* extension: ARP/NS probe before a takeover, default 4 */
 		/* extension: the pre-shared key's file (mode 0600 or stricter, 16
 		 * bytes to 64 KiB); KEY is SHA-256 of its content */
 		char *key_file;

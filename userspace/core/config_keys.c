@@ -106,6 +106,7 @@ static const struct key_desc keys[K_COUNT] = {
 	[K_HA_HEARTBEAT] = { SEC_HA, "heartbeat_ms", KT_UINT, OFF(ha.heartbeat_ms), 1, 60000,
 			     false },
 	[K_HA_TIMEOUT] = { SEC_HA, "timeout_ms", KT_UINT, OFF(ha.timeout_ms), 1, 600000, false },
+	[K_HA_PROBE] = { SEC_HA, "probe_ms", KT_UINT, OFF(ha.probe_ms), 1, 1000, false },
 	[K_HA_KEY_FILE] = { SEC_HA, "key_file", KT_PATH, OFF(ha.key_file), 0, 0, false },
 	/* required unless mode = off: checked after the file is read */
 	[K_XDP_INTERFACE] = { SEC_XDP, "interface", KT_IFNAME, OFF(xdp.interface), 0, 0, false },
@@ -375,6 +376,7 @@ void cfg_set_defaults(struct sipha_config *cfg)
 	cfg->vip.garp_count = 3;
 	cfg->ha.heartbeat_ms = 50;
 	cfg->ha.timeout_ms = 200;
+	cfg->ha.probe_ms = 4;
 	cfg->xdp.mode = CFG_XDP_OFF;
 	cfg->cti.route_timeout_ms = 30000;
 	cfg->auth.nonce_lifetime_s = 300;

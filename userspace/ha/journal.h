@@ -132,7 +132,7 @@ enum jr_bye {
 	JR_BYE_SAME_ID, /* refused: the same node id as the receiver */
 	JR_BYE_DUPLICATE, /* another connection between the two nodes won */
 	JR_BYE_PROTOCOL, /* malformed or unexpected frame */
-	JR_BYE_TIMEOUT, /* handshake not completed in time */
+	JR_BYE_TIMEOUT, /* handshake not completed in time, or the peer fell silent */
 	JR_BYE_AUTH, /* refused: authentication failed or missing */
 };
 enum jr_kind {

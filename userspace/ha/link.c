@@ -279,8 +279,10 @@ static void dead_fire(struct timer *t)
 
 	h->watching = false;
 	snprintf(why, sizeof(why), "peer silent for %u ms", h->cfg.timeout_ms);
+	/* Said, if the peer can still hear it: a close with no GOODBYE
+	 * would tell it that this process died (on_peer_gone). */
 	if (h->cur)
-		hal_conn_drop(h->cur, -ETIMEDOUT, why, 0);
+		hal_conn_drop(h->cur, -ETIMEDOUT, why, JR_BYE_TIMEOUT);
 	if (h->stopped)
 		return;
 	h->st.peer_dead++;
@@ -364,7 +366,7 @@ void hal_start(struct hal_link *h)
 	h->stopped = false;
 	h->backoff = 0;
 	h->watching = true;
-	loop_timer_in(h->l, &h->dead_t, h->cfg.timeout_ms);
+	loop_timer_in(h->l, &h->dead_t, h->cfg.timeout_ms + hal_start_grace_ms(h->cfg.heartbeat_ms));
 	hal_schedule_connect(h);
 }
 

@@ -61,7 +61,19 @@ struct hal_ops {
 	 * from the start when none came).  Once per silence: again only after
 	 * another on_up.  When the link was up, on_down comes first. */
 	void (*on_peer_dead)(void *arg);
+	/* The up link was closed by the peer's kernel (FIN or RST) with no
+	 * GOODBYE: the peer's process is most likely gone while its host
+	 * lives.  Comes right after on_down. */
+	void (*on_peer_gone)(void *arg);
 };
+
+/* A link that starts gives the peer this long past timeout_ms before the
+ * first verdict: a connect, a handshake and a few heartbeats, so that a
+ * node that starts beside a live peer does not call it dead first. */
+static inline unsigned hal_start_grace_ms(unsigned heartbeat_ms)
+{
+	return 3 * heartbeat_ms > 100 ? 3 * heartbeat_ms : 100;
+}
 
 /* A peer's HELLO is refused when its epoch is past HAL_EPOCH_MAX or more
  * than HAL_EPOCH_JUMP above ours (a takeover adds one). */
@@ -74,6 +86,7 @@ struct hal_stats {
 	uint64_t heartbeats_missed; /* ticks after 2 heartbeat intervals of silence */
 	uint64_t connect_attempts, connect_failures, accepts, accepts_refused;
 	uint64_t ups, downs, reconnects, peer_dead;
+	uint64_t peer_gone; /* up links closed by the peer's kernel, no GOODBYE */
 	uint64_t decode_errors; /* malformed bytes from a connection */
 	uint64_t protocol_errors; /* well-formed but out of place */
 	uint64_t refused; /* peers we refused: version, same node id */
@@ -110,7 +123,8 @@ void hal_free(struct hal_link *h);
  * (on_down follows) and stops connecting; incoming connections are closed
  * until hal_start().  No on_peer_dead while stopped. */
 void hal_stop(struct hal_link *h, uint16_t code, const char *reason);
-/* Resumes a stopped link as if new (the silence clock starts again). */
+/* Resumes a stopped link as if new (the silence clock starts again, with
+ * hal_start_grace_ms() added). */
 void hal_start(struct hal_link *h);
 
 /* Changes what our HELLO says; when the link is up, a HELLO goes out now so

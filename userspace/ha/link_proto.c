@@ -189,7 +189,8 @@ static void link_up(struct hal_link *h, struct hal_conn *c)
 	if (h->cur) {
 		/* The peer moved to a new connection (it restarted, or saw the
 		 * old one die before we did): the old one is stale. */
-		hal_conn_drop(h->cur, -ECONNRESET, "the peer moved to a new connection", 0);
+		hal_conn_drop(h->cur, -ECONNRESET, "the peer moved to a new connection",
+			      JR_BYE_DUPLICATE);
 		if (h->stopped || c->closing)
 			return;
 	}
@@ -579,6 +580,11 @@ static void conn_closed(struct loop_stream *s, void *arg, int err)
 	(void)s;
 	if (h) {
 		if (!c->closing) {
+			/* A FIN or RST on the link itself, with no GOODBYE before
+			 * it: the peer's kernel closed it, as it does for a process
+			 * that died.  A network fault times out instead. */
+			bool gone = c == h->cur && !h->stopped &&
+				    (!err || err == -ECONNRESET || err == -EPIPE);
 			char why[96];
 
 			if (err)
@@ -586,6 +592,11 @@ static void conn_closed(struct loop_stream *s, void *arg, int err)
 			else
 				snprintf(why, sizeof(why), "connection closed by the peer");
 			conn_detach(c, err, why);
+			if (gone && !h->stopped) {
+				h->st.peer_gone++;
+				if (h->ops->on_peer_gone)
+					h->ops->on_peer_gone(h->arg);
+			}
 		}
 		for (struct hal_conn **pp = &h->conns; *pp; pp = &(*pp)->next) {
 			if (*pp == c) {

@@ -27,11 +27,6 @@
 #include "vip.h"
 #include "xdp/xdp.h"
 
-/* How long the ARP probe for the VIP waits for a holder: a live one answers
- * on a LAN in well under a millisecond, and the takeover budget after the
- * peer is declared dead is 20 ms (the HA issue). */
-#define PROBE_MS 15
-
 static const char *const state_names[] = {
 	[HA_STARTING] = "standby",
 	[HA_ACTIVE] = "active",
@@ -121,8 +116,13 @@ static void xdp_role(struct ha *h, bool active)
 		return;
 	/* The dead man's switch needs a peer to steer to.  It fires one
 	 * heartbeat interval before the peer declares us dead, so by the time
-	 * the peer probes the VIP our kernel no longer answers for it. */
+	 * the peer probes the VIP our kernel no longer answers for it; never
+	 * within three stamps, which a live daemon's loop would trip. */
 	uint64_t dms_ms = cfg->ha.timeout_ms - cfg->ha.heartbeat_ms;
+	uint64_t floor_ms = 3 * (uint64_t)srv_xdp_tick_ms(cfg);
+
+	if (dms_ms < floor_ms)
+		dms_ms = floor_ms;
 
 	sxdp_set_role(h->srv->xdp, active, cfg->vip.present ? &cfg->vip.address : NULL, h->mac,
 		      h->have_peer_mac ? h->peer_mac : NULL,
@@ -205,7 +205,7 @@ static void take_over(struct ha *h, bool probe, const char *why)
 		return;
 	}
 	if (probe && cfg->vip.present) {
-		ret = garp_ctx_probe(&h->garp, PROBE_MS, holder);
+		ret = garp_ctx_probe(&h->garp, cfg->ha.probe_ms, holder);
 		if (ret == 1) {
 			/* Said once per episode: an isolated node re-probes often. */
 			if (h->state != HA_ISOLATED)
@@ -545,6 +545,23 @@ static void on_peer_dead(void *arg)
 		take_over(h, true, "peer dead");
 }
 
+/* The peer's kernel closed the link with no GOODBYE: its process died (a
+ * network fault does not close a TCP connection, it times out).  An active
+ * peer is replaced now, not timeout_ms later; the probe is the safety: a
+ * live holder's kernel still answers for the VIP, while a dead daemon's
+ * XDP program stops its kernel answering as soon as the daemon's SIP
+ * socket is gone (SXDP_ROLE_F_SOCK). */
+static void on_peer_gone(void *arg)
+{
+	struct ha *h = arg;
+
+	if (h->state == HA_ACTIVE || h->peer.state != JR_STATE_ACTIVE)
+		return;
+	pr_warn("ha: %s closed the link with no goodbye: its process is gone",
+		h->peer.node_id);
+	take_over(h, true, "peer process gone");
+}
+
 /* --- the kernel's view (netlink) ------------------------------------------------ */
 
 static bool is_vip(const struct ha *h, const struct cfg_prefix *p)
@@ -631,6 +648,7 @@ static const struct hal_ops link_ops = {
 	.on_frame = on_frame,
 	.on_down = on_down,
 	.on_peer_dead = on_peer_dead,
+	.on_peer_gone = on_peer_gone,
 };
 
 /* --- API ------------------------------------------------------------------------- */
@@ -727,7 +745,7 @@ int ha_start(struct ha **out, struct server *srv)
 	srv->repl.arg = h;
 	cc_set_journal(srv->cc, feed_event, feed_agent, h);
 	hal_start(h->link);
-	arm_decide(h, cfg->ha.timeout_ms);
+	arm_decide(h, cfg->ha.timeout_ms + hal_start_grace_ms(cfg->ha.heartbeat_ms));
 	*out = h;
 	return 0;
 err:

@@ -409,7 +409,15 @@ static int transport_send(void *arg, const struct sip_peer *to, const char *buf,
 	return sipt_send(srv->tp, to, buf, len);
 }
 
-#define XDP_TICK_MS 20
+/* How often the daemon stamps its proof of life: twice per heartbeat, at
+ * most every 20 ms, so the stamp is never much older than the last
+ * heartbeat the peer heard. */
+unsigned srv_xdp_tick_ms(const struct sipha_config *cfg)
+{
+	unsigned t = cfg->ha.present ? cfg->ha.heartbeat_ms / 2 : 20;
+
+	return t < 1 ? 1 : t > 20 ? 20 : t;
+}
 
 /* Proof of life for the XDP program's dead man's switch (docs/ARCHITECTURE.md §3):
  * a daemon that stops ticking stops claiming the VIP. */
@@ -418,7 +426,23 @@ static void xdp_tick(struct timer *t)
 	struct server *srv = container_of(t, struct server, xdp_tick);
 
 	sxdp_heartbeat(srv->xdp);
-	timer_add(srv->tw, t, srv->tw->now + XDP_TICK_MS);
+	timer_add(srv->tw, t, srv->tw->now + srv_xdp_tick_ms(srv->cfg));
+}
+
+/* LISTEN receives what is sent to the VIP: bound to it or to the wildcard
+ * address of its family. */
+static bool sock_is_vips(const struct cfg_sockaddr *listen, const struct cfg_prefix *vip)
+{
+	const struct sockaddr_in *s4 = (const struct sockaddr_in *)&listen->ss;
+	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&listen->ss;
+
+	if (listen->ss.ss_family != vip->family)
+		return false;
+	if (vip->family == AF_INET)
+		return s4->sin_addr.s_addr == htonl(INADDR_ANY) ||
+		       s4->sin_addr.s_addr == vip->addr.v4.s_addr;
+	return IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr) ||
+	       !memcmp(&s6->sin6_addr, &vip->addr.v6, sizeof(vip->addr.v6));
 }
 
 static int xdp_start(struct server *srv)
@@ -436,6 +460,8 @@ static int xdp_start(struct server *srv)
 		return ret;
 	if (if_mac(cfg->xdp.interface, mac))
 		pr_warn("xdp: cannot read the MAC of %s", cfg->xdp.interface);
+	if (cfg->vip.present && sock_is_vips(&cfg->sip.listen, &cfg->vip.address))
+		sxdp_set_sock_port(srv->xdp, srv->adv_port);
 	/* Alone, a node is active and has no peer to steer to: the switch
 	 * stays off (timeout 0) until the HA engine knows a peer. */
 	ret = sxdp_set_role(srv->xdp, true, cfg->vip.present ? &cfg->vip.address : NULL, mac, NULL,
@@ -443,7 +469,7 @@ static int xdp_start(struct server *srv)
 	if (ret)
 		return ret;
 	timer_init(&srv->xdp_tick, xdp_tick);
-	timer_add(srv->tw, &srv->xdp_tick, srv->tw->now + XDP_TICK_MS);
+	timer_add(srv->tw, &srv->xdp_tick, srv->tw->now + srv_xdp_tick_ms(cfg));
 	pr_info("xdp: attached to %s (%s)", cfg->xdp.interface, sxdp_mode_name(cfg->xdp.mode));
 	return 0;
 }

@@ -131,6 +131,8 @@ static inline int srv_send(struct server *srv, const struct sip_peer *to, const 
  * the contact-centre layer publishes events only while active, and CTI
  * clients hear of the change. */
 void srv_ha_state(struct server *srv, bool active);
+/* The period of the XDP dead man's stamp (1..20 ms, half a heartbeat). */
+unsigned srv_xdp_tick_ms(const struct sipha_config *cfg);
 
 /* A fresh tag for a To or From header: random, not guessable. */
 void srv_new_tag(struct server *srv, char *buf, size_t len);

@@ -30,6 +30,7 @@ struct sxdp {
 	struct sxdp_config cfg; /* what the maps hold: written whole */
 	struct sxdp_role role;
 	bool role_set; /* by this run: until then the role is the crashed run's */
+	uint16_t sock_port; /* SXDP_ROLE_F_SOCK's port, host order; 0: none */
 };
 
 static const char *const counter_names[] = { SXDP_COUNTER_NAMES };
@@ -430,6 +431,10 @@ int sxdp_set_role(struct sxdp *x, bool active, const struct cfg_prefix *vip,
 		memcpy(r.vip6, &vip->addr.v6, sizeof(r.vip6));
 	}
 	memcpy(r.own_mac, own_mac, sizeof(r.own_mac));
+	if (vip && x->sock_port) {
+		r.flags |= SXDP_ROLE_F_SOCK;
+		r.sip_port = htons(x->sock_port);
+	}
 	if (peer_mac) {
 		r.flags |= SXDP_ROLE_F_PEER;
 		memcpy(r.peer_mac, peer_mac, sizeof(r.peer_mac));
@@ -437,6 +442,11 @@ int sxdp_set_role(struct sxdp *x, bool active, const struct cfg_prefix *vip,
 	x->role = r;
 	x->role_set = true;
 	return write_role(x);
+}
+
+void sxdp_set_sock_port(struct sxdp *x, uint16_t port)
+{
+	x->sock_port = port;
 }
 
 int sxdp_heartbeat(struct sxdp *x)
