@@ -30,6 +30,10 @@
 #               active; the client places calls on the primary alone;
 #               healed: the newer epoch wins, the loser names exactly the
 #               calls only it knew and keeps the winner's.
+#   gone        kill -9 of the active at heartbeat 50 / timeout 3000: its
+#               kernel closes the HA link with no GOODBYE, and the backup
+#               takes over at once (after its ARP probe), not 3 s later;
+#               its 10 calls survive.
 #   restart     a kill -9 failover under a client polling the VIP with
 #               OPTIONS every 5 ms (tests/tools/optprobe): answered again,
 #               and no packet bounces between the nodes' XDP programs; then
@@ -609,13 +613,39 @@ t_restart() {
 	check_eq "$S: the standby follows the ends of the calls" "$(field_of a calls)" 0
 }
 
+# --- 6. a dead process is seen at once -----------------------------------------------
+
+t_gone() {
+	local calls=10 t0 dt ok bad
+	ha_conf "$T_TMP/a.conf" "$ID_A" primary 10.99.0.1 10.99.0.2 hot 50 3000
+	ha_conf "$T_TMP/b.conf" "$ID_B" backup 10.99.0.2 10.99.0.1 hot 50 3000
+	start_pair || return
+	uas_start
+	sipp_uac gone 5076 $calls 10 6000
+	wait_until 5 field_is a calls $calls
+	wait_until 3 field_is b calls $calls
+	t0=$(now_ms)
+	kill9 a
+	wait_until 4 field_is b state active
+	dt=$(($(now_ms) - t0))
+	check_eq "$S: backup active after kill -9" "$(state_of b)/$(vip_on b)" active/1
+	info "backup active ${dt} ms after the kill -9 (timeout_ms 3000)"
+	check "$S: well before timeout_ms ($dt ms < 1500)" test "$dt" -lt 1500
+	check "$S: the backup says why" grep -q "closed the link with no goodbye" "$(siphad_log b)"
+	check_eq "$S: counted" "$(metric ha_link_peer_gone b)" 1
+	wait_pid "$UAC_PID" 30
+	ok=$(stat_of "$T_TMP/gone.csv" 'SuccessfulCall(C)')
+	bad=$(stat_of "$T_TMP/gone.csv" 'FailedCall(C)')
+	check_eq "$S: every call ends through the survivor" "$ok/$bad" "$calls/0"
+}
+
 # --- main --------------------------------------------------------------------------------
 
 scenarios=("$@")
-[ ${#scenarios[@]} -eq 0 ] && scenarios=(hung resync switchover slowbye stop bigsync partition splitbrain restart)
+[ ${#scenarios[@]} -eq 0 ] && scenarios=(hung resync switchover slowbye stop bigsync partition splitbrain restart gone)
 for S in "${scenarios[@]}"; do
 	if ! declare -F "t_$S" >/dev/null; then
-		fail "$T_NAME: scenario $S" "unknown (hung resync switchover slowbye stop bigsync partition splitbrain restart)"
+		fail "$T_NAME: scenario $S" "unknown (hung resync switchover slowbye stop bigsync partition splitbrain restart gone)"
 		continue
 	fi
 	info "=== $S"
