@@ -371,6 +371,71 @@ static void active4_unstamped(struct fx *f)
 	assert_int_equal(err, 0);
 }
 
+/* A port of FAMILY no UDP socket has: one the kernel gave and took back. */
+static uint16_t closed_port(int family)
+{
+	struct sockaddr_storage ss = { .ss_family = (sa_family_t)family };
+	socklen_t len =
+		family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+	int fd = socket(family, SOCK_DGRAM, 0);
+
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&ss, len), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&ss, &len), 0);
+	close(fd);
+	return family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+				 : ((struct sockaddr_in6 *)&ss)->sin6_port;
+}
+
+/* An active node, freshly stamped, whose sentinel socket is gone (its
+ * process died): the port in the role map has no socket. */
+static void sentinel_gone(struct fx *f, int family)
+{
+	char path[PATH_MAX];
+	struct timespec ts;
+	struct sxdp_role r = { .role = SXDP_ROLE_ACTIVE,
+			       .timeout_ns = 10000 * MS,
+			       .flags = SXDP_ROLE_F_PEER | SXDP_ROLE_F_SOCK };
+	__u32 k0 = 0;
+	int fd, err;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	r.heartbeat_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	if (family == AF_INET) {
+		r.flags |= SXDP_ROLE_F_VIP4;
+		addr(AF_INET, "10.99.0.100", &r.vip4);
+	} else {
+		r.flags |= SXDP_ROLE_F_VIP6;
+		addr(AF_INET6, "2001:db8::100", r.vip6);
+	}
+	r.sip_port = closed_port(family);
+	memcpy(r.own_mac, mac_own, 6);
+	memcpy(r.peer_mac, mac_peer, 6);
+	snprintf(path, sizeof(path), "%s/%s/%s", SXDP_PIN_BASE, f->node, SXDP_NAME(SXDP_MAP_ROLE));
+	fd = bpf_obj_get(path);
+	assert_true(fd >= 0);
+	err = bpf_map_update_elem(fd, &k0, &r, BPF_ANY);
+	close(fd);
+	assert_int_equal(err, 0);
+}
+
+static void sentinel_gone4(struct fx *f)
+{
+	sentinel_gone(f, AF_INET);
+}
+
+static void sentinel_gone6(struct fx *f)
+{
+	sentinel_gone(f, AF_INET6);
+}
+
+/* The same node with its sentinel open: alive. */
+static void sentinel4(struct fx *f)
+{
+	assert_int_equal(sxdp_sentinel(f->x, AF_INET), 0);
+	active4(f);
+}
+
 /* --- tables --------------------------------------------------------------- */
 
 #define C(name) SXDP_C_##name
@@ -502,6 +567,12 @@ static const struct pcase role_cases[] = {
 	      { C(STEERED), 1 }),
 	CASE("orphan: SIP to another address passes", F(.dst = "10.99.0.1", .payload = INV),
 	     orphan4, XDP_PASS, { C(INVITE), 1 }),
+	CASE("sentinel open: ARP request for the VIP passes", ARP_FOR("10.99.0.100"), sentinel4,
+	     XDP_PASS, { C(OTHER), 1 }),
+	CASE("sentinel gone: ARP request for the VIP is dropped at once", ARP_FOR("10.99.0.100"),
+	     sentinel_gone4, XDP_DROP, { C(ORPHAN_ARP_DROP), 1 }),
+	CASE("sentinel gone: NS for the VIP is dropped at once", NS_FOR("2001:db8::100"),
+	     sentinel_gone6, XDP_DROP, { C(ORPHAN_ARP_DROP), 1 }),
 	CASE("orphan: NS for the VIP is dropped", NS_FOR("2001:db8::100"), orphan6, XDP_DROP,
 	     { C(ORPHAN_ARP_DROP), 1 }),
 	CASE("orphan: NS for another address passes", NS_FOR("2001:db8::101"), orphan6, XDP_PASS,

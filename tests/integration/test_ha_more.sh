@@ -624,6 +624,8 @@ t_gone() {
 	sipp_uac gone 5076 $calls 10 6000
 	wait_until 5 field_is a calls $calls
 	wait_until 3 field_is b calls $calls
+	check_eq "$S: the active watches over its process on the backup" \
+		"$(metric ha_link_watches b)/$(metric ha_link_watches_sent a)" 1/1
 	t0=$(now_ms)
 	kill9 a
 	wait_until 4 field_is b state active
@@ -631,6 +633,8 @@ t_gone() {
 	check_eq "$S: backup active after kill -9" "$(state_of b)/$(vip_on b)" active/1
 	info "backup active ${dt} ms after the kill -9 (timeout_ms 3000)"
 	check "$S: well before timeout_ms ($dt ms < 1500)" test "$dt" -lt 1500
+	check "$S: the dead node's kernel no longer answered for the VIP (its XDP sentinel)" \
+		bash -c "! grep -q \"VIP still answered\" \"\$1\"" _ "$(siphad_log b)"
 	check "$S: the backup says why" grep -q "closed the link with no goodbye" "$(siphad_log b)"
 	check_eq "$S: counted" "$(metric ha_link_peer_gone b)" 1
 	wait_pid "$UAC_PID" 30

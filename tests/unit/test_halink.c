@@ -49,7 +49,7 @@ struct side {
 
 	int ups, downs, deads, goodbyes, hellos, gones;
 	struct jr_hello peer;
-	uint64_t t_up, t_down, t_dead;
+	uint64_t t_up, t_down, t_dead, t_gone;
 	uint64_t rx_at_dead; /* stats.last_rx_ms when on_peer_dead came */
 	int down_err;
 	char down_reason[160];
@@ -123,6 +123,7 @@ static void cb_gone(void *arg)
 	struct side *s = arg;
 
 	s->gones++;
+	s->t_gone = loop_now(s->l);
 	ev(s, 'K');
 }
 
@@ -1055,6 +1056,78 @@ static void test_auth_forgers(void **state)
 	assert_false(hal_is_up(f->a.h));
 }
 
+/* --- the death watch ----------------------------------------------------------------- */
+
+static bool a_watches(void *arg)
+{
+	struct fx *f = arg;
+
+	return hal_stats(f->a.h)->watches == 1 && hal_stats(f->b.h)->watches_sent == 1;
+}
+
+static bool a_watch_gone(void *arg)
+{
+	struct fx *f = arg;
+
+	return hal_stats(f->a.h)->conns == 1;
+}
+
+/* A WATCH from the peer's address that is not the peer's: refused,
+ * counted, and its close tells nothing. */
+static void forge_watch(struct fx *f, uint64_t instance, bool with_mac)
+{
+	struct clients cs = { .n = 1 };
+	struct jr_buf b;
+	uint8_t mac[32];
+
+	jr_buf_init(&b);
+	assert_int_equal(jr_frame_begin(&b, JR_T_WATCH, 0), 0);
+	jr_put_u64(&b, JR_WATCH_INSTANCE, instance);
+	if (with_mac) {
+		randombytes_buf(mac, sizeof(mac));
+		jr_put_bytes(&b, JR_WATCH_MAC, mac, sizeof(mac));
+	}
+	assert_int_equal(jr_frame_end(&b), 0);
+	cs.fd[0] = raw_connect(f->pa);
+	assert_int_equal(send(cs.fd[0], b.data, b.len, MSG_NOSIGNAL), (ssize_t)b.len);
+	assert_true(run_until(f->l, all_closed, &cs, 3000));
+	clients_close(&cs);
+	jr_buf_free(&b);
+}
+
+static void test_watch(void **state)
+{
+	struct fx *f = *state;
+	const struct hal_stats *sa;
+
+	start_pair(f, TO_STABLE);
+	sa = hal_stats(f->a.h);
+	/* B (as if active) watches over its process on A. */
+	hal_watch(f->b.h, true);
+	assert_true(run_until(f->l, a_watches, f, 3000));
+	assert_int_equal(sa->conns, 2);
+
+	/* Forgers: the right instance with a wrong proof or none, a second
+	 * watch, a watch for another process. */
+	forge_watch(f, 0xb1, true);
+	forge_watch(f, 0xb1, false);
+	forge_watch(f, 0xdead, true);
+	assert_int_equal(sa->watches_refused, 3);
+	assert_int_equal(sa->watches, 1);
+	assert_int_equal(f->a.gones, 0);
+	assert_true(hal_is_up(f->a.h));
+
+	/* B ends its watch itself (it leaves the active role): a GOODBYE,
+	 * not a death. */
+	hal_watch(f->b.h, false);
+	assert_true(run_until(f->l, a_watch_gone, f, 3000));
+	run_for(f->l, 20);
+	assert_int_equal(f->a.gones, 0);
+	assert_int_equal(sa->peer_gone, 0);
+	assert_true(hal_is_up(f->a.h));
+	assert_string_equal(f->a.events, "U");
+}
+
 /* --- simultaneous connect ------------------------------------------------------------- */
 
 static void test_simultaneous_connect(void **state)
@@ -1139,6 +1212,8 @@ static int peer_main(int argc, char **argv)
 		return 1;
 	if (loop_poll_add(l, 0, peer_stdin, l))
 		return 1;
+	/* As an active node does: its death is seen through the watch. */
+	hal_watch(s.h, true);
 	dl.l = l;
 	timer_init(&dl.t, peer_deadline_fire);
 	loop_timer_in(l, &dl.t, 60000);
@@ -1210,8 +1285,10 @@ static bool a_up_with_epoch(void *arg)
 {
 	struct fx *f = arg;
 
+	/* The link, and the peer's death watch once it is set. */
 	return hal_is_up(f->a.h) && hal_peer(f->a.h)->epoch == f->b.epoch &&
-	       hal_stats(f->a.h)->conns == 1;
+	       (hal_stats(f->a.h)->conns == 1 ||
+		(hal_stats(f->a.h)->conns == 2 && hal_stats(f->a.h)->watches > 0));
 }
 
 static bool a_lag_zero(void *arg)
@@ -1219,6 +1296,13 @@ static bool a_lag_zero(void *arg)
 	struct fx *f = arg;
 
 	return hal_sync_lag(f->a.h) == 0 && hal_stats(f->a.h)->last_seq_acked > 0;
+}
+
+static bool a_watched(void *arg)
+{
+	struct fx *f = arg;
+
+	return hal_stats(f->a.h)->watches == 1;
 }
 
 static void test_peer_killed_and_restarted(void **state)
@@ -1247,6 +1331,7 @@ static void test_peer_killed_and_restarted(void **state)
 	}
 	assert_true(run_until(f->l, a_lag_zero, f, 3000));
 	assert_int_equal(hal_stats(f->a.h)->last_seq_acked, 50);
+	assert_true(run_until(f->l, a_watched, f, 3000));
 
 	/* kill -9: the kernel closes the socket with no GOODBYE: A sees it go
 	 * down at once, is told the process is gone (K), and still declares
@@ -1255,6 +1340,9 @@ static void test_peer_killed_and_restarted(void **state)
 	assert_true(run_until(f->l, a_dead, f, 2000));
 	assert_string_equal(f->a.events, "UDKX");
 	assert_int_equal(hal_stats(f->a.h)->peer_gone, 1);
+	/* Told by the watch, long before the silence could say it. */
+	assert_true(f->a.t_gone - f->a.t_down <= 1);
+	assert_true(f->a.t_dead - f->a.t_gone >= TO_DEAD / 2);
 	check_dead_timing(&f->a, TO_DEAD);
 
 	/* A restarted peer: new instance, new epoch. */
@@ -1309,6 +1397,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_backlog_overflow, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_same_id_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stranger_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_watch, setup_keyed, teardown),
 		cmocka_unit_test_setup_teardown(test_garbage_clients, setup, teardown),
 		cmocka_unit_test(test_simultaneous_connect),
 		cmocka_unit_test_setup_teardown(test_peer_killed_and_restarted, setup, teardown),

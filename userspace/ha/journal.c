@@ -91,6 +91,11 @@ static const struct jr_policy auth_policy[JR_AUTH_COUNT] = {
 			  .max_len = 32 },
 };
 
+static const struct jr_policy watch_policy[JR_WATCH_COUNT] = {
+	[JR_WATCH_INSTANCE] = REQ(JR_A_U64),
+	[JR_WATCH_MAC] = { .kind = JR_A_BINARY, .min_len = 32, .max_len = 32 },
+};
+
 static const struct jr_policy goodbye_policy[JR_GOODBYE_COUNT] = {
 	[JR_GOODBYE_CODE] = REQ(JR_A_U16),
 	[JR_GOODBYE_REASON] = { .kind = JR_A_STRING, .max_len = JR_REASON_MAX },
@@ -151,6 +156,7 @@ static const struct type_desc types[JR_T_COUNT] = {
 	[JR_T_GOODBYE] = { "GOODBYE", goodbye_policy, JR_GOODBYE_MAX },
 	[JR_T_SELECT] = { "SELECT", NULL, 0 },
 	[JR_T_AUTH] = { "AUTH", auth_policy, JR_AUTH_MAX },
+	[JR_T_WATCH] = { "WATCH", watch_policy, JR_WATCH_MAX },
 };
 
 /* Field policies of record kinds; a kind without one has its fields checked

@@ -20,7 +20,7 @@
 
 #define JR_MAGIC 0x5348u /* "SH" */
 #define JR_VERSION 1 /* major: a peer with another one is refused */
-#define JR_VERSION_MINOR 1 /* 1: AUTH, HELLO nonce ([ha] key_file) */
+#define JR_VERSION_MINOR 2 /* 1: AUTH, HELLO nonce ([ha] key_file); 2: WATCH */
 #define JR_HDR_LEN 16
 #define JR_ATTR_HDR_LEN 6
 #define JR_MAX_PAYLOAD (1u << 20)
@@ -36,6 +36,7 @@ enum jr_type {
 	JR_T_GOODBYE = 7,
 	JR_T_SELECT = 8,
 	JR_T_AUTH = 9, /* the sender proves it holds the pre-shared key */
+	JR_T_WATCH = 10, /* first and only frame of a death-watch connection */
 	JR_T_COUNT
 };
 
@@ -65,6 +66,13 @@ enum jr_auth_attr {
 #define JR_AUTH_MAX (JR_AUTH_COUNT - 1)
 #define JR_NONCE_LEN 32
 #define JR_TAG_LEN 16 /* the truncated HMAC after each frame of an authenticated link */
+
+enum jr_watch_attr {
+	JR_WATCH_INSTANCE = 1, /* u64: the sender's instance, as in its HELLO */
+	JR_WATCH_MAC, /* binary 32, on an authenticated link: see docs/HA-PROTOCOL.md */
+	JR_WATCH_COUNT
+};
+#define JR_WATCH_MAX (JR_WATCH_COUNT - 1)
 
 enum jr_goodbye_attr {
 	JR_GOODBYE_CODE = 1, /* u16 enum jr_bye */

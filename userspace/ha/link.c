@@ -117,7 +117,7 @@ static void conn_attach(struct hal_link *h, struct hal_conn *c)
 	hal_conn_send_hello(c);
 }
 
-static void bind_source(struct hal_link *h, int fd)
+void hal_bind_source(struct hal_link *h, int fd)
 {
 	const struct sockaddr_storage *la = &h->cfg.listen;
 	struct sockaddr_storage src;
@@ -164,7 +164,7 @@ static void retry_fire(struct timer *t)
 		goto fail;
 	}
 	tune_socket(fd);
-	bind_source(h, fd);
+	hal_bind_source(h, fd);
 	c->s = loop_stream_connect(h->l, fd, (const struct sockaddr *)&h->cfg.peer, h->cfg.peer_len,
 				   &hal_conn_ops, c);
 	fd = -1; /* the loop owns it now, even on failure */
@@ -366,7 +366,8 @@ void hal_start(struct hal_link *h)
 	h->stopped = false;
 	h->backoff = 0;
 	h->watching = true;
-	loop_timer_in(h->l, &h->dead_t, h->cfg.timeout_ms + hal_start_grace_ms(h->cfg.heartbeat_ms));
+	loop_timer_in(h->l, &h->dead_t,
+		      h->cfg.timeout_ms + hal_start_grace_ms(h->cfg.heartbeat_ms));
 	hal_schedule_connect(h);
 }
 
@@ -421,6 +422,7 @@ int hal_new(struct loop *l, const struct hal_config *cfg, const struct hal_ops *
 	timer_init(&h->retry_t, retry_fire);
 	timer_init(&h->hb_t, hb_fire);
 	timer_init(&h->dead_t, dead_fire);
+	hal_watch_init(h);
 	ret = open_listener(h);
 	if (ret) {
 		hal_free(h);
@@ -441,6 +443,7 @@ void hal_free(struct hal_link *h)
 	timer_del(tw, &h->retry_t);
 	timer_del(tw, &h->hb_t);
 	timer_del(tw, &h->dead_t);
+	hal_watch_fini(h);
 	/* The loop still owns the streams and reports them closed later (or
 	 * in loop_free); a connection without a link just frees itself then. */
 	for (struct hal_conn *c = h->conns; c; c = c->next) {

@@ -87,6 +87,9 @@ struct hal_stats {
 	uint64_t connect_attempts, connect_failures, accepts, accepts_refused;
 	uint64_t ups, downs, reconnects, peer_dead;
 	uint64_t peer_gone; /* up links closed by the peer's kernel, no GOODBYE */
+	uint64_t watches_sent; /* our death watches that reached the peer */
+	uint64_t watches; /* the peer's death watches accepted */
+	uint64_t watches_refused; /* WATCHes for no link, a second one, a wrong proof */
 	uint64_t decode_errors; /* malformed bytes from a connection */
 	uint64_t protocol_errors; /* well-formed but out of place */
 	uint64_t refused; /* peers we refused: version, same node id */
@@ -127,6 +130,11 @@ void hal_stop(struct hal_link *h, uint16_t code, const char *reason);
  * hal_start_grace_ms() added). */
 void hal_start(struct hal_link *h);
 
+/* The death watch (docs/HA-PROTOCOL.md §4.7): while ON and the link is up,
+ * this node keeps a second connection to the peer that only its kernel
+ * closes, the moment this process dies; the peer then gets on_peer_gone.
+ * The active node turns it on. */
+void hal_watch(struct hal_link *h, bool on);
 /* Changes what our HELLO says; when the link is up, a HELLO goes out now so
  * the peer's on_frame sees the change. */
 int hal_update_hello(struct hal_link *h, uint64_t epoch, uint8_t state, uint64_t last_seq);

@@ -21,6 +21,7 @@
 
 static const char auth_label[] = "sipha-ha-auth-v1";
 static const char frames_label[] = "sipha-ha-frames-v1";
+static const char watch_label[] = "sipha-ha-watch-v1";
 
 int hal_auth_init(void)
 {
@@ -57,6 +58,15 @@ void hal_auth_mac(const struct hal_link *h, const uint8_t *n_sender, const uint8
 		  const uint8_t hello_hash[32], uint8_t out[32])
 {
 	mac3(h->key, auth_label, n_sender, n_receiver, hello_hash, out);
+}
+
+void hal_auth_watch_mac(const struct hal_link *h, const struct hal_conn *c, bool sender_is_us,
+			uint8_t out[32])
+{
+	if (sender_is_us)
+		mac3(h->key, watch_label, c->nonce, c->peer_nonce, NULL, out);
+	else
+		mac3(h->key, watch_label, c->peer_nonce, c->nonce, NULL, out);
 }
 
 bool hal_auth_check(const struct hal_link *h, const struct hal_conn *c, const uint8_t mac[32])

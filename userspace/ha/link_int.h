@@ -28,6 +28,7 @@ struct hal_conn {
 	bool outbound;
 	bool closing; /* detached: waiting for the loop's on_close */
 	bool parked; /* READY inbound, kept while our own connection may still win */
+	bool is_watch; /* the peer's death watch (link_watch.c), not a link */
 	enum conn_state st;
 	struct jr_decoder dec;
 	struct jr_hello peer;
@@ -69,6 +70,17 @@ struct hal_link {
 	uint8_t key[32];
 	struct jr_buf sealed; /* frames with their tags, being written */
 	uint64_t auth_log_ms; /* when an authentication failure may be logged again */
+	/* The death watch (link_watch.c).  On the active node: our plain
+	 * socket to the peer, never handed to io_uring, so that our kernel
+	 * closes it the moment this process dies.  On the other: the peer's
+	 * watch connection, whose close says the peer's process is gone. */
+	bool watch_wanted;
+	int watch_fd; /* the socket being connected, or watch_slot once set */
+	int watch_slot; /* a low fd kept for the set watch (/dev/null meanwhile) */
+	bool watch_sent;
+	unsigned watch_polls;
+	struct timer watch_t;
+	struct hal_conn *watcher;
 };
 
 static inline uint64_t now_ms(const struct hal_link *h)
@@ -89,6 +101,9 @@ static inline uint16_t bye_if_connected(const struct hal_conn *c, uint16_t code)
 /* Arms the connect timer unless the link is up or stopped, or a connect is
  * already under way or due. */
 void hal_schedule_connect(struct hal_link *h);
+/* Binds outgoing socket FD to the [ha] listen address (no port), so the
+ * peer sees the address it knows us by. */
+void hal_bind_source(struct hal_link *h, int fd);
 /* Doubles the reconnect delay, within backoff_min_ms..backoff_max_ms. */
 void hal_grow_backoff(struct hal_link *h);
 
@@ -111,6 +126,18 @@ int hal_auth_seal(struct hal_conn *c, struct jr_buf *out, const uint8_t *buf, si
 bool hal_auth_open(struct hal_conn *c, const uint8_t *frame, size_t len,
 		   const uint8_t t[JR_TAG_LEN]);
 
+/* The WATCH proof on C (a link connection): HMAC over both of its nonces,
+ * the sender's first.  SENDER_IS_US: we send it (on the active node). */
+void hal_auth_watch_mac(const struct hal_link *h, const struct hal_conn *c, bool sender_is_us,
+			uint8_t out[32]);
+/* --- link_watch.c ------------------------------------------------------------------- */
+void hal_watch_init(struct hal_link *h);
+/* The link came up or went down: the active node's watch follows it. */
+void hal_watch_link_up(struct hal_link *h);
+void hal_watch_close(struct hal_link *h);
+void hal_watch_fini(struct hal_link *h);
+/* The peer's WATCH on incoming connection C, in its HELLO state. */
+void hal_watch_frame(struct hal_conn *c, const struct jr_frame *f);
 /* --- link_proto.c ------------------------------------------------------------------- */
 
 /* The loop's callbacks for every connection. */

@@ -173,6 +173,9 @@ static void refuse(struct hal_conn *c, uint16_t code, int err, const char *what)
 static void link_down(struct hal_link *h, int err, const char *reason)
 {
 	h->cur = NULL;
+	/* The peer's watch was over the process of that link. */
+	if (h->watcher)
+		hal_conn_drop(h->watcher, 0, "the link went down", 0);
 	h->st.downs++;
 	timer_del(loop_timers(h->l), &h->hb_t);
 	pr_info("ha: link to %s down: %s", h->peer.node_id, reason);
@@ -228,6 +231,7 @@ static void link_up(struct hal_link *h, struct hal_conn *c)
 	h->watching = true;
 	life(h);
 	loop_timer_in(h->l, &h->hb_t, h->cfg.heartbeat_ms);
+	hal_watch_link_up(h);
 	pr_info("ha: link up with %s (epoch %llu) on the %s connection %s", c->peer.node_id,
 		(unsigned long long)c->peer.epoch, c->outbound ? "outgoing" : "incoming", c->name);
 	if (h->ops->on_up)
@@ -249,6 +253,8 @@ static void conn_detach(struct hal_conn *c, int err, const char *reason)
 
 	c->closing = true;
 	c->parked = false;
+	if (h->watcher == c)
+		h->watcher = NULL;
 	timer_del(loop_timers(h->l), &c->hs);
 	h->st.conns--;
 	if (was_out) {
@@ -479,10 +485,20 @@ static void conn_frame(struct hal_conn *c, const struct jr_frame *f)
 
 	h->st.frames_in++;
 	h->st.unknown_attrs += f->unknown_attrs;
+	if (c->is_watch) {
+		/* The peer ended its watch itself (it left the active role). */
+		if (f->type == JR_T_GOODBYE)
+			hal_conn_drop(c, 0, "the peer ended its death watch", 0);
+		else
+			protocol_error(c, "a frame after WATCH");
+		return;
+	}
 	switch (c->st) {
 	case CS_HELLO:
 		if (f->type == JR_T_HELLO)
 			conn_hello(c, f);
+		else if (f->type == JR_T_WATCH)
+			hal_watch_frame(c, f);
 		else if (f->type == JR_T_GOODBYE)
 			conn_goodbye(c, f);
 		else
@@ -583,7 +599,8 @@ static void conn_closed(struct loop_stream *s, void *arg, int err)
 			/* A FIN or RST on the link itself, with no GOODBYE before
 			 * it: the peer's kernel closed it, as it does for a process
 			 * that died.  A network fault times out instead. */
-			bool gone = c == h->cur && !h->stopped &&
+			bool watch = c == h->watcher;
+			bool gone = (c == h->cur || watch) && !h->stopped &&
 				    (!err || err == -ECONNRESET || err == -EPIPE);
 			char why[96];
 
@@ -592,6 +609,11 @@ static void conn_closed(struct loop_stream *s, void *arg, int err)
 			else
 				snprintf(why, sizeof(why), "connection closed by the peer");
 			conn_detach(c, err, why);
+			/* The link of a dead process is dead too, though its
+			 * kernel has not closed it yet (link_watch.c). */
+			if (gone && watch && h->cur)
+				hal_conn_drop(h->cur, -ECONNRESET, "the peer's death watch closed",
+					      0);
 			if (gone && !h->stopped) {
 				h->st.peer_gone++;
 				if (h->ops->on_peer_gone)

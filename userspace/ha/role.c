@@ -138,6 +138,8 @@ static void set_state(struct ha *h, enum ha_state s)
 	h->state = s;
 	h->st.state = s;
 	hal_update_hello(h->link, h->epoch, jr_state_of(s), h->seq);
+	/* The standby learns of our death from our kernel (link_watch.c). */
+	hal_watch(h->link, s == HA_ACTIVE);
 	srv_ha_state(h->srv, s == HA_ACTIVE);
 }
 
@@ -545,8 +547,9 @@ static void on_peer_dead(void *arg)
 		take_over(h, true, "peer dead");
 }
 
-/* The peer's kernel closed the link with no GOODBYE: its process died (a
- * network fault does not close a TCP connection, it times out).  An active
+/* The peer's kernel closed its death watch or the link with no GOODBYE:
+ * its process died (a network fault does not close a TCP connection, it
+ * times out).  An active
  * peer is replaced now, not timeout_ms later; the probe is the safety: a
  * live holder's kernel still answers for the VIP, while a dead daemon's
  * XDP program stops its kernel answering as soon as the daemon's SIP
@@ -557,8 +560,7 @@ static void on_peer_gone(void *arg)
 
 	if (h->state == HA_ACTIVE || h->peer.state != JR_STATE_ACTIVE)
 		return;
-	pr_warn("ha: %s closed the link with no goodbye: its process is gone",
-		h->peer.node_id);
+	pr_warn("ha: %s closed the link with no goodbye: its process is gone", h->peer.node_id);
 	take_over(h, true, "peer process gone");
 }
 

@@ -429,22 +429,6 @@ static void xdp_tick(struct timer *t)
 	timer_add(srv->tw, t, srv->tw->now + srv_xdp_tick_ms(srv->cfg));
 }
 
-/* LISTEN receives what is sent to the VIP: bound to it or to the wildcard
- * address of its family. */
-static bool sock_is_vips(const struct cfg_sockaddr *listen, const struct cfg_prefix *vip)
-{
-	const struct sockaddr_in *s4 = (const struct sockaddr_in *)&listen->ss;
-	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&listen->ss;
-
-	if (listen->ss.ss_family != vip->family)
-		return false;
-	if (vip->family == AF_INET)
-		return s4->sin_addr.s_addr == htonl(INADDR_ANY) ||
-		       s4->sin_addr.s_addr == vip->addr.v4.s_addr;
-	return IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr) ||
-	       !memcmp(&s6->sin6_addr, &vip->addr.v6, sizeof(vip->addr.v6));
-}
-
 static int xdp_start(struct server *srv)
 {
 	const struct sipha_config *cfg = srv->cfg;
@@ -460,8 +444,11 @@ static int xdp_start(struct server *srv)
 		return ret;
 	if (if_mac(cfg->xdp.interface, mac))
 		pr_warn("xdp: cannot read the MAC of %s", cfg->xdp.interface);
-	if (cfg->vip.present && sock_is_vips(&cfg->sip.listen, &cfg->vip.address))
-		sxdp_set_sock_port(srv->xdp, srv->adv_port);
+	/* Opened before the HA link's death watch, so that a dying process
+	 * closes it first (its files close in order of their numbers). */
+	if (cfg->vip.present && (ret = sxdp_sentinel(srv->xdp, cfg->vip.address.family)))
+		pr_warn("xdp: no sentinel socket (%s): a dead daemon is seen by its stamp only",
+			strerror(-ret));
 	/* Alone, a node is active and has no peer to steer to: the switch
 	 * stays off (timeout 0) until the HA engine knows a peer. */
 	ret = sxdp_set_role(srv->xdp, true, cfg->vip.present ? &cfg->vip.address : NULL, mac, NULL,

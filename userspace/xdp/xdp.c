@@ -14,6 +14,7 @@
 #include <bpf/libbpf.h>
 
 #include "bpffs.h"
+#include "core/fdhigh.h"
 #include "core/log.h"
 #include "xdp/xdp.h"
 #include "sipha_xdp.skel.h"
@@ -31,6 +32,7 @@ struct sxdp {
 	struct sxdp_role role;
 	bool role_set; /* by this run: until then the role is the crashed run's */
 	uint16_t sock_port; /* SXDP_ROLE_F_SOCK's port, host order; 0: none */
+	int sentinel; /* the socket behind it, or -1 */
 };
 
 static const char *const counter_names[] = { SXDP_COUNTER_NAMES };
@@ -316,6 +318,7 @@ int sxdp_open(struct sxdp **out, const char *node_id, const char *ifname, enum c
 	x = calloc(1, sizeof(*x));
 	if (!x)
 		return -ENOMEM;
+	x->sentinel = -1;
 	err = node_pin_dir(node_id, x->pin_dir, sizeof(x->pin_dir));
 	if (err)
 		goto out;
@@ -381,6 +384,8 @@ void sxdp_close(struct sxdp *x)
 
 	if (!x)
 		return;
+	if (x->sentinel >= 0)
+		close(x->sentinel);
 	if (x->ifindex) {
 		/* REPLACE with our fd: detach only if the program is still ours. */
 		ao.old_prog_fd = bpf_program__fd(x->skel->progs.sipha_xdp);
@@ -444,9 +449,33 @@ int sxdp_set_role(struct sxdp *x, bool active, const struct cfg_prefix *vip,
 	return write_role(x);
 }
 
-void sxdp_set_sock_port(struct sxdp *x, uint16_t port)
+int sxdp_sentinel(struct sxdp *x, int family)
 {
-	x->sock_port = port;
+	struct sockaddr_storage ss = { .ss_family = (sa_family_t)family };
+	socklen_t len =
+		family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+	int one = 1, fd;
+
+	if (x->sentinel >= 0)
+		return 0;
+	fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, len) ||
+	    getsockname(fd, (struct sockaddr *)&ss, &len)) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	/* Released first when this process dies (core/fdhigh.h). */
+	fd = fd_move_high(fd, FD_RANK_SENTINEL);
+	x->sentinel = fd;
+	x->sock_port = ntohs(family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+					       : ((struct sockaddr_in6 *)&ss)->sin6_port);
+	return 0;
 }
 
 int sxdp_heartbeat(struct sxdp *x)

@@ -50,11 +50,13 @@ void sxdp_close(struct sxdp *x);
  * standby: SIP for the VIP is steered to PEER_MAC (NULL: no peer known, pass).
  * VIP NULL: no VIP, nothing is steered and no ARP is dropped.  Also stamps
  * the heartbeat: a role change is a sign of life. */
-/* The UDP port of the daemon's SIP socket, bound to the VIP or to the
- * wildcard address: from the next sxdp_set_role() on, an active node with
- * no such socket (its process died) stops answering ARP and neighbour
- * solicitations for the VIP at once.  0 turns the check off. */
-void sxdp_set_sock_port(struct sxdp *x, uint16_t port);
+/* Opens the sentinel: a UDP socket of FAMILY (the VIP's) bound to the
+ * wildcard address and a port of the kernel's choice, which nothing reads
+ * and no io_uring request holds, so the kernel closes it the moment this
+ * process dies.  From the next sxdp_set_role() on, an active node whose
+ * sentinel is gone stops answering ARP and neighbour solicitations for the
+ * VIP at once, without waiting for its stamp to age.  0 or -errno. */
+int sxdp_sentinel(struct sxdp *x, int family);
 int sxdp_set_role(struct sxdp *x, bool active, const struct cfg_prefix *vip,
 		  const uint8_t own_mac[6], const uint8_t peer_mac[6], uint64_t timeout_ns);
 
