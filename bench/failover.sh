@@ -123,10 +123,15 @@ steered() {
 	ctl -n "$1" xdp --json 2>/dev/null | jq -r '.counters.steered // 0'
 }
 
-# log_us LOG REGEX: the time of the last log line matching REGEX, in µs
-# (siphad stamps its lines with CLOCK_REALTIME seconds, to the millisecond).
+# log_us LOG REGEX [SINCE_US]: the time of the last log line matching REGEX,
+# in µs, or with SINCE_US the first one stamped in or after SINCE_US's
+# millisecond (siphad stamps its lines with CLOCK_REALTIME seconds, to the
+# millisecond).
 log_us() {
-	grep -E "$2" "$1" | tail -n 1 | awk '{ split($1, t, "."); printf "%d%03d000\n", t[1], t[2] }'
+	grep -E "$2" "$1" | awk -v s="${3:-}" '{ split($1, t, "."); v = sprintf("%d%03d000", t[1], t[2]) }
+		s == "" { last = v; next }
+		v + 999 >= s + 0 { print v; found = 1; exit }
+		END { if (s == "" && last != "") print last }'
 }
 
 # one_run ACTIVE: kill -9 ACTIVE under the prober; sets RESULT to
@@ -164,7 +169,8 @@ one_run() {
 	first=$(awk '{print $6}' <<<"$line")
 	gap=$(awk '{print $8}' <<<"$line")
 	log=$(siphad_log "$sby")
-	dead=$(log_us "$log" 'ha: peer .* is dead')
+	# The first verdict after the kill: the death watch or the silence.
+	dead=$(log_us "$log" 'ha: (peer .* is dead|.* closed the link with no goodbye)' "$t_kill")
 	vip=$(log_us "$log" 'vip: .* added')
 	active=$(log_us "$log" 'ha: .* -> active')
 	RESULT=$(awk -v f="$first" -v k="$t_kill" -v g="$gap" -v c="$t_cli" -v d="$dead" \

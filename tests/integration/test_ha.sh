@@ -162,7 +162,7 @@ run_setup() {
 	kill9 a
 	wait_until 5 field_is b state active
 	check "ha $phase: the new active resumed all $calls calls" \
-		grep -q "active (peer dead), $calls calls ($calls being set up)" "$(siphad_log b)"
+		grep -qE "active \(peer (dead|process gone)\), $calls calls \($calls being set up\)" "$(siphad_log b)"
 	wait_pid "$uac" 40
 	ok=$(stat_of "$T_TMP/uac-$phase.csv" 'SuccessfulCall(C)')
 	bad=$(stat_of "$T_TMP/uac-$phase.csv" 'FailedCall(C)')
