@@ -12,7 +12,7 @@ B       := build
 CLANG   ?= clang
 BPFTOOL ?= bpftool
 
-PKGS     := libosip2 liburing libbpf libmnl libnl-route-3.0 inih jansson libsystemd libsodium
+PKGS     := libosip2 liburing libbpf libmnl libnl-route-3.0 inih jansson libsystemd libsodium libcap
 PKG_CF   := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

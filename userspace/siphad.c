@@ -13,6 +13,7 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "core/caps.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/loop.h"
@@ -83,6 +84,7 @@ static void on_signal(void *arg, int fd, unsigned revents)
 int main(int argc, char **argv)
 {
 	struct sipha_config cfg = { 0 };
+	struct caps_keep keep;
 	struct sig_ctx sc = { .fd = -1 };
 	struct server srv;
 	const char *path = NULL;
@@ -169,6 +171,11 @@ int main(int argc, char **argv)
 		goto out;
 	srv_up = true;
 	sc.srv = &srv;
+	/* Everything that needed root is open, bound or attached by now. */
+	caps_for_config(&cfg, &keep);
+	ret = caps_drop(&keep);
+	if (ret)
+		goto out;
 	pr_info("siphad %s node %s ready (sip %s%s%s:%u)", SIPHA_VERSION, cfg.node.id,
 		strchr(srv.adv_host, ':') ? "[" : "", srv.adv_host,
 		strchr(srv.adv_host, ':') ? "]" : "", srv.adv_port);
