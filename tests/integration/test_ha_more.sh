@@ -571,7 +571,9 @@ t_restart() {
 	wait_until 3 field_is b calls $calls
 
 	# A client polls the VIP with OPTIONS every 5 ms across the kill.
-	ip netns exec "$(ns_name c)" "$OPTPROBE" -i 5 -g 20 -T 30 -A 10 "$VIP:5060" >"$T_TMP/probe.out" 2>&1 &
+	# A silence is 6 ms without an answer: a death seen through the watch
+	# is taken over in about that (docs/HA-PROTOCOL.md §4.7).
+	ip netns exec "$(ns_name c)" "$OPTPROBE" -i 2 -g 6 -T 30 -A 3 "$VIP:5060" >"$T_TMP/probe.out" 2>&1 &
 	probe=$!
 	T_PIDS+=("$probe")
 	wait_until 3 grep -q '^up ' "$T_TMP/probe.out"
@@ -588,6 +590,12 @@ t_restart() {
 		first=$(($(awk '{print $6}' <<<"$line") / 1000000))
 		info "OPTIONS answered again $((first - t0)) ms after the kill -9"
 		check "$S: OPTIONS answered again within 2 s" test $((first - t0)) -lt 2000
+	elif line=$(grep '^timeout ' "$T_TMP/probe.out") &&
+		[ "$(awk '{print $NF}' <<<"$line")" -ge "$(($(awk '{print $(NF-2)}' <<<"$line") - 2))" ]; then
+		# No silence of 6 ms at all: at most the requests in flight at
+		# the kill went unanswered.
+		info "no silence of 6 ms across the kill -9: $line"
+		pass "$S: OPTIONS answered again within 2 s"
 	else
 		fail "$S: OPTIONS answered again within 2 s" "$(tr '\n' ' ' <"$T_TMP/probe.out")"
 	fi
