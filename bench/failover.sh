@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Failover time of an HA pair: from `kill -9` of the active siphad to the
 # first OPTIONS the VIP answers again, seen by a client that sends one every
-# 5 ms (tests/tools/optprobe; PROBE_MS sets the interval).  N runs per timer
+# millisecond (tests/tools/optprobe; PROBE_MS sets the interval, GAP_MS the
+# silence that counts as an outage, default 3 intervals).  N runs per timer
 # setting; the killed node is restarted between runs and joins as standby, so
 # the runs alternate between the nodes.  Hot standby, XDP native on the nodes' veths, all in network
 # namespaces this script makes (the integration harness's, sipha-t<pid>-*).
 #
 #   bench/failover.sh [RUNS] [HEARTBEAT_MS/TIMEOUT_MS ...]
 #   bench/failover.sh 20 50/200 10/50          (the default)
-#   PROBE_MS=50 bench/failover.sh ...           (OPTIONS every 50 ms instead of 5)
+#   PROBE_MS=5 bench/failover.sh ...            (OPTIONS every 5 ms instead of 1)
 #
 # Per run one line on stderr: the failover time, the silence the client saw
 # (last answer before, first after), and from the survivor's log when it
@@ -29,7 +30,8 @@ SETTINGS=("$@")
 [ ${#SETTINGS[@]} -eq 0 ] && SETTINGS=(50/200 10/50)
 VIP=10.99.0.100
 PROBE=$T_BUILD/tests/tools/optprobe
-PROBE_MS=${PROBE_MS:-5} # the client's OPTIONS interval
+PROBE_MS=${PROBE_MS:-1} # the client's OPTIONS interval
+GAP_MS=${GAP_MS:-$((3 * PROBE_MS))} # a silence that long is the outage
 ID_A=fa-$$
 ID_B=fb-$$
 declare -A IP=([a]=10.99.0.1 [b]=10.99.0.2) ID=([a]=$ID_A [b]=$ID_B)
@@ -140,7 +142,7 @@ one_run() {
 	local act=$1 sby=${OTHER[$1]} out=$T_TMP/probe.out probe pid t_kill t_cli line first gap
 	local st0 st1 log dead vip active
 	: >"$out"
-	ip netns exec "$(ns_name c)" "$PROBE" -i "$PROBE_MS" -g 20 -T 30 -A 10 "$VIP:5060" >"$out" 2>&1 &
+	ip netns exec "$(ns_name c)" "$PROBE" -i "$PROBE_MS" -g "$GAP_MS" -T 30 -A 10 "$VIP:5060" >"$out" 2>&1 &
 	probe=$!
 	T_PIDS+=("$probe")
 	if ! wait_until 3 grep -q '^up ' "$out"; then

@@ -1065,6 +1065,13 @@ static bool a_watches(void *arg)
 	return hal_stats(f->a.h)->watches == 1 && hal_stats(f->b.h)->watches_sent == 1;
 }
 
+static bool both_up_watched(void *arg)
+{
+	struct fx *f = arg;
+
+	return hal_is_up(f->a.h) && hal_is_up(f->b.h) && a_watches(arg);
+}
+
 static bool a_watch_gone(void *arg)
 {
 	struct fx *f = arg;
@@ -1126,6 +1133,19 @@ static void test_watch(void **state)
 	assert_int_equal(sa->peer_gone, 0);
 	assert_true(hal_is_up(f->a.h));
 	assert_string_equal(f->a.events, "U");
+}
+
+/* A node active before any link (a lone primary): its watch is set when
+ * the link comes up. */
+static void test_watch_before_link(void **state)
+{
+	struct fx *f = *state;
+
+	assert_int_equal(side_start(&f->b, f->l, f->pb, f->pa, HB, TO_STABLE), 0);
+	hal_watch(f->b.h, true);
+	run_for(f->l, 30);
+	assert_int_equal(side_start(&f->a, f->l, f->pa, f->pb, HB, TO_STABLE), 0);
+	assert_true(run_until(f->l, both_up_watched, f, 3000));
 }
 
 /* --- simultaneous connect ------------------------------------------------------------- */
@@ -1398,6 +1418,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_same_id_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stranger_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_watch, setup_keyed, teardown),
+		cmocka_unit_test_setup_teardown(test_watch_before_link, setup_keyed, teardown),
+		cmocka_unit_test_setup_teardown(test_watch_before_link, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_garbage_clients, setup, teardown),
 		cmocka_unit_test(test_simultaneous_connect),
 		cmocka_unit_test_setup_teardown(test_peer_killed_and_restarted, setup, teardown),

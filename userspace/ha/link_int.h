@@ -29,6 +29,8 @@ struct hal_conn {
 	bool closing; /* detached: waiting for the loop's on_close */
 	bool parked; /* READY inbound, kept while our own connection may still win */
 	bool is_watch; /* the peer's death watch (link_watch.c), not a link */
+	struct hal_conn *watch_for; /* the connection a watch waits to go up */
+	uint64_t watch_inst; /* the instance a watch names */
 	enum conn_state st;
 	struct jr_decoder dec;
 	struct jr_hello peer;
@@ -138,6 +140,10 @@ void hal_watch_close(struct hal_link *h);
 void hal_watch_fini(struct hal_link *h);
 /* The peer's WATCH on incoming connection C, in its HELLO state. */
 void hal_watch_frame(struct hal_conn *c, const struct jr_frame *f);
+/* Connection C has just become the link: a watch that came first is
+ * taken now.  And C is going away: no watch waits for it any more. */
+void hal_watch_adopt(struct hal_link *h, struct hal_conn *c);
+void hal_watch_forget(struct hal_link *h, struct hal_conn *c);
 /* --- link_proto.c ------------------------------------------------------------------- */
 
 /* The loop's callbacks for every connection. */

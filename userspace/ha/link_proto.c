@@ -212,7 +212,10 @@ static void link_up(struct hal_link *h, struct hal_conn *c)
 	c->parked = false;
 	h->cur = c;
 	for (struct hal_conn *o = h->conns; o; o = o->next) {
-		if (o != c && !o->closing) {
+		/* A death watch stays, and so does an incoming connection that
+		 * has said nothing yet: it may be one (its handshake deadline
+		 * closes it otherwise). */
+		if (o != c && !o->closing && !o->is_watch && (o->outbound || o->st != CS_HELLO)) {
 			h->st.duplicates++;
 			hal_conn_drop(o, 0, "another connection won",
 				      bye_if_connected(o, JR_BYE_DUPLICATE));
@@ -232,6 +235,7 @@ static void link_up(struct hal_link *h, struct hal_conn *c)
 	life(h);
 	loop_timer_in(h->l, &h->hb_t, h->cfg.heartbeat_ms);
 	hal_watch_link_up(h);
+	hal_watch_adopt(h, c);
 	pr_info("ha: link up with %s (epoch %llu) on the %s connection %s", c->peer.node_id,
 		(unsigned long long)c->peer.epoch, c->outbound ? "outgoing" : "incoming", c->name);
 	if (h->ops->on_up)
@@ -255,6 +259,7 @@ static void conn_detach(struct hal_conn *c, int err, const char *reason)
 	c->parked = false;
 	if (h->watcher == c)
 		h->watcher = NULL;
+	hal_watch_forget(h, c);
 	timer_del(loop_timers(h->l), &c->hs);
 	h->st.conns--;
 	if (was_out) {

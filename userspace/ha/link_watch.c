@@ -131,7 +131,7 @@ static void watch_fire(struct timer *t)
 	}
 	h->watch_sent = true;
 	h->st.watches_sent++;
-	pr_debug("ha: death watch on %s set", h->peer_name);
+	pr_info("ha: death watch set on %s", h->peer_name);
 }
 
 static void watch_open(struct hal_link *h)
@@ -199,33 +199,101 @@ void hal_watch(struct hal_link *h, bool on)
 
 /* --- the watched side ------------------------------------------------------------ */
 
+/* Whether the WATCH proof MAC is the right one for link connection L. */
+static bool proof_ok(struct hal_link *h, struct hal_conn *l, const struct jr_attr *mac)
+{
+	uint8_t want[32];
+
+	if (!h->keyed)
+		return true;
+	hal_auth_watch_mac(h, l, false, want);
+	return mac->data && mac->len == 32 && !crypto_verify_32(want, mac->data);
+}
+
+/* The link connection a WATCH for INSTANCE belongs to: the up link, or
+ * one whose handshake is done and which is about to become it (the peer
+ * may send its WATCH before our side has made a connection the link, and
+ * both of its connections may be ready then: on an authenticated link the
+ * proof names the one, otherwise the instance is all there is). */
+static struct hal_conn *watched_conn(struct hal_link *h, uint64_t instance,
+				     const struct jr_attr *mac, bool *bad_proof)
+{
+	*bad_proof = false;
+	if (h->cur) {
+		if (h->cur->peer.instance != instance)
+			return NULL;
+		*bad_proof = !proof_ok(h, h->cur, mac);
+		return *bad_proof ? NULL : h->cur;
+	}
+	for (struct hal_conn *l = h->conns; l; l = l->next) {
+		if (l->closing || l->is_watch || l->st != CS_READY || l->peer.instance != instance)
+			continue;
+		if (proof_ok(h, l, mac))
+			return l;
+		*bad_proof = true;
+	}
+	return NULL;
+}
+
+static void watch_take(struct hal_link *h, struct hal_conn *c)
+{
+	timer_del(loop_timers(h->l), &c->hs);
+	c->watch_for = NULL;
+	h->watcher = c;
+	h->st.watches++;
+	pr_info("ha: %s watches over its process (%s)", h->cur->peer.node_id, c->name);
+}
+
 void hal_watch_frame(struct hal_conn *c, const struct jr_frame *f)
 {
 	struct hal_link *h = c->h;
-	const struct jr_attr *mac = &f->tb[JR_WATCH_MAC];
-	uint8_t want[32];
+	uint64_t inst = jr_attr_u64(&f->tb[JR_WATCH_INSTANCE]);
+	bool bad_proof;
+	struct hal_conn *l = watched_conn(h, inst, &f->tb[JR_WATCH_MAC], &bad_proof);
 	const char *why = NULL;
 
 	if (c->outbound)
 		why = "WATCH on a connection we opened";
-	else if (!h->cur || h->cur->peer.instance != jr_attr_u64(&f->tb[JR_WATCH_INSTANCE]))
+	else if (bad_proof)
+		why = "WATCH with a wrong proof";
+	else if (!l)
 		why = "WATCH for no link of ours";
-	else if (h->watcher)
+	else if (l == h->cur && h->watcher)
 		why = "a second WATCH";
-	else if (h->keyed) {
-		hal_auth_watch_mac(h, h->cur, false, want);
-		if (!mac->data || mac->len != 32 || crypto_verify_32(want, mac->data))
-			why = "WATCH with a wrong proof";
-	}
+	for (struct hal_conn *o = h->conns; !why && o; o = o->next)
+		if (o != c && o->is_watch && !o->closing && o != h->watcher &&
+		    o->watch_inst == inst)
+			why = "a second WATCH";
 	if (why) {
 		h->st.watches_refused++;
 		pr_warn("ha: %s: %s; closed", c->name, why);
 		hal_conn_drop(c, 0, why, 0);
 		return;
 	}
-	timer_del(loop_timers(h->l), &c->hs);
 	c->is_watch = true;
-	h->watcher = c;
-	h->st.watches++;
-	pr_info("ha: %s watches over its process (%s)", h->cur->peer.node_id, c->name);
+	c->watch_inst = inst;
+	if (l == h->cur) {
+		watch_take(h, c);
+		return;
+	}
+	/* Taken when L goes up; its handshake deadline bounds the wait. */
+	c->watch_for = l;
+}
+
+void hal_watch_adopt(struct hal_link *h, struct hal_conn *c)
+{
+	for (struct hal_conn *o = h->conns; o; o = o->next) {
+		if (o->is_watch && !o->closing && o != h->watcher &&
+		    (o->watch_for == c || (!h->keyed && o->watch_inst == c->peer.instance))) {
+			watch_take(h, o);
+			return;
+		}
+	}
+}
+
+void hal_watch_forget(struct hal_link *h, struct hal_conn *c)
+{
+	for (struct hal_conn *o = h->conns; o; o = o->next)
+		if (o->watch_for == c)
+			o->watch_for = NULL;
 }

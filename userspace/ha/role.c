@@ -5,6 +5,7 @@
  * (VIP removed, XDP steering to the peer). */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <net/if.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -104,6 +105,74 @@ static int epoch_store(const char *path, uint64_t e)
 	}
 	fclose(f);
 	return rename(tmp, path) ? -errno : 0;
+}
+
+/* The epoch goes to disk on a thread of its own: an fsync takes
+ * milliseconds (tens on a busy disk), and a node taking over serves first.
+ * Writes run one at a time in the order asked (a ticket each), so the file
+ * ends with the newest.  The peer may hear of an epoch before it is on
+ * disk: a node that crashes in between restarts with the older one and
+ * adopts the peer's newer epoch as soon as the link is up (decide()). */
+struct epoch_job {
+	char path[512];
+	uint64_t e;
+	uint64_t ticket;
+};
+
+static pthread_mutex_t epoch_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t epoch_cv = PTHREAD_COND_INITIALIZER;
+static uint64_t epoch_tickets, epoch_turn;
+
+static void *epoch_job_run(void *arg)
+{
+	struct epoch_job *j = arg;
+	int ret;
+
+	pthread_mutex_lock(&epoch_mu);
+	while (epoch_turn != j->ticket)
+		pthread_cond_wait(&epoch_cv, &epoch_mu);
+	ret = epoch_store(j->path, j->e);
+	epoch_turn++;
+	pthread_cond_broadcast(&epoch_cv);
+	pthread_mutex_unlock(&epoch_mu);
+	if (ret)
+		pr_err("ha: cannot persist epoch %" PRIu64 ": %s", j->e, strerror(-ret));
+	free(j);
+	return NULL;
+}
+
+static void epoch_persist(const struct ha *h)
+{
+	struct epoch_job *j = malloc(sizeof(*j));
+	pthread_attr_t a;
+	pthread_t t;
+	int ret = -1;
+
+	if (!j) {
+		pr_err("ha: cannot persist epoch %" PRIu64 ": out of memory", h->epoch);
+		return;
+	}
+	snprintf(j->path, sizeof(j->path), "%s", h->epoch_path);
+	j->e = h->epoch;
+	pthread_mutex_lock(&epoch_mu);
+	j->ticket = epoch_tickets++;
+	pthread_mutex_unlock(&epoch_mu);
+	if (!pthread_attr_init(&a)) {
+		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+		ret = pthread_create(&t, &a, epoch_job_run, j);
+		pthread_attr_destroy(&a);
+	}
+	if (ret)
+		epoch_job_run(j); /* no thread: here, in turn */
+}
+
+/* Every epoch asked for is on disk (or failed, logged). */
+static void epoch_flush(void)
+{
+	pthread_mutex_lock(&epoch_mu);
+	while (epoch_turn != epoch_tickets)
+		pthread_cond_wait(&epoch_cv, &epoch_mu);
+	pthread_mutex_unlock(&epoch_mu);
 }
 
 /* --- roles -------------------------------------------------------------------- */
@@ -224,7 +293,7 @@ static void take_over(struct ha *h, bool probe, const char *why)
 	}
 	/* What serves first: the address, then our XDP role (frames the peer
 	 * steers to us pass from now on), then the announcement.  The epoch
-	 * reaches the disk before the peer can hear of it. */
+	 * goes to disk meanwhile, on its own thread (epoch_persist). */
 	h->epoch++;
 	if (cfg->vip.present) {
 		ret = vip_add(cfg->vip.interface, &cfg->vip.address);
@@ -239,9 +308,7 @@ static void take_over(struct ha *h, bool probe, const char *why)
 	xdp_role(h, true);
 	if (cfg->vip.present && cfg->vip.garp_count && garp_ctx_send(&h->garp, cfg->vip.garp_count))
 		pr_warn("ha: gratuitous ARP/NA failed");
-	ret = epoch_store(h->epoch_path, h->epoch);
-	if (ret)
-		pr_err("ha: cannot persist epoch %" PRIu64 ": %s", h->epoch, strerror(-ret));
+	epoch_persist(h);
 	h->st.takeovers++;
 	h->split_lost = false;
 	/* A new stream: this node's records, numbered on from what it applied. */
@@ -295,8 +362,7 @@ static void decide(struct ha *h)
 	if (h->state != HA_ACTIVE && h->peer.epoch > h->epoch) {
 		h->epoch = h->peer.epoch;
 		h->st.epoch = h->epoch;
-		if (epoch_store(h->epoch_path, h->epoch))
-			pr_warn("ha: cannot persist epoch %" PRIu64, h->epoch);
+		epoch_persist(h);
 		hal_update_hello(h->link, h->epoch, jr_state_of(h->state), h->seq);
 	}
 	if (h->state == HA_ACTIVE && peer_active && h->handing_over) {
@@ -761,6 +827,7 @@ void ha_stop(struct ha *h)
 {
 	if (!h)
 		return;
+	epoch_flush();
 	timer_del(h->srv->tw, &h->t_decide);
 	memset(&h->srv->repl, 0, sizeof(h->srv->repl));
 	cc_set_journal(h->srv->cc, NULL, NULL, NULL);
