@@ -3,16 +3,12 @@
 # siphad in "srv" with XDP on its veth end, the tools in "cli".
 #
 # - svwar scans extensions 995..1010 (1001 and 1002 exist, as users and as
-#   extensions) with REGISTER, with REGISTER --force, and with OPTIONS: each
-#   scan must report every extension alike or none at all.
+#   extensions) with REGISTER, with REGISTER --force, with OPTIONS and with
+#   INVITE: each scan must report every extension alike or none at all.
 # - svcrack tries a wordlist without the password against extension 1002: no
 #   password found, nothing authenticated, the source banned after ban_after
 #   failures and in the XDP blocklist, its further attempts dropped by XDP;
 #   another address of the same namespace still registers.
-#
-# Not tested: svwar's INVITE scan.  [auth] challenges an INVITE only when
-# its From user is an extension (trunks are not challenged), so that scan
-# tells extensions apart; docs/SECURITY.md §2 says so.
 #
 # [auth] offers MD5 only: svcrack 0.3.3 knows nothing else and fails on a
 # SHA-256 challenge offered first.
@@ -99,6 +95,11 @@ sv war_options svwar -e 995-1010 -m OPTIONS --maximumtime 3
 opt=$(($(metric options_answered) - opt0))
 check "sipvicious: svwar's OPTIONS were answered ($opt)" test "$opt" -ge 1
 check "sipvicious: svwar OPTIONS scan tells no extension apart" alike war_options
+# Every initial INVITE from an untrusted source is challenged, whoever it
+# names: an extension and a made-up one get the same 407.
+sv war_invite svwar -e 995-1010 -m INVITE --maximumtime 3
+check "sipvicious: svwar INVITE scan ran" grep -q . "$T_TMP/war_invite.out"
+check "sipvicious: svwar INVITE scan tells no extension apart" alike war_invite
 check_eq "sipvicious: scans are no failed authentications" "$(metric auth_failures)" 0
 # Why it found nothing: a made-up extension got the very challenge a real one
 # gets, so svwar cannot tell, and says so.

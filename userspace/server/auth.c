@@ -316,9 +316,10 @@ bool auth_request(struct auth *a, struct txn *st, osip_message_t *req)
 
 	if (!a || (m != SIP_REGISTER && m != SIP_INVITE))
 		return true;
-	/* An INVITE is challenged when it comes from one of our extensions. */
-	if (!reg && !cc_is_extension(a->srv->cc, claimed(req, false)))
-		return true;
+	/* Every initial INVITE is challenged, whoever its From names: asking
+	 * only extensions told a scanner which ones exist (407 for them, a
+	 * route or 404 for the rest).  Trunks and gateways are listed in
+	 * [auth] trusted. */
 	if (trusted(a, &st->peer.addr)) {
 		a->st.trusted++;
 		return true;
@@ -383,7 +384,7 @@ int auth_new(struct auth **out, struct server *srv)
 	else
 		randombytes_buf(a->secret, sizeof(a->secret));
 	randombytes_buf(a->hkey, sizeof(a->hkey));
-	pr_info("auth: %zu users in realm %s; REGISTER and INVITEs from extensions challenged",
+	pr_info("auth: %zu users in realm %s; REGISTER and initial INVITEs from untrusted sources challenged",
 		dg_users_count(a->users), cfg->auth.realm);
 	*out = a;
 	return 0;
