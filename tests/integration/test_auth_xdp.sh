@@ -63,6 +63,10 @@ start_siphad -N srv "$CONF" || finish
 # The pins live in siphad's mount namespace (its own /sys under ip netns exec).
 run_bg nsenter -t "$(siphad_pid)" -m sleep 120
 PIN_HELPER=$!
+# nsenter's PID is ours at once, in siphad's mount namespace only once it
+# has entered it: until then its /sys/fs/bpf is the root one, pinless.
+same_mnt() { [ "$(readlink /proc/$PIN_HELPER/ns/mnt)" = "$(readlink /proc/$(siphad_pid)/ns/mnt)" ]; }
+wait_until 3 same_mnt || fail "auth xdp: a helper in siphad's mount namespace" "never got there"
 block4() { # entries in the IPv4 blocklist
 	nsenter -t "$PIN_HELPER" -m bpftool -j map dump pinned "/sys/fs/bpf/sipha/$ID/sxdp_block4" |
 		jq length
