@@ -1,18 +1,659 @@
-/* sipha-load — load generator and failover prober.  Not built yet: it
- * arrives with the load-tools work; until then it says so and exits 2. */
+/* sipha-load — the appliance's own SIP load tool and failover probe.
+ *
+ *   sipha-load --uac [-i IP] [-p PORT] -s DN -r CALLS_PER_S -m CALLS -d HOLD_MS TARGET
+ *   sipha-load --uas -i IP -p PORT
+ *   sipha-load --uac --uas ... (both in one process)
+ *   sipha-load probe TARGET [--interval-us N] [--duration-s N] ...
+ *
+ * docs/LOAD.md is the contract of the command line and of the output. */
+#include "sipha-load/load.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
-#include <string.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LD_DEFAULT_PORT 5060
+
+static volatile sig_atomic_t ld_signalled;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	ld_signalled = 1;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: sipha-load --uac [options] TARGET_IP[:PORT]   place calls\n"
+		"       sipha-load --uas -i IP -p PORT [options]     answer calls\n"
+		"       sipha-load --uac --uas [options] TARGET      both, in one process\n"
+		"       sipha-load probe TARGET [options]            OPTIONS prober (probe "
+		"--help)\n"
+		"\n"
+		"Calls over UDP: the caller sends INVITE, ACKs the 200, holds the call -d ms and\n"
+		"sends BYE; the callee answers INVITE with 180 and 200, BYE with 200.  RFC 3261\n"
+		"timers A/E retransmit, B/F (64*T1) end a transaction as a timeout.\n"
+		"\n"
+		"options (where sipp has the flag, it means the same):\n"
+		"  --uac               place calls to TARGET (IPv4, or [IPv6]; port 5060 by "
+		"default)\n"
+		"  --uas               answer calls on -i IP -p PORT\n"
+		"  -i IP               local address (UAC default: the one routed to TARGET;\n"
+		"                      UAS default: 127.0.0.1)\n"
+		"  -p PORT             local port: the UAS's with --uas, else the UAC's (default "
+		"any)\n"
+		"  --uac-port PORT     the UAC's port when both run (default any)\n"
+		"  -s DN               the number called: INVITE sip:DN@TARGET (default service)\n"
+		"  -r CALLS_PER_S      call rate, may be fractional (default 10)\n"
+		"  -m CALLS            calls to place, then end (default: until SIGINT); with\n"
+		"                      --uas alone, end after CALLS calls were hung up (BYE)\n"
+		"  -d HOLD_MS          how long a call is held before the BYE (default 0)\n"
+		"  -l LIMIT            most calls at once; more wait (default from rate and "
+		"timers)\n"
+		"  -t u1|t1            transport: u1 UDP (t1, TCP, is not in this build)\n"
+		"  --timer-t1 MS       RFC 3261 T1 (default 500): A/E start there, B/F at 64*T1\n"
+		"  --timer-t2 MS       RFC 3261 T2 (default 4000)\n"
+		"  --json              one JSON object on stdout at the end (the summary goes\n"
+		"                      to stderr)\n"
+		"  --hist FILE         write the set-up and transaction histograms (\"value_us\n"
+		"                      count\" lines, gnuplot: plot FILE index 0 using 1:2)\n"
+		"  -q, --quiet         no live report (one line per second on stderr)\n"
+		"  -h, --help          this text\n"
+		"\n"
+		"exit status: 0 no call failed, 1 a call failed (or a socket error), 2 usage "
+		"error\n"
+		"\n"
+		"example: sipha-load --uas -i 127.0.0.1 -p 5090 &\n"
+		"         sipha-load --uac -s 3000 -r 100 -m 1000 -d 1000 127.0.0.1:5090 --json\n");
+}
+
+static int bad(const char *arg, const char *why, const char *val)
+{
+	fprintf(stderr, "sipha-load: %s: %s%s%s%s\n", arg, why, val ? " ('" : "", val ? val : "",
+		val ? "')" : "");
+	fprintf(stderr, "try sipha-load --help\n");
+	return 2;
+}
+
+static bool parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (!s || !*s || *s == '-' || *s == '+')
+		return false;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+static bool parse_uns(const char *s, unsigned min, unsigned max, unsigned *out)
+{
+	uint64_t v;
+
+	if (!parse_u64(s, min, max, &v))
+		return false;
+	*out = (unsigned)v;
+	return true;
+}
+
+/* TARGET: IPv4[:PORT] or [IPv6][:PORT] (or a bare IPv6). */
+int ld_parse_target(const char *s, struct sockaddr_storage *ss, socklen_t *sl)
+{
+	char host[INET6_ADDRSTRLEN + 2];
+	const char *colon, *port = NULL;
+	unsigned p = LD_DEFAULT_PORT;
+	struct sockaddr_in *s4 = (void *)ss;
+	struct sockaddr_in6 *s6 = (void *)ss;
+	size_t n;
+
+	memset(ss, 0, sizeof(*ss));
+	if (*s == '[') {
+		const char *rb = strchr(s, ']');
+
+		if (!rb)
+			return -EINVAL;
+		n = (size_t)(rb - s - 1);
+		if (rb[1] == ':')
+			port = rb + 2;
+		else if (rb[1])
+			return -EINVAL;
+		s++;
+	} else {
+		colon = strrchr(s, ':');
+		if (colon && strchr(s, ':') == colon) {
+			n = (size_t)(colon - s);
+			port = colon + 1;
+		} else {
+			n = strlen(s);
+		}
+	}
+	if (n == 0 || n >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, s, n);
+	host[n] = 0;
+	if (port && !parse_uns(port, 1, 65535, &p))
+		return -EINVAL;
+	if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)p);
+		*sl = sizeof(*s4);
+	} else if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)p);
+		*sl = sizeof(*s6);
+	} else {
+		return -EINVAL;
+	}
+	return 0;
+}
+
+enum {
+	OPT_UAC = 256,
+	OPT_UAS,
+	OPT_UAC_PORT,
+	OPT_T1,
+	OPT_T2,
+	OPT_JSON,
+	OPT_HIST,
+};
+
+static int parse_args(int argc, char **argv, struct ld_opts *o)
+{
+	static const struct option longopts[] = {
+		{ "uac", no_argument, NULL, OPT_UAC },
+		{ "uas", no_argument, NULL, OPT_UAS },
+		{ "uac-port", required_argument, NULL, OPT_UAC_PORT },
+		{ "timer-t1", required_argument, NULL, OPT_T1 },
+		{ "timer-t2", required_argument, NULL, OPT_T2 },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "hist", required_argument, NULL, OPT_HIST },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool have_m = false;
+	int c;
+
+	o->dn = "service";
+	o->rate = 10;
+	o->t1_ms = 500;
+	o->t2_ms = 4000;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":i:p:s:r:m:d:l:t:qh", longopts, NULL)) != -1) {
+		switch (c) {
+		case OPT_UAC:
+			o->uac = true;
+			break;
+		case OPT_UAS:
+			o->uas = true;
+			break;
+		case 'i': {
+			struct in6_addr a;
+
+			if (inet_pton(AF_INET, optarg, &a) != 1 &&
+			    inet_pton(AF_INET6, optarg, &a) != 1)
+				return bad("-i", "not an IPv4 or IPv6 address", optarg);
+			o->local_ip = optarg;
+			break;
+		}
+		case 'p':
+			if (!parse_uns(optarg, 1, 65535, &o->local_port))
+				return bad("-p", "not a port in 1..65535", optarg);
+			break;
+		case OPT_UAC_PORT:
+			if (!parse_uns(optarg, 1, 65535, &o->uac_port))
+				return bad("--uac-port", "not a port in 1..65535", optarg);
+			break;
+		case 's':
+			if (!*optarg || strlen(optarg) > 64 || strpbrk(optarg, " \t\r\n@<>;:\"")) {
+				return bad("-s", "not a user part of up to 64 characters", optarg);
+			}
+			o->dn = optarg;
+			break;
+		case 'r': {
+			char *end;
+
+			errno = 0;
+			o->rate = strtod(optarg, &end);
+			if (errno || *end || end == optarg || !(o->rate > 0) || o->rate > 1e6)
+				return bad("-r", "not a call rate in (0, 1000000] per second",
+					   optarg);
+			break;
+		}
+		case 'm':
+			if (!parse_u64(optarg, 1, UINT32_MAX, &o->max_calls))
+				return bad("-m", "not a call count in 1..4294967295", optarg);
+			have_m = true;
+			break;
+		case 'd':
+			if (!parse_uns(optarg, 0, 86400000, &o->hold_ms))
+				return bad("-d", "not a hold time in 0..86400000 ms", optarg);
+			break;
+		case 'l':
+			if (!parse_uns(optarg, 1, 1u << 22, &o->limit))
+				return bad("-l", "not a call limit in 1..4194304", optarg);
+			break;
+		case 't':
+			if (!strcmp(optarg, "u1"))
+				o->tcp = false;
+			else if (!strcmp(optarg, "t1"))
+				return bad("-t",
+					   "TCP (t1) is not implemented in this build; use u1",
+					   optarg);
+			else
+				return bad("-t", "not a transport (u1 or t1)", optarg);
+			break;
+		case OPT_T1:
+			if (!parse_uns(optarg, 1, 60000, &o->t1_ms))
+				return bad("--timer-t1", "not a time in 1..60000 ms", optarg);
+			break;
+		case OPT_T2:
+			if (!parse_uns(optarg, 1, 600000, &o->t2_ms))
+				return bad("--timer-t2", "not a time in 1..600000 ms", optarg);
+			break;
+		case OPT_JSON:
+			o->json = true;
+			break;
+		case OPT_HIST:
+			if (!*optarg)
+				return bad("--hist", "an empty file name", NULL);
+			o->hist_path = optarg;
+			break;
+		case 'q':
+			o->quiet = true;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case ':': {
+			char opt[32];
+
+			if (optopt)
+				snprintf(opt, sizeof(opt), "-%c", optopt);
+			else
+				snprintf(opt, sizeof(opt), "%s", argv[optind - 1]);
+			return bad(opt, "needs a value", NULL);
+		}
+		default: {
+			char opt[64];
+
+			if (optopt)
+				snprintf(opt, sizeof(opt), "-%c", optopt);
+			else
+				snprintf(opt, sizeof(opt), "%.60s", argv[optind - 1]);
+			return bad(opt, "unknown option", NULL);
+		}
+		}
+	}
+	if (!o->uac && !o->uas)
+		return bad("mode", "give --uac, --uas or both (or the probe command)", NULL);
+	if (o->uac) {
+		if (optind >= argc)
+			return bad("TARGET", "--uac needs TARGET_IP[:PORT] to call", NULL);
+		if (ld_parse_target(argv[optind], &o->target, &o->target_len))
+			return bad("TARGET", "not IPv4[:PORT] or [IPv6][:PORT]", argv[optind]);
+		ld_format_host(&o->target, o->target_host, sizeof(o->target_host));
+		o->have_target = true;
+		optind++;
+	}
+	if (optind < argc)
+		return bad(argv[optind], "unexpected argument", NULL);
+	if (o->uas && !o->local_port)
+		return bad("-p", "--uas needs the port to answer on", NULL);
+	if (!have_m)
+		o->max_calls = o->uac ? UINT64_MAX : 0;
+	if (o->uac && !o->limit) {
+		double l = o->rate * (o->hold_ms + 64.0 * o->t1_ms) / 1000.0 * 1.25 + 64;
+
+		if (l > (1u << 22))
+			l = 1u << 22;
+		if ((double)o->max_calls < l)
+			l = (double)o->max_calls;
+		o->limit = (unsigned)l;
+	}
+	return 0;
+}
+
+void ld_rx(struct load *ld, struct ld_ep *ep, const char *buf, size_t len,
+	   const struct sockaddr_storage *src)
+{
+	struct sl_msg m;
+
+	if (sl_scan(buf, len, &m)) {
+		ld->st.junk++;
+		return;
+	}
+	if (m.status) {
+		if (ld->o.uac && ep == ld->uac_ep)
+			uac_answer(ld, buf, &m);
+		else
+			ld->st.stray++;
+		return;
+	}
+	if (ld->o.uac && ep == ld->uac_ep)
+		uac_request(ld, buf, &m);
+	uas_request(ld, ep, buf, len, &m, src);
+}
+
+static double cpu_seconds(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+	       ru.ru_stime.tv_usec / 1e6;
+}
+
+struct ld_report {
+	uint64_t at_us, started, ended, uas_invites;
+};
+
+static void live_report(struct load *ld, struct ld_report *r)
+{
+	double dt = (double)(ld->now_us - r->at_us) / 1e6;
+	uint64_t ended = ld->st.ok + ld->st.failed;
+
+	if (dt <= 0)
+		return;
+	if (ld->o.uac)
+		fprintf(stderr,
+			"%7.1f s  calls/s %6.0f  ended/s %6.0f  active %5u  ok %" PRIu64
+			"  failed %" PRIu64 "  retrans %" PRIu64 "  setup us p50 %" PRIu64
+			" p99 %" PRIu64 " p99.9 %" PRIu64 "\n",
+			(double)(ld->now_us - ld->t0_us) / 1e6,
+			(double)(ld->st.started - r->started) / dt, (double)(ended - r->ended) / dt,
+			ld->active, ld->st.ok, ld->st.failed, ld->st.retrans,
+			hist_percentile(&ld->setup_iv, 50), hist_percentile(&ld->setup_iv, 99),
+			hist_percentile(&ld->setup_iv, 99.9));
+	else
+		fprintf(stderr,
+			"%7.1f s  invites/s %6.0f  invites %" PRIu64 "  byes %" PRIu64
+			"  other %" PRIu64 "\n",
+			(double)(ld->now_us - ld->t0_us) / 1e6,
+			(double)(ld->st.uas_invites - r->uas_invites) / dt, ld->st.uas_invites,
+			ld->st.uas_byes, ld->st.uas_other);
+	hist_reset(&ld->setup_iv);
+	r->at_us = ld->now_us;
+	r->started = ld->st.started;
+	r->ended = ended;
+	r->uas_invites = ld->st.uas_invites;
+}
+
+static void json_hist(FILE *f, const char *name, const struct hist *h)
+{
+	fprintf(f,
+		"\"%s\":{\"count\":%" PRIu64 ",\"min\":%" PRIu64 ",\"mean\":%.1f,\"p50\":%" PRIu64
+		",\"p90\":%" PRIu64 ",\"p99\":%" PRIu64 ",\"p999\":%" PRIu64 ",\"max\":%" PRIu64
+		"}",
+		name, h->count, h->count ? h->min : 0, hist_mean(h), hist_percentile(h, 50),
+		hist_percentile(h, 90), hist_percentile(h, 99), hist_percentile(h, 99.9), h->max);
+}
+
+static void summary(struct load *ld, double wall, double cpu, FILE *f)
+{
+	const struct ld_stats *s = &ld->st;
+
+	if (ld->o.uac) {
+		fprintf(f,
+			"sipha-load: %" PRIu64 " calls placed, %" PRIu64 " ok, %" PRIu64
+			" failed, %u still up; %" PRIu64 " retransmissions\n",
+			s->started, s->ok, s->failed, ld->active, s->retrans);
+		fprintf(f, "  %.2f s, %.1f calls/s ended; CPU %.3f s (%.0f calls per CPU-second)\n",
+			wall, (double)(s->ok + s->failed) / (wall > 0 ? wall : 1), cpu,
+			cpu > 0 ? (double)(s->ok + s->failed) / cpu : 0.0);
+		fprintf(f,
+			"  set-up INVITE->200 us: min %" PRIu64 " p50 %" PRIu64 " p90 %" PRIu64
+			" p99 %" PRIu64 " p99.9 %" PRIu64 " max %" PRIu64 "\n",
+			ld->setup.count ? ld->setup.min : 0, hist_percentile(&ld->setup, 50),
+			hist_percentile(&ld->setup, 90), hist_percentile(&ld->setup, 99),
+			hist_percentile(&ld->setup, 99.9), ld->setup.max);
+		fprintf(f, "  BYE->200 us: p50 %" PRIu64 " p99 %" PRIu64 " max %" PRIu64 "\n",
+			hist_percentile(&ld->txn_bye, 50), hist_percentile(&ld->txn_bye, 99),
+			ld->txn_bye.max);
+		if (s->failed) {
+			fprintf(f,
+				"  failures: timeout %" PRIu64 ", transport %" PRIu64
+				", bad answer %" PRIu64,
+				s->timeouts, s->transport, s->bad_answer);
+			for (int i = 0; i < 700; i++)
+				if (s->status[i])
+					fprintf(f, ", %d: %" PRIu64, i, s->status[i]);
+			fprintf(f, "\n");
+		}
+		if (s->stray || s->junk || s->rx_retrans)
+			fprintf(f,
+				"  stray answers %" PRIu64 ", unreadable datagrams %" PRIu64
+				", 200s ACKed again %" PRIu64 "\n",
+				s->stray, s->junk, s->rx_retrans);
+	}
+	if (ld->o.uas)
+		fprintf(f,
+			"sipha-load UAS: %" PRIu64 " INVITEs, %" PRIu64 " ACKs, %" PRIu64
+			" BYEs, %" PRIu64 " other requests answered; CPU %.3f s\n",
+			s->uas_invites, s->uas_acks, s->uas_byes, s->uas_other, cpu);
+}
+
+static void json_out(struct load *ld, double wall, double cpu)
+{
+	const struct ld_stats *s = &ld->st;
+	uint64_t ok = ld->o.uac ? s->ok : s->uas_byes;
+	bool first = true;
+
+	printf("{\"mode\":\"%s\",\"ok\":%" PRIu64 ",\"failed\":%" PRIu64 ",\"started\":%" PRIu64
+	       ",\"active\":%u,\"retransmissions\":%" PRIu64 ",\"cpu_s\":%.4f,\"wall_s\":%.3f,",
+	       ld->o.uac && ld->o.uas ? "uac+uas"
+	       : ld->o.uac	      ? "uac"
+				      : "uas",
+	       ok, s->failed, s->started, ld->active, s->retrans, cpu, wall);
+	json_hist(stdout, "setup_us", &ld->setup);
+	putchar(',');
+	json_hist(stdout, "invite_us", &ld->txn_invite);
+	putchar(',');
+	json_hist(stdout, "bye_us", &ld->txn_bye);
+	printf(",\"failures\":{\"timeout\":%" PRIu64 ",\"transport\":%" PRIu64
+	       ",\"bad_answer\":%" PRIu64 ",\"status\":{",
+	       s->timeouts, s->transport, s->bad_answer);
+	for (int i = 0; i < 700; i++)
+		if (s->status[i]) {
+			printf("%s\"%d\":%" PRIu64, first ? "" : ",", i, s->status[i]);
+			first = false;
+		}
+	printf("}},\"stray\":%" PRIu64 ",\"junk\":%" PRIu64 ",\"acked_again\":%" PRIu64
+	       ",\"uas\":{\"invites\":%" PRIu64 ",\"acks\":%" PRIu64 ",\"byes\":%" PRIu64
+	       ",\"other\":%" PRIu64 "}}\n",
+	       s->stray, s->junk, s->rx_retrans, s->uas_invites, s->uas_acks, s->uas_byes,
+	       s->uas_other);
+	fflush(stdout);
+}
+
+static int write_hists(struct load *ld)
+{
+	FILE *f = fopen(ld->o.hist_path, "w");
+	int err;
+
+	if (!f) {
+		err = -errno;
+		fprintf(stderr, "sipha-load: --hist %s: %s\n", ld->o.hist_path, strerror(-err));
+		return err;
+	}
+	err = hist_write(&ld->setup, f, "set-up INVITE->200, microseconds (index 0)");
+	fprintf(f, "\n\n");
+	if (!err)
+		err = hist_write(&ld->txn_invite, f,
+				 "INVITE->final answer, microseconds (index 1)");
+	fprintf(f, "\n\n");
+	if (!err)
+		err = hist_write(&ld->txn_bye, f, "BYE->final answer, microseconds (index 2)");
+	if (fclose(f) && !err)
+		err = -errno;
+	if (err)
+		fprintf(stderr, "sipha-load: --hist %s: %s\n", ld->o.hist_path, strerror(-err));
+	return err;
+}
+
+static int run(struct load *ld)
+{
+	struct pollfd pf[2];
+	struct ld_ep *eps[2];
+	unsigned nep = 0;
+	struct ld_report rep = { 0 };
+	uint64_t next_rep;
+	sigset_t block, orig;
+	struct sigaction sa = { 0 };
+
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	sigprocmask(SIG_BLOCK, &block, &orig);
+
+	if (ld->uac_ep)
+		eps[nep++] = ld->uac_ep;
+	if (ld->uas_ep)
+		eps[nep++] = ld->uas_ep;
+	for (unsigned i = 0; i < nep; i++) {
+		pf[i].fd = eps[i]->fd;
+		pf[i].events = POLLIN;
+	}
+	ld->now_us = ld->t0_us = ld_mono_us();
+	timer_wheel_init(&ld->tw, ld->now_us / 1000);
+	rep.at_us = ld->t0_us;
+	next_rep = ld->t0_us + 1000000;
+	for (;;) {
+		int64_t wait_us = 1000000, t;
+		struct timespec ts;
+		int n;
+
+		ld->now_us = ld_mono_us();
+		timer_run(&ld->tw, ld->now_us / 1000);
+		if (ld->o.uac)
+			uac_pace(ld);
+		for (unsigned i = 0; i < nep; i++)
+			ld_ep_flush(ld, eps[i]);
+		if (ld_signalled)
+			ld->stop = 1;
+		if (ld->stop || ld->done)
+			break;
+		if (ld->o.uac && ld->st.started >= ld->o.max_calls && ld->active == 0)
+			break;
+		if (ld->now_us >= next_rep) {
+			if (!ld->o.quiet)
+				live_report(ld, &rep);
+			next_rep += 1000000;
+			if (next_rep <= ld->now_us)
+				next_rep = ld->now_us + 1000000;
+		}
+		wait_us = (int64_t)(next_rep - ld->now_us);
+		t = timer_next(&ld->tw);
+		if (t >= 0) {
+			/* the wheel's "now" is whole ms: round up to its next tick */
+			int64_t tw = t * 1000 + (int64_t)(1000 - ld->now_us % 1000);
+
+			if (tw < wait_us)
+				wait_us = tw;
+		}
+		if (ld->o.uac) {
+			t = uac_pace_wait(ld);
+			if (t >= 0 && t < wait_us)
+				wait_us = t;
+		}
+		ts.tv_sec = wait_us / 1000000;
+		ts.tv_nsec = (wait_us % 1000000) * 1000;
+		n = ppoll(pf, nep, &ts, &orig);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			fprintf(stderr, "sipha-load: poll: %s\n", strerror(errno));
+			return -errno;
+		}
+		for (unsigned i = 0; i < nep; i++)
+			if (pf[i].revents)
+				ld_ep_drain(ld, eps[i]);
+	}
+	sigprocmask(SIG_SETMASK, &orig, NULL);
+	return 0;
+}
 
 int main(int argc, char **argv)
 {
-	if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
-		printf("usage: sipha-load MODE [options]\n"
-		       "sipha-load is not implemented in this build; use sipp (bench/) "
-		       "meanwhile.\n");
-		return 0;
+	struct load *ld = NULL;
+	double wall, cpu;
+	int err, rc = 1;
+	uint64_t r;
+
+	if (argc > 1 && !strcmp(argv[1], "probe"))
+		return probe_main(argc - 1, argv + 1);
+	ld = calloc(1, sizeof(*ld));
+	if (!ld) {
+		fprintf(stderr, "sipha-load: out of memory\n");
+		return 1;
 	}
-	fprintf(stderr,
-		"usage: sipha-load MODE [options]\n"
-		"sipha-load is not implemented in this build; use sipp (bench/) meanwhile.\n");
-	return 2;
+	err = parse_args(argc, argv, &ld->o);
+	if (err) {
+		free(ld);
+		return err;
+	}
+	hist_reset(&ld->setup);
+	hist_reset(&ld->setup_iv);
+	hist_reset(&ld->txn_invite);
+	hist_reset(&ld->txn_bye);
+	r = ((uint64_t)getpid() << 32) ^ ld_mono_us() ^ (uint64_t)time(NULL) * 2654435761u;
+	snprintf(ld->run, sizeof(ld->run), "%08" PRIx32, (uint32_t)(r ^ (r >> 32)));
+	if (ld->o.uas) {
+		err = ld_ep_open(&ld->uas_ep, ld->o.local_ip ? ld->o.local_ip : "127.0.0.1",
+				 ld->o.local_port, NULL);
+		if (err) {
+			fprintf(stderr, "sipha-load: --uas on %s port %u: %s\n",
+				ld->o.local_ip ? ld->o.local_ip : "127.0.0.1", ld->o.local_port,
+				strerror(-err));
+			goto out;
+		}
+	}
+	if (ld->o.uac) {
+		unsigned port = ld->o.uas ? ld->o.uac_port : ld->o.local_port;
+
+		err = ld_ep_open(&ld->uac_ep, ld->o.local_ip, port, &ld->o.target);
+		if (err) {
+			fprintf(stderr, "sipha-load: --uac local address %s port %u: %s\n",
+				ld->o.local_ip ? ld->o.local_ip : "(routed)", port, strerror(-err));
+			goto out;
+		}
+		err = uac_init(ld);
+		if (err) {
+			fprintf(stderr, "sipha-load: %s\n", strerror(-err));
+			goto out;
+		}
+	}
+	err = run(ld);
+	wall = (double)(ld->now_us - ld->t0_us) / 1e6;
+	cpu = cpu_seconds();
+	summary(ld, wall, cpu, ld->o.json ? stderr : stdout);
+	if (ld->o.json)
+		json_out(ld, wall, cpu);
+	if (ld->o.hist_path && write_hists(ld))
+		err = -EIO;
+	rc = err || ld->st.failed ? 1 : 0;
+out:
+	if (ld->o.uac)
+		uac_free(ld);
+	ld_ep_close(ld->uac_ep);
+	ld_ep_close(ld->uas_ep);
+	free(ld);
+	return rc;
 }

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# sipha-load, the project's own load tool, end to end on loopback:
+#
+#   1. sipha-load --uac against sipha-load --uas directly: 200 calls at
+#      100/s, every one ok, none failed, the UAS saw 200 INVITEs and BYEs;
+#      --hist writes a histogram gnuplot can read.
+#   2. The same through siphad (the B2BUA): caller -> siphad -> sipha-load
+#      --uas as DN 3000's route, every call ok, siphad's call table empty
+#      afterwards.
+#   3. --uac --uas in one process.
+#   4. Usage errors exit 2 and name the argument.
+#   5. Nobody answers: every call is a timeout failure, INVITEs were
+#      retransmitted (timer A), exit status 1 (short T1 keeps this fast).
+#   6. probe: OPTIONS to a sipha-load --uas every 2 ms for 1 s, all answered.
+. "$(dirname "$0")/lib.sh"
+
+require_cmd jq ss timeout
+LOAD=${SIPHA_LOAD:-$T_BUILD/sipha-load}
+require_bin "$LOAD" "$SIPHAD" "$SIPHACTL"
+
+jqt() { jq -e "$@" >/dev/null; }
+_udp_bound() { ss -Hlun "sport = :$1" 2>/dev/null | grep -q .; }
+
+# uas_start PORT NAME: a sipha-load UAS on 127.0.0.1:PORT, its JSON in
+# $T_TMP/NAME.json when it ends (SIGTERM).
+uas_start() {
+	run_bg "$LOAD" --uas -i 127.0.0.1 -p "$1" -q --json >"$T_TMP/$2.json" 2>"$T_TMP/$2.err"
+	UAS_PID=$!
+	wait_until 5 _udp_bound "$1" || info "UAS not bound on $1 after 5 s"
+}
+
+uas_stop() { # PID
+	kill -TERM "$1" 2>/dev/null
+	wait_pid "$1" 10
+}
+
+# --- 1. directly ---------------------------------------------------------------------
+free_port up || finish
+uas_start "$up" uas1
+run_bg "$LOAD" --uac -s 3000 -r 100 -m 200 -d 50 -q --json --hist "$T_TMP/h1.dat" \
+	"127.0.0.1:$up" >"$T_TMP/uac1.json" 2>"$T_TMP/uac1.err"
+wait_pid $! 30
+check_eq "load: direct: uac exit status" "$?" 0
+uac=$(cat "$T_TMP/uac1.json")
+check "load: direct: --json is one object" is_one_json_object <"$T_TMP/uac1.json"
+check_eq "load: direct: ok/failed" "$(jq -r '"\(.ok)/\(.failed)"' <<<"$uac")" "200/0"
+check "load: direct: setup p50 <= p99 <= max, max > 0" \
+	jqt '.setup_us | .p50 <= .p99 and .p99 <= .p999 and .p999 <= .max and .max > 0' <<<"$uac"
+check "load: direct: cpu_s is a number" jqt '.cpu_s | type == "number" and . > 0' <<<"$uac"
+check_eq "load: direct: histogram holds 200 set-ups" \
+	"$(awk '/^#/ || NF == 0 { if (NF == 0) blank++; next } blank == 0 { s += $2 } END { print s + 0 }' "$T_TMP/h1.dat")" 200
+uas_stop "$UAS_PID"
+check_eq "load: direct: uas invites/acks/byes" \
+	"$(jq -r '.uas | "\(.invites)/\(.acks)/\(.byes)"' "$T_TMP/uas1.json")" "200/200/200"
+
+# --- 2. through siphad -----------------------------------------------------------------
+free_port sp || finish
+free_port up2 || finish
+write_config "$T_TMP/s.ini" "$sp" load
+sed -i "s|^3000 = .*|3000 = sip:127.0.0.1:$up2|" "$T_TMP/s.ini"
+if start_siphad "$T_TMP/s.ini"; then
+	uas_start "$up2" uas2
+	run_bg "$LOAD" --uac -s 3000 -r 100 -m 200 -d 100 -q --json "127.0.0.1:$sp" \
+		>"$T_TMP/uac2.json" 2>"$T_TMP/uac2.err"
+	wait_pid $! 40
+	check_eq "load: siphad: uac exit status" "$?" 0
+	check_eq "load: siphad: ok/failed" "$(jq -r '"\(.ok)/\(.failed)"' "$T_TMP/uac2.json")" "200/0"
+	uas_stop "$UAS_PID"
+	check_eq "load: siphad: the callee saw 200 INVITEs and 200 BYEs" \
+		"$(jq -r '.uas | "\(.invites)/\(.byes)"' "$T_TMP/uas2.json")" "200/200"
+	_no_calls() { [ "$(ctl --json calls 2>/dev/null | jq -r '.calls | length')" = 0 ]; }
+	check "load: siphad: call table empty afterwards" wait_until 5 _no_calls
+	check_eq "load: siphad: sipha_calls_answered counts 200" \
+		"$(metric calls_answered 2>/dev/null || echo none)" 200
+fi
+
+# --- 3. both in one process ------------------------------------------------------------
+free_port up3 || finish
+run_bg "$LOAD" --uac --uas -i 127.0.0.1 -p "$up3" -s 3000 -r 200 -m 300 -q --json \
+	"127.0.0.1:$up3" >"$T_TMP/both.json" 2>"$T_TMP/both.err"
+wait_pid $! 30
+check_eq "load: uac+uas: exit status" "$?" 0
+check_eq "load: uac+uas: ok/failed/uas byes" \
+	"$(jq -r '"\(.ok)/\(.failed)/\(.uas.byes)"' "$T_TMP/both.json")" "300/0/300"
+
+# --- 4. usage errors ---------------------------------------------------------------------
+usage_case() { # NAME WANT_IN_STDERR ARGS...
+	local name=$1 want=$2 rc
+	shift 2
+	"$LOAD" "$@" >/dev/null 2>"$T_TMP/usage.err"
+	rc=$?
+	check_eq "load: usage: $name exits 2" "$rc" 2
+	check "load: usage: $name names $want" grep -qF -- "$want" "$T_TMP/usage.err"
+}
+usage_case "bad rate" "-r" --uac -r fast -m 1 127.0.0.1:5060
+usage_case "bad port" "-p" --uas -i 127.0.0.1 -p 70000
+usage_case "bad target" "TARGET" --uac -m 1 nowhere:5060
+usage_case "unknown option" "--frobnicate" --uac --frobnicate 127.0.0.1
+usage_case "no mode" "--uac" -m 1 127.0.0.1
+check "load: --help shows an example" sh -c "'$LOAD' --help | grep -q 'example:'"
+
+# --- 5. nobody answers -------------------------------------------------------------------
+free_port dead || finish
+run_bg "$LOAD" --uac -s 3000 -r 50 -m 5 --timer-t1 10 -q --json "127.0.0.1:$dead" \
+	>"$T_TMP/dead.json" 2>"$T_TMP/dead.err"
+wait_pid $! 20
+check_eq "load: no answer: exit status 1" "$?" 1
+check_eq "load: no answer: ok/failed/timeouts" \
+	"$(jq -r '"\(.ok)/\(.failed)/\(.failures.timeout)"' "$T_TMP/dead.json")" "0/5/5"
+# T1 10 ms, B at 640 ms: A fires at 10, 20, 40, 80, 160, 320 ms: 6 per call
+check_eq "load: no answer: INVITEs retransmitted (timer A)" \
+	"$(jq -r '.retransmissions' "$T_TMP/dead.json")" 30
+
+finish

@@ -1,0 +1,197 @@
+/* sipha-load: one thread, UDP sockets read and written in batches
+ * (recvmmsg/sendmmsg), messages written from templates straight into the
+ * send queue, answers read by scan.c, timers on the project's wheel
+ * (core/timer.c), latencies in core/hist.c.  Nothing is allocated per call
+ * or per message: the call table and the queues are sized at start. */
+#ifndef SIPHA_LOAD_H
+#define SIPHA_LOAD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "core/hist.h"
+#include "core/timer.h"
+#include "sipha-load/scan.h"
+
+#define LD_QLEN 64 /* datagrams per sendmmsg / recvmmsg */
+#define LD_MSG_MAX 2048 /* the largest message sipha-load writes */
+#define LD_RX_MAX 8192 /* the largest datagram read whole */
+#define LD_TAG_MAX 96
+#define LD_URI_MAX 160
+
+/* One UDP socket with its send queue and receive batch. */
+struct ld_ep {
+	int fd;
+	char host[72]; /* "ip:port" (IPv6 in brackets) as Via and Contact write it */
+	unsigned nq;
+	struct mmsghdr q[LD_QLEN];
+	struct iovec qiov[LD_QLEN];
+	struct sockaddr_storage qdst[LD_QLEN];
+	uint64_t qtag[LD_QLEN]; /* the call a queued message belongs to (0: none) */
+	char qbuf[LD_QLEN][LD_MSG_MAX];
+	struct mmsghdr r[LD_QLEN];
+	struct iovec riov[LD_QLEN];
+	struct sockaddr_storage rsrc[LD_QLEN];
+	char rbuf[LD_QLEN][LD_RX_MAX];
+};
+
+enum ld_cstate {
+	LC_FREE,
+	LC_INVITING, /* INVITE sent, no final answer yet */
+	LC_HOLD,
+	LC_BYEING,
+};
+
+struct ld_call {
+	struct timer tm;
+	struct load *ld;
+	uint32_t gen; /* bumped at each release: stale answers miss */
+	uint8_t state;
+	bool provisional; /* a 1xx stopped the retransmissions */
+	uint8_t totag_len, contact_len;
+	uint32_t rto_ms;
+	uint64_t t_inv_us, t_txn_us, deadline_ms;
+	char totag[LD_TAG_MAX];
+	char contact[LD_URI_MAX];
+};
+
+struct ld_str {
+	char *s;
+	size_t n;
+};
+
+struct ld_opts {
+	bool uac, uas, json, quiet, tcp;
+	const char *local_ip;
+	unsigned local_port, uac_port;
+	const char *dn;
+	double rate;
+	uint64_t max_calls; /* UAC: calls to place; UAS alone: calls to see ended, 0: no end */
+	unsigned hold_ms, limit, t1_ms, t2_ms;
+	const char *hist_path;
+	struct sockaddr_storage target;
+	socklen_t target_len;
+	char target_host[72];
+	bool have_target;
+	/* probe */
+	unsigned interval_us, duration_s, gap_us;
+};
+
+struct ld_stats {
+	uint64_t started, ok, failed, timeouts, transport, bad_answer, retrans;
+	uint64_t rx_retrans; /* 2xx to INVITE seen again, ACKed again */
+	uint64_t stray; /* answers matching no live call */
+	uint64_t junk; /* datagrams that are not SIP */
+	uint64_t status[700]; /* failures by final status */
+	uint64_t uas_invites, uas_acks, uas_byes, uas_other;
+};
+
+struct load {
+	struct ld_opts o;
+	uint64_t now_us, t0_us;
+	struct timer_wheel tw;
+	struct ld_ep *uac_ep, *uas_ep;
+	struct ld_call *calls;
+	uint32_t *freel;
+	uint32_t nfree, ncalls, active;
+	struct ld_stats st;
+	struct hist setup, setup_iv, txn_invite, txn_bye;
+	char run[12]; /* this run's mark in Call-IDs */
+	/* UAC templates */
+	struct ld_str ruri, req_via, via_from, to_open, inv_tail, ack_tail, sdp_tail;
+	volatile int stop;
+	bool done;
+};
+
+/* A tiny writer for building messages in place: a write past the end sets
+ * over and writes nothing more. */
+struct wb {
+	char *p, *end;
+	bool over;
+};
+
+static inline void wb_mem(struct wb *w, const void *s, size_t n)
+{
+	if ((size_t)(w->end - w->p) < n) {
+		w->over = true;
+		w->p = w->end;
+		return;
+	}
+	memcpy(w->p, s, n);
+	w->p += n;
+}
+
+#define wb_lit(w, s) wb_mem(w, s, sizeof(s) - 1)
+
+static inline void wb_str(struct wb *w, const struct ld_str *s)
+{
+	wb_mem(w, s->s, s->n);
+}
+
+static inline void wb_u64(struct wb *w, uint64_t v)
+{
+	char t[20];
+	int i = 20;
+
+	do {
+		t[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	wb_mem(w, t + i, (size_t)(20 - i));
+}
+
+static inline void wb_hex(struct wb *w, uint64_t v)
+{
+	static const char hx[] = "0123456789abcdef";
+	char t[16];
+	int i = 16;
+
+	do {
+		t[--i] = hx[v & 15];
+		v >>= 4;
+	} while (v);
+	wb_mem(w, t + i, (size_t)(16 - i));
+}
+
+/* ep.c */
+int ld_ep_open(struct ld_ep **out, const char *ip, unsigned port,
+	       const struct sockaddr_storage *towards);
+void ld_ep_close(struct ld_ep *ep);
+/* The buffer of the next queued datagram (the queue is flushed first when
+ * full); commit it with ld_ep_commit(). */
+char *ld_ep_next(struct load *ld, struct ld_ep *ep);
+void ld_ep_commit(struct ld_ep *ep, size_t len, const struct sockaddr *dst, socklen_t dlen,
+		  uint64_t tag);
+void ld_ep_flush(struct load *ld, struct ld_ep *ep);
+/* Reads what is waiting (up to a few batches) and hands each datagram to
+ * ld_rx(); returns how many were read. */
+unsigned ld_ep_drain(struct load *ld, struct ld_ep *ep);
+void ld_rx(struct load *ld, struct ld_ep *ep, const char *buf, size_t len,
+	   const struct sockaddr_storage *src);
+uint64_t ld_mono_us(void);
+int ld_format_host(const struct sockaddr_storage *ss, char *out, size_t cap);
+int ld_parse_target(const char *s, struct sockaddr_storage *ss, socklen_t *sl);
+
+/* uac.c */
+int uac_init(struct load *ld);
+void uac_free(struct load *ld);
+void uac_pace(struct load *ld);
+/* Microseconds until the next call is due, 0 when one is, -1: none. */
+int64_t uac_pace_wait(const struct load *ld);
+void uac_answer(struct load *ld, const char *buf, const struct sl_msg *m);
+/* A request in a call's dialog (a BYE from the far end): true when it was
+ * one of ours. */
+bool uac_request(struct load *ld, const char *buf, const struct sl_msg *m);
+void uac_send_failed(struct load *ld, uint64_t tag, int err);
+
+/* uas.c */
+void uas_request(struct load *ld, struct ld_ep *ep, const char *buf, size_t len,
+		 const struct sl_msg *m, const struct sockaddr_storage *src);
+
+/* probe.c */
+int probe_main(int argc, char **argv);
+
+#endif
