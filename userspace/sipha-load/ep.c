@@ -17,6 +17,14 @@ uint64_t ld_mono_us(void)
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+uint64_t ld_real_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 int ld_format_host(const struct sockaddr_storage *ss, char *out, size_t cap)
 {
 	char a[INET6_ADDRSTRLEN];
@@ -88,6 +96,7 @@ int ld_ep_open(struct ld_ep **out, const char *ip, unsigned port,
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
 	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
+	setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one));
 	if (bind(fd, (void *)&ss, sl) || getsockname(fd, (void *)&ss, &sl)) {
 		err = -errno;
 		close(fd);
@@ -167,29 +176,53 @@ void ld_ep_flush(struct load *ld, struct ld_ep *ep)
 	ep->nq = 0;
 }
 
+/* The monotonic time the kernel received datagram I (its timestamp is
+ * CLOCK_REALTIME; OFF is realtime - monotonic now), or NOW without one. */
+static uint64_t rx_time(struct ld_ep *ep, unsigned i, uint64_t off, uint64_t now)
+{
+	struct msghdr *mh = &ep->r[i].msg_hdr;
+
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm))
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMPNS) {
+			struct timespec ts;
+			uint64_t rt;
+
+			memcpy(&ts, CMSG_DATA(cm), sizeof(ts));
+			rt = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+			return rt > off && rt - off < now ? rt - off : now;
+		}
+	return now;
+}
+
 unsigned ld_ep_drain(struct load *ld, struct ld_ep *ep)
 {
 	unsigned total = 0;
 
 	for (int round = 0; round < 4; round++) {
+		uint64_t now, off;
 		int n;
 
 		for (unsigned i = 0; i < LD_QLEN; i++) {
 			ep->r[i].msg_hdr.msg_name = &ep->rsrc[i];
 			ep->r[i].msg_hdr.msg_namelen = sizeof(ep->rsrc[i]);
+			ep->r[i].msg_hdr.msg_control = ep->rctl[i];
+			ep->r[i].msg_hdr.msg_controllen = sizeof(ep->rctl[i]);
 			ep->r[i].msg_hdr.msg_flags = 0;
 		}
 		n = recvmmsg(ep->fd, ep->r, LD_QLEN, MSG_DONTWAIT, NULL);
 		if (n <= 0)
 			break;
-		ld->now_us = ld_mono_us();
+		now = ld_mono_us();
+		off = ld_real_us() - now;
 		for (int i = 0; i < n; i++) {
 			if (ep->r[i].msg_hdr.msg_flags & MSG_TRUNC) {
 				ld->st.junk++;
 				continue;
 			}
+			ld->now_us = rx_time(ep, (unsigned)i, off, now);
 			ld_rx(ld, ep, ep->rbuf[i], ep->r[i].msg_len, &ep->rsrc[i]);
 		}
+		ld->now_us = now;
 		total += (unsigned)n;
 		if (n < LD_QLEN)
 			break;

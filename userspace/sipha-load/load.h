@@ -35,6 +35,9 @@ struct ld_ep {
 	struct mmsghdr r[LD_QLEN];
 	struct iovec riov[LD_QLEN];
 	struct sockaddr_storage rsrc[LD_QLEN];
+	/* SCM_TIMESTAMPNS: when the kernel took each datagram in, so that a
+	 * batch read late still measures each answer to the microsecond */
+	uint64_t rctl[LD_QLEN][8];
 	char rbuf[LD_QLEN][LD_RX_MAX];
 };
 
@@ -71,6 +74,7 @@ struct ld_opts {
 	double rate;
 	uint64_t max_calls; /* UAC: calls to place; UAS alone: calls to see ended, 0: no end */
 	unsigned hold_ms, limit, t1_ms, t2_ms;
+	unsigned tick_us; /* while busy, read and write at most once per tick */
 	const char *hist_path;
 	struct sockaddr_storage target;
 	socklen_t target_len;
@@ -172,6 +176,7 @@ unsigned ld_ep_drain(struct load *ld, struct ld_ep *ep);
 void ld_rx(struct load *ld, struct ld_ep *ep, const char *buf, size_t len,
 	   const struct sockaddr_storage *src);
 uint64_t ld_mono_us(void);
+uint64_t ld_real_us(void);
 int ld_format_host(const struct sockaddr_storage *ss, char *out, size_t cap);
 int ld_parse_target(const char *s, struct sockaddr_storage *ss, socklen_t *sl);
 

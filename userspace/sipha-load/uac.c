@@ -76,6 +76,11 @@ void uac_free(struct load *ld)
 	free(ld->freel);
 }
 
+static inline uint64_t since(uint64_t now, uint64_t t)
+{
+	return now > t ? now - t : 0;
+}
+
 static inline uint32_t slot_of(const struct load *ld, const struct ld_call *c)
 {
 	return (uint32_t)(c - ld->calls);
@@ -250,7 +255,7 @@ void uac_pace(struct load *ld)
 
 	if (ld->stop || ld->st.started >= ld->o.max_calls)
 		return;
-	due = (uint64_t)((double)(ld->now_us - ld->t0_us) * ld->o.rate / 1e6) + 1;
+	due = (uint64_t)((double)since(ld->now_us, ld->t0_us) * ld->o.rate / 1e6) + 1;
 	if (due > ld->o.max_calls)
 		due = ld->o.max_calls;
 	while (ld->st.started < due && ld->nfree)
@@ -346,7 +351,7 @@ static void invite_answer(struct load *ld, struct ld_call *c, const char *buf,
 		}
 		return;
 	}
-	hist_add(&ld->txn_invite, now - c->t_inv_us);
+	hist_add(&ld->txn_invite, since(now, c->t_inv_us));
 	if (m->status >= 300) {
 		if (m->to_tag.len <= LD_TAG_MAX) {
 			memcpy(c->totag, buf + m->to_tag.off, m->to_tag.len);
@@ -360,8 +365,8 @@ static void invite_answer(struct load *ld, struct ld_call *c, const char *buf,
 		fail(ld, c, 0);
 		return;
 	}
-	hist_add(&ld->setup, now - c->t_inv_us);
-	hist_add(&ld->setup_iv, now - c->t_inv_us);
+	hist_add(&ld->setup, since(now, c->t_inv_us));
+	hist_add(&ld->setup_iv, since(now, c->t_inv_us));
 	send_req(ld, c, SL_ACK, 'a');
 	if (ld->o.hold_ms == 0) {
 		start_bye(ld, c);
@@ -393,7 +398,7 @@ void uac_answer(struct load *ld, const char *buf, const struct sl_msg *m)
 			}
 			return;
 		}
-		hist_add(&ld->txn_bye, ld->now_us - c->t_txn_us);
+		hist_add(&ld->txn_bye, since(ld->now_us, c->t_txn_us));
 		if (m->status < 300) {
 			ld->st.ok++;
 			release(ld, c);
