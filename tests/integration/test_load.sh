@@ -11,7 +11,10 @@
 #   4. Usage errors exit 2 and name the argument.
 #   5. Nobody answers: every call is a timeout failure, INVITEs were
 #      retransmitted (timer A), exit status 1 (short T1 keeps this fast).
-#   6. probe: OPTIONS to a sipha-load --uas every 2 ms for 1 s, all answered.
+#   6. probe: OPTIONS every 1 ms for 2 s to a sipha-load --uas that is
+#      stopped (SIGSTOP) for 400 ms in the middle: every OPTIONS answered, one
+#      gap of about 400 ms; and to siphad: every one answered, no gap to speak
+#      of; and to nobody: exit 1, the whole run one open gap.
 . "$(dirname "$0")/lib.sh"
 
 require_cmd jq ss timeout
@@ -110,5 +113,37 @@ check_eq "load: no answer: ok/failed/timeouts" \
 # T1 10 ms, B at 640 ms: A fires at 10, 20, 40, 80, 160, 320 ms: 6 per call
 check_eq "load: no answer: INVITEs retransmitted (timer A)" \
 	"$(jq -r '.retransmissions' "$T_TMP/dead.json")" 30
+
+# --- 6. probe --------------------------------------------------------------------------
+free_port up6 || finish
+uas_start "$up6" uas6
+run_bg "$LOAD" probe --duration-s 2 --json -q "127.0.0.1:$up6" >"$T_TMP/probe1.json" 2>/dev/null
+ppid=$!
+sleep 0.6
+kill -STOP "$UAS_PID"
+sleep 0.4
+kill -CONT "$UAS_PID"
+wait_pid "$ppid" 10
+check_eq "load: probe: exit status" "$?" 0
+check_eq "load: probe: every OPTIONS answered" \
+	"$(jq -r '"\(.sent)/\(.answered)"' "$T_TMP/probe1.json")" "2000/2000"
+gap=$(jq -r .longest_gap_us "$T_TMP/probe1.json")
+check "load: probe: the 400 ms stop is the longest gap ($gap us)" \
+	test "${gap:-0}" -ge 350000 -a "${gap:-0}" -le 700000
+uas_stop "$UAS_PID"
+if siphad_alive; then
+	run_bg "$LOAD" probe --duration-s 1 --interval-us 2000 --json -q "127.0.0.1:$sp" \
+		>"$T_TMP/probe2.json" 2>/dev/null
+	wait_pid $! 10
+	check_eq "load: probe: siphad answers every OPTIONS" \
+		"$(jq -r '"\(.sent - .answered)/\(.open_gap)"' "$T_TMP/probe2.json")" "0/false"
+fi
+run_bg "$LOAD" probe --duration-s 1 --interval-us 5000 --json -q "127.0.0.1:$dead" \
+	>"$T_TMP/probe3.json" 2>/dev/null
+wait_pid $! 10
+check_eq "load: probe: nobody answers: exit status 1" "$?" 1
+check_eq "load: probe: nobody answers: one open gap, nothing answered" \
+	"$(jq -r '"\(.answered)/\(.gaps)/\(.open_gap)"' "$T_TMP/probe3.json")" "0/1/true"
+usage_case "probe bad interval" "--interval-us" probe --interval-us 5 127.0.0.1
 
 finish

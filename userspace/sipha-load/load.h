@@ -106,6 +106,7 @@ struct load {
 	char run[12]; /* this run's mark in Call-IDs */
 	/* UAC templates */
 	struct ld_str ruri, req_via, via_from, to_open, inv_tail, ack_tail, sdp_tail;
+	struct ld_probe *probe; /* probe mode: answers go to probe_rx() */
 	volatile int stop;
 	bool done;
 };
@@ -198,5 +199,6 @@ void uas_request(struct load *ld, struct ld_ep *ep, const char *buf, size_t len,
 
 /* probe.c */
 int probe_main(int argc, char **argv);
+void probe_rx(struct load *ld, const char *buf, size_t len);
 
 #endif

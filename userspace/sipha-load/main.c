@@ -344,6 +344,10 @@ void ld_rx(struct load *ld, struct ld_ep *ep, const char *buf, size_t len,
 {
 	struct sl_msg m;
 
+	if (ld->probe) {
+		probe_rx(ld, buf, len);
+		return;
+	}
 	if (sl_scan(buf, len, &m)) {
 		ld->st.junk++;
 		return;
