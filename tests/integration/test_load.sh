@@ -11,6 +11,9 @@
 #   4. Usage errors exit 2 and name the argument.
 #   5. Nobody answers: every call is a timeout failure, INVITEs were
 #      retransmitted (timer A), exit status 1 (short T1 keeps this fast).
+#   7. TCP (-t t1): directly, with the callee killed and started again
+#      mid-run (the caller reconnects, every call still ends ok), and
+#      through siphad (the route to the callee over TCP).
 #   6. probe: OPTIONS every 1 ms for 2 s to a sipha-load --uas that is
 #      stopped (SIGSTOP) for 400 ms in the middle: every OPTIONS answered, one
 #      gap of about 400 ms; and to siphad: every one answered, no gap to speak
@@ -26,11 +29,19 @@ _udp_bound() { ss -Hlun "sport = :$1" 2>/dev/null | grep -q .; }
 
 # uas_start PORT NAME: a sipha-load UAS on 127.0.0.1:PORT, its JSON in
 # $T_TMP/NAME.json when it ends (SIGTERM).
-uas_start() {
-	run_bg "$LOAD" --uas -i 127.0.0.1 -p "$1" -q --json >"$T_TMP/$2.json" 2>"$T_TMP/$2.err"
+uas_start() { # PORT NAME [ARGS...]
+	local port=$1 name=$2
+	shift 2
+	run_bg "$LOAD" --uas -i 127.0.0.1 -p "$port" -q --json "$@" >"$T_TMP/$name.json" \
+		2>"$T_TMP/$name.err"
 	UAS_PID=$!
-	wait_until 5 _udp_bound "$1" || info "UAS not bound on $1 after 5 s"
+	if [ "${1:-}" = "-t" ]; then
+		wait_until 5 _tcp_bound "$port" || info "UAS not listening on $port after 5 s"
+	else
+		wait_until 5 _udp_bound "$port" || info "UAS not bound on $port after 5 s"
+	fi
 }
+_tcp_bound() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
 
 uas_stop() { # PID
 	kill -TERM "$1" 2>/dev/null
@@ -145,5 +156,53 @@ check_eq "load: probe: nobody answers: exit status 1" "$?" 1
 check_eq "load: probe: nobody answers: one open gap, nothing answered" \
 	"$(jq -r '"\(.answered)/\(.gaps)/\(.open_gap)"' "$T_TMP/probe3.json")" "0/1/true"
 usage_case "probe bad interval" "--interval-us" probe --interval-us 5 127.0.0.1
+usage_case "bad transport" "-t" --uac -t sctp 127.0.0.1
+
+# --- 7. TCP ------------------------------------------------------------------------------
+free_port up7 || finish
+uas_start "$up7" uas7a -t t1
+run_bg "$LOAD" --uac -t t1 -s 3000 -r 100 -m 300 -d 500 --json "127.0.0.1:$up7" \
+	>"$T_TMP/tcp1.json" 2>"$T_TMP/tcp1.err"
+cpid=$!
+sleep 1
+kill -KILL "$UAS_PID"
+wait_pid "$UAS_PID" 5
+sleep 0.3
+uas_start "$up7" uas7b -t t1
+wait_pid "$cpid" 30
+rc=$?
+t=$(cat "$T_TMP/tcp1.json")
+# Calls whose INVITE or BYE was on the wire when the callee died fail as
+# transport errors (their transactions went with the connection); every
+# other one ends ok, established calls sending their BYE on the new one.
+check_eq "load: tcp: exit status follows the failures" "$rc" \
+	"$(jq -r 'if .failed == 0 then 0 else 1 end' <<<"$t")"
+check_eq "load: tcp: every call ok or a transport failure" \
+	"$(jq -r '"\(.ok + .failures.transport)/\(.failures.timeout)"' <<<"$t")" "300/0"
+check "load: tcp: most calls survive the callee's restart ($(jq -r .ok <<<"$t") ok)" \
+	jqt '.ok >= 280' <<<"$t"
+check "load: tcp: the connection was lost and opened again" \
+	jqt '.tcp.lost >= 1 and .tcp.connects >= 2' <<<"$t"
+uas_stop "$UAS_PID"
+check "load: tcp: the restarted callee got BYEs of calls set up before" \
+	jqt '.uas.byes > .uas.invites' "$T_TMP/uas7b.json"
+{
+	free_port up8 || finish
+	free_port sp8 || finish
+	write_config "$T_TMP/s8.ini" "$sp8" loadtcp
+	sed -i "s|^3000 = .*|3000 = sip:127.0.0.1:$up8;transport=tcp|" "$T_TMP/s8.ini"
+	if start_siphad -n tcp "$T_TMP/s8.ini"; then
+		uas_start "$up8" uas8 -t t1
+		run_bg "$LOAD" --uac -t t1 -s 3000 -r 100 -m 200 -d 100 -q --json "127.0.0.1:$sp8" \
+			>"$T_TMP/tcp2.json" 2>"$T_TMP/tcp2.err"
+		wait_pid $! 40
+		check_eq "load: tcp: through siphad: exit status" "$?" 0
+		check_eq "load: tcp: through siphad: ok/failed" \
+			"$(jq -r '"\(.ok)/\(.failed)"' "$T_TMP/tcp2.json")" "200/0"
+		uas_stop "$UAS_PID"
+		check_eq "load: tcp: through siphad: the callee answered over TCP" \
+			"$(jq -r '.uas | "\(.invites)/\(.byes)"' "$T_TMP/uas8.json")" "200/200"
+	fi
+}
 
 finish

@@ -220,7 +220,7 @@ unsigned ld_ep_drain(struct load *ld, struct ld_ep *ep)
 				continue;
 			}
 			ld->now_us = rx_time(ep, (unsigned)i, off, now);
-			ld_rx(ld, ep, ep->rbuf[i], ep->r[i].msg_len, &ep->rsrc[i]);
+			ld_rx(ld, ep, NULL, ep->rbuf[i], ep->r[i].msg_len, &ep->rsrc[i]);
 		}
 		ld->now_us = now;
 		total += (unsigned)n;

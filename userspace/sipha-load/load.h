@@ -41,6 +41,19 @@ struct ld_ep {
 	char rbuf[LD_QLEN][LD_RX_MAX];
 };
 
+#define LD_TCP_IN (256u << 10)
+#define LD_TCP_OUT (1u << 20)
+#define LD_MAX_CONNS 256
+
+/* A TCP connection: the caller's one to TARGET, or one the callee accepted. */
+struct ld_conn {
+	int fd;
+	bool up; /* connected (the caller's may be connecting) */
+	bool uac;
+	size_t in_len, out_len, out_off;
+	char *in, *out;
+};
+
 enum ld_cstate {
 	LC_FREE,
 	LC_INVITING, /* INVITE sent, no final answer yet */
@@ -91,6 +104,7 @@ struct ld_stats {
 	uint64_t junk; /* datagrams that are not SIP */
 	uint64_t status[700]; /* failures by final status */
 	uint64_t uas_invites, uas_acks, uas_byes, uas_other;
+	uint64_t connects, conn_lost, connect_failed; /* the caller's TCP */
 };
 
 struct load {
@@ -106,6 +120,15 @@ struct load {
 	char run[12]; /* this run's mark in Call-IDs */
 	/* UAC templates */
 	struct ld_str ruri, req_via, via_from, to_open, inv_tail, ack_tail, sdp_tail;
+	/* TCP (-t t1) */
+	struct ld_conn *uac_conn;
+	struct sockaddr_storage uac_bind;
+	socklen_t uac_bind_len;
+	char uac_host[72], uas_host[72];
+	int lfd;
+	struct ld_conn *conns[LD_MAX_CONNS];
+	unsigned nconns, backoff_ms;
+	uint64_t reconnect_at_us;
 	struct ld_probe *probe; /* probe mode: answers go to probe_rx() */
 	volatile int stop;
 	bool done;
@@ -174,7 +197,8 @@ void ld_ep_flush(struct load *ld, struct ld_ep *ep);
 /* Reads what is waiting (up to a few batches) and hands each datagram to
  * ld_rx(); returns how many were read. */
 unsigned ld_ep_drain(struct load *ld, struct ld_ep *ep);
-void ld_rx(struct load *ld, struct ld_ep *ep, const char *buf, size_t len,
+/* A message from EP (UDP, from SRC) or from connection CONN (TCP). */
+void ld_rx(struct load *ld, struct ld_ep *ep, struct ld_conn *conn, const char *buf, size_t len,
 	   const struct sockaddr_storage *src);
 uint64_t ld_mono_us(void);
 uint64_t ld_real_us(void);
@@ -192,10 +216,26 @@ void uac_answer(struct load *ld, const char *buf, const struct sl_msg *m);
  * one of ours. */
 bool uac_request(struct load *ld, const char *buf, const struct sl_msg *m);
 void uac_send_failed(struct load *ld, uint64_t tag, int err);
+/* The caller's TCP connection broke: what waited on it fails. */
+void uac_conn_lost(struct load *ld);
 
 /* uas.c */
-void uas_request(struct load *ld, struct ld_ep *ep, const char *buf, size_t len,
-		 const struct sl_msg *m, const struct sockaddr_storage *src);
+void uas_request(struct load *ld, struct ld_ep *ep, struct ld_conn *conn, const char *buf,
+		 size_t len, const struct sl_msg *m, const struct sockaddr_storage *src);
+
+/* tcp.c */
+struct pollfd;
+int tcp_uac_init(struct load *ld, const struct sockaddr_storage *bind_to, socklen_t blen);
+int tcp_uas_listen(struct load *ld, const char *ip, unsigned port);
+bool tcp_uac_up(const struct load *ld);
+char *tcp_next(struct load *ld, struct ld_conn *c);
+void tcp_commit(struct ld_conn *c, size_t len);
+void tcp_flush(struct load *ld, struct ld_conn *c);
+void tcp_flush_all(struct load *ld);
+unsigned tcp_pollfds(struct load *ld, struct pollfd *pf, unsigned max);
+unsigned tcp_service(struct load *ld, const struct pollfd *pf, unsigned n, bool all);
+void tcp_tick(struct load *ld);
+void tcp_close_all(struct load *ld);
 
 /* probe.c */
 int probe_main(int argc, char **argv);

@@ -60,7 +60,8 @@ static void usage(FILE *f)
 		"  -d HOLD_MS          how long a call is held before the BYE (default 0)\n"
 		"  -l LIMIT            most calls at once; more wait (default from rate and "
 		"timers)\n"
-		"  -t u1|t1            transport: u1 UDP (t1, TCP, is not in this build)\n"
+		"  -t u1|t1            transport: u1 UDP, t1 TCP (the caller keeps one\n"
+		"                      connection and opens a new one when it breaks)\n"
 		"  --timer-t1 MS       RFC 3261 T1 (default 500): A/E start there, B/F at 64*T1\n"
 		"  --timer-t2 MS       RFC 3261 T2 (default 4000)\n"
 		"  --tick-us US        while traffic flows, read and send once per US (default\n"
@@ -258,9 +259,7 @@ static int parse_args(int argc, char **argv, struct ld_opts *o)
 			if (!strcmp(optarg, "u1"))
 				o->tcp = false;
 			else if (!strcmp(optarg, "t1"))
-				return bad("-t",
-					   "TCP (t1) is not implemented in this build; use u1",
-					   optarg);
+				o->tcp = true;
 			else
 				return bad("-t", "not a transport (u1 or t1)", optarg);
 			break;
@@ -339,7 +338,7 @@ static int parse_args(int argc, char **argv, struct ld_opts *o)
 	return 0;
 }
 
-void ld_rx(struct load *ld, struct ld_ep *ep, const char *buf, size_t len,
+void ld_rx(struct load *ld, struct ld_ep *ep, struct ld_conn *conn, const char *buf, size_t len,
 	   const struct sockaddr_storage *src)
 {
 	struct sl_msg m;
@@ -352,16 +351,18 @@ void ld_rx(struct load *ld, struct ld_ep *ep, const char *buf, size_t len,
 		ld->st.junk++;
 		return;
 	}
+	bool to_uac = ld->o.uac && (conn ? conn == ld->uac_conn : ep == ld->uac_ep);
+
 	if (m.status) {
-		if (ld->o.uac && ep == ld->uac_ep)
+		if (to_uac)
 			uac_answer(ld, buf, &m);
 		else
 			ld->st.stray++;
 		return;
 	}
-	if (ld->o.uac && ep == ld->uac_ep)
+	if (to_uac)
 		uac_request(ld, buf, &m);
-	uas_request(ld, ep, buf, len, &m, src);
+	uas_request(ld, ep, conn, buf, len, &m, src);
 }
 
 static double cpu_seconds(void)
@@ -449,6 +450,11 @@ static void summary(struct load *ld, double wall, double cpu, FILE *f)
 					fprintf(f, ", %d: %" PRIu64, i, s->status[i]);
 			fprintf(f, "\n");
 		}
+		if (ld->o.tcp)
+			fprintf(f,
+				"  TCP: %" PRIu64 " connections opened, %" PRIu64 " lost, %" PRIu64
+				" attempts failed\n",
+				s->connects, s->conn_lost, s->connect_failed);
 		if (s->stray || s->junk || s->rx_retrans)
 			fprintf(f,
 				"  stray answers %" PRIu64 ", unreadable datagrams %" PRIu64
@@ -487,7 +493,10 @@ static void json_out(struct load *ld, double wall, double cpu)
 			printf("%s\"%d\":%" PRIu64, first ? "" : ",", i, s->status[i]);
 			first = false;
 		}
-	printf("}},\"stray\":%" PRIu64 ",\"junk\":%" PRIu64 ",\"acked_again\":%" PRIu64
+	printf("}},\"tcp\":{\"connects\":%" PRIu64 ",\"lost\":%" PRIu64
+	       ",\"connect_failed\":%" PRIu64 "}",
+	       s->connects, s->conn_lost, s->connect_failed);
+	printf(",\"stray\":%" PRIu64 ",\"junk\":%" PRIu64 ",\"acked_again\":%" PRIu64
 	       ",\"uas\":{\"invites\":%" PRIu64 ",\"acks\":%" PRIu64 ",\"byes\":%" PRIu64
 	       ",\"other\":%" PRIu64 "}}\n",
 	       s->stray, s->junk, s->rx_retrans, s->uas_invites, s->uas_acks, s->uas_byes,
@@ -522,9 +531,9 @@ static int write_hists(struct load *ld)
 
 static int run(struct load *ld)
 {
-	struct pollfd pf[2];
+	struct pollfd pf[4 + LD_MAX_CONNS];
 	struct ld_ep *eps[2];
-	unsigned nep = 0;
+	unsigned nep = 0, ntcp = 0;
 	struct ld_report rep = { 0 };
 	uint64_t next_rep, last_wake = 0;
 	bool busy = false;
@@ -558,11 +567,17 @@ static int run(struct load *ld)
 		int n;
 
 		ld->now_us = ld_mono_us();
+		if (ld->o.tcp)
+			tcp_tick(ld);
 		timer_run(&ld->tw, ld->now_us / 1000);
 		if (ld->o.uac)
 			uac_pace(ld);
 		for (unsigned i = 0; i < nep; i++)
 			ld_ep_flush(ld, eps[i]);
+		if (ld->o.tcp) {
+			tcp_flush_all(ld);
+			ntcp = tcp_pollfds(ld, pf + nep, LD_MAX_CONNS + 2);
+		}
 		if (ld_signalled)
 			ld->stop = 1;
 		if (ld->stop || ld->done)
@@ -590,6 +605,13 @@ static int run(struct load *ld)
 			if (t >= 0 && t < wait_us)
 				wait_us = t;
 		}
+		if (ld->uac_conn && ld->uac_conn->fd < 0) {
+			t = (int64_t)ld->reconnect_at_us - (int64_t)ld->now_us;
+			if (t < wait_us)
+				wait_us = t < 0 ? 0 : t;
+		}
+		if (ld->uac_conn && ld->uac_conn->fd >= 0 && !ld->uac_conn->up)
+			busy = false; /* connecting: wait for POLLOUT */
 		if (ld->o.tick_us && busy) {
 			/* Busy: sleep out the tick, then read everything that came
 			 * meanwhile in one batch per socket.  Timers and the pacer
@@ -609,12 +631,14 @@ static int run(struct load *ld)
 			got = 0;
 			for (unsigned i = 0; i < nep; i++)
 				got += ld_ep_drain(ld, eps[i]);
+			if (ntcp)
+				got += tcp_service(ld, pf + nep, ntcp, true);
 			busy = got > 0;
 			continue;
 		}
 		ts.tv_sec = wait_us / 1000000;
 		ts.tv_nsec = (wait_us % 1000000) * 1000;
-		n = ppoll(pf, nep, &ts, &orig);
+		n = ppoll(pf, nep + ntcp, &ts, &orig);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -626,6 +650,8 @@ static int run(struct load *ld)
 		for (unsigned i = 0; i < nep; i++)
 			if (pf[i].revents)
 				got += ld_ep_drain(ld, eps[i]);
+		if (ntcp)
+			got += tcp_service(ld, pf + nep, ntcp, false);
 		busy = got > 0;
 	}
 	sigprocmask(SIG_SETMASK, &orig, NULL);
@@ -651,13 +677,23 @@ int main(int argc, char **argv)
 		free(ld);
 		return err;
 	}
+	ld->lfd = -1;
 	hist_reset(&ld->setup);
 	hist_reset(&ld->setup_iv);
 	hist_reset(&ld->txn_invite);
 	hist_reset(&ld->txn_bye);
 	r = ((uint64_t)getpid() << 32) ^ ld_mono_us() ^ (uint64_t)time(NULL) * 2654435761u;
 	snprintf(ld->run, sizeof(ld->run), "%08" PRIx32, (uint32_t)(r ^ (r >> 32)));
-	if (ld->o.uas) {
+	if (ld->o.uas && ld->o.tcp) {
+		const char *ip = ld->o.local_ip ? ld->o.local_ip : "127.0.0.1";
+
+		err = tcp_uas_listen(ld, ip, ld->o.local_port);
+		if (err) {
+			fprintf(stderr, "sipha-load: --uas on TCP %s port %u: %s\n", ip,
+				ld->o.local_port, strerror(-err));
+			goto out;
+		}
+	} else if (ld->o.uas) {
 		err = ld_ep_open(&ld->uas_ep, ld->o.local_ip ? ld->o.local_ip : "127.0.0.1",
 				 ld->o.local_port, NULL);
 		if (err) {
@@ -667,7 +703,35 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
-	if (ld->o.uac) {
+	if (ld->o.uac && ld->o.tcp) {
+		unsigned port = ld->o.uas ? ld->o.uac_port : ld->o.local_port;
+		struct sockaddr_storage bs;
+		socklen_t bl = 0;
+
+		if (ld->o.local_ip || port) {
+			char spec[96];
+
+			if (ld->o.local_ip && strchr(ld->o.local_ip, ':'))
+				snprintf(spec, sizeof(spec), "[%s]:%u", ld->o.local_ip, port);
+			else
+				snprintf(spec, sizeof(spec), "%s:%u",
+					 ld->o.local_ip ? ld->o.local_ip : "0.0.0.0", port);
+			if (ld_parse_target(spec, &bs, &bl) && port == 0) {
+				/* port 0: parse_target wants 1..65535; bind any */
+				snprintf(spec, sizeof(spec), "%s",
+					 ld->o.local_ip ? ld->o.local_ip : "0.0.0.0");
+				ld_parse_target(spec, &bs, &bl);
+				((struct sockaddr_in *)&bs)->sin_port = 0;
+			}
+		}
+		err = tcp_uac_init(ld, bl ? &bs : NULL, bl);
+		if (!err)
+			err = uac_init(ld);
+		if (err) {
+			fprintf(stderr, "sipha-load: --uac over TCP: %s\n", strerror(-err));
+			goto out;
+		}
+	} else if (ld->o.uac) {
 		unsigned port = ld->o.uas ? ld->o.uac_port : ld->o.local_port;
 
 		err = ld_ep_open(&ld->uac_ep, ld->o.local_ip, port, &ld->o.target);
@@ -696,6 +760,7 @@ out:
 		uac_free(ld);
 	ld_ep_close(ld->uac_ep);
 	ld_ep_close(ld->uas_ep);
+	tcp_close_all(ld);
 	free(ld);
 	return rc;
 }

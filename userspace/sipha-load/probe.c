@@ -257,7 +257,7 @@ int probe_main(int argc, char **argv)
 	struct sigaction sa = { 0 };
 	sigset_t block, orig;
 	struct pollfd pf;
-	uint64_t end_send_us, end_us, last_send_us = 0, r;
+	uint64_t total, end_us, last_send_us = 0, r;
 	int err, rc = 1;
 	const char *l;
 
@@ -312,32 +312,37 @@ int probe_main(int argc, char **argv)
 	pf.fd = ld->uac_ep->fd;
 	pf.events = POLLIN;
 	ld->now_us = ld->t0_us = ld_mono_us();
-	end_send_us = ld->t0_us + (uint64_t)ld->o.duration_s * 1000000u;
-	end_us = end_send_us + 300000;
+	total = (uint64_t)ld->o.duration_s * 1000000u / ld->o.interval_us;
+	end_us = ld->t0_us + (uint64_t)ld->o.duration_s * 1000000u + 300000;
 	for (;;) {
 		int64_t wait_us;
 		struct timespec ts;
 		uint64_t due;
 
 		ld->now_us = ld_mono_us();
-		if (pr_signalled && end_send_us > ld->now_us) { /* stop sending, drain */
-			end_send_us = ld->now_us;
-			end_us = end_send_us + 300000;
+		if (pr_signalled && total > pr->sent) { /* stop sending, drain */
+			total = pr->sent;
+			end_us = ld->now_us + 300000;
 		}
-		if (ld->now_us >= end_us)
-			break;
-		if (ld->now_us < end_send_us) {
+		if (pr->sent < total) {
+			/* every OPTIONS due is sent, late ones at once: a run sends
+			 * exactly duration / interval of them */
 			due = (ld->now_us - ld->t0_us) / ld->o.interval_us + 1;
+			if (due > total)
+				due = total;
 			while (pr->sent < due) {
 				probe_send(ld, pr);
 				last_send_us = ld->now_us;
 			}
 			ld_ep_flush(ld, ld->uac_ep);
+		}
+		if (pr->sent >= total && ld->now_us >= end_us)
+			break;
+		if (pr->sent < total)
 			wait_us = (int64_t)(ld->t0_us + pr->sent * ld->o.interval_us) -
 				  (int64_t)ld->now_us;
-		} else {
+		else
 			wait_us = (int64_t)(end_us - ld->now_us);
-		}
 		if (wait_us < 0)
 			wait_us = 0;
 		ts.tv_sec = wait_us / 1000000;

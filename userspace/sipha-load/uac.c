@@ -36,7 +36,9 @@ static int str_printf(struct ld_str *s, const char *fmt, ...)
 
 int uac_init(struct load *ld)
 {
-	const char *l = ld->uac_ep->host, *t = ld->o.target_host, *dn = ld->o.dn;
+	const char *l = ld->o.tcp ? ld->uac_host : ld->uac_ep->host, *t = ld->o.target_host;
+	const char *dn = ld->o.dn, *tp = ld->o.tcp ? "TCP" : "UDP";
+	const char *cparam = ld->o.tcp ? ";transport=tcp" : "";
 	uint64_t slots = ld->o.limit;
 	int err = 0;
 
@@ -51,16 +53,16 @@ int uac_init(struct load *ld)
 	}
 	ld->nfree = ld->ncalls;
 	err |= str_printf(&ld->ruri, "sip:%s@%s", dn, t);
-	err |= str_printf(&ld->req_via, " SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK", l);
+	err |= str_printf(&ld->req_via, " SIP/2.0\r\nVia: SIP/2.0/%s %s;branch=z9hG4bK", tp, l);
 	err |= str_printf(&ld->via_from,
 			  ";rport\r\nMax-Forwards: 70\r\nFrom: \"sipha-load\" "
 			  "<sip:sipha-load@%s>;tag=",
 			  l);
 	err |= str_printf(&ld->to_open, "\r\nTo: <sip:%s@%s>", dn, t);
 	err |= str_printf(&ld->inv_tail,
-			  "Contact: <sip:sipha-load@%s>\r\nContent-Type: application/sdp\r\n"
+			  "Contact: <sip:sipha-load@%s%s>\r\nContent-Type: application/sdp\r\n"
 			  "Content-Length: %zu\r\n\r\n%s",
-			  l, sizeof(sdp) - 1, sdp);
+			  l, cparam, sizeof(sdp) - 1, sdp);
 	err |= str_printf(&ld->ack_tail, "Content-Length: 0\r\n\r\n");
 	return err ? -ENOMEM : 0;
 }
@@ -122,9 +124,12 @@ static void wb_method(struct wb *w, enum sl_method m)
 static void send_req(struct load *ld, struct ld_call *c, enum sl_method m, char kind)
 {
 	struct ld_ep *ep = ld->uac_ep;
-	char *buf = ld_ep_next(ld, ep);
+	char *buf = ld->o.tcp ? tcp_next(ld, ld->uac_conn) : ld_ep_next(ld, ep);
 	struct wb w = { buf, buf + LD_MSG_MAX, false };
 	bool in_dialog = kind != 'i';
+
+	if (!buf)
+		return; /* the connection does not drain: timer B/F ends the call */
 
 	wb_method(&w, m);
 	wb_lit(&w, " ");
@@ -157,6 +162,10 @@ static void send_req(struct load *ld, struct ld_call *c, enum sl_method m, char 
 		wb_str(&w, &ld->ack_tail);
 	if (w.over)
 		return; /* cannot happen with a contact under LD_URI_MAX */
+	if (ld->o.tcp) {
+		tcp_commit(ld->uac_conn, (size_t)(w.p - buf));
+		return;
+	}
 	ld_ep_commit(ep, (size_t)(w.p - buf), (const void *)&ld->o.target, ld->o.target_len,
 		     tag_of(ld, c));
 }
@@ -213,7 +222,7 @@ static void on_timer(struct timer *t)
 			fail(ld, c, 0);
 			return;
 		}
-		if (!c->provisional) { /* timer A or E */
+		if (!c->provisional && !ld->o.tcp) { /* timer A or E: UDP only */
 			send_req(ld, c, c->state == LC_INVITING ? SL_INVITE : SL_BYE,
 				 c->state == LC_INVITING ? 'i' : 'b');
 			ld->st.retrans++;
@@ -255,6 +264,8 @@ void uac_pace(struct load *ld)
 
 	if (ld->stop || ld->st.started >= ld->o.max_calls)
 		return;
+	if (ld->o.tcp && !tcp_uac_up(ld))
+		return; /* the calls due meanwhile start once it is back */
 	due = (uint64_t)((double)since(ld->now_us, ld->t0_us) * ld->o.rate / 1e6) + 1;
 	if (due > ld->o.max_calls)
 		due = ld->o.max_calls;
@@ -267,6 +278,8 @@ int64_t uac_pace_wait(const struct load *ld)
 	uint64_t at;
 
 	if (ld->stop || ld->st.started >= ld->o.max_calls || !ld->nfree)
+		return -1;
+	if (ld->o.tcp && !tcp_uac_up(ld))
 		return -1;
 	at = ld->t0_us + (uint64_t)((double)ld->st.started * 1e6 / ld->o.rate);
 	return at > ld->now_us ? (int64_t)(at - ld->now_us) : 0;
@@ -445,4 +458,16 @@ void uac_send_failed(struct load *ld, uint64_t tag, int err)
 		return;
 	ld->st.transport++;
 	fail(ld, c, 0);
+}
+
+void uac_conn_lost(struct load *ld)
+{
+	for (uint32_t i = 0; i < ld->ncalls; i++) {
+		struct ld_call *c = &ld->calls[i];
+
+		if (c->state == LC_INVITING || c->state == LC_BYEING) {
+			ld->st.transport++;
+			fail(ld, c, 0);
+		}
+	}
 }

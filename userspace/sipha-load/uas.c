@@ -30,11 +30,18 @@ static inline void wb_span(struct wb *w, const char *buf, struct sl_span s)
 	wb_mem(w, buf + s.off, s.len);
 }
 
-static void respond(struct load *ld, struct ld_ep *ep, const char *buf, const struct sl_msg *m,
-		    const struct sockaddr_storage *src, int code, const char *reason, bool sdp)
+static void respond(struct load *ld, struct ld_ep *ep, struct ld_conn *conn, const char *buf,
+		    const struct sl_msg *m, const struct sockaddr_storage *src, int code,
+		    const char *reason, bool sdp)
 {
-	char *out = ld_ep_next(ld, ep);
+	char *out = conn ? tcp_next(ld, conn) : ld_ep_next(ld, ep);
+	const char *host = conn ? ld->uas_host : ep->host;
 	struct wb w = { out, out + LD_MSG_MAX, false };
+
+	if (!out) {
+		ld->st.transport++; /* the connection does not drain */
+		return;
+	}
 
 	wb_lit(&w, "SIP/2.0 ");
 	wb_u64(&w, (uint64_t)code);
@@ -60,7 +67,9 @@ static void respond(struct load *ld, struct ld_ep *ep, const char *buf, const st
 	wb_span(&w, buf, m->cseq_line);
 	if (sdp) {
 		wb_lit(&w, "Contact: <sip:sipha-load@");
-		wb_mem(&w, ep->host, strlen(ep->host));
+		wb_mem(&w, host, strlen(host));
+		if (conn)
+			wb_lit(&w, ";transport=tcp");
 		wb_lit(&w, ">\r\nContent-Type: application/sdp\r\nContent-Length: ");
 		wb_u64(&w, sizeof(uas_sdp) - 1);
 		wb_lit(&w, "\r\n\r\n");
@@ -72,14 +81,18 @@ static void respond(struct load *ld, struct ld_ep *ep, const char *buf, const st
 		ld->st.junk++; /* a request too large to echo its headers */
 		return;
 	}
+	if (conn) {
+		tcp_commit(conn, (size_t)(w.p - out));
+		return;
+	}
 	ld_ep_commit(ep, (size_t)(w.p - out), (const void *)src,
 		     src->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
 						: sizeof(struct sockaddr_in),
 		     0);
 }
 
-void uas_request(struct load *ld, struct ld_ep *ep, const char *buf, size_t len,
-		 const struct sl_msg *m, const struct sockaddr_storage *src)
+void uas_request(struct load *ld, struct ld_ep *ep, struct ld_conn *conn, const char *buf,
+		 size_t len, const struct sl_msg *m, const struct sockaddr_storage *src)
 {
 	(void)len;
 	if (!m->nvia || !m->from_line.len || !m->to_line.len) {
@@ -90,21 +103,21 @@ void uas_request(struct load *ld, struct ld_ep *ep, const char *buf, size_t len,
 	case SL_INVITE:
 		ld->st.uas_invites++;
 		if (!m->to_tag.len)
-			respond(ld, ep, buf, m, src, 180, "Ringing", false);
-		respond(ld, ep, buf, m, src, 200, "OK", true);
+			respond(ld, ep, conn, buf, m, src, 180, "Ringing", false);
+		respond(ld, ep, conn, buf, m, src, 200, "OK", true);
 		return;
 	case SL_ACK:
 		ld->st.uas_acks++;
 		return;
 	case SL_BYE:
 		ld->st.uas_byes++;
-		respond(ld, ep, buf, m, src, 200, "OK", false);
+		respond(ld, ep, conn, buf, m, src, 200, "OK", false);
 		if (!ld->o.uac && ld->o.max_calls && ld->st.uas_byes >= ld->o.max_calls)
 			ld->done = true;
 		return;
 	default:
 		ld->st.uas_other++;
-		respond(ld, ep, buf, m, src, 200, "OK", false);
+		respond(ld, ep, conn, buf, m, src, 200, "OK", false);
 		return;
 	}
 }
