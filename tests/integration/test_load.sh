@@ -14,6 +14,9 @@
 #   7. TCP (-t t1): directly, with the callee killed and started again
 #      mid-run (the caller reconnects, every call still ends ok), and
 #      through siphad (the route to the callee over TCP).
+#   8. Digest: through a siphad with [auth], the caller as extension 1001
+#      with the right password (every INVITE challenged 407 and sent again
+#      with credentials, every call ok) and a wrong one (403, exit 1).
 #   6. probe: OPTIONS every 1 ms for 2 s to a sipha-load --uas that is
 #      stopped (SIGSTOP) for 400 ms in the middle: every OPTIONS answered, one
 #      gap of about 400 ms; and to siphad: every one answered, no gap to speak
@@ -204,5 +207,36 @@ check "load: tcp: the restarted callee got BYEs of calls set up before" \
 			"$(jq -r '.uas | "\(.invites)/\(.byes)"' "$T_TMP/uas8.json")" "200/200"
 	fi
 }
+
+# --- 8. digest credentials --------------------------------------------------------------
+free_port up9 || finish
+free_port sp9 || finish
+printf '1001:secret-1001\n' >"$T_TMP/users9"
+chmod 600 "$T_TMP/users9"
+write_config "$T_TMP/s9.ini" "$sp9" loadauth
+sed -i "s|^3000 = .*|3000 = sip:127.0.0.1:$up9|" "$T_TMP/s9.ini"
+cat >>"$T_TMP/s9.ini" <<EOF
+[auth]
+realm = sipha.test
+users = $T_TMP/users9
+ban_after = 0
+EOF
+if start_siphad -n auth "$T_TMP/s9.ini"; then
+	uas_start "$up9" uas9
+	run_bg "$LOAD" --uac --user 1001 --password secret-1001 -s 3000 -r 100 -m 100 -q --json \
+		"127.0.0.1:$sp9" >"$T_TMP/auth1.json" 2>/dev/null
+	wait_pid $! 30
+	check_eq "load: digest: right password: exit status" "$?" 0
+	check_eq "load: digest: right password: ok/failed/challenges" \
+		"$(jq -r '"\(.ok)/\(.failed)/\(.challenges)"' "$T_TMP/auth1.json")" "100/0/100"
+	run_bg "$LOAD" --uac --user 1001 --password wrong -s 3000 -r 100 -m 5 -q --json \
+		"127.0.0.1:$sp9" >"$T_TMP/auth2.json" 2>/dev/null
+	wait_pid $! 30
+	check_eq "load: digest: wrong password: exit status" "$?" 1
+	check_eq "load: digest: wrong password: failed 5, all 403" \
+		"$(jq -r '"\(.ok)/\(.failed)/\(.failures.status["403"])"' "$T_TMP/auth2.json")" "0/5/5"
+	uas_stop "$UAS_PID"
+fi
+usage_case "user without password" "--password" --uac --user 1001 127.0.0.1
 
 finish

@@ -109,6 +109,23 @@ static void test_compact_and_case(void **state)
 	assert_span(r, m.contact_uri, "sip:me@h");
 }
 
+static void test_challenge(void **state)
+{
+	const char *r =
+		"SIP/2.0 407 Proxy Authentication Required\r\n"
+		"Call-ID: c\r\n"
+		"CSeq: 1 INVITE\r\n"
+		"Proxy-Authenticate: Digest realm=\"r\", nonce=\"n1\", algorithm=SHA-256\r\n"
+		"Proxy-Authenticate: Digest realm=\"r\", nonce=\"n1\", algorithm=MD5\r\n"
+		"\r\n";
+	struct sl_msg m;
+
+	(void)state;
+	assert_int_equal(scan(r, &m), 0);
+	assert_int_equal(m.status, 407);
+	assert_span(r, m.challenge, "Digest realm=\"r\", nonce=\"n1\", algorithm=SHA-256");
+}
+
 static void test_bare_lf(void **state)
 {
 	const char *r = "SIP/2.0 180 Ringing\n"
@@ -178,7 +195,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_response),	 cmocka_unit_test(test_request_two_vias),
 		cmocka_unit_test(test_compact_and_case), cmocka_unit_test(test_bare_lf),
-		cmocka_unit_test(test_refused),		 cmocka_unit_test(test_prefixes),
+		cmocka_unit_test(test_challenge),	 cmocka_unit_test(test_refused),
+		cmocka_unit_test(test_prefixes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -21,6 +21,7 @@
 #define LD_RX_MAX 8192 /* the largest datagram read whole */
 #define LD_TAG_MAX 96
 #define LD_URI_MAX 160
+#define LD_NONCE_MAX 96
 
 /* One UDP socket with its send queue and receive batch. */
 struct ld_ep {
@@ -68,10 +69,15 @@ struct ld_call {
 	uint8_t state;
 	bool provisional; /* a 1xx stopped the retransmissions */
 	uint8_t totag_len, contact_len;
+	uint8_t cseq_inv; /* 1, or 2 for the INVITE with credentials */
+	char inv_kind; /* its branch: 'i', or 'j' with credentials */
+	bool auth_tried, proxy_auth, qop;
+	uint8_t alg; /* enum dg_alg of the challenge */
 	uint32_t rto_ms;
 	uint64_t t_inv_us, t_txn_us, deadline_ms;
 	char totag[LD_TAG_MAX];
 	char contact[LD_URI_MAX];
+	char nonce[LD_NONCE_MAX]; /* the challenge's, with --user */
 };
 
 struct ld_str {
@@ -89,6 +95,7 @@ struct ld_opts {
 	unsigned hold_ms, limit, t1_ms, t2_ms;
 	unsigned tick_us; /* while busy, read and write at most once per tick */
 	const char *hist_path;
+	const char *user, *password; /* digest credentials */
 	struct sockaddr_storage target;
 	socklen_t target_len;
 	char target_host[72];
@@ -105,6 +112,7 @@ struct ld_stats {
 	uint64_t status[700]; /* failures by final status */
 	uint64_t uas_invites, uas_acks, uas_byes, uas_other;
 	uint64_t connects, conn_lost, connect_failed; /* the caller's TCP */
+	uint64_t challenges; /* 401/407 answered with credentials */
 };
 
 struct load {
@@ -129,6 +137,7 @@ struct load {
 	struct ld_conn *conns[LD_MAX_CONNS];
 	unsigned nconns, backoff_ms;
 	uint64_t reconnect_at_us;
+	char realm[130], ha1[2][65]; /* digest: HA1 by algorithm for realm */
 	struct ld_probe *probe; /* probe mode: answers go to probe_rx() */
 	volatile int stop;
 	bool done;
@@ -222,6 +231,11 @@ void uac_conn_lost(struct load *ld);
 /* uas.c */
 void uas_request(struct load *ld, struct ld_ep *ep, struct ld_conn *conn, const char *buf,
 		 size_t len, const struct sl_msg *m, const struct sockaddr_storage *src);
+
+/* auth.c: reads challenge V[0..N) into C (0, or -EINVAL: not one we can
+ * answer); writes C's (Proxy-)Authorization header line. */
+int auth_challenge(struct load *ld, struct ld_call *c, const char *v, size_t n);
+void auth_header(struct wb *w, struct load *ld, const struct ld_call *c, const char *cnonce);
 
 /* tcp.c */
 struct pollfd;

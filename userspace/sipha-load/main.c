@@ -68,6 +68,9 @@ static void usage(FILE *f)
 		"                      1000): the CPU cost falls, answers wait up to US, set-up\n"
 		"                      times stay exact (kernel receive timestamps); 0: handle\n"
 		"                      each datagram as it comes\n"
+		"  --user USER         the caller's user (From: sip:USER@...) and, with\n"
+		"  --password PASS     digest credentials: an INVITE answered 401 or 407 is\n"
+		"                      sent again once with them (MD5 or SHA-256, qop=auth)\n"
 		"  --json              one JSON object on stdout at the end (the summary goes\n"
 		"                      to stderr)\n"
 		"  --hist FILE         write the set-up and transaction histograms (\"value_us\n"
@@ -175,6 +178,8 @@ enum {
 	OPT_JSON,
 	OPT_HIST,
 	OPT_TICK,
+	OPT_USER,
+	OPT_PASSWORD,
 };
 
 static int parse_args(int argc, char **argv, struct ld_opts *o)
@@ -188,6 +193,8 @@ static int parse_args(int argc, char **argv, struct ld_opts *o)
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "hist", required_argument, NULL, OPT_HIST },
 		{ "tick-us", required_argument, NULL, OPT_TICK },
+		{ "user", required_argument, NULL, OPT_USER },
+		{ "password", required_argument, NULL, OPT_PASSWORD },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -283,6 +290,18 @@ static int parse_args(int argc, char **argv, struct ld_opts *o)
 			if (!parse_uns(optarg, 0, 100000, &o->tick_us))
 				return bad("--tick-us", "not a time in 0..100000 us", optarg);
 			break;
+		case OPT_USER:
+			if (!*optarg || strlen(optarg) > 64 || strpbrk(optarg, " \t\r\n@<>;:\"\\"))
+				return bad("--user", "not a user name of up to 64 characters",
+					   optarg);
+			o->user = optarg;
+			break;
+		case OPT_PASSWORD:
+			if (strlen(optarg) > 128 || strpbrk(optarg, "\r\n"))
+				return bad("--password", "not a password of up to 128 characters",
+					   NULL);
+			o->password = optarg;
+			break;
 		case 'q':
 			o->quiet = true;
 			break;
@@ -309,6 +328,9 @@ static int parse_args(int argc, char **argv, struct ld_opts *o)
 		}
 		}
 	}
+	if (!o->user != !o->password)
+		return bad(o->user ? "--password" : "--user", "--user and --password go together",
+			   NULL);
 	if (!o->uac && !o->uas)
 		return bad("mode", "give --uac, --uas or both (or the probe command)", NULL);
 	if (o->uac) {
@@ -493,9 +515,9 @@ static void json_out(struct load *ld, double wall, double cpu)
 			printf("%s\"%d\":%" PRIu64, first ? "" : ",", i, s->status[i]);
 			first = false;
 		}
-	printf("}},\"tcp\":{\"connects\":%" PRIu64 ",\"lost\":%" PRIu64
+	printf("}},\"challenges\":%" PRIu64 ",\"tcp\":{\"connects\":%" PRIu64 ",\"lost\":%" PRIu64
 	       ",\"connect_failed\":%" PRIu64 "}",
-	       s->connects, s->conn_lost, s->connect_failed);
+	       s->challenges, s->connects, s->conn_lost, s->connect_failed);
 	printf(",\"stray\":%" PRIu64 ",\"junk\":%" PRIu64 ",\"acked_again\":%" PRIu64
 	       ",\"uas\":{\"invites\":%" PRIu64 ",\"acks\":%" PRIu64 ",\"byes\":%" PRIu64
 	       ",\"other\":%" PRIu64 "}}\n",

@@ -182,6 +182,12 @@ static void header(const char *buf, const char *ls, const char *n, size_t nl, co
 			m->contact_uri = span(buf, p, q);
 		}
 		break;
+	case 'w':
+	case 'p':
+		if (!m->challenge.len && (hname(n, nl, "www-authenticate", 16, 0) ||
+					  hname(n, nl, "proxy-authenticate", 18, 0)))
+			m->challenge = span(buf, v, ve);
+		break;
 	case 'l':
 		if (nl == 1) {
 			const char *p = v;

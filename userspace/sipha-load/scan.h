@@ -7,7 +7,8 @@
  *
  * Read: the start line (status code, or the method), Via lines (the top
  * one's branch), From, To (its tag), Call-ID, CSeq (number and method),
- * Contact (the first URI), Content-Length, where the body starts.  Compact
+ * Contact (the first URI), Content-Length, the first WWW-Authenticate or
+ * Proxy-Authenticate, where the body starts.  Compact
  * header names (v f t i m l) are understood; folded header lines are not. */
 #ifndef SIPHA_LOAD_SCAN_H
 #define SIPHA_LOAD_SCAN_H
@@ -39,6 +40,7 @@ struct sl_msg {
 	enum sl_method cseq_method;
 	uint32_t cseq;
 	struct sl_span callid, to_tag, branch, contact_uri;
+	struct sl_span challenge; /* the first WWW- or Proxy-Authenticate value */
 	/* Whole header lines, CRLF included, for a UAS that echoes them. */
 	struct sl_span via[SL_MAX_VIA];
 	unsigned nvia;

@@ -56,8 +56,8 @@ int uac_init(struct load *ld)
 	err |= str_printf(&ld->req_via, " SIP/2.0\r\nVia: SIP/2.0/%s %s;branch=z9hG4bK", tp, l);
 	err |= str_printf(&ld->via_from,
 			  ";rport\r\nMax-Forwards: 70\r\nFrom: \"sipha-load\" "
-			  "<sip:sipha-load@%s>;tag=",
-			  l);
+			  "<sip:%s@%s>;tag=",
+			  ld->o.user ? ld->o.user : "sipha-load", l);
 	err |= str_printf(&ld->to_open, "\r\nTo: <sip:%s@%s>", dn, t);
 	err |= str_printf(&ld->inv_tail,
 			  "Contact: <sip:sipha-load@%s%s>\r\nContent-Type: application/sdp\r\n"
@@ -126,7 +126,7 @@ static void send_req(struct load *ld, struct ld_call *c, enum sl_method m, char 
 	struct ld_ep *ep = ld->uac_ep;
 	char *buf = ld->o.tcp ? tcp_next(ld, ld->uac_conn) : ld_ep_next(ld, ep);
 	struct wb w = { buf, buf + LD_MSG_MAX, false };
-	bool in_dialog = kind != 'i';
+	bool in_dialog = kind == 'a' || kind == 'b';
 
 	if (!buf)
 		return; /* the connection does not drain: timer B/F ends the call */
@@ -150,12 +150,16 @@ static void send_req(struct load *ld, struct ld_call *c, enum sl_method m, char 
 	wb_lit(&w, "\r\nCall-ID: ");
 	wb_id(&w, ld, c);
 	wb_lit(&w, "\r\nCSeq: ");
-	if (m == SL_BYE)
-		wb_lit(&w, "2 ");
-	else
-		wb_lit(&w, "1 ");
+	wb_u64(&w, c->cseq_inv + (m == SL_BYE));
+	wb_lit(&w, " ");
 	wb_method(&w, m);
 	wb_lit(&w, "\r\n");
+	if (m == SL_INVITE && c->auth_tried) {
+		char cnonce[32];
+
+		snprintf(cnonce, sizeof(cnonce), "%s%x", ld->run, slot_of(ld, c));
+		auth_header(&w, ld, c, cnonce);
+	}
 	if (m == SL_INVITE)
 		wb_str(&w, &ld->inv_tail);
 	else
@@ -224,7 +228,7 @@ static void on_timer(struct timer *t)
 		}
 		if (!c->provisional && !ld->o.tcp) { /* timer A or E: UDP only */
 			send_req(ld, c, c->state == LC_INVITING ? SL_INVITE : SL_BYE,
-				 c->state == LC_INVITING ? 'i' : 'b');
+				 c->state == LC_INVITING ? c->inv_kind : 'b');
 			ld->st.retrans++;
 			c->rto_ms *= 2;
 			if (c->state == LC_BYEING && c->rto_ms > ld->o.t2_ms)
@@ -249,6 +253,9 @@ static void start_call(struct load *ld)
 	c->state = LC_INVITING;
 	c->provisional = false;
 	c->totag_len = c->contact_len = 0;
+	c->cseq_inv = 1;
+	c->inv_kind = 'i';
+	c->auth_tried = false;
 	c->t_inv_us = c->t_txn_us = ld->now_us;
 	c->rto_ms = ld->o.t1_ms;
 	c->deadline_ms = now_ms + 64ull * ld->o.t1_ms;
@@ -350,6 +357,8 @@ static void invite_answer(struct load *ld, struct ld_call *c, const char *buf,
 {
 	uint64_t now = ld->now_us;
 
+	if (m->cseq != c->cseq_inv)
+		return; /* an answer to the INVITE before the challenge */
 	if (c->state != LC_INVITING) {
 		if (m->status >= 200 && m->status < 300) { /* our ACK was lost: again */
 			ld->st.rx_retrans++;
@@ -364,13 +373,30 @@ static void invite_answer(struct load *ld, struct ld_call *c, const char *buf,
 		}
 		return;
 	}
-	hist_add(&ld->txn_invite, since(now, c->t_inv_us));
+	hist_add(&ld->txn_invite, since(now, c->t_txn_us));
 	if (m->status >= 300) {
 		if (m->to_tag.len <= LD_TAG_MAX) {
 			memcpy(c->totag, buf + m->to_tag.off, m->to_tag.len);
 			c->totag_len = (uint8_t)m->to_tag.len;
 		}
-		send_req(ld, c, SL_ACK, 'i');
+		send_req(ld, c, SL_ACK, c->inv_kind);
+		if ((m->status == 401 || m->status == 407) && ld->o.user && !c->auth_tried &&
+		    !auth_challenge(ld, c, buf + m->challenge.off, m->challenge.len)) {
+			/* again, with credentials: a new transaction */
+			ld->st.challenges++;
+			c->auth_tried = true;
+			c->proxy_auth = m->status == 407;
+			c->cseq_inv = 2;
+			c->inv_kind = 'j';
+			c->totag_len = 0;
+			c->provisional = false;
+			c->t_txn_us = now;
+			c->rto_ms = ld->o.t1_ms;
+			c->deadline_ms = now / 1000 + 64ull * ld->o.t1_ms;
+			send_req(ld, c, SL_INVITE, c->inv_kind);
+			arm(ld, c, now / 1000 + c->rto_ms);
+			return;
+		}
 		fail(ld, c, m->status);
 		return;
 	}
