@@ -14,6 +14,7 @@
 
 #include "core/hist.h"
 #include "core/timer.h"
+#include "sipha-load/pace.h"
 #include "sipha-load/scan.h"
 
 #define LD_QLEN 64 /* datagrams per sendmmsg / recvmmsg */
@@ -90,7 +91,8 @@ struct ld_opts {
 	const char *local_ip;
 	unsigned local_port, uac_port;
 	const char *dn;
-	double rate;
+	double rate, ramp_to; /* ramp_to 0: no ramp */
+	unsigned ramp_s;
 	uint64_t max_calls; /* UAC: calls to place; UAS alone: calls to see ended, 0: no end */
 	unsigned hold_ms, limit, t1_ms, t2_ms;
 	unsigned tick_us; /* while busy, read and write at most once per tick */
@@ -124,6 +126,7 @@ struct load {
 	uint32_t *freel;
 	uint32_t nfree, ncalls, active;
 	struct ld_stats st;
+	struct ld_pace pace;
 	struct hist setup, setup_iv, txn_invite, txn_bye;
 	char run[12]; /* this run's mark in Call-IDs */
 	/* UAC templates */

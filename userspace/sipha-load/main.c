@@ -55,6 +55,8 @@ static void usage(FILE *f)
 		"  --uac-port PORT     the UAC's port when both run (default any)\n"
 		"  -s DN               the number called: INVITE sip:DN@TARGET (default service)\n"
 		"  -r CALLS_PER_S      call rate, may be fractional (default 10)\n"
+		"  --ramp-to R         with --ramp-s S: the rate goes from -r to R in a straight\n"
+		"  --ramp-s S          line over S seconds, then stays at R\n"
 		"  -m CALLS            calls to place, then end (default: until SIGINT); with\n"
 		"                      --uas alone, end after CALLS calls were hung up (BYE)\n"
 		"  -d HOLD_MS          how long a call is held before the BYE (default 0)\n"
@@ -179,6 +181,8 @@ enum {
 	OPT_HIST,
 	OPT_TICK,
 	OPT_USER,
+	OPT_RAMP_TO,
+	OPT_RAMP_S,
 	OPT_PASSWORD,
 };
 
@@ -194,6 +198,8 @@ static int parse_args(int argc, char **argv, struct ld_opts *o)
 		{ "hist", required_argument, NULL, OPT_HIST },
 		{ "tick-us", required_argument, NULL, OPT_TICK },
 		{ "user", required_argument, NULL, OPT_USER },
+		{ "ramp-to", required_argument, NULL, OPT_RAMP_TO },
+		{ "ramp-s", required_argument, NULL, OPT_RAMP_S },
 		{ "password", required_argument, NULL, OPT_PASSWORD },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -249,6 +255,20 @@ static int parse_args(int argc, char **argv, struct ld_opts *o)
 					   optarg);
 			break;
 		}
+		case OPT_RAMP_TO: {
+			char *end;
+
+			errno = 0;
+			o->ramp_to = strtod(optarg, &end);
+			if (errno || *end || end == optarg || !(o->ramp_to > 0) || o->ramp_to > 1e6)
+				return bad("--ramp-to",
+					   "not a call rate in (0, 1000000] per second", optarg);
+			break;
+		}
+		case OPT_RAMP_S:
+			if (!parse_uns(optarg, 1, 86400, &o->ramp_s))
+				return bad("--ramp-s", "not a time in 1..86400 s", optarg);
+			break;
 		case 'm':
 			if (!parse_u64(optarg, 1, UINT32_MAX, &o->max_calls))
 				return bad("-m", "not a call count in 1..4294967295", optarg);
@@ -328,6 +348,9 @@ static int parse_args(int argc, char **argv, struct ld_opts *o)
 		}
 		}
 	}
+	if (!o->ramp_to != !o->ramp_s)
+		return bad(o->ramp_to ? "--ramp-s" : "--ramp-to",
+			   "--ramp-to and --ramp-s go together", NULL);
 	if (!o->user != !o->password)
 		return bad(o->user ? "--password" : "--user", "--user and --password go together",
 			   NULL);
@@ -349,7 +372,9 @@ static int parse_args(int argc, char **argv, struct ld_opts *o)
 	if (!have_m)
 		o->max_calls = o->uac ? UINT64_MAX : 0;
 	if (o->uac && !o->limit) {
-		double l = o->rate * (o->hold_ms + 64.0 * o->t1_ms) / 1000.0 * 1.25 + 64;
+		double l = (o->ramp_to > o->rate ? o->ramp_to : o->rate) *
+				   (o->hold_ms + 64.0 * o->t1_ms) / 1000.0 * 1.25 +
+			   64;
 
 		if (l > (1u << 22))
 			l = 1u << 22;
@@ -700,6 +725,9 @@ int main(int argc, char **argv)
 		return err;
 	}
 	ld->lfd = -1;
+	ld->pace.r0 = ld->o.rate;
+	ld->pace.r1 = ld->o.ramp_to ? ld->o.ramp_to : ld->o.rate;
+	ld->pace.ramp_us = (uint64_t)ld->o.ramp_s * 1000000u;
 	hist_reset(&ld->setup);
 	hist_reset(&ld->setup_iv);
 	hist_reset(&ld->txn_invite);

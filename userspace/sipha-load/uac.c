@@ -273,7 +273,7 @@ void uac_pace(struct load *ld)
 		return;
 	if (ld->o.tcp && !tcp_uac_up(ld))
 		return; /* the calls due meanwhile start once it is back */
-	due = (uint64_t)((double)since(ld->now_us, ld->t0_us) * ld->o.rate / 1e6) + 1;
+	due = pace_due(&ld->pace, since(ld->now_us, ld->t0_us));
 	if (due > ld->o.max_calls)
 		due = ld->o.max_calls;
 	while (ld->st.started < due && ld->nfree)
@@ -288,7 +288,7 @@ int64_t uac_pace_wait(const struct load *ld)
 		return -1;
 	if (ld->o.tcp && !tcp_uac_up(ld))
 		return -1;
-	at = ld->t0_us + (uint64_t)((double)ld->st.started * 1e6 / ld->o.rate);
+	at = ld->t0_us + pace_at(&ld->pace, ld->st.started);
 	return at > ld->now_us ? (int64_t)(at - ld->now_us) : 0;
 }
 
