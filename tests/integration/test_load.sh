@@ -11,16 +11,17 @@
 #   4. Usage errors exit 2 and name the argument.
 #   5. Nobody answers: every call is a timeout failure, INVITEs were
 #      retransmitted (timer A), exit status 1 (short T1 keeps this fast).
-#   7. TCP (-t t1): directly, with the callee killed and started again
-#      mid-run (the caller reconnects, every call still ends ok), and
-#      through siphad (the route to the callee over TCP).
-#   8. Digest: through a siphad with [auth], the caller as extension 1001
-#      with the right password (every INVITE challenged 407 and sent again
-#      with credentials, every call ok) and a wrong one (403, exit 1).
 #   6. probe: OPTIONS every 1 ms for 2 s to a sipha-load --uas that is
 #      stopped (SIGSTOP) for 400 ms in the middle: every OPTIONS answered, one
 #      gap of about 400 ms; and to siphad: every one answered, no gap to speak
 #      of; and to nobody: exit 1, the whole run one open gap.
+#   7. TCP (-t t1): directly, with the callee killed and started again
+#      mid-run (the caller reconnects; every call ends ok or, if its transaction
+#      was on the broken connection, as a transport failure), and
+#      through siphad (the route to the callee over TCP).
+#   8. Digest: through a siphad with [auth], the caller as extension 1001
+#      with the right password (every INVITE challenged 407 and sent again
+#      with credentials, every call ok) and a wrong one (403, exit 1).
 . "$(dirname "$0")/lib.sh"
 
 require_cmd jq ss timeout
@@ -30,9 +31,9 @@ require_bin "$LOAD" "$SIPHAD" "$SIPHACTL"
 jqt() { jq -e "$@" >/dev/null; }
 _udp_bound() { ss -Hlun "sport = :$1" 2>/dev/null | grep -q .; }
 
-# uas_start PORT NAME: a sipha-load UAS on 127.0.0.1:PORT, its JSON in
-# $T_TMP/NAME.json when it ends (SIGTERM).
-uas_start() { # PORT NAME [ARGS...]
+# uas_start PORT NAME [ARGS...]: a sipha-load UAS on 127.0.0.1:PORT (ARGS
+# "-t t1": over TCP), its JSON in $T_TMP/NAME.json when it ends (SIGTERM).
+uas_start() {
 	local port=$1 name=$2
 	shift 2
 	run_bg "$LOAD" --uas -i 127.0.0.1 -p "$port" -q --json "$@" >"$T_TMP/$name.json" \
@@ -168,8 +169,10 @@ run_bg "$LOAD" --uac -t t1 -s 3000 -r 100 -m 300 -d 500 --json "127.0.0.1:$up7" 
 	>"$T_TMP/tcp1.json" 2>"$T_TMP/tcp1.err"
 cpid=$!
 sleep 1
-kill -KILL "$UAS_PID"
-wait_pid "$UAS_PID" 5
+{
+	kill -KILL "$UAS_PID"
+	wait_pid "$UAS_PID" 5
+} 2>/dev/null # no "Killed" line from the shell
 sleep 0.3
 uas_start "$up7" uas7b -t t1
 wait_pid "$cpid" 30
