@@ -190,13 +190,77 @@ static void test_prefixes(void **state)
 	assert_int_equal(scan(r, &m), 0);
 }
 
+static uint64_t fz = 0x9e3779b97f4a7c15ull;
+
+static uint64_t frnd(void)
+{
+	fz ^= fz << 13;
+	fz ^= fz >> 7;
+	fz ^= fz << 17;
+	return fz;
+}
+
+static void assert_in(struct sl_span sp, size_t len)
+{
+	assert_true((size_t)sp.off + sp.len <= len);
+}
+
+/* 200,000 mutations of a good answer (bytes changed, CR/LF/;/=/< put in,
+ * cut short) read under ASan: whatever is accepted has every span inside
+ * the buffer, and nothing is read outside it. */
+static void test_mutations(void **state)
+{
+	const char *good = "SIP/2.0 200 OK\r\n"
+			   "Via: SIP/2.0/UDP h;branch=z9hG4bKx;rport\r\n"
+			   "From: <sip:a@b>;tag=1\r\n"
+			   "To: \"x\" <sip:3000@h;tag=u>;tag=t9\r\n"
+			   "Call-ID: 1-2-abc\r\n"
+			   "CSeq: 1 INVITE\r\n"
+			   "Contact: <sip:c@h>\r\n"
+			   "Proxy-Authenticate: Digest realm=\"r\", nonce=\"n\"\r\n"
+			   "Content-Length: 3\r\n"
+			   "\r\n"
+			   "abc";
+	static const char special[] = "\r\n;=<>,: \t\"";
+	size_t glen = strlen(good);
+
+	(void)state;
+	for (int it = 0; it < 200000; it++) {
+		size_t len = glen - frnd() % 8;
+		char *b = malloc(len);
+		struct sl_msg m;
+		int k = 1 + (int)(frnd() % 4);
+
+		memcpy(b, good, len);
+		while (k--) {
+			size_t at = frnd() % len;
+
+			b[at] = frnd() % 2 ? (char)frnd() : special[frnd() % (sizeof(special) - 1)];
+		}
+		if (sl_scan(b, len, &m) == 0) {
+			assert_in(m.callid, len);
+			assert_in(m.to_tag, len);
+			assert_in(m.branch, len);
+			assert_in(m.contact_uri, len);
+			assert_in(m.challenge, len);
+			assert_in(m.from_line, len);
+			assert_in(m.to_line, len);
+			assert_in(m.cseq_line, len);
+			for (unsigned i = 0; i < m.nvia; i++)
+				assert_in(m.via[i], len);
+			assert_true(m.body_off <= len);
+		}
+		free(b);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_response),	 cmocka_unit_test(test_request_two_vias),
 		cmocka_unit_test(test_compact_and_case), cmocka_unit_test(test_bare_lf),
-		cmocka_unit_test(test_challenge),	 cmocka_unit_test(test_refused),
-		cmocka_unit_test(test_prefixes),
+		cmocka_unit_test(test_challenge),	 cmocka_unit_test(test_mutations),
+		cmocka_unit_test(test_refused),		 cmocka_unit_test(test_prefixes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
