@@ -7,6 +7,7 @@
 #define SIPHA_LOAD_H
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <string.h>
 #include <netinet/in.h>
@@ -253,6 +254,17 @@ unsigned tcp_pollfds(struct load *ld, struct pollfd *pf, unsigned max);
 unsigned tcp_service(struct load *ld, const struct pollfd *pf, unsigned n, bool all);
 void tcp_tick(struct load *ld);
 void tcp_close_all(struct load *ld);
+
+/* report.c */
+struct ld_report {
+	uint64_t at_us, started, ended, uas_invites;
+};
+double cpu_seconds(void);
+/* The live line on stderr; starts the next interval. */
+void live_report(struct load *ld, struct ld_report *r);
+void summary(struct load *ld, double wall, double cpu, FILE *f);
+void json_out(struct load *ld, double wall, double cpu);
+int write_hists(struct load *ld);
 
 /* probe.c */
 int probe_main(int argc, char **argv);
