@@ -608,6 +608,17 @@ cmp_run() {
 	fail_pids "$impl" "$kind" "$act"
 	fail_prep "$kind" "$act"
 	sleep 0.2
+	# The roles again: a false takeover since the last look (the restarted
+	# node taking the VIP from a live active) would make this run measure
+	# something else.
+	if ! is_active "$impl" "$act" || ! is_standby "$impl" "$sby"; then
+		say "$impl: the roles changed before the failure: $act $(node_state "$impl" "$act")," \
+			"$sby $(node_state "$impl" "$sby"); run not counted"
+		kill "$probe" 2>/dev/null
+		wait_pid "$probe" 2
+		fail_done
+		return 2
+	fi
 	kill -USR1 "$probe"
 	t_fail=$(now_us)
 	fail_node "$kind"
@@ -637,7 +648,7 @@ cmp_run() {
 
 # cmp_cell IMPL KIND HB/TIMEOUT: RUNS failures of one kind; prints the row.
 cmp_cell() {
-	local impl=$1 kind=$2 hb=${3%/*} to=${3#*/} i res n n_d n_a shown_to
+	local impl=$1 kind=$2 hb=${3%/*} to=${3#*/} i retries res n n_d n_a shown_to
 	res=$T_TMP/runs-$impl-$kind-${3/\//-}
 	HB=$hb
 	: >"$res"
@@ -659,8 +670,18 @@ cmp_cell() {
 		start_siphad -n a -N a "$T_TMP/a.conf" >&2 && wait_until 5 field_is a state active &&
 			join b || { say "the pair does not come up"; cmp_down; return 1; }
 	fi
-	for ((i = 1; i <= RUNS; i++)); do
-		cmp_run "$impl" "$kind" || { keep_logs "$impl-$kind-$hb-$i"; break; }
+	for ((i = 1, retries = 0; i <= RUNS; i++)); do
+		cmp_run "$impl" "$kind"
+		case $? in
+		0) ;;
+		2)
+			keep_logs "$impl-$kind-$hb-$i-changed"
+			retries=$((retries + 1))
+			[ "$retries" -le "$RUNS" ] && { i=$((i - 1)); continue; }
+			break
+			;;
+		*) keep_logs "$impl-$kind-$hb-$i"; break ;;
+		esac
 		keep_logs "$impl-$kind-$hb-$i"
 		echo "$RESULT" >>"$res"
 		read -r g d a <<<"$RESULT"
@@ -676,7 +697,8 @@ cmp_cell() {
 	n_d=$(awk '$2 != "-"' "$res" | wc -l)
 	n_a=$(awk '$3 != "-"' "$res" | wc -l)
 	printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$impl" "$kind" "$hb" "$shown_to" \
-		"$n$([ "$n" -lt "$RUNS" ] && echo " of $RUNS")" \
+		"$n$([ "$n" -lt "$RUNS" ] && echo " of $RUNS")$([ "$retries" -gt 0 ] &&
+			echo " (+$retries not counted: roles changed before the failure)")" \
 		"$(cut -d' ' -f1 "$res" | sort -n | head -n 1)" \
 		"$(cut -d' ' -f1 "$res" | median)" \
 		"$(cut -d' ' -f1 "$res" | sort -n | tail -n 1)" \
