@@ -131,7 +131,9 @@ pins_del() {
 	rmdir /sys/fs/bpf/sipha 2>/dev/null
 	return 0
 }
-trap 'cleanup; pins_del' EXIT
+# keepalived first: its VRRP child is not ours to reap, and a stopped one
+# would ignore the harness's SIGTERM.
+trap 'declare -F ka_reap_all >/dev/null && ka_reap_all; cleanup; pins_del' EXIT
 
 say() { echo "$*" >&2; }
 now_us() { echo "${EPOCHREALTIME/./}"; }
@@ -434,6 +436,16 @@ ka_watch() {
 		"$(siphad_pid "$1")" "$T_TMP/ka-$1.dead" &
 	KA_WATCH[$1]=$!
 	T_PIDS+=("$!")
+}
+
+# ka_reap_all: on exit, both nodes' keepalived killed by PID (also when
+# stopped by FAILURE=stop).
+ka_reap_all() {
+	local n
+	for n in a b; do
+		[ -n "${KA_PID[$n]:-}" ] && ka_stop "$n" KILL
+	done
+	return 0
 }
 
 # ka_state NODE: the node's last VRRP state in its log (MASTER, BACKUP, FAULT).
