@@ -10,9 +10,10 @@
 #   bench/haload.sh [SECONDS] [HB/TIMEOUT] [RATE] [HOLD_S]
 #   bench/haload.sh 600 10/30 1000 20        (the default: issue 14's target)
 #
-# Prints the machine, the command, and one Markdown row: the false alarms
-# on each node (takeovers, peer dead, peer gone, heartbeat intervals missed,
-# link downs), the calls sipp completed and failed, and how many listings
+# Prints the machine, the command, and a Markdown row per node: the false
+# alarms (takeovers, peer dead, peer gone, HA clock silences, link downs),
+# the link heartbeats that were late on the SIP loop and the link silences
+# the HA clock forgave, the calls sipp completed and failed, and how many listings
 # ran and how long the longest took.  Bounded: sipp stops after its call
 # count, everything the harness started is killed by PID on exit.
 set -u
@@ -39,15 +40,19 @@ VIP=$HA_VIP
 say() { echo "$*" >&2; }
 
 # counters NODE: takeovers peer_dead peer_gone heartbeats_missed downs
+# clock_silences silences_forgiven
 counters() {
-	local f=$T_TMP/.c.$1
+	local f=$T_TMP/.c.$1 m v out=
 	metrics_snapshot "$f" "$1" || {
-		echo "? ? ? ? ?"
+		echo "? ? ? ? ? ? ?"
 		return
 	}
-	echo "$(metric_from "$f" ha_takeovers) $(metric_from "$f" ha_link_peer_dead)" \
-		"$(metric_from "$f" ha_link_peer_gone) $(metric_from "$f" ha_link_heartbeats_missed)" \
-		"$(metric_from "$f" ha_link_downs)"
+	for m in ha_takeovers ha_link_peer_dead ha_link_peer_gone ha_link_heartbeats_missed \
+		ha_link_downs ha_clock_silences ha_link_silences_forgiven; do
+		v=$(metric_from "$f" "$m") || v="?"
+		out="$out $v"
+	done
+	echo "$out"
 }
 
 ha_lan || exit 1
@@ -91,10 +96,10 @@ delta() { # "x y z" "x' y' z'" -> differences, "?" where unknown
 }
 
 echo "machine: $(nproc) CPUs, $(uname -r); command: bench/haload.sh $SECS $TIMERS $RATE $HOLD"
-echo "| hb / timeout | calls/s × hold | node | takeovers | peer dead | peer gone | heartbeats missed | link downs | calls ok / failed | listings (longest ms) |"
-echo "|---|---|---|---|---|---|---|---|---|---|"
+echo "| hb / timeout | calls/s × hold | node | takeovers | peer dead | peer gone | clock silences | link heartbeats missed (forgiven silences) | link downs | calls ok / failed | listings (longest ms) |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
 for n in a b; do
 	d=$(delta "$([ $n = a ] && echo "$a0" || echo "$b0")" "$([ $n = a ] && echo "$a1" || echo "$b1")")
-	read -r tk pd pg hm dn <<<"$d"
-	echo "| $TIMERS | $RATE × ${HOLD}s | $n ($(state_of $n)) | $tk | $pd | $pg | $hm | $dn | ${ok:-?} / ${bad:-?} | $lists ($((longest / 1000))) |"
+	read -r tk pd pg hm dn cs fg <<<"$d"
+	echo "| $TIMERS | $RATE × ${HOLD}s | $n ($(state_of $n)) | $tk | $pd | $pg | $cs | $hm ($fg) | $dn | ${ok:-?} / ${bad:-?} | $lists ($((longest / 1000))) |"
 done

@@ -45,6 +45,15 @@ check_caps() {
 	check_eq "$1: CapInh" "$(pstat "$pid" CapInh)" "$(mask)"
 	check_eq "$1: CapAmb" "$(pstat "$pid" CapAmb)" "$(mask)"
 	check_eq "$1: NoNewPrivs" "$(pstat "$pid" NoNewPrivs)" 1
+	# Capabilities are per thread: every thread (the HA clock's too) holds
+	# the same, once it is running.
+	local t bad=0 n=0
+	for t in /proc/"$pid"/task/*; do
+		n=$((n + 1))
+		[ "$(awk '$1 == "CapEff:" || $1 == "CapPrm:" || $1 == "CapBnd:" { print $2 }' \
+			"$t/status" | sort -u)" = "$3" ] || bad=$((bad + 1))
+	done
+	check_eq "$1: the same in all $n threads" "$bad" 0
 }
 
 # The kernel checks CAP_BPF for map access through an open fd before 6.5,

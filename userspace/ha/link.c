@@ -277,6 +277,13 @@ static void dead_fire(struct timer *t)
 	struct hal_link *h = container_of(t, struct hal_link, dead_t);
 	char why[64];
 
+	if (h->alive_fn && h->alive_fn(h->alive_arg)) {
+		/* The link's loop is slow, the peer is not dead: the HA clock
+		 * still hears it.  Neither verdict nor a dropped link. */
+		h->st.silences_forgiven++;
+		loop_timer_in(h->l, &h->dead_t, h->cfg.timeout_ms);
+		return;
+	}
 	h->watching = false;
 	snprintf(why, sizeof(why), "peer silent for %u ms", h->cfg.timeout_ms);
 	/* Said, if the peer can still hear it: a close with no GOODBYE
@@ -357,6 +364,12 @@ static uint64_t random_instance(void)
 	/* Only has to differ from the previous run of this node. */
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)ts.tv_nsec ^ (uint64_t)getpid() << 40;
+}
+
+void hal_set_alive_check(struct hal_link *h, bool (*fn)(void *arg), void *arg)
+{
+	h->alive_fn = fn;
+	h->alive_arg = arg;
 }
 
 void hal_start(struct hal_link *h)

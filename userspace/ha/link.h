@@ -90,6 +90,7 @@ struct hal_stats {
 	uint64_t watches_sent; /* our death watches that reached the peer */
 	uint64_t watches; /* the peer's death watches accepted */
 	uint64_t watches_refused; /* WATCHes for no link, a second one, a wrong proof */
+	uint64_t silences_forgiven; /* link silences while the HA clock heard the peer */
 	uint64_t decode_errors; /* malformed bytes from a connection */
 	uint64_t protocol_errors; /* well-formed but out of place */
 	uint64_t refused; /* peers we refused: version, same node id */
@@ -130,6 +131,10 @@ void hal_stop(struct hal_link *h, uint16_t code, const char *reason);
  * hal_start_grace_ms() added). */
 void hal_start(struct hal_link *h);
 
+/* FN(ARG) answers whether the peer is known alive by other means (the HA
+ * clock, ha/clock.h): while it says so, the link's own silence clock
+ * neither drops the link nor reports the peer dead; it waits again. */
+void hal_set_alive_check(struct hal_link *h, bool (*fn)(void *arg), void *arg);
 /* The death watch (docs/HA-PROTOCOL.md §4.7): while ON and the link is up,
  * this node keeps a second connection to the peer that only its kernel
  * closes, the moment this process dies; the peer then gets on_peer_gone.

@@ -76,6 +76,8 @@ struct hal_link {
 	 * socket to the peer, never handed to io_uring, so that our kernel
 	 * closes it the moment this process dies.  On the other: the peer's
 	 * watch connection, whose close says the peer's process is gone. */
+	bool (*alive_fn)(void *arg);
+	void *alive_arg;
 	bool watch_wanted;
 	int watch_fd; /* the socket being connected, or watch_slot once set */
 	int watch_slot; /* a low fd kept for the set watch (/dev/null meanwhile) */

@@ -22,6 +22,7 @@
 #include "ha/link.h"
 #include "ha/replica.h"
 #include "ha/role.h"
+#include "core/caps.h"
 #include "ha/role_int.h"
 #include "server/call.h"
 #include "server/server.h"
@@ -608,6 +609,10 @@ static void on_peer_dead(void *arg)
 {
 	struct ha *h = arg;
 
+	/* The link's silence is its loop's: the clock still hears the peer. */
+	if (h->clock && ha_clock_hears_peer(h->clock))
+		return;
+
 	pr_warn("ha: peer silent for %u ms: dead", h->srv->cfg->ha.timeout_ms);
 	if (h->state != HA_ACTIVE)
 		take_over(h, true, "peer dead");
@@ -628,6 +633,92 @@ static void on_peer_gone(void *arg)
 		return;
 	pr_warn("ha: %s closed the link with no goodbye: its process is gone", h->peer.node_id);
 	take_over(h, true, "peer process gone");
+}
+
+/* --- the HA clock (ha/clock.h) ------------------------------------------------------- */
+
+static bool clock_alive(void *arg)
+{
+	const struct ha *h = arg;
+
+	return h->clock && ha_clock_hears_peer(h->clock);
+}
+
+/* The clock's thread heard the peer fall silent for timeout_ms. */
+static void clock_silent(void *arg, int fd, unsigned revents)
+{
+	struct ha *h = arg;
+	uint64_t n;
+
+	(void)revents;
+	if (read(fd, &n, sizeof(n)) != (ssize_t)sizeof(n))
+		return;
+	pr_warn("ha: the peer's heartbeats stopped %u ms ago: dead", h->srv->cfg->ha.timeout_ms);
+	if (h->state != HA_ACTIVE && !h->stopped)
+		take_over(h, true, "peer dead");
+}
+
+static unsigned progress_ms(const struct sipha_config *cfg)
+{
+	return cfg->ha.heartbeat_ms / 2 ? cfg->ha.heartbeat_ms / 2 : 1;
+}
+
+static void t_progress_fired(struct timer *t)
+{
+	struct ha *h = container_of(t, struct ha, t_progress);
+
+	ha_clock_progress(h->clock, h->srv->tw->now);
+	timer_add(h->srv->tw, t, h->srv->tw->now + progress_ms(h->srv->cfg));
+}
+
+/* A SIP loop stuck this long stops the heartbeats (the peer takes over)
+ * and the XDP stamps; one merely slow does not. */
+static unsigned stall_ms(const struct sipha_config *cfg)
+{
+	return cfg->ha.timeout_ms * 10 > 1000 ? cfg->ha.timeout_ms * 10 : 1000;
+}
+
+#define CLOCK_RT_PRIORITY 10
+
+static void clock_start(struct ha *h)
+{
+	const struct sipha_config *cfg = h->srv->cfg;
+	struct ha_clock_config cc = { 0 };
+	struct ha_clock_stats cs;
+	int ret;
+
+	cc.listen = cfg->ha.listen.ss;
+	cc.listen_len = cfg->ha.listen.len;
+	cc.peer = cfg->ha.peer.ss;
+	cc.peer_len = cfg->ha.peer.len;
+	cc.heartbeat_ms = cfg->ha.heartbeat_ms;
+	cc.timeout_ms = cfg->ha.timeout_ms;
+	cc.stall_ms = stall_ms(cfg);
+	cc.keyed = cfg->ha.has_key;
+	memcpy(cc.key, cfg->ha.key, sizeof(cc.key));
+	cc.instance = hal_instance(h->link);
+	cc.xdp = h->srv->xdp;
+	cc.rt_priority = CLOCK_RT_PRIORITY;
+	cc.drop_caps = geteuid() == 0;
+	caps_for_config(cfg, &cc.keep);
+	ret = ha_clock_start(&h->clock, &cc);
+	explicit_bzero(cc.key, sizeof(cc.key));
+	if (!ret && loop_poll_add(h->srv->loop, ha_clock_fd(h->clock), clock_silent, h)) {
+		ha_clock_stop(h->clock);
+		h->clock = NULL;
+		ret = -EIO;
+	}
+	if (ret) {
+		pr_warn("ha: no HA clock (%s): the link's heartbeats alone judge the peer",
+			strerror(-ret));
+		return;
+	}
+	hal_set_alive_check(h->link, clock_alive, h);
+	ha_clock_stats(h->clock, &cs);
+	pr_info("ha: clock thread (%s) heartbeats the peer over UDP every %u ms",
+		cs.realtime ? "real-time" : "normal priority", cfg->ha.heartbeat_ms);
+	timer_init(&h->t_progress, t_progress_fired);
+	timer_add(h->srv->tw, &h->t_progress, h->srv->tw->now + progress_ms(cfg));
 }
 
 /* --- the kernel's view (netlink) ------------------------------------------------ */
@@ -771,6 +862,7 @@ int ha_start(struct ha **out, struct server *srv)
 	explicit_bzero(hc.key, sizeof(hc.key));
 	if (ret)
 		goto err;
+	clock_start(h);
 	/* A VIP left on our interface by a crashed run is not ours until the
 	 * peer has had its say: drop it and decide afresh. */
 	if (cfg->vip.present && vip_present(cfg->vip.interface, &cfg->vip.address) == 1) {
@@ -817,6 +909,10 @@ int ha_start(struct ha **out, struct server *srv)
 	*out = h;
 	return 0;
 err:
+	if (h->clock) {
+		timer_del(srv->tw, &h->t_progress);
+		ha_clock_stop(h->clock);
+	}
 	feed_fini(h);
 	jr_buf_free(&h->out);
 	free(h);
@@ -828,6 +924,11 @@ void ha_stop(struct ha *h)
 	if (!h)
 		return;
 	epoch_flush();
+	if (h->clock) {
+		timer_del(h->srv->tw, &h->t_progress);
+		ha_clock_stop(h->clock);
+		h->clock = NULL;
+	}
 	timer_del(h->srv->tw, &h->t_decide);
 	memset(&h->srv->repl, 0, sizeof(h->srv->repl));
 	cc_set_journal(h->srv->cc, NULL, NULL, NULL);
@@ -895,6 +996,14 @@ int ha_switchover(struct ha *h, const char **why)
 const struct hal_stats *ha_link_stats(const struct ha *h)
 {
 	return hal_stats(h->link);
+}
+
+bool ha_clock_counters(const struct ha *h, struct ha_clock_stats *out)
+{
+	if (!h->clock)
+		return false;
+	ha_clock_stats(h->clock, out);
+	return true;
 }
 
 void ha_get_status(const struct ha *h, struct ha_status *st)

@@ -49,6 +49,9 @@ void ha_shutdown(struct ha *h, void (*stopped)(void *arg), void *arg);
  * a reason in WHY. */
 int ha_switchover(struct ha *h, const char **why);
 
+/* The HA clock's counters; false when it does not run. */
+struct ha_clock_stats;
+bool ha_clock_counters(const struct ha *h, struct ha_clock_stats *out);
 void ha_get_status(const struct ha *h, struct ha_status *st);
 /* The HA link's counters (metrics). */
 const struct hal_stats *ha_link_stats(const struct ha *h);

@@ -10,6 +10,7 @@
 
 #include "core/timer.h"
 #include "garp.h"
+#include "ha/clock.h"
 #include "ha/journal.h"
 #include "ha/role.h"
 
@@ -52,6 +53,8 @@ struct feed {
 struct ha {
 	struct server *srv;
 	struct hal_link *link;
+	struct ha_clock *clock; /* NULL when it could not start */
+	struct timer t_progress; /* tells the clock the SIP loop lives */
 	enum ha_state state;
 	uint64_t epoch;
 	uint64_t seq; /* last record sent (active) or applied (standby) */

@@ -18,6 +18,7 @@
 #include "server/cti.h"
 #include "server/subscribe.h"
 #include "server/server.h"
+#include "ha/clock.h"
 #include "ha/link.h"
 #include "ha/role.h"
 #include "xdp/xdp.h"
@@ -258,6 +259,7 @@ static void metric(FILE *f, const char *node, const char *name, const char *type
 static void ha_metrics(FILE *f, const char *node, const struct ha *ha)
 {
 	const struct hal_stats *ls = ha_link_stats(ha);
+	struct ha_clock_stats cs;
 	struct ha_status hs;
 
 	ha_get_status(ha, &hs);
@@ -277,6 +279,23 @@ static void ha_metrics(FILE *f, const char *node, const struct ha *ha)
 	       "calls that ended here after a handover, told to the new active", hs.trailing_sent);
 	metric(f, node, "ha_trailing_applied", "counter",
 	       "calls the old active ended after handing over, applied here", hs.trailing_applied);
+	if (ha_clock_counters(ha, &cs)) {
+		metric(f, node, "ha_clock_sent", "counter", "HA clock datagrams sent", cs.sent);
+		metric(f, node, "ha_clock_heard", "counter",
+		       "HA clock datagrams heard from the peer", cs.heard);
+		metric(f, node, "ha_clock_refused", "counter",
+		       "HA clock datagrams refused: wrong address, tag, replayed, malformed",
+		       cs.refused);
+		metric(f, node, "ha_clock_silences", "counter",
+		       "times the HA clock heard the peer fall silent", cs.silences);
+		metric(f, node, "ha_clock_held", "counter",
+		       "heartbeats not sent: the SIP loop showed no progress for stall_ms",
+		       cs.held);
+		metric(f, node, "ha_clock_late_ticks", "counter",
+		       "HA clock ticks more than a heartbeat late", cs.late_ticks);
+		metric(f, node, "ha_clock_realtime", "gauge",
+		       "1 when the HA clock thread is real-time", cs.realtime);
+	}
 	metric(f, node, "ha_sync_lag", "gauge", "records sent and not yet acknowledged",
 	       hs.sync_lag);
 #define L(name, help) metric(f, node, "ha_link_" #name, "counter", help, ls->name);
@@ -289,6 +308,7 @@ static void ha_metrics(FILE *f, const char *node, const struct ha *ha)
 	L(downs, "times the HA link went down")
 	L(peer_dead, "times the peer was declared dead")
 	L(peer_gone, "up links the peer's kernel closed with no GOODBYE (its process died)")
+	L(silences_forgiven, "link silences ignored: the HA clock still heard the peer")
 	L(watches_sent, "death watches this node set on its peer while active")
 	L(watches, "death watches the peer set on this node")
 	L(watches_refused, "WATCH frames refused: no link, a second one, a wrong proof")

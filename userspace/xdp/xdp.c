@@ -1,6 +1,7 @@
 /* Loading, attaching and driving the XDP program (bpf/sipha_xdp.bpf.c). */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <limits.h>
 #include <linux/if_link.h>
 #include <stdarg.h>
@@ -33,6 +34,7 @@ struct sxdp {
 	bool role_set; /* by this run: until then the role is the crashed run's */
 	uint16_t sock_port; /* SXDP_ROLE_F_SOCK's port, host order; 0: none */
 	int sentinel; /* the socket behind it, or -1 */
+	pthread_mutex_t role_mu; /* role, role_set and their writes */
 };
 
 static const char *const counter_names[] = { SXDP_COUNTER_NAMES };
@@ -319,6 +321,7 @@ int sxdp_open(struct sxdp **out, const char *node_id, const char *ifname, enum c
 	if (!x)
 		return -ENOMEM;
 	x->sentinel = -1;
+	pthread_mutex_init(&x->role_mu, NULL);
 	err = node_pin_dir(node_id, x->pin_dir, sizeof(x->pin_dir));
 	if (err)
 		goto out;
@@ -420,6 +423,7 @@ int sxdp_set_role(struct sxdp *x, bool active, const struct cfg_prefix *vip,
 		  const uint8_t own_mac[6], const uint8_t peer_mac[6], uint64_t timeout_ns)
 {
 	struct sxdp_role r = { 0 };
+	int err;
 
 	if (!own_mac || (vip && vip->family != AF_INET && vip->family != AF_INET6)) {
 		pr_err("xdp: set role: bad arguments");
@@ -444,9 +448,12 @@ int sxdp_set_role(struct sxdp *x, bool active, const struct cfg_prefix *vip,
 		r.flags |= SXDP_ROLE_F_PEER;
 		memcpy(r.peer_mac, peer_mac, sizeof(r.peer_mac));
 	}
+	pthread_mutex_lock(&x->role_mu);
 	x->role = r;
 	x->role_set = true;
-	return write_role(x);
+	err = write_role(x);
+	pthread_mutex_unlock(&x->role_mu);
+	return err;
 }
 
 int sxdp_sentinel(struct sxdp *x, int family)
@@ -482,12 +489,18 @@ int sxdp_heartbeat(struct sxdp *x)
 {
 	/* Stamping the role a crashed run left would revive it before this run
 	 * has decided what it is. */
-	if (!x->role_set)
-		return 0;
+	int err = 0;
+
+	/* From the HA clock's thread too (ha/clock.c): one writer at a time. */
+	pthread_mutex_lock(&x->role_mu);
 	/* The whole value is rewritten; only the stamp differs from what the
 	 * map holds, so a reader never sees a mix of two roles. */
-	x->role.heartbeat_ns = now_ns();
-	return write_role(x);
+	if (x->role_set) {
+		x->role.heartbeat_ns = now_ns();
+		err = write_role(x);
+	}
+	pthread_mutex_unlock(&x->role_mu);
+	return err;
 }
 
 static void set_limit(struct sxdp_limit *l, unsigned rate, unsigned burst)
