@@ -22,9 +22,11 @@
 #               in sync with every call, the link never drops.
 #   partition   the HA link is cut with nftables in the backup's namespace
 #               (TCP port 7100 dropped both ways, in and out; ARP and SIP
-#               still pass): the backup's ARP probe finds the primary alive,
-#               so it goes isolated, never active; healed: one active, the
-#               winner's calls intact.
+#               still pass): the HA clock (UDP 7100) still hears the
+#               primary, so the backup stays standby; then the clock is cut
+#               too: the backup's ARP probe finds the primary alive, so it
+#               goes isolated, never active; healed: one active, the
+#               winner's calls intact, resumed without a snapshot.
 #   splitbrain  the LAN bridge stops forwarding between the nodes (the
 #               client reaches both): the backup takes over, both are
 #               active; the client places calls on the primary alone;
@@ -463,9 +465,21 @@ t_partition() {
 		fail "$S: cut the HA link with nft" "nft failed"
 		return
 	fi
+	# The HA clock (UDP) still carries the primary's heartbeats: the
+	# backup knows it lives, re-makes the silent link after its patience
+	# (1 s here) and stays standby, with no probe and no takeover.
 	wait_until 5 field_is b peer_connected false
+	check_eq "$S: cut link: the backup stays standby, the primary active" \
+		"$(state_of a)/$(state_of b)" active/standby
+	check "$S: the backup still hears the primary's clock" \
+		test "$(metric ha_link_silences_forgiven b)" -gt 0
+	# The clock cut too: the backup judges the primary dead, but its
+	# probe hears the primary answer for the VIP.
+	ns_exec b nft add rule inet sipha_hacut in udp dport 7100 drop &&
+		ns_exec b nft add rule inet sipha_hacut out udp dport 7100 drop ||
+		fail "$S: cut the HA clock with nft" "nft failed"
 	wait_until 3 field_is b state isolated
-	check_eq "$S: cut link: the backup goes isolated, the primary stays active" \
+	check_eq "$S: clock cut too: the backup goes isolated, the primary stays active" \
 		"$(state_of a)/$(state_of b)" active/isolated
 	never_for 2 not_state a active
 	check "$S: the primary stays active through the partition (2 s)" test $? -eq 0

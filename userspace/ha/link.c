@@ -278,9 +278,14 @@ static void dead_fire(struct timer *t)
 	char why[64];
 
 	if (h->alive_fn && h->alive_fn(h->alive_arg)) {
-		/* The link's loop is slow, the peer is not dead: the HA clock
-		 * still hears it.  Neither verdict nor a dropped link. */
+		/* The peer is not dead: the HA clock still hears it.  A loop
+		 * that is merely slow is forgiven; a link silent for longer
+		 * than that carries nothing (a partition of the link alone):
+		 * it is re-made, which resynchronises, with no verdict. */
 		h->st.silences_forgiven++;
+		if (h->cur && now_ms(h) - h->st.last_rx_ms >= hal_patience_ms(h->cfg.timeout_ms))
+			hal_conn_drop(h->cur, -ETIMEDOUT, "link silent while the peer lives",
+				      JR_BYE_TIMEOUT);
 		loop_timer_in(h->l, &h->dead_t, h->cfg.timeout_ms);
 		return;
 	}

@@ -75,6 +75,13 @@ static inline unsigned hal_start_grace_ms(unsigned heartbeat_ms)
 	return 3 * heartbeat_ms > 100 ? 3 * heartbeat_ms : 100;
 }
 
+/* How long a link may stay silent while the peer is heard otherwise: a
+ * SIP loop held that long is stuck, not slow. */
+static inline unsigned hal_patience_ms(unsigned timeout_ms)
+{
+	return 10 * timeout_ms > 1000 ? 10 * timeout_ms : 1000;
+}
+
 /* A peer's HELLO is refused when its epoch is past HAL_EPOCH_MAX or more
  * than HAL_EPOCH_JUMP above ours (a takeover adds one). */
 #define HAL_EPOCH_MAX (1ull << 48)
@@ -132,8 +139,9 @@ void hal_stop(struct hal_link *h, uint16_t code, const char *reason);
 void hal_start(struct hal_link *h);
 
 /* FN(ARG) answers whether the peer is known alive by other means (the HA
- * clock, ha/clock.h): while it says so, the link's own silence clock
- * neither drops the link nor reports the peer dead; it waits again. */
+ * clock, ha/clock.h): while it says so, the link's own silence clock never
+ * reports the peer dead, and drops the link only after hal_patience_ms()
+ * of silence (the link alone is cut; it comes back with a resync). */
 void hal_set_alive_check(struct hal_link *h, bool (*fn)(void *arg), void *arg);
 /* The death watch (docs/HA-PROTOCOL.md §4.7): while ON and the link is up,
  * this node keeps a second connection to the peer that only its kernel

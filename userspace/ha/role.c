@@ -675,7 +675,7 @@ static void t_progress_fired(struct timer *t)
  * and the XDP stamps; one merely slow does not. */
 static unsigned stall_ms(const struct sipha_config *cfg)
 {
-	return cfg->ha.timeout_ms * 10 > 1000 ? cfg->ha.timeout_ms * 10 : 1000;
+	return hal_patience_ms(cfg->ha.timeout_ms);
 }
 
 #define CLOCK_RT_PRIORITY 10
