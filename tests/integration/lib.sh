@@ -683,3 +683,64 @@ T_TMP=$(mktemp -d "/tmp/sipha-t$$.XXXXXX") || {
 	echo "FAIL $T_NAME: cannot create a temp dir"
 	exit 1
 }
+
+# --- a node with [auth] and XDP, and a client namespace ------------------------------
+
+# auth_xdp_node LABEL ID PASS1002 BAN_AFTER BAN_MS: namespaces srv and cli
+# joined by a veth pair; cli has $ATT_IP (first: tools send from it) and
+# $GOOD_IP on its eth0; siphad in srv on $SRV_IP:5060 with XDP native on its
+# end, [auth] (md5: sipvicious knows nothing else) over users 1001
+# (secret-1001) and 1002 (PASS1002), extensions 1001 and 1002.  Sets
+# CLI_NS, CONF, and PIN_HELPER: a process in siphad's mount namespace, where
+# its pins are (ip netns exec gives siphad a /sys of its own), for bpftool.
+# Ends the test with a FAIL line if any of it cannot be done.
+SRV_IP=10.99.0.1
+ATT_IP=10.99.0.66
+GOOD_IP=10.99.0.2
+auth_xdp_node() {
+	local label=$1 id=$2
+	if ! { ns_create srv && ns_create cli && veth_add srv eth0 cli eth0 &&
+		addr_add srv eth0 $SRV_IP/24 && addr_add cli eth0 $ATT_IP/24 &&
+		addr_add cli eth0 $GOOD_IP/24; }; then
+		fail "$label: build the namespaces" "ip failed"
+		finish
+	fi
+	CLI_NS=$(ns_name cli)
+	printf '1001:secret-1001\n1002:%s\n' "$3" >"$T_TMP/users"
+	chmod 600 "$T_TMP/users"
+	CONF=$T_TMP/$id.ini
+	cat >"$CONF" <<EOC
+[node]
+id = $id
+state_dir = $T_TMP/state
+[sip]
+listen = $SRV_IP:5060
+domain = sipha.test
+[control]
+socket = $T_TMP/$id.sock
+[xdp]
+interface = eth0
+mode = native
+[auth]
+realm = sipha.test
+users = $T_TMP/users
+algorithms = md5
+ban_after = $4
+ban_ms = $5
+[dn]
+1001 = extension
+1002 = extension
+EOC
+	start_siphad -N srv "$CONF" || finish
+	run_bg nsenter -t "$(siphad_pid)" -m sleep 600
+	PIN_HELPER=$!
+	# nsenter's PID is ours at once, in siphad's mount namespace only once
+	# it has entered it: until then its /sys/fs/bpf is the root one.
+	if ! wait_until 3 _pin_helper_in; then
+		fail "$label: a helper in siphad's mount namespace" "never got there"
+		finish
+	fi
+}
+_pin_helper_in() {
+	[ "$(readlink "/proc/$PIN_HELPER/ns/mnt")" = "$(readlink "/proc/$(siphad_pid)/ns/mnt")" ]
+}

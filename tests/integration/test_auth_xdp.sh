@@ -19,54 +19,10 @@ UDPFLOOD=${UDPFLOOD:-$T_BUILD/tests/tools/udpflood}
 require_bin "$SIPHAD" "$SIPHACTL" "$UDPFLOOD"
 SCN=$(cd "$(dirname "$0")" && pwd)/scenarios
 
-SRV_IP=10.99.0.1
-ATT_IP=10.99.0.66
-GOOD_IP=10.99.0.2
 N=500
 BAN_AFTER=5
-
-if ! { ns_create srv && ns_create cli && veth_add srv eth0 cli eth0 &&
-	addr_add srv eth0 $SRV_IP/24 && addr_add cli eth0 $GOOD_IP/24 &&
-	addr_add cli eth0 $ATT_IP/24; }; then
-	fail "auth xdp: build the namespaces" "ip failed"
-	finish
-fi
-CLI_NS=$(ns_name cli)
-
-printf '1001:secret-1001\n1002:secret-1002\n' >"$T_TMP/users"
-chmod 600 "$T_TMP/users"
 ID=ta$$
-CONF=$T_TMP/authxdp.ini
-cat >"$CONF" <<EOF
-[node]
-id = $ID
-state_dir = $T_TMP/state
-[sip]
-listen = $SRV_IP:5060
-domain = sipha.test
-[control]
-socket = $T_TMP/$ID.sock
-[xdp]
-interface = eth0
-mode = native
-[auth]
-realm = sipha.test
-users = $T_TMP/users
-algorithms = md5
-ban_after = $BAN_AFTER
-ban_ms = 4000
-[dn]
-1001 = extension
-1002 = extension
-EOF
-start_siphad -N srv "$CONF" || finish
-# The pins live in siphad's mount namespace (its own /sys under ip netns exec).
-run_bg nsenter -t "$(siphad_pid)" -m sleep 120
-PIN_HELPER=$!
-# nsenter's PID is ours at once, in siphad's mount namespace only once it
-# has entered it: until then its /sys/fs/bpf is the root one, pinless.
-same_mnt() { [ "$(readlink /proc/$PIN_HELPER/ns/mnt)" = "$(readlink /proc/$(siphad_pid)/ns/mnt)" ]; }
-wait_until 3 same_mnt || fail "auth xdp: a helper in siphad's mount namespace" "never got there"
+auth_xdp_node "auth xdp" "$ID" secret-1002 $BAN_AFTER 4000
 block4() { # entries in the IPv4 blocklist
 	nsenter -t "$PIN_HELPER" -m bpftool -j map dump pinned "/sys/fs/bpf/sipha/$ID/sxdp_block4" |
 		jq length

@@ -18,48 +18,9 @@ require_cmd svwar svcrack sipp jq ip nsenter bpftool
 require_bin "$SIPHAD" "$SIPHACTL"
 SCN=$(cd "$(dirname "$0")" && pwd)/scenarios
 
-SRV_IP=10.99.0.1
-ATT_IP=10.99.0.66 # first on cli's eth0: the tools send from it
-GOOD_IP=10.99.0.2
 BAN_AFTER=5
-
-if ! { ns_create srv && ns_create cli && veth_add srv eth0 cli eth0 &&
-	addr_add srv eth0 $SRV_IP/24 && addr_add cli eth0 $ATT_IP/24 &&
-	addr_add cli eth0 $GOOD_IP/24; }; then
-	fail "sipvicious: build the namespaces" "ip failed"
-	finish
-fi
-CLI_NS=$(ns_name cli)
-
-printf '1001:secret-1001\n1002:Zq7-secret-1002\n' >"$T_TMP/users"
-chmod 600 "$T_TMP/users"
 ID=tv$$
-CONF=$T_TMP/sv.ini
-cat >"$CONF" <<EOF
-[node]
-id = $ID
-state_dir = $T_TMP/state
-[sip]
-listen = $SRV_IP:5060
-domain = sipha.test
-[control]
-socket = $T_TMP/$ID.sock
-[xdp]
-interface = eth0
-mode = native
-[auth]
-realm = sipha.test
-users = $T_TMP/users
-algorithms = md5
-ban_after = $BAN_AFTER
-ban_ms = 60000
-[dn]
-1001 = extension
-1002 = extension
-EOF
-start_siphad -N srv "$CONF" || finish
-run_bg nsenter -t "$(siphad_pid)" -m sleep 120
-PIN_HELPER=$!
+auth_xdp_node sipvicious "$ID" Zq7-secret-1002 $BAN_AFTER 60000
 
 # sv NAME TOOL ARGS...: a sipvicious tool in cli, bounded; output in NAME.out.
 # Its session files go to $T_TMP (HOME).
