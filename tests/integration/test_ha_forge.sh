@@ -6,7 +6,9 @@
 # b's namespace, as one spoofing b's IP would) it does the same without the
 # key, with a random AUTH, and with an absurd epoch.  Each attempt is closed
 # and counted; the pair's state never moves: a stays active with the VIP, b
-# stays its standby in sync, the epoch is unchanged, calls go on.  Then a
+# stays its standby in sync, the epoch is unchanged, calls go on.  Forged
+# HA clock datagrams (UDP, same port) from b's address and from the third
+# host are refused and counted.  Then a
 # node with a key meets one without: the link never comes up, and says why.
 . "$(dirname "$0")/lib.sh"
 require_root
@@ -54,6 +56,22 @@ forge "from b's address, epoch 2^63" b -s 10.99.0.2 -i b -n -a -e 92233720368547
 forge "against the standby, from a's address, no key" a -s 10.99.0.1 -i a -e 1 10.99.0.2:7100
 forge "against the standby, from a's address, a random AUTH" a -s 10.99.0.1 -i a -e 1 -n -a \
 	10.99.0.2:7100
+
+# The HA clock (UDP, same port): a well-formed heartbeat with a made-up tag
+# from b's address, and a copy from a third host; 20 of each.
+clock_forge() { # NS: 20 datagrams to a's clock, one write (one datagram) each
+	ns_exec "$1" bash -c 'for i in $(seq 20); do
+		printf "SHC1\0\0\0\0\0\0\0\0\0\0\0\xb1\0\0\0\0\x7f\xff\xff\xf0\0\0\0\0\0\0\0\0ABCDEFGHIJKLMNOP" \
+			>/dev/udp/10.99.0.1/7100
+	done'
+}
+refused0=$(metric ha_clock_refused a)
+clock_forge b
+clock_forge c
+sleep 0.2
+check_eq "ha forge: 40 forged clock datagrams refused by a" \
+	"$(($(metric ha_clock_refused a) - refused0))" 40
+check_eq "ha forge: a's clock still hears b" "$(metric ha_clock_silences a)" 0
 
 check_eq "ha forge: strangers counted on a" "$(metric ha_link_strangers a)" 1
 check "ha forge: authentication failures counted on a" test "$(metric ha_link_auth_failures a)" -ge 2
