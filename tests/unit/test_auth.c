@@ -17,16 +17,18 @@
 
 struct fx {
 	struct sipnode n;
-	char dir[32], users[64];
+	char dir[32], users[64], key[64];
+	char conf[1400];
 	struct sip_peer phone;
 	int cseq;
 	char nonce[128];
 };
 
-static int setup(void **state)
+/* HA: with an [ha] section and the pair's key_file. */
+static int setup_with(void **state, bool ha)
 {
 	struct fx *f = calloc(1, sizeof(*f));
-	char conf[1024];
+	char *conf, hasec[256] = "";
 	FILE *u;
 
 	assert_non_null(f);
@@ -38,17 +40,39 @@ static int setup(void **state)
 	fputs("# extensions\n1001:secret-1001\n1002:secret-1002\n", u);
 	fclose(u);
 	assert_int_equal(chmod(f->users, 0600), 0);
-	snprintf(conf, sizeof(conf),
+	if (ha) {
+		snprintf(f->key, sizeof(f->key), "%s/ha.key", f->dir);
+		u = fopen(f->key, "w");
+		assert_non_null(u);
+		fputs("the pair's shared key, 32 bytes and more", u);
+		fclose(u);
+		assert_int_equal(chmod(f->key, 0600), 0);
+		snprintf(hasec, sizeof(hasec),
+			 "[ha]\nlisten = 127.0.0.1:7100\npeer = 127.0.0.2:7100\nkey_file = %s\n",
+			 f->key);
+	}
+	conf = f->conf;
+	snprintf(conf, sizeof(f->conf),
 		 "[node]\nid = t\n[sip]\nlisten = 127.0.0.1:5060\ndomain = " REALM "\n"
 		 "[control]\nsocket = /tmp/sipha-test-auth.sock\n"
 		 "[auth]\nrealm = " REALM "\nusers = %s\nban_after = 5\nban_ms = 10000\n"
-		 "trusted = 10.0.0.200, 10.9.0.0/16\n"
+		 "trusted = 10.0.0.200, 10.9.0.0/16\n%s"
 		 "[dn]\n1001 = extension\n1002 = extension\n3000 = sip:10.0.0.50:5080\n",
-		 f->users);
+		 f->users, hasec);
 	sipnode_init(&f->n, conf);
 	f->phone = udp_peer("10.0.0.20", 5090);
 	*state = f;
 	return 0;
+}
+
+static int setup(void **state)
+{
+	return setup_with(state, false);
+}
+
+static int setup_ha(void **state)
+{
+	return setup_with(state, true);
 }
 
 static int teardown(void **state)
@@ -56,17 +80,21 @@ static int teardown(void **state)
 	struct fx *f = *state;
 
 	sipnode_fini(&f->n);
+	if (f->key[0])
+		unlink(f->key);
 	unlink(f->users);
 	rmdir(f->dir);
 	free(f);
 	return 0;
 }
 
-/* The phone's REGISTER for USER, with AUTH (an Authorization value) or none. */
-static void reg(struct fx *f, const struct sip_peer *from, const char *user, const char *auth)
+/* The phone's REGISTER for USER, with AUTH (an Authorization value) or
+ * none, to node N. */
+static void reg_on(struct fx *f, struct sipnode *n, const struct sip_peer *from, const char *user,
+		   const char *auth)
 {
 	f->cseq++;
-	inject(&f->n, from,
+	inject(n, from,
 	       "REGISTER sip:" REALM " SIP/2.0\r\n"
 	       "Via: SIP/2.0/UDP 10.0.0.20:5090;branch=z9hG4bKr%d\r\nMax-Forwards: 70\r\n"
 	       "From: <sip:%s@" REALM ">;tag=r%d\r\nTo: <sip:%s@" REALM ">\r\n"
@@ -75,6 +103,11 @@ static void reg(struct fx *f, const struct sip_peer *from, const char *user, con
 	       "Content-Length: 0\r\n\r\n",
 	       f->cseq, user, f->cseq, user, user, f->cseq, user, auth ? "Authorization: " : "",
 	       auth ? auth : "", auth ? "\r\n" : "");
+}
+
+static void reg(struct fx *f, const struct sip_peer *from, const char *user, const char *auth)
+{
+	reg_on(f, &f->n, from, user, auth);
 }
 
 /* The I-th (0-based) line of header NAME in the raw text of what was taken
@@ -296,6 +329,40 @@ static void test_ban(void **state)
 	expect_challenge(f, 401, false);
 }
 
+/* A failover between challenge and answer: the nonce node A issued is
+ * good on node B, which holds the pair's HA key too (nonces are HMACs under
+ * it, no state to replicate); the same credentials on a node with another
+ * key are refused. */
+static void test_nonce_across_failover(void **state)
+{
+	struct fx *f = *state;
+	struct sipnode b;
+	char a[1024];
+	FILE *k;
+
+	reg(f, &f->phone, "1001", NULL);
+	expect_challenge(f, 401, false);
+	creds(a, sizeof(a), DG_SHA256, "1001", "secret-1001", f->nonce, "00000001", "REGISTER",
+	      "sip:" REALM);
+
+	sipnode_init(&b, f->conf); /* the backup, same key: it took over */
+	reg_on(f, &b, &f->phone, "1001", a);
+	osip_message_free(expect_msg(&b, "200 REGISTER", NULL));
+	assert_int_equal(reg_binding_count(b.srv.reg), 1);
+	sipnode_fini(&b);
+
+	/* Another pair's key: the nonce is not one of its own. */
+	k = fopen(f->key, "w");
+	assert_non_null(k);
+	fputs("another pair's key, quite different", k);
+	fclose(k);
+	sipnode_init(&b, f->conf);
+	reg_on(f, &b, &f->phone, "1001", a);
+	osip_message_free(expect_msg(&b, "403 REGISTER", NULL));
+	assert_int_equal(reg_binding_count(b.srv.reg), 0);
+	sipnode_fini(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -303,6 +370,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_refusals_tell_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_invite, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ban, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_nonce_across_failover, setup_ha, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
