@@ -503,6 +503,31 @@ int garp_ctx_send(struct garp_ctx *g, unsigned count)
 	return send_on(g->fd_send, g->ifindex, g->mac, g->ifname, &g->vip, count);
 }
 
+int garp_ctx_probe_send(struct garp_ctx *g, bool fresh)
+{
+	uint8_t f[GARP_FRAME_MAX];
+	int len;
+
+	/* The socket hears every ARP frame while open: what came before a
+	 * fresh probe answers nothing. */
+	while (fresh && recv(g->fd_probe, f, sizeof(f), MSG_DONTWAIT) > 0)
+		;
+	len = garp_build_probe(g->mac, &g->vip, f, sizeof(f));
+	if (len < 0)
+		return len;
+	return garp_xmit(g->fd_probe, g->ifindex, f, (size_t)len);
+}
+
+int garp_ctx_probe_poll(struct garp_ctx *g, uint8_t mac_out[6])
+{
+	uint8_t mac[6];
+	int ret = probe_read(g->fd_probe, &g->vip, g->mac, mac);
+
+	if (ret == 1 && mac_out)
+		memcpy(mac_out, mac, 6);
+	return ret;
+}
+
 int garp_ctx_probe(struct garp_ctx *g, unsigned timeout_ms, uint8_t mac_out[6])
 {
 	uint8_t f[1600];

@@ -56,6 +56,12 @@ int garp_ctx_open(struct garp_ctx *g, const char *ifname, const struct cfg_prefi
 void garp_ctx_close(struct garp_ctx *g);
 int garp_ctx_send(struct garp_ctx *g, unsigned count);
 int garp_ctx_probe(struct garp_ctx *g, unsigned timeout_ms, uint8_t mac_out[6]);
+/* The same probe without waiting, for a caller with a clock of its own:
+ * sends one request (FRESH: what the socket heard before is forgotten
+ * first), and later polls: 1 when someone answered for the VIP since (its
+ * MAC in MAC_OUT), 0 when nobody did, or -errno. */
+int garp_ctx_probe_send(struct garp_ctx *g, bool fresh);
+int garp_ctx_probe_poll(struct garp_ctx *g, uint8_t mac_out[6]);
 
 /* The Ethernet address of IFNAME: 0, -ENODEV, or -EOPNOTSUPP when it has none. */
 int if_mac(const char *ifname, uint8_t mac_out[6]);

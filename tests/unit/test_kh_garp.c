@@ -629,6 +629,16 @@ static void test_garp_ctx(void **state)
 		dt = now_ms() - t0;
 		assert_true(dt >= 199 && dt < 200 + 150);
 	}
+	/* The probe that does not wait: sent, then polled later. */
+	memset(mac, 0, sizeof(mac));
+	assert_int_equal(garp_ctx_probe_send(&g, true), 0);
+	t0 = now_ms();
+	while (garp_ctx_probe_poll(&g, mac) == 0 && now_ms() - t0 < 1000)
+		usleep(1000);
+	assert_memory_equal(mac, mac_h, 6);
+	assert_int_equal(garp_ctx_probe_send(&h, true), 0);
+	usleep(100000);
+	assert_int_equal(garp_ctx_probe_poll(&h, mac), 0); /* nobody holds it */
 	garp_ctx_close(&g);
 	garp_ctx_close(&h);
 	garp_ctx_close(&h); /* idempotent */

@@ -45,7 +45,8 @@ struct ha_clock {
 	atomic_uint_fast64_t last_rx_ms; /* 0: never heard */
 	uint64_t counter; /* ours */
 	uint64_t peer_instance, peer_counter;
-	bool fired; /* the eventfd was signalled for this silence */
+	bool fired, suspected; /* the eventfd was signalled for this silence */
+	atomic_int phase; /* enum ha_clock_phase */
 	pthread_mutex_t st_mu;
 	struct ha_clock_stats st;
 };
@@ -146,7 +147,8 @@ static void hear(struct ha_clock *c, const uint8_t *m, ssize_t n,
 	c->peer_instance = inst;
 	c->peer_counter = ctr;
 	atomic_store(&c->last_rx_ms, mono_ms());
-	c->fired = false;
+	c->fired = c->suspected = false;
+	atomic_store(&c->phase, HA_CLOCK_HEARD);
 	count(c, &c->st.heard);
 	return;
 refuse:
@@ -194,15 +196,24 @@ static void *run(void *arg)
 			wake = next;
 		}
 		if (rx && !c->fired) {
-			if (now - rx >= c->cfg.timeout_ms) {
-				uint64_t one = 1;
+			uint64_t one = 1;
 
-				c->fired = true;
+			if (now - rx >= c->cfg.timeout_ms) {
+				c->fired = c->suspected = true;
+				atomic_store(&c->phase, HA_CLOCK_SILENT);
 				count(c, &c->st.silences);
 				(void)!write(c->efd, &one, sizeof(one));
-			} else if (rx + c->cfg.timeout_ms < wake) {
-				wake = rx + c->cfg.timeout_ms;
+			} else if (c->cfg.suspect_ms && !c->suspected &&
+				   now - rx >= c->cfg.suspect_ms) {
+				c->suspected = true;
+				atomic_store(&c->phase, HA_CLOCK_SUSPECT);
+				(void)!write(c->efd, &one, sizeof(one));
 			}
+			if (!c->fired && c->cfg.suspect_ms && !c->suspected &&
+			    rx + c->cfg.suspect_ms < wake)
+				wake = rx + c->cfg.suspect_ms;
+			if (!c->fired && rx + c->cfg.timeout_ms < wake)
+				wake = rx + c->cfg.timeout_ms;
 		}
 		if (poll(&p, 1, wake > now ? (int)(wake - now) : 0) > 0)
 			drain(c);
@@ -291,6 +302,11 @@ void ha_clock_progress(struct ha_clock *c, uint64_t now_ms)
 int ha_clock_fd(const struct ha_clock *c)
 {
 	return c->efd;
+}
+
+enum ha_clock_phase ha_clock_phase(const struct ha_clock *c)
+{
+	return (enum ha_clock_phase)atomic_load(&((struct ha_clock *)c)->phase);
 }
 
 bool ha_clock_hears_peer(const struct ha_clock *c)

@@ -38,6 +38,9 @@ struct ha_clock_config {
 	struct sockaddr_storage peer; /* [ha] peer */
 	socklen_t peer_len;
 	unsigned heartbeat_ms, timeout_ms;
+	/* Silence after which the peer is suspect (the eventfd fires, the
+	 * phase says so): a probe can run before the verdict.  0: never. */
+	unsigned suspect_ms;
 	unsigned stall_ms; /* the SIP loop silent this long: no more heartbeats */
 	bool keyed;
 	uint8_t key[32];
@@ -66,8 +69,14 @@ void ha_clock_stop(struct ha_clock *c);
 /* The SIP loop is alive at NOW_MS (CLOCK_MONOTONIC milliseconds). */
 void ha_clock_progress(struct ha_clock *c, uint64_t now_ms);
 /* Readable (an eventfd) when the peer, once heard, fell silent for
- * timeout_ms; read it to clear. */
+ * suspect_ms and again for timeout_ms; read it to clear, then ask the phase. */
 int ha_clock_fd(const struct ha_clock *c);
+enum ha_clock_phase {
+	HA_CLOCK_HEARD, /* within suspect_ms (or never heard) */
+	HA_CLOCK_SUSPECT, /* silent for suspect_ms */
+	HA_CLOCK_SILENT, /* silent for timeout_ms: dead */
+};
+enum ha_clock_phase ha_clock_phase(const struct ha_clock *c);
 /* Whether the peer was heard within timeout_ms (false if never heard). */
 bool ha_clock_hears_peer(const struct ha_clock *c);
 void ha_clock_stats(const struct ha_clock *c, struct ha_clock_stats *out);

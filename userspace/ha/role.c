@@ -256,6 +256,19 @@ static void leave(struct ha *h)
 	arm_decide(h, GOODBYE_MS);
 }
 
+/* Someone else answers for the VIP: a live holder, so only the link (or
+ * the clock) broke: stay off the VIP and probe again a heartbeat later. */
+static void isolate(struct ha *h, const uint8_t holder[6], const char *why)
+{
+	/* Said once per episode: an isolated node re-probes often. */
+	if (h->state != HA_ISOLATED)
+		pr_warn("ha: VIP still answered by %02x:%02x:%02x:%02x:%02x:%02x; not taking it "
+			"(%s)",
+			holder[0], holder[1], holder[2], holder[3], holder[4], holder[5], why);
+	set_state(h, HA_ISOLATED);
+	arm_decide(h, h->srv->cfg->ha.heartbeat_ms);
+}
+
 /* Takes the active role.  PROBE: first ask the network whether someone
  * still answers for the VIP (docs/ARCHITECTURE.md §3); a live holder means only the
  * link broke: stay off the VIP (isolated) and probe again later. */
@@ -279,14 +292,7 @@ static void take_over(struct ha *h, bool probe, const char *why)
 	if (probe && cfg->vip.present) {
 		ret = garp_ctx_probe(&h->garp, cfg->ha.probe_ms, holder);
 		if (ret == 1) {
-			/* Said once per episode: an isolated node re-probes often. */
-			if (h->state != HA_ISOLATED)
-				pr_warn("ha: VIP still answered by "
-					"%02x:%02x:%02x:%02x:%02x:%02x; not taking it (%s)",
-					holder[0], holder[1], holder[2], holder[3], holder[4],
-					holder[5], why);
-			set_state(h, HA_ISOLATED);
-			arm_decide(h, cfg->ha.heartbeat_ms);
+			isolate(h, holder, why);
 			return;
 		}
 		if (ret < 0)
@@ -322,6 +328,94 @@ static void take_over(struct ha *h, bool probe, const char *why)
 		calls_count(h->srv->calls), resumed, reg_binding_count(h->srv->reg));
 	set_state(h, HA_ACTIVE);
 	h->st.epoch = h->epoch;
+}
+
+/* --- a probe that does not block ------------------------------------------------ */
+
+#define PROBE_SENDS 2 /* requests per probe: at its start and half way */
+
+static void probe_end(struct ha *h)
+{
+	h->probe.running = false;
+	h->probe.done = true;
+	h->probe.done_at = h->srv->tw->now;
+	if (!h->probe.take)
+		return;
+	h->probe.take = false;
+	if (h->state == HA_ACTIVE)
+		return;
+	if (h->probe.answered)
+		isolate(h, h->probe.holder, h->probe.why);
+	else
+		take_over(h, false, h->probe.why);
+}
+
+static void probe_fired(struct timer *t)
+{
+	struct ha *h = container_of(t, struct ha, probe.t);
+	uint64_t now = h->srv->tw->now;
+	int ret;
+
+	ret = garp_ctx_probe_poll(&h->garp, h->probe.holder);
+	if (ret == 1)
+		h->probe.answered = true;
+	if (h->probe.answered || now >= h->probe.deadline) {
+		probe_end(h);
+		return;
+	}
+	if (h->probe.sent < PROBE_SENDS && !garp_ctx_probe_send(&h->garp, false))
+		h->probe.sent++;
+	timer_add(h->srv->tw, t, h->probe.deadline);
+}
+
+/* Asks the LAN whether someone answers for the VIP, over probe_ms, on the
+ * loop's timers.  TAKE: then take over (or go isolated) with the result;
+ * otherwise the result waits for the verdict (probe_result()).  Nothing
+ * to ask without a VIP. */
+static void probe_begin(struct ha *h, bool take, const char *why)
+{
+	const struct sipha_config *cfg = h->srv->cfg;
+
+	if (h->probe.running) {
+		h->probe.take |= take;
+		h->probe.why = why;
+		return;
+	}
+	if (!cfg->vip.present || garp_ctx_probe_send(&h->garp, true)) {
+		if (take)
+			take_over(h, cfg->vip.present, why);
+		return;
+	}
+	h->probe.running = true;
+	h->probe.done = h->probe.answered = false;
+	h->probe.take = take;
+	h->probe.why = why;
+	h->probe.sent = 1;
+	h->probe.deadline = h->srv->tw->now + cfg->ha.probe_ms;
+	timer_add(h->srv->tw, &h->probe.t, h->srv->tw->now + (cfg->ha.probe_ms + 1) / 2);
+}
+
+/* The peer is dead: decide with the probe begun when it was suspect, if
+ * there is one, else probe now. */
+static void probe_verdict(struct ha *h, const char *why)
+{
+	const struct sipha_config *cfg = h->srv->cfg;
+
+	if (h->probe.running) {
+		h->probe.take = true;
+		h->probe.why = why;
+		return;
+	}
+	/* A probe that ended just now, no older than the silence it follows. */
+	if (h->probe.done && h->srv->tw->now - h->probe.done_at <= cfg->ha.probe_ms) {
+		h->probe.done = false;
+		if (h->probe.answered)
+			isolate(h, h->probe.holder, why);
+		else
+			take_over(h, false, why);
+		return;
+	}
+	probe_begin(h, true, why);
 }
 
 /* A call the peer's snapshot did not name: it ended while the link was
@@ -615,7 +709,7 @@ static void on_peer_dead(void *arg)
 
 	pr_warn("ha: peer silent for %u ms: dead", h->srv->cfg->ha.timeout_ms);
 	if (h->state != HA_ACTIVE)
-		take_over(h, true, "peer dead");
+		probe_verdict(h, "peer dead");
 }
 
 /* The peer's kernel closed its death watch or the link with no GOODBYE:
@@ -632,7 +726,7 @@ static void on_peer_gone(void *arg)
 	if (h->state == HA_ACTIVE || h->peer.state != JR_STATE_ACTIVE)
 		return;
 	pr_warn("ha: %s closed the link with no goodbye: its process is gone", h->peer.node_id);
-	take_over(h, true, "peer process gone");
+	probe_begin(h, true, "peer process gone");
 }
 
 /* --- the HA clock (ha/clock.h) ------------------------------------------------------- */
@@ -651,11 +745,25 @@ static void clock_silent(void *arg, int fd, unsigned revents)
 	uint64_t n;
 
 	(void)revents;
-	if (read(fd, &n, sizeof(n)) != (ssize_t)sizeof(n))
+	if (read(fd, &n, sizeof(n)) != (ssize_t)sizeof(n) || h->state == HA_ACTIVE || h->stopped)
 		return;
-	pr_warn("ha: the peer's heartbeats stopped %u ms ago: dead", h->srv->cfg->ha.timeout_ms);
-	if (h->state != HA_ACTIVE && !h->stopped)
-		take_over(h, true, "peer dead");
+	switch (ha_clock_phase(h->clock)) {
+	case HA_CLOCK_SUSPECT:
+		/* Its answer is ready by the verdict, probe_ms from now: by
+		 * then a dead holder's XDP has stopped answering for the VIP
+		 * (its dead man's switch fires a heartbeat before the
+		 * timeout, and probe_ms is less than a heartbeat). */
+		if (h->peer.state == JR_STATE_ACTIVE)
+			probe_begin(h, false, "peer suspect");
+		break;
+	case HA_CLOCK_SILENT:
+		pr_warn("ha: the peer's heartbeats stopped %u ms ago: dead",
+			h->srv->cfg->ha.timeout_ms);
+		probe_verdict(h, "peer dead");
+		break;
+	case HA_CLOCK_HEARD:
+		break;
+	}
 }
 
 static unsigned progress_ms(const struct sipha_config *cfg)
@@ -693,6 +801,10 @@ static void clock_start(struct ha *h)
 	cc.peer_len = cfg->ha.peer.len;
 	cc.heartbeat_ms = cfg->ha.heartbeat_ms;
 	cc.timeout_ms = cfg->ha.timeout_ms;
+	/* The probe runs in the last probe_ms of the silence, and only after
+	 * the peer's own dead man's switch (a heartbeat before the timeout). */
+	cc.suspect_ms =
+		cfg->ha.probe_ms < cfg->ha.heartbeat_ms ? cfg->ha.timeout_ms - cfg->ha.probe_ms : 0;
 	cc.stall_ms = stall_ms(cfg);
 	cc.keyed = cfg->ha.has_key;
 	memcpy(cc.key, cfg->ha.key, sizeof(cc.key));
@@ -862,6 +974,7 @@ int ha_start(struct ha **out, struct server *srv)
 	explicit_bzero(hc.key, sizeof(hc.key));
 	if (ret)
 		goto err;
+	timer_init(&h->probe.t, probe_fired);
 	clock_start(h);
 	/* A VIP left on our interface by a crashed run is not ours until the
 	 * peer has had its say: drop it and decide afresh. */
@@ -924,6 +1037,7 @@ void ha_stop(struct ha *h)
 	if (!h)
 		return;
 	epoch_flush();
+	timer_del(h->srv->tw, &h->probe.t);
 	if (h->clock) {
 		timer_del(h->srv->tw, &h->t_progress);
 		ha_clock_stop(h->clock);

@@ -55,6 +55,16 @@ struct ha {
 	struct hal_link *link;
 	struct ha_clock *clock; /* NULL when it could not start */
 	struct timer t_progress; /* tells the clock the SIP loop lives */
+	/* An ARP/NS probe run on the loop's clock, not waited for
+	 * (role.c, probe_begin): started when the peer is suspect or gone. */
+	struct {
+		struct timer t;
+		bool running, done, answered, take;
+		unsigned sent;
+		uint64_t deadline, done_at;
+		uint8_t holder[6];
+		const char *why;
+	} probe;
 	enum ha_state state;
 	uint64_t epoch;
 	uint64_t seq; /* last record sent (active) or applied (standby) */
