@@ -52,7 +52,7 @@ counters() {
 		v=$(metric_from "$f" "$m") || v="?"
 		out="$out $v"
 	done
-	echo "$out"
+	echo "${out# }"
 }
 
 ha_lan || exit 1
