@@ -112,4 +112,13 @@ const char *sipmsg_reason(int code);
  * usable Via. */
 uint16_t sipmsg_via_port(const osip_message_t *m);
 
+struct sockaddr;
+/* Amends REQ's top Via with the address SRC it arrived from (RFC 3261
+ * §18.2.1, RFC 3581 §4): received=<address> when sent-by is not that
+ * address (or names a host), and an empty ;rport filled with SRC's port,
+ * with received= then added whatever sent-by says.  Call it once, before
+ * any response is built from REQ: responses copy its Vias.  0, -ENOENT
+ * (no top Via), -EINVAL, -EAFNOSUPPORT or -ENOMEM. */
+int sipmsg_via_received(osip_message_t *req, const struct sockaddr *src);
+
 #endif
