@@ -1,30 +1,16 @@
 /* Fuzz target: the SIP engine behind the transport — srv_rx() with a
  * configuration of every kind of DN, a fake clock and a send function that
- * reads back what it is given (fsrv_send() says how much).  The input is a sequence of datagrams separated by the octets
- * "\0\0\0\n" so that one input can open a transaction and then hit it;
- * each comes from one of four sources (its first octet picks which) and the
- * clock moves on 600 ms after each, so timers fire and state expires.  A
- * fresh engine per input: a finding replays from its input alone. */
+ * reads back what it is given (fsrv_send() says how much).  The input is a
+ * sequence of datagrams separated by the octets "\0\0\0\n" so that one
+ * input can open a transaction and then hit it; each comes from one of four
+ * sources (its first octet picks which) and the clock moves on 600 ms after
+ * each, so timers fire and state expires.  A fresh engine per input
+ * (fuzz_engine.h). */
 #include <arpa/inet.h>
 #include <string.h>
 
 #include "fuzz.h"
-#include "server/call.h"
-#include "server/server.h"
-
-static const char fsrv_conf[] = "[node]\n"
-				"id = fz\n"
-				"[sip]\n"
-				"listen = 127.0.0.1:5060\n"
-				"domain = sipha.test\n"
-				"max_transactions = 1024\n"
-				"[control]\n"
-				"socket = /tmp/sipha-fuzz-srv.sock\n"
-				"[dn]\n"
-				"1001 = extension\n"
-				"1002 = extension\n"
-				"2000 = routing-point\n"
-				"3000 = sip:10.0.0.50:5080\n";
+#include "fuzz_engine.h"
 
 static int fsrv_send(void *arg, const struct sip_peer *to, const char *buf, size_t len)
 {
@@ -51,23 +37,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const char *const srcs[] = { "10.0.0.1", "10.0.0.50", "192.0.2.7", "10.0.0.1" };
 	static const unsigned ports[] = { 5061, 5080, 5060, 40000 };
-	static struct sipha_config cfg;
-	static struct timer_wheel tw;
-	static struct server srv;
+	static struct fuzz_engine e;
 	const char *p = (const char *)data, *end = p + size;
-	char err[256];
 
 	fuzz_init();
 	if (size > 8 * SIPMSG_MAX)
 		return 0;
-	memset(&cfg, 0, sizeof(cfg));
-	memset(&srv, 0, sizeof(srv));
-	if (cfg_load_string(fsrv_conf, "fuzz.conf", &cfg, err, sizeof(err))) {
-		fprintf(stderr, "fuzz_srv: %s\n", err);
-		abort();
-	}
-	timer_wheel_init(&tw, 1000);
-	FUZZ_ASSERT(srv_core_init(&srv, &cfg, &tw, fsrv_send, NULL) == 0);
+	fuzz_engine_start(&e, fsrv_send);
 	while (p < end) {
 		const char *sep = memmem(p, (size_t)(end - p), "\0\0\0\n", 4);
 		size_t len = sep ? (size_t)(sep - p) : (size_t)(end - p);
@@ -79,14 +55,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (k == 3)
 			from.conn = 1;
 		if (len > 1)
-			srv_rx(&srv, &from, p + 1, len - 1);
-		timer_run(&tw, tw.now + 600);
+			srv_rx(&e.srv, &from, p + 1, len - 1);
+		timer_run(&e.tw, e.tw.now + 600);
 		p += len + (sep ? 4 : 0);
 	}
-	/* a minute on, every transaction and call timer has run out */
-	for (int i = 0; i < 70; i++)
-		timer_run(&tw, tw.now + 1000);
-	srv_core_fini(&srv);
-	cfg_free(&cfg);
+	fuzz_engine_stop(&e);
 	return 0;
 }

@@ -24,6 +24,9 @@
 #define LLVMFuzzerTestOneInput fuzz_srv_one
 #include "../fuzz/fuzz_srv.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_journal_one
+#include "../fuzz/fuzz_journal.c"
+#undef LLVMFuzzerTestOneInput
 
 typedef int (*fuzz_fn)(const uint8_t *data, size_t size);
 
@@ -89,12 +92,19 @@ static void test_corpus_srv(void **state)
 	assert_true(replay("srv", fuzz_srv_one) >= 10);
 }
 
+static void test_corpus_journal(void **state)
+{
+	(void)state;
+	assert_true(replay("journal", fuzz_journal_one) >= 5);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_corpus_sipmsg),
 		cmocka_unit_test(test_corpus_frame),
 		cmocka_unit_test(test_corpus_srv),
+		cmocka_unit_test(test_corpus_journal),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
