@@ -27,6 +27,9 @@
 #define LLVMFuzzerTestOneInput fuzz_journal_one
 #include "../fuzz/fuzz_journal.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_config_one
+#include "../fuzz/fuzz_config.c"
+#undef LLVMFuzzerTestOneInput
 
 typedef int (*fuzz_fn)(const uint8_t *data, size_t size);
 
@@ -98,13 +101,18 @@ static void test_corpus_journal(void **state)
 	assert_true(replay("journal", fuzz_journal_one) >= 5);
 }
 
+static void test_corpus_config(void **state)
+{
+	(void)state;
+	assert_true(replay("config", fuzz_config_one) >= 10);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_corpus_sipmsg),
-		cmocka_unit_test(test_corpus_frame),
-		cmocka_unit_test(test_corpus_srv),
-		cmocka_unit_test(test_corpus_journal),
+		cmocka_unit_test(test_corpus_sipmsg), cmocka_unit_test(test_corpus_frame),
+		cmocka_unit_test(test_corpus_srv),    cmocka_unit_test(test_corpus_journal),
+		cmocka_unit_test(test_corpus_config),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
