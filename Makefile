@@ -126,6 +126,41 @@ $(B)/$(1): $(patsubst %.c,$(B)/obj/%.o,$(wildcard $(1)/*.c)) $(B)/libsipha.a
 endef
 $(foreach d,$(TOOL_DIRS),$(eval $(call TOOL_DIR_RULE,$(d))))
 
+# --- fuzzing (clang libFuzzer) ------------------------------------------------------
+# `make fuzz` builds each tests/fuzz/fuzz_NAME.c with libFuzzer, ASan and UBSan
+# (the library again, with clang's coverage) and runs it FUZZ_SECONDS from the
+# seeds in tests/fuzz/corpus/NAME/.  New inputs go to build/fuzz/corpus-NAME/,
+# findings to build/fuzz/NAME-crash-*.  `make test` needs none of this: it
+# replays the seeds through tests/unit/test_fuzz_corpus.c.
+FUZZ_SECONDS ?= 60
+FUZZ_MAX_LEN ?= 70000
+FUZZ_NAMES   := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_CFLAGS  := -O1 -g -std=gnu11 -fno-strict-aliasing -fno-omit-frame-pointer \
+		-fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_OBJ     := $(LIB_SRC:%.c=$(B)/fuzz/obj/%.o)
+
+$(B)/fuzz/obj/%.o: %.c | $(SKELS)
+	@mkdir -p $(@D)
+	$(call msg,CLANG,$@)$(CLANG) $(CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+$(B)/fuzz/libsipha-fuzz.a: $(FUZZ_OBJ)
+	@rm -f $@
+	$(call msg,AR,$@)ar rcs $@ $^
+
+$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(B)/fuzz/libsipha-fuzz.a
+	$(call msg,FUZZ,$@)$(CLANG) $(CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< \
+		$(B)/fuzz/libsipha-fuzz.a $(LDLIBS)
+
+.PHONY: fuzz
+fuzz: $(FUZZ_NAMES:%=$(B)/fuzz/fuzz_%)
+	@for n in $(FUZZ_NAMES); do \
+		mkdir -p $(B)/fuzz/corpus-$$n; \
+		echo "fuzz $$n: $(FUZZ_SECONDS) s"; \
+		$(B)/fuzz/fuzz_$$n -max_total_time=$(FUZZ_SECONDS) -max_len=$(FUZZ_MAX_LEN) \
+			-print_final_stats=1 -artifact_prefix=$(B)/fuzz/$$n- \
+			$(B)/fuzz/corpus-$$n tests/fuzz/corpus/$$n || exit 1; \
+	done
+
 # --- the two commands of the README ----------------------------------------------
 deps:
 	@scripts/deps.sh

@@ -9,7 +9,7 @@ PKGS=(
 	libmnl-dev libnl-3-dev libnl-route-3-dev libinih-dev libjansson-dev
 	libsystemd-dev libcmocka-dev libsodium-dev libcap-dev
 	sip-tester sipvicious iproute2 ethtool iputils-arping nftables procps psmisc
-	valgrind clang-format jq keepalived
+	valgrind clang-format jq keepalived baresip-core
 )
 
 missing=()

@@ -32,6 +32,13 @@
 
 #define RING_ENTRIES 4096
 
+/* A multishot request that could not be re-armed at once is retried: at the
+ * next iteration when the submission queue was full or the provided buffers
+ * ran out (handlers have returned them by then), after REARM_BACKOFF_MS when
+ * the kernel reported another error (out of files: retrying at once would
+ * spin while the cause lasts). */
+#define REARM_BACKOFF_MS 50
+
 enum op_kind {
 	OP_DGRAM_RECV = 1,
 	OP_DGRAM_SEND,
@@ -46,6 +53,17 @@ struct loop_op {
 	enum op_kind kind;
 };
 
+/* The re-arm state of a multishot request (datagram receive, accept, poll). */
+struct rearm {
+	struct loop_op *op; /* the request's op: its kind says how to arm it */
+	int fd;
+	bool pending; /* on the loop's retry list */
+	uint64_t due; /* loop time of the next attempt */
+	uint64_t warn_ms; /* when an error of the request may be logged again */
+	uint64_t slot_warn_ms; /* when a re-arm without a slot may be logged again */
+	struct rearm *next;
+};
+
 struct dgram_sock {
 	struct loop_op op;
 	struct loop *l;
@@ -53,6 +71,7 @@ struct dgram_sock {
 	loop_dgram_fn fn;
 	void *arg;
 	struct msghdr mh; /* template for multishot recvmsg: name and control sizes */
+	struct rearm ra;
 	struct dgram_sock *next;
 };
 
@@ -77,7 +96,7 @@ struct watch {
 		loop_poll_fn poll;
 	} fn;
 	void *arg;
-	uint64_t warn_ms; /* when an error may be logged again */
+	struct rearm ra; /* ra.warn_ms also paces the logging of accept/poll errors */
 	struct watch *next;
 };
 
@@ -118,6 +137,12 @@ struct loop {
 	struct watch *watches;
 	struct loop_stream *streams;
 	struct loop_stream *zombies;
+	struct rearm *rearms; /* multishot requests waiting to be re-armed */
+	uint64_t oversize_warn_ms;
+	unsigned sq_fail; /* loop_inject_sq_full() */
+	unsigned hold; /* loop_inject_buf_shortage(): buffers still to hold back */
+	unsigned nheld;
+	unsigned short held[DGRAM_NBUF];
 };
 
 static uint64_t clock_ms(void)
@@ -130,7 +155,13 @@ static uint64_t clock_ms(void)
 
 static struct io_uring_sqe *get_sqe(struct loop *l)
 {
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&l->ring);
+	struct io_uring_sqe *sqe;
+
+	if (l->sq_fail) {
+		l->sq_fail--;
+		return NULL;
+	}
+	sqe = io_uring_get_sqe(&l->ring);
 
 	if (!sqe) {
 		/* SQ full: hand what we have to the kernel and take a fresh slot. */
@@ -311,6 +342,106 @@ void loop_stop(struct loop *l)
 	l->stop = true;
 }
 
+void loop_inject_sq_full(struct loop *l, unsigned n)
+{
+	l->sq_fail = n;
+}
+
+void loop_inject_buf_shortage(struct loop *l, unsigned n)
+{
+	l->hold = n < DGRAM_NBUF ? n : DGRAM_NBUF;
+}
+
+/* --- re-arming multishot requests -------------------------------------------- */
+
+static const char *rearm_what(const struct rearm *ra)
+{
+	switch (ra->op->kind) {
+	case OP_DGRAM_RECV:
+		return "udp recvmsg";
+	case OP_ACCEPT:
+		return "accept";
+	default:
+		return "poll";
+	}
+}
+
+static int arm_dgram(struct loop *l, struct dgram_sock *d);
+static int arm_watch(struct loop *l, struct watch *w);
+
+static int rearm_now(struct loop *l, struct rearm *ra)
+{
+	if (ra->op->kind == OP_DGRAM_RECV)
+		return arm_dgram(l, container_of(ra->op, struct dgram_sock, op));
+	return arm_watch(l, container_of(ra->op, struct watch, op));
+}
+
+/* Puts RA on the retry list, due DELAY_MS from now (0: next iteration). */
+static void rearm_later(struct loop *l, struct rearm *ra, uint64_t delay_ms)
+{
+	ra->due = l->now + delay_ms;
+	if (ra->pending)
+		return;
+	ra->pending = true;
+	ra->next = l->rearms;
+	l->rearms = ra;
+}
+
+/* A multishot request ended (IORING_CQE_F_MORE clear) with RES: arm it
+ * again, or retry later, never leave its socket unheard in silence. */
+static void rearm(struct loop *l, struct rearm *ra, int res)
+{
+	if (res == -EBADF)
+		return; /* the socket is gone: nothing left to hear */
+	if (res == -ENOBUFS) {
+		rearm_later(l, ra, 0);
+		return;
+	}
+	if (res < 0 && res != -ECANCELED) {
+		rearm_later(l, ra, REARM_BACKOFF_MS);
+		return;
+	}
+	if (rearm_now(l, ra)) {
+		l->st.rearm_retries++;
+		if (l->now >= ra->slot_warn_ms) {
+			pr_warn("%s on fd %d: no submission slot to re-arm it, retrying",
+				rearm_what(ra), ra->fd);
+			ra->slot_warn_ms = l->now + 1000;
+		}
+		rearm_later(l, ra, 0);
+	}
+}
+
+/* Retries the re-arms that are due; returns the loop time of the earliest
+ * one still waiting, or UINT64_MAX when none is. */
+static uint64_t rearm_run(struct loop *l)
+{
+	struct rearm **pp = &l->rearms, *ra;
+	uint64_t next = UINT64_MAX;
+
+	while ((ra = *pp)) {
+		if (ra->due <= l->now) {
+			if (!rearm_now(l, ra)) {
+				*pp = ra->next;
+				ra->pending = false;
+				ra->next = NULL;
+				continue;
+			}
+			l->st.rearm_retries++;
+			if (l->now >= ra->slot_warn_ms) {
+				pr_warn("%s on fd %d: still no submission slot to re-arm it",
+					rearm_what(ra), ra->fd);
+				ra->slot_warn_ms = l->now + 1000;
+			}
+			ra->due = l->now;
+		}
+		if (ra->due < next)
+			next = ra->due;
+		pp = &ra->next;
+	}
+	return next;
+}
+
 /* --- datagrams ------------------------------------------------------------ */
 
 static int arm_dgram(struct loop *l, struct dgram_sock *d)
@@ -353,6 +484,8 @@ int loop_dgram_add(struct loop *l, int fd, loop_dgram_fn fn, void *arg)
 	d->arg = arg;
 	d->mh.msg_namelen = sizeof(struct sockaddr_storage);
 	d->mh.msg_controllen = DGRAM_CTRL;
+	d->ra.op = &d->op;
+	d->ra.fd = fd;
 	ret = arm_dgram(l, d);
 	if (ret) {
 		free(d);
@@ -408,14 +541,31 @@ static void handle_dgram_recv(struct loop *l, struct dgram_sock *ds, struct io_u
 				l->st.dgrams_truncated++;
 			ds->fn(ds->arg, ds->fd, &d);
 		}
-		recycle_buf(l, bid);
+		if (l->hold) {
+			l->hold--;
+			l->held[l->nheld++] = (unsigned short)bid;
+		} else {
+			recycle_buf(l, bid);
+		}
 	} else if (cqe->res == -ENOBUFS) {
+		/* Every provided buffer was taken before this batch was
+		 * handled; they are back once it is, so the receive is re-armed
+		 * at the next iteration. */
 		l->st.nobufs++;
-	} else if (cqe->res < 0) {
+		while (l->nheld)
+			recycle_buf(l, l->held[--l->nheld]);
+		if (l->now >= ds->ra.warn_ms) {
+			pr_warn("udp recvmsg on fd %d: out of receive buffers (%d), re-armed once "
+				"they are returned",
+				ds->fd, DGRAM_NBUF);
+			ds->ra.warn_ms = l->now + 1000;
+		}
+	} else if (cqe->res < 0 && cqe->res != -ECANCELED && l->now >= ds->ra.warn_ms) {
 		pr_warn("udp recvmsg on fd %d: %s", ds->fd, strerror(-cqe->res));
+		ds->ra.warn_ms = l->now + 1000;
 	}
-	if (!(cqe->flags & IORING_CQE_F_MORE) && cqe->res != -EBADF)
-		arm_dgram(l, ds);
+	if (!(cqe->flags & IORING_CQE_F_MORE))
+		rearm(l, &ds->ra, cqe->res < 0 ? cqe->res : 0);
 }
 
 int loop_dgram_send(struct loop *l, int fd, const void *buf, size_t len, const struct sockaddr *to,
@@ -509,6 +659,8 @@ static struct watch *watch_add(struct loop *l, enum op_kind kind, int fd, void *
 	w->op.kind = kind;
 	w->fd = fd;
 	w->arg = arg;
+	w->ra.op = &w->op;
+	w->ra.fd = fd;
 	*err = arm_watch(l, w);
 	if (*err) {
 		free(w);
@@ -555,14 +707,13 @@ static void handle_watch(struct loop *l, struct watch *w, struct io_uring_cqe *c
 		w->fn.poll(w->arg, w->fd, (unsigned)res);
 	} else if (res < 0 && res != -ECANCELED) {
 		/* Out of files, a connection flood: said once a second at most. */
-		if (loop_now(l) >= w->warn_ms) {
-			pr_warn("%s on fd %d: %s", w->op.kind == OP_ACCEPT ? "accept" : "poll",
-				w->fd, strerror(-res));
-			w->warn_ms = loop_now(l) + 1000;
+		if (loop_now(l) >= w->ra.warn_ms) {
+			pr_warn("%s on fd %d: %s", rearm_what(&w->ra), w->fd, strerror(-res));
+			w->ra.warn_ms = loop_now(l) + 1000;
 		}
 	}
-	if (!(cqe->flags & IORING_CQE_F_MORE) && res != -EBADF)
-		arm_watch(l, w);
+	if (!(cqe->flags & IORING_CQE_F_MORE))
+		rearm(l, &w->ra, res < 0 ? res : 0);
 }
 
 /* --- streams ----------------------------------------------------------------- */
@@ -617,6 +768,12 @@ static void arm_recv(struct loop_stream *s)
 		if (cap == s->in.len) {
 			/* The peer filled our window without a message we could
 			 * consume: it is not speaking our framing. */
+			s->l->st.streams_oversized++;
+			if (s->l->now >= s->l->oversize_warn_ms) {
+				pr_warn("stream on fd %d: %u bytes without a message, closed",
+					s->fd, LOOP_STREAM_MAX_INBUF);
+				s->l->oversize_warn_ms = s->l->now + 1000;
+			}
 			stream_kill(s, -EMSGSIZE);
 			return;
 		}
@@ -882,6 +1039,7 @@ int loop_run(struct loop *l)
 		struct __kernel_timespec ts, *tsp = NULL;
 		struct io_uring_cqe *cqe;
 		unsigned head, n = 0;
+		uint64_t rearm_due;
 		int64_t next;
 		int ret;
 
@@ -890,7 +1048,15 @@ int loop_run(struct loop *l)
 		reap_zombies(l);
 		if (l->stop)
 			break;
+		rearm_due = rearm_run(l);
 		next = timer_next(&l->tw);
+		if (rearm_due != UINT64_MAX) {
+			int64_t in = rearm_due > l->now ? (int64_t)(rearm_due - l->now) : 0;
+
+			/* no wait at all for a retry due now: an iteration is cheap */
+			if (next < 0 || in < next)
+				next = in;
+		}
 		if (next >= 0) {
 			ts.tv_sec = next / 1000;
 			ts.tv_nsec = (next % 1000) * 1000000;

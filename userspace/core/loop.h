@@ -106,10 +106,20 @@ struct loop_stats {
 	uint64_t dgrams_truncated;
 	uint64_t dgrams_out;
 	uint64_t dgram_send_errors;
-	uint64_t nobufs; /* provided-buffer ring ran dry */
+	uint64_t nobufs; /* provided-buffer ring ran dry (the receive is re-armed) */
+	uint64_t rearm_retries; /* a multishot re-arm found no submission slot: retried */
 	uint64_t streams_open;
 	uint64_t streams_total;
+	uint64_t streams_oversized; /* closed: LOOP_STREAM_MAX_INBUF bytes, no message */
 };
 const struct loop_stats *loop_stats(const struct loop *l);
+
+/* Fault injection, for tests: the next N requests for a submission slot
+ * find the queue full, as if a submit could not drain it. */
+void loop_inject_sq_full(struct loop *l, unsigned n);
+/* ...and the next N datagram buffers are held back instead of returned
+ * after their handler, until the kernel reports the ring empty (ENOBUFS),
+ * as a burst larger than the ring would. */
+void loop_inject_buf_shortage(struct loop *l, unsigned n);
 
 #endif

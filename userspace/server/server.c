@@ -167,6 +167,11 @@ static void handle_request(struct server *srv, const struct sip_peer *from, osip
 	struct sip_peer p;
 
 	srv->st.sip_rx_requests++;
+	/* received= and rport= first: every answer, the stateless ones to a
+	 * bad request included, copies this Via.  Without a top Via the
+	 * check below answers 400 anyway; out of memory, the answers go
+	 * without the amendment rather than not at all. */
+	(void)sipmsg_via_received(req, (const struct sockaddr *)&from->addr);
 	sipmsg_check_request(req, raw, len, &v);
 	if (v.code) {
 		/* An ACK is never answered (RFC 3261 §17.2.1): drop it. */

@@ -306,6 +306,30 @@ ssize_t sipmsg_frame_need(const char *buf, size_t len, size_t *need)
 	return (ssize_t)(l.body + cl);
 }
 
+ssize_t sipmsg_framer_next(struct sipmsg_framer *f, const char *buf, size_t avail)
+{
+	ssize_t n;
+
+	if (f->need > avail)
+		return 0; /* the body is still coming */
+	/* Headers incomplete: nothing new can complete them until a new line
+	 * end arrives. */
+	if (!f->need && f->scanned && f->scanned < avail && avail < SIPMSG_MAX &&
+	    !memchr(buf + f->scanned, '\n', avail - f->scanned)) {
+		f->scanned = avail;
+		return 0;
+	}
+	if (!f->need && f->scanned >= avail && avail < SIPMSG_MAX)
+		return 0;
+	n = sipmsg_frame_need(buf, avail, &f->need);
+	if (n == 0) {
+		f->scanned = avail;
+		return 0;
+	}
+	f->need = f->scanned = 0;
+	return n;
+}
+
 ssize_t sipmsg_frame(const char *buf, size_t len)
 {
 	size_t need;

@@ -56,6 +56,19 @@ ssize_t sipmsg_frame(const char *buf, size_t len);
  * arrival. */
 ssize_t sipmsg_frame_need(const char *buf, size_t len, size_t *need);
 
+/* A stream reader's framing state: where sipmsg_framer_next() stopped in
+ * the message at the head of the stream.  Zero it for a new stream. */
+struct sipmsg_framer {
+	size_t need; /* the whole message's length, once its headers are in */
+	size_t scanned; /* octets already searched for the end of the headers */
+};
+/* The length of the message at the head of BUF[0..AVAIL), the stream's
+ * unconsumed octets, as sipmsg_frame_need() gives it, but resuming where
+ * the last call stopped, so a sender that drips octets costs linear work:
+ * 0 while more data is needed, -EBADMSG when the stream cannot be framed.
+ * After a message is framed the caller consumes it and calls again. */
+ssize_t sipmsg_framer_next(struct sipmsg_framer *f, const char *buf, size_t avail);
+
 /* Parses one message.  DATAGRAM: octets after the body that Content-Length
  * declares are ignored (RFC 3261 §18.3); a Content-Length larger than what
  * arrived is an error.  Returns 0 with *OUT (osip_message_free it), or
@@ -111,5 +124,14 @@ const char *sipmsg_reason(int code);
 /* The port of M's top Via sent-by (5060 when it names none), 0 without a
  * usable Via. */
 uint16_t sipmsg_via_port(const osip_message_t *m);
+
+struct sockaddr;
+/* Amends REQ's top Via with the address SRC it arrived from (RFC 3261
+ * §18.2.1, RFC 3581 §4): received=<address> when sent-by is not that
+ * address (or names a host), and an empty ;rport filled with SRC's port,
+ * with received= then added whatever sent-by says.  Call it once, before
+ * any response is built from REQ: responses copy its Vias.  0, -ENOENT
+ * (no top Via), -EINVAL, -EAFNOSUPPORT or -ENOMEM. */
+int sipmsg_via_received(osip_message_t *req, const struct sockaddr *src);
 
 #endif

@@ -105,6 +105,11 @@ static bool user_char(unsigned char c)
 	return isalnum(c) || (c && strchr("-_.!~*'()&=+$,;?/", c));
 }
 
+static unsigned hexval(char h)
+{
+	return h <= '9' ? (unsigned)(h - '0') : (unsigned)((h | 0x20) - 'a' + 10);
+}
+
 int sipmsg_uri_user(const char *uri, size_t n, char *out, size_t outlen)
 {
 	const char *colon = memchr(uri, ':', n), *at, *end = uri + n;
@@ -121,11 +126,11 @@ int sipmsg_uri_user(const char *uri, size_t n, char *out, size_t outlen)
 
 		if (c == '%' && p + 2 < at && isxdigit((unsigned char)p[1]) &&
 		    isxdigit((unsigned char)p[2])) {
-			unsigned v;
-
-			sscanf(p + 1, "%2x", &v);
+			/* Decoded by hand: the URI is not NUL-terminated (it
+			 * points into the received octets), and sscanf() would
+			 * look for the end of the whole string first. */
+			c = (unsigned char)(hexval(p[1]) << 4 | hexval(p[2]));
 			p += 2;
-			c = (unsigned char)v;
 		}
 		if (user_char(c)) {
 			enc[0] = (char)c;

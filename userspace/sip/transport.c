@@ -35,10 +35,8 @@ struct tcp_conn {
 	uint64_t msgs;
 	struct src_count *src;
 	/* Framing resumes where it stopped (a sender that drips bytes must not
-	 * make us parse the same header section again at every byte): the
-	 * length the message at the head of the buffer needs once its headers
-	 * are in, else how many of its bytes hold no line end yet. */
-	size_t need, scanned;
+	 * make us parse the same header section again at every byte). */
+	struct sipmsg_framer fr;
 	uint32_t slot;
 	uint32_t gen;
 	struct sip_peer peer;
@@ -212,26 +210,10 @@ static size_t tcp_data(struct loop_stream *s, void *arg, const char *buf, size_t
 	size_t used = 0;
 
 	while (used < len) {
-		size_t avail = len - used;
-		ssize_t n;
+		ssize_t n = sipmsg_framer_next(&c->fr, buf + used, len - used);
 
-		if (c->need > avail)
-			break; /* the body is still coming */
-		/* Headers incomplete: nothing new can complete them until a new
-		 * line end arrives. */
-		if (!c->need && c->scanned && c->scanned < avail && avail < SIPMSG_MAX &&
-		    !memchr(buf + used + c->scanned, '\n', avail - c->scanned)) {
-			c->scanned = avail;
+		if (n == 0)
 			break;
-		}
-		if (!c->need && c->scanned >= avail && avail < SIPMSG_MAX)
-			break;
-		n = sipmsg_frame_need(buf + used, avail, &c->need);
-		if (n == 0) {
-			c->scanned = avail;
-			break;
-		}
-		c->need = c->scanned = 0;
 		if (n < 0) {
 			char a[64];
 
