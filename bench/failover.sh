@@ -72,7 +72,8 @@
 # last answer before the failure to the first after it; OPTIONS every
 # PROBE_MS, default 1 here) min/median/max, and from the survivor's log the
 # medians of failure → peer declared dead (sipha: "peer ... is dead", "peer
-# silent ...: dead", "closed the link with no goodbye"; keepalived: "Receive
+# silent ...: dead", "closed the link with no goodbye", "the peer's heartbeats
+# stopped"; keepalived: "Receive
 # advertisement timeout", "received priority 0") and failure → active
 # (sipha: "-> active", stamped to the millisecond; keepalived: "Entering
 # MASTER STATE").  The outage is the first silence after the failure of
@@ -257,7 +258,7 @@ one_run() {
 	gap=$(awk '{print $8}' <<<"$line")
 	log=$(siphad_log "$sby")
 	# The first verdict after the kill: the death watch or the silence.
-	dead=$(log_us "$log" 'ha: (peer .* is dead|.* closed the link with no goodbye)' "$t_kill")
+	dead=$(log_us "$log" 'ha: (peer .* is dead|.* closed the link with no goodbye|the peer.s heartbeats stopped)' "$t_kill")
 	vip=$(log_us "$log" 'vip: .* added')
 	active=$(log_us "$log" 'ha: .* -> active')
 	RESULT=$(awk -v f="$first" -v k="$t_kill" -v g="$gap" -v c="$t_cli" -v d="$dead" \
@@ -646,7 +647,7 @@ cmp_run() {
 		active=$(stamp_us "$log" '[Ee]ntering MASTER STATE' "$t_fail")
 	else
 		log=$(siphad_log "$sby")
-		dead=$(log_us "$log" 'ha: (peer .* is dead|peer silent for .*: dead|.* closed the link with no goodbye)' "$t_fail")
+		dead=$(log_us "$log" 'ha: (peer .* is dead|peer silent for .*: dead|.* closed the link with no goodbye|the peer.s heartbeats stopped)' "$t_fail")
 		active=$(log_us "$log" 'ha: .* -> active' "$t_fail")
 	fi
 	restore_node "$impl" "$kind" "$act" || return 1
