@@ -384,7 +384,8 @@ int auth_new(struct auth **out, struct server *srv)
 	else
 		randombytes_buf(a->secret, sizeof(a->secret));
 	randombytes_buf(a->hkey, sizeof(a->hkey));
-	pr_info("auth: %zu users in realm %s; REGISTER and initial INVITEs from untrusted sources challenged",
+	pr_info("auth: %zu users in realm %s; REGISTER and initial INVITEs from untrusted sources "
+		"challenged",
 		dg_users_count(a->users), cfg->auth.realm);
 	*out = a;
 	return 0;

@@ -412,7 +412,8 @@ static json_t *cmd_metrics(struct server *srv, json_t *args)
 	metric(f, node, "loop_nobufs", "counter", "times the UDP provided-buffer ring ran dry",
 	       ls->nobufs);
 	metric(f, node, "loop_rearm_retries", "counter",
-	       "multishot re-arms that found no submission slot and were retried", ls->rearm_retries);
+	       "multishot re-arms that found no submission slot and were retried",
+	       ls->rearm_retries);
 	metric(f, node, "loop_streams_oversized", "counter",
 	       "streams closed: their input filled the buffer with no whole message",
 	       ls->streams_oversized);
