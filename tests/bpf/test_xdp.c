@@ -350,25 +350,33 @@ static void orphan6(struct fx *f)
 	sleep_ms(5);
 }
 
-/* Active with a timeout but never stamped: not orphaned (not yet started). */
-static void active4_unstamped(struct fx *f)
+/* R, with our MACs, straight into the pinned role map: a role user space
+ * would not write. */
+static void write_role_raw(struct fx *f, struct sxdp_role *r)
 {
 	char path[PATH_MAX];
-	struct sxdp_role r = { .role = SXDP_ROLE_ACTIVE,
-			       .timeout_ns = 1,
-			       .flags = SXDP_ROLE_F_VIP4 | SXDP_ROLE_F_PEER };
 	__u32 k0 = 0;
 	int fd, err;
 
-	addr(AF_INET, "10.99.0.100", &r.vip4);
-	memcpy(r.own_mac, mac_own, 6);
-	memcpy(r.peer_mac, mac_peer, 6);
+	memcpy(r->own_mac, mac_own, 6);
+	memcpy(r->peer_mac, mac_peer, 6);
 	snprintf(path, sizeof(path), "%s/%s/%s", SXDP_PIN_BASE, f->node, SXDP_NAME(SXDP_MAP_ROLE));
 	fd = bpf_obj_get(path);
 	assert_true(fd >= 0);
-	err = bpf_map_update_elem(fd, &k0, &r, BPF_ANY);
+	err = bpf_map_update_elem(fd, &k0, r, BPF_ANY);
 	close(fd);
 	assert_int_equal(err, 0);
+}
+
+/* Active with a timeout but never stamped: not orphaned (not yet started). */
+static void active4_unstamped(struct fx *f)
+{
+	struct sxdp_role r = { .role = SXDP_ROLE_ACTIVE,
+			       .timeout_ns = 1,
+			       .flags = SXDP_ROLE_F_VIP4 | SXDP_ROLE_F_PEER };
+
+	addr(AF_INET, "10.99.0.100", &r.vip4);
+	write_role_raw(f, &r);
 }
 
 /* A port of FAMILY no UDP socket has: one the kernel gave and took back. */
@@ -391,13 +399,10 @@ static uint16_t closed_port(int family)
  * process died): the port in the role map has no socket. */
 static void sentinel_gone(struct fx *f, int family)
 {
-	char path[PATH_MAX];
 	struct timespec ts;
 	struct sxdp_role r = { .role = SXDP_ROLE_ACTIVE,
 			       .timeout_ns = 10000 * MS,
 			       .flags = SXDP_ROLE_F_PEER | SXDP_ROLE_F_SOCK };
-	__u32 k0 = 0;
-	int fd, err;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	r.heartbeat_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
@@ -409,14 +414,7 @@ static void sentinel_gone(struct fx *f, int family)
 		addr(AF_INET6, "2001:db8::100", r.vip6);
 	}
 	r.sip_port = closed_port(family);
-	memcpy(r.own_mac, mac_own, 6);
-	memcpy(r.peer_mac, mac_peer, 6);
-	snprintf(path, sizeof(path), "%s/%s/%s", SXDP_PIN_BASE, f->node, SXDP_NAME(SXDP_MAP_ROLE));
-	fd = bpf_obj_get(path);
-	assert_true(fd >= 0);
-	err = bpf_map_update_elem(fd, &k0, &r, BPF_ANY);
-	close(fd);
-	assert_int_equal(err, 0);
+	write_role_raw(f, &r);
 }
 
 static void sentinel_gone4(struct fx *f)

@@ -87,6 +87,9 @@ struct ld_str {
 	size_t n;
 };
 
+/* S becomes a new string of FMT (vasprintf): 0, or -ENOMEM with S empty. */
+int str_printf(struct ld_str *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 struct ld_opts {
 	bool uac, uas, json, quiet, tcp;
 	const char *local_ip;

@@ -165,25 +165,6 @@ static int probe_args(int argc, char **argv, struct ld_opts *o)
 	return 0;
 }
 
-static int pr_str(struct ld_str *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int pr_str(struct ld_str *s, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vasprintf(&s->s, fmt, ap);
-	va_end(ap);
-
-	if (n < 0) {
-		s->s = NULL;
-		return -ENOMEM;
-	}
-	s->n = (size_t)n;
-	return 0;
-}
-
 static void probe_send(struct load *ld, struct ld_probe *pr)
 {
 	struct ld_ep *ep = ld->uac_ep;
@@ -284,20 +265,21 @@ int probe_main(int argc, char **argv)
 		goto out;
 	}
 	l = ld->uac_ep->host;
-	err = pr_str(&pr->head,
-		     "OPTIONS sip:%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-probe-%s-",
-		     ld->o.target_host, l, ld->run);
+	err = str_printf(&pr->head,
+			 "OPTIONS sip:%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-probe-%s-",
+			 ld->o.target_host, l, ld->run);
 	if (!err)
-		err = pr_str(&pr->mid,
-			     ";rport\r\nMax-Forwards: 70\r\nFrom: <sip:sipha-load@%s>;tag=%s\r\n"
-			     "To: <sip:%s>\r\nCSeq: ",
-			     l, ld->run, ld->o.target_host);
+		err = str_printf(
+			&pr->mid,
+			";rport\r\nMax-Forwards: 70\r\nFrom: <sip:sipha-load@%s>;tag=%s\r\n"
+			"To: <sip:%s>\r\nCSeq: ",
+			l, ld->run, ld->o.target_host);
 	if (!err)
-		err = pr_str(&pr->tail,
-			     " OPTIONS\r\nCall-ID: probe-%s@sipha-load\r\n"
-			     "Contact: <sip:sipha-load@%s>\r\nAccept: application/sdp\r\n"
-			     "Content-Length: 0\r\n\r\n",
-			     ld->run, l);
+		err = str_printf(&pr->tail,
+				 " OPTIONS\r\nCall-ID: probe-%s@sipha-load\r\n"
+				 "Contact: <sip:sipha-load@%s>\r\nAccept: application/sdp\r\n"
+				 "Content-Length: 0\r\n\r\n",
+				 ld->run, l);
 	if (err) {
 		fprintf(stderr, "sipha-load probe: out of memory\n");
 		goto out;

@@ -16,9 +16,7 @@ static const char sdp[] = "v=0\r\n"
 			  "m=audio 6000 RTP/AVP 0\r\n"
 			  "a=rtpmap:0 PCMU/8000\r\n";
 
-static int str_printf(struct ld_str *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int str_printf(struct ld_str *s, const char *fmt, ...)
+int str_printf(struct ld_str *s, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
