@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "sip/msg.h"
+#include "sip/msgraw.h"
 #include "rfc4475_expect.h"
 
 /* Failures are counted and printed, so one run names every file that fails. */
@@ -109,6 +110,104 @@ static const struct t4475 *t4475_find(const char *file)
 }
 
 /* The table and the directory name the same files. */
+/* A REGISTER with FILL extra headers before its Contacts, optionally a line
+ * that is no header or a second Content-Length after them.  The caller frees
+ * the result. */
+static char *fat_register(int fill, const char *extra, size_t *len)
+{
+	size_t cap = 4096 + (size_t)fill * 32, n = 0;
+	char *b = malloc(cap);
+
+	assert_non_null(b);
+	n += (size_t)snprintf(b + n, cap - n,
+			      "REGISTER sip:sipha.test SIP/2.0\r\n"
+			      "Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKix\r\n"
+			      "Max-Forwards: 70\r\nFrom: <sip:a@sipha.test>;tag=1\r\n"
+			      "To: <sip:a@sipha.test>\r\nCall-ID: ix@h\r\nCSeq: 1 REGISTER\r\n");
+	for (int i = 0; i < fill; i++)
+		n += (size_t)snprintf(b + n, cap - n, "X-Fill-%d: %d\r\n", i, i);
+	n += (size_t)snprintf(b + n, cap - n,
+			      "Contact: <sip:a@10.0.0.1:5060>\r\nm: <sip:a@10.0.0.2>\r\n%s"
+			      "Content-Length: 0\r\n\r\n",
+			      extra);
+	*len = n;
+	return b;
+}
+
+static void count_uri(void *arg, const char *uri, size_t n)
+{
+	(void)uri;
+	(void)n;
+	(*(int *)arg)++;
+}
+
+/* The index gives what walking the octets gives, past its SIPMSG_IX_HDRS
+ * entries too. */
+static void test_index(void **state)
+{
+	static const int fills[] = { 0, SIPMSG_IX_HDRS - 8, SIPMSG_IX_HDRS, SIPMSG_IX_HDRS + 20 };
+
+	(void)state;
+	for (size_t f = 0; f < sizeof(fills) / sizeof(fills[0]); f++) {
+		struct sipmsg_ixit it = { 0, 0 };
+		osip_message_t *m = NULL;
+		struct sipmsg_hdr a, b;
+		enum sipmsg_hid id;
+		struct sipmsg_ix ix;
+		struct sip_verdict v;
+		size_t len, pos, cl = 99;
+		unsigned total = 0;
+		int r1, r2, nuri = 0;
+		char *buf = fat_register(fills[f], "", &len);
+
+		assert_int_equal(sipmsg_index(buf, len, &ix), 0);
+		pos = ix.l.hdrs;
+		do {
+			r1 = sipmsg_hdr_next(buf, &ix.l, &pos, &a);
+			r2 = sipmsg_ix_next(&ix, &it, &b, &id);
+			assert_int_equal(r1, r2);
+			if (r1 > 0) {
+				total++;
+				assert_ptr_equal(a.name, b.name);
+				assert_int_equal(a.nlen, b.nlen);
+				assert_ptr_equal(a.val, b.val);
+				assert_int_equal(a.vlen, b.vlen);
+				assert_int_equal(id, sipmsg_hdr_id(&a));
+			}
+		} while (r1 > 0);
+		assert_int_equal(total, 9 + (unsigned)fills[f]);
+		assert_int_equal(ix.n, total < SIPMSG_IX_HDRS ? total : SIPMSG_IX_HDRS);
+		assert_int_equal(ix.more, total > SIPMSG_IX_HDRS);
+		assert_int_equal(ix.count[SIPMSG_H_CONTACT], 2);
+		assert_int_equal(sipmsg_ix_clen(&ix, &cl), 0);
+		assert_int_equal(cl, 0);
+		assert_int_equal(sipmsg_ix_uris(&ix, true, count_uri, &nuri), 0);
+		assert_int_equal(nuri, 2);
+		assert_int_equal(sipmsg_parse_ix(buf, len, true, &ix, &m), 0);
+		sipmsg_check_request_ix(m, &ix, &v);
+		assert_int_equal(v.code, 0);
+		osip_message_free(m);
+		free(buf);
+
+		/* a line that is no header, then a second Content-Length, after
+		 * the last indexed entry when FILL is large */
+		buf = fat_register(fills[f], "no header here\r\n", &len);
+		assert_int_equal(sipmsg_index(buf, len, &ix), 0);
+		assert_int_equal(ix.bad, 1);
+		assert_int_equal(sipmsg_ix_clen(&ix, &cl), -EBADMSG);
+		nuri = 0;
+		assert_int_equal(sipmsg_ix_uris(&ix, true, count_uri, &nuri), -EBADMSG);
+		assert_int_equal(nuri, 2);
+		free(buf);
+		buf = fat_register(fills[f], "l: 0\r\n", &len);
+		assert_int_equal(sipmsg_index(buf, len, &ix), 0);
+		assert_int_equal(sipmsg_ix_clen(&ix, &cl), -EBADMSG);
+		sipmsg_check_request(NULL, buf, len, &v);
+		assert_int_equal(v.code, 400);
+		free(buf);
+	}
+}
+
 static void test_rfc4475_complete(void **state)
 {
 	struct dirent *de;
@@ -1175,6 +1274,7 @@ int main(void)
 		cmocka_unit_test(test_via_port),
 		cmocka_unit_test(test_checks),
 		cmocka_unit_test(test_robustness),
+		cmocka_unit_test(test_index),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, NULL);

@@ -80,7 +80,7 @@ static int do_reg(struct fx *f, const char *to, const char *hdrs, const char *ci
 {
 	osip_message_t *m = mkreg(to, hdrs, cid, cseq);
 
-	reg_register(f->r, m, NULL, 0, NULL, f->now, res);
+	reg_register(f->r, m, NULL, NULL, f->now, res);
 	osip_message_free(m);
 	return res->code;
 }

@@ -476,7 +476,7 @@ static unsigned count_contacts(const osip_message_t *req)
 	return n;
 }
 
-void reg_register(struct registrar *r, const osip_message_t *req, const char *raw, size_t rawlen,
+void reg_register(struct registrar *r, const osip_message_t *req, const struct sipmsg_ix *ix,
 		  const struct sip_peer *src, uint64_t now, struct reg_result *res)
 {
 	struct raw_contacts rc = { .n = 0 };
@@ -507,8 +507,8 @@ void reg_register(struct registrar *r, const osip_message_t *req, const char *ra
 	}
 	/* The AoR key: the To user as written, in canonical escaped form. */
 	r->user[0] = '\0';
-	if (raw)
-		sipmsg_raw_uris(raw, rawlen, false, take_user, r);
+	if (ix)
+		sipmsg_ix_uris(ix, false, take_user, r);
 	if (!r->user[0])
 		snprintf(r->user, sizeof(r->user), "%s", to->username);
 	res->aor_user = r->user;
@@ -523,8 +523,8 @@ void reg_register(struct registrar *r, const osip_message_t *req, const char *ra
 	}
 	call_id = req->call_id && req->call_id->number ? req->call_id->number : "";
 	cseq = req->cseq && req->cseq->number ? (uint32_t)strtoul(req->cseq->number, NULL, 10) : 0;
-	if (raw) {
-		sipmsg_raw_uris(raw, rawlen, true, collect_contact, &rc);
+	if (ix) {
+		sipmsg_ix_uris(ix, true, collect_contact, &rc);
 		if (rc.n != count_contacts(req))
 			rc.overflow = true; /* they do not line up: use libosip2's */
 	}

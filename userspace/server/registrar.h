@@ -12,6 +12,7 @@
 #include <osipparser2/osip_parser.h>
 
 #include "core/timer.h"
+#include "sip/msg.h"
 #include "sip/transport.h"
 
 struct registrar;
@@ -66,10 +67,10 @@ void reg_free(struct registrar *r);
 /* Processes REGISTER REQ at NOW (ms): every check of RFC 3261 §10.3 first,
  * then all changes at once, so a refused request changes nothing.
  */
-/* RAW/RAWLEN (may be NULL/0) are the octets REQ was parsed from: the AoR
+/* IX (may be NULL) indexes the octets REQ was parsed from: the AoR
  * and the contacts are taken from them as written, since libosip2 decodes
  * escapes (an escaped NUL would cut them short). */
-void reg_register(struct registrar *r, const osip_message_t *req, const char *raw, size_t rawlen,
+void reg_register(struct registrar *r, const osip_message_t *req, const struct sipmsg_ix *ix,
 		  const struct sip_peer *src, uint64_t now, struct reg_result *res);
 
 /* Adds one Contact header per binding of USER (with ;expires=remaining) to

@@ -75,12 +75,12 @@ out:
 }
 
 static void handle_register(struct server *srv, struct txn *st, osip_message_t *req,
-			    const char *raw, size_t len)
+			    const struct sipmsg_ix *ix)
 {
 	struct reg_result res;
 	char minexp[16];
 
-	reg_register(srv->reg, req, raw, len, &st->peer, srv->tw->now, &res);
+	reg_register(srv->reg, req, ix, &st->peer, srv->tw->now, &res);
 	if (res.code != 200) {
 		struct extra_hdr h = { "Min-Expires", minexp };
 
@@ -100,8 +100,8 @@ static bool has_to_tag(const osip_message_t *m)
 	return m->to && osip_to_get_tag(m->to, &p) == 0 && p && p->gvalue;
 }
 
-static void handle_new(struct server *srv, struct txn *st, osip_message_t *req, const char *raw,
-		       size_t len)
+static void handle_new(struct server *srv, struct txn *st, osip_message_t *req,
+		       const struct sipmsg_ix *ix)
 {
 	static const struct extra_hdr allow = { "Allow", SIPHA_ALLOW };
 	enum sip_method m = sipmsg_method_id(req->sip_method);
@@ -119,7 +119,7 @@ static void handle_new(struct server *srv, struct txn *st, osip_message_t *req, 
 		return;
 	switch (m) {
 	case SIP_REGISTER:
-		handle_register(srv, st, req, raw, len);
+		handle_register(srv, st, req, ix);
 		break;
 	case SIP_OPTIONS: {
 		const struct extra_hdr h[] = { allow, { "Accept", "application/sdp" } };
@@ -159,7 +159,7 @@ static void handle_new(struct server *srv, struct txn *st, osip_message_t *req, 
 }
 
 static void handle_request(struct server *srv, const struct sip_peer *from, osip_message_t *req,
-			   const char *raw, size_t len)
+			   const struct sipmsg_ix *ix)
 {
 	enum sip_method m = sipmsg_method_id(req->sip_method);
 	struct sip_verdict v;
@@ -172,7 +172,7 @@ static void handle_request(struct server *srv, const struct sip_peer *from, osip
 	 * check below answers 400 anyway; out of memory, the answers go
 	 * without the amendment rather than not at all. */
 	(void)sipmsg_via_received(req, (const struct sockaddr *)&from->addr);
-	sipmsg_check_request(req, raw, len, &v);
+	sipmsg_check_request_ix(req, ix, &v);
 	if (v.code) {
 		/* An ACK is never answered (RFC 3261 §17.2.1): drop it. */
 		if (m == SIP_ACK) {
@@ -192,7 +192,7 @@ static void handle_request(struct server *srv, const struct sip_peer *from, osip
 	}
 	switch (txn_rx_request(srv->txns, req, from, &st)) {
 	case TXN_RX_NEW:
-		handle_new(srv, st, st->req, raw, len);
+		handle_new(srv, st, st->req, ix);
 		break;
 	case TXN_RX_ABSORBED:
 		srv->st.sip_rx_retransmissions++;
@@ -219,13 +219,14 @@ void srv_rx(void *arg, const struct sip_peer *from, const char *buf, size_t len)
 {
 	struct server *srv = arg;
 	osip_message_t *msg = NULL;
+	struct sipmsg_ix ix;
 
 	srv->st.sip_rx_messages++;
 	/* A source blocked for failed authentications (XDP drops it first
 	 * when it is attached): not even parsed. */
 	if (srv->auth && !auth_source_ok(srv->auth, from))
 		return;
-	if (sipmsg_parse(buf, len, from->proto == SIP_PROTO_UDP, &msg)) {
+	if (sipmsg_parse_ix(buf, len, from->proto == SIP_PROTO_UDP, &ix, &msg)) {
 		char a[64];
 
 		srv->st.sip_rx_unparsable++;
@@ -234,7 +235,7 @@ void srv_rx(void *arg, const struct sip_peer *from, const char *buf, size_t len)
 		return;
 	}
 	if (MSG_IS_REQUEST(msg)) {
-		handle_request(srv, from, msg, buf, len);
+		handle_request(srv, from, msg, &ix);
 	} else {
 		srv->st.sip_rx_responses++;
 		if (sipmsg_check_response(msg) ||

@@ -25,26 +25,32 @@ static const char *const sipmsg_methods[SIP_METHOD_MAX] = {
 	[SIP_MESSAGE] = "MESSAGE",     [SIP_PUBLISH] = "PUBLISH",
 };
 
+#define HN(s, c)                    \
+	{                           \
+		s, sizeof(s) - 1, c \
+	}
 static const struct {
 	const char *name;
+	uint8_t len;
 	char compact;
 } sipmsg_hnames[SIPMSG_H_NUM] = {
-	[SIPMSG_H_CALL_ID] = { "Call-ID", 'i' },
-	[SIPMSG_H_CSEQ] = { "CSeq", 0 },
-	[SIPMSG_H_FROM] = { "From", 'f' },
-	[SIPMSG_H_TO] = { "To", 't' },
-	[SIPMSG_H_VIA] = { "Via", 'v' },
-	[SIPMSG_H_MAX_FORWARDS] = { "Max-Forwards", 0 },
-	[SIPMSG_H_CONTENT_LENGTH] = { "Content-Length", 'l' },
-	[SIPMSG_H_CONTENT_TYPE] = { "Content-Type", 'c' },
-	[SIPMSG_H_CONTENT_DISPOSITION] = { "Content-Disposition", 0 },
-	[SIPMSG_H_EXPIRES] = { "Expires", 0 },
-	[SIPMSG_H_MIN_EXPIRES] = { "Min-Expires", 0 },
-	[SIPMSG_H_CONTACT] = { "Contact", 'm' },
-	[SIPMSG_H_ROUTE] = { "Route", 0 },
-	[SIPMSG_H_RECORD_ROUTE] = { "Record-Route", 0 },
-	[SIPMSG_H_ACCEPT] = { "Accept", 0 },
+	[SIPMSG_H_CALL_ID] = HN("Call-ID", 'i'),
+	[SIPMSG_H_CSEQ] = HN("CSeq", 0),
+	[SIPMSG_H_FROM] = HN("From", 'f'),
+	[SIPMSG_H_TO] = HN("To", 't'),
+	[SIPMSG_H_VIA] = HN("Via", 'v'),
+	[SIPMSG_H_MAX_FORWARDS] = HN("Max-Forwards", 0),
+	[SIPMSG_H_CONTENT_LENGTH] = HN("Content-Length", 'l'),
+	[SIPMSG_H_CONTENT_TYPE] = HN("Content-Type", 'c'),
+	[SIPMSG_H_CONTENT_DISPOSITION] = HN("Content-Disposition", 0),
+	[SIPMSG_H_EXPIRES] = HN("Expires", 0),
+	[SIPMSG_H_MIN_EXPIRES] = HN("Min-Expires", 0),
+	[SIPMSG_H_CONTACT] = HN("Contact", 'm'),
+	[SIPMSG_H_ROUTE] = HN("Route", 0),
+	[SIPMSG_H_RECORD_ROUTE] = HN("Record-Route", 0),
+	[SIPMSG_H_ACCEPT] = HN("Accept", 0),
 };
+#undef HN
 
 /* libosip2's own messages go through our log at debug level only: a flood of
  * malformed packets must not turn into a flood of log lines. */
@@ -204,12 +210,12 @@ int sipmsg_hdr_next(const char *buf, const struct sipmsg_layout *l, size_t *pos,
 enum sipmsg_hid sipmsg_hdr_id(const struct sipmsg_hdr *h)
 {
 	for (int i = SIPMSG_H_OTHER + 1; i < SIPMSG_H_NUM; i++) {
-		const char *name = sipmsg_hnames[i].name;
 		char c = sipmsg_hnames[i].compact;
 
 		if (h->nlen == 1 && c && (h->name[0] | 0x20) == c)
 			return (enum sipmsg_hid)i;
-		if (h->nlen == strlen(name) && !strncasecmp(h->name, name, h->nlen))
+		if (h->nlen == sipmsg_hnames[i].len &&
+		    !strncasecmp(h->name, sipmsg_hnames[i].name, h->nlen))
 			return (enum sipmsg_hid)i;
 	}
 	return SIPMSG_H_OTHER;
@@ -265,22 +271,138 @@ int sipmsg_raw_clen(const char *buf, const struct sipmsg_layout *l, size_t *cl)
 
 int sipmsg_raw_octets(const char *buf, const struct sipmsg_layout *l)
 {
+	const char *p = buf + l->start, *end = buf + l->hdr_end, *q;
 	int escaped = 0;
 
-	for (size_t i = l->start; i < l->hdr_end; i++) {
+	/* Every CR is followed by LF: memchr finds the few CRs quickly. */
+	for (q = p; (q = memchr(q, '\r', (size_t)(end - q))); q++) {
+		if (q[1] != '\n')
+			return -EBADMSG;
+	}
+	for (q = p; (q = memchr(q, '\0', (size_t)(end - q))); q++) {
 		size_t bs = 0;
 
-		if (buf[i] == '\r' && buf[i + 1] != '\n')
-			return -EBADMSG;
-		if (buf[i])
-			continue;
-		while (bs < i - l->start && buf[i - 1 - bs] == '\\')
+		while (bs < (size_t)(q - p) && q[-1 - (ptrdiff_t)bs] == '\\')
 			bs++;
 		if (!(bs & 1))
 			return -EBADMSG;
 		escaped++;
 	}
 	return escaped;
+}
+
+/* ---- the index ------------------------------------------------------------- */
+
+static void sipmsg_ix_note(struct sipmsg_ix *ix, enum sipmsg_hid id, const struct sipmsg_hdr *h)
+{
+	unsigned long long v;
+
+	if (ix->count[id] < UINT16_MAX)
+		ix->count[id]++;
+	if (id == SIPMSG_H_CONTENT_LENGTH) {
+		if (sipmsg_raw_uint(h->val, h->vlen, SIPMSG_MAX, &v))
+			ix->clen_bad = true;
+		else
+			ix->clen = (size_t)v;
+	} else if (id == SIPMSG_H_CONTENT_TYPE && h->vlen >= 9 &&
+		   !strncasecmp(h->val, "multipart", 9)) {
+		ix->multipart = true;
+	}
+}
+
+int sipmsg_index(const char *buf, size_t len, struct sipmsg_ix *ix)
+{
+	struct sipmsg_hdr h;
+	size_t pos;
+	int r;
+
+	memset(ix, 0, offsetof(struct sipmsg_ix, first));
+	memset(ix->first, SIPMSG_IX_NONE, sizeof(ix->first));
+	ix->buf = buf;
+	ix->len = len;
+	if (len > SIPMSG_MAX)
+		return -EBADMSG;
+	if (sipmsg_layout(buf, len, &ix->l))
+		return -EAGAIN;
+	pos = ix->l.hdrs;
+	for (;;) {
+		size_t at = pos;
+		enum sipmsg_hid id;
+
+		r = sipmsg_hdr_next(buf, &ix->l, &pos, &h);
+		if (!r)
+			break;
+		if (r < 0) {
+			id = SIPMSG_H_BAD;
+			ix->bad++;
+			h.name = h.val = buf + at;
+			h.nlen = h.vlen = 0;
+		} else {
+			id = sipmsg_hdr_id(&h);
+			sipmsg_ix_note(ix, id, &h);
+		}
+		if (ix->more)
+			continue;
+		if (ix->n == SIPMSG_IX_HDRS) {
+			ix->more = true;
+			ix->resume = at;
+			continue;
+		}
+		if (ix->first[id] == SIPMSG_IX_NONE)
+			ix->first[id] = (uint8_t)ix->n;
+		ix->h[ix->n++] = (struct sipmsg_ixh){
+			.name = (uint16_t)(h.name - buf),
+			.nlen = (uint16_t)h.nlen,
+			.val = (uint16_t)(h.val - buf),
+			.vlen = (uint16_t)h.vlen,
+			.id = (uint8_t)id,
+		};
+	}
+	ix->octets = sipmsg_raw_octets(buf, &ix->l);
+	return 0;
+}
+
+int sipmsg_ix_next(const struct sipmsg_ix *ix, struct sipmsg_ixit *it, struct sipmsg_hdr *h,
+		   enum sipmsg_hid *id)
+{
+	int r;
+
+	if (it->i < ix->n) {
+		const struct sipmsg_ixh *e = &ix->h[it->i++];
+
+		if (e->id == SIPMSG_H_BAD)
+			return -EBADMSG;
+		h->name = ix->buf + e->name;
+		h->nlen = e->nlen;
+		h->val = ix->buf + e->val;
+		h->vlen = e->vlen;
+		*id = (enum sipmsg_hid)e->id;
+		return 1;
+	}
+	if (!ix->more)
+		return 0;
+	if (it->i == ix->n) {
+		it->i++;
+		it->pos = ix->resume;
+	}
+	r = sipmsg_hdr_next(ix->buf, &ix->l, &it->pos, h);
+	if (r > 0)
+		*id = sipmsg_hdr_id(h);
+	return r;
+}
+
+int sipmsg_ix_clen(const struct sipmsg_ix *ix, size_t *cl)
+{
+	unsigned n = ix->count[SIPMSG_H_CONTENT_LENGTH];
+
+	if (ix->bad)
+		return -EBADMSG;
+	if (!n)
+		return -ENOENT;
+	if (n > 1 || ix->clen_bad)
+		return -EBADMSG;
+	*cl = ix->clen;
+	return 0;
 }
 
 /* ---- stream framing -------------------------------------------------------- */
@@ -340,11 +462,11 @@ ssize_t sipmsg_frame(const char *buf, size_t len)
 /* ---- parsing --------------------------------------------------------------- */
 
 /* How many octets of BUF make the message. */
-static int sipmsg_extent(const char *buf, size_t len, const struct sipmsg_layout *l, bool datagram,
-			 size_t *used)
+static int sipmsg_extent(const struct sipmsg_ix *ix, bool datagram, size_t *used)
 {
-	size_t cl, avail = len - l->body;
-	int err = sipmsg_raw_clen(buf, l, &cl);
+	const struct sipmsg_layout *l = &ix->l;
+	size_t cl, len = ix->len, avail = len - l->body;
+	int err = sipmsg_ix_clen(ix, &cl);
 
 	if (!err) {
 		if (cl > avail || (!datagram && cl != avail))
@@ -407,21 +529,6 @@ static size_t sipmsg_defuse(char *dst, const char *src, size_t n)
 	return o;
 }
 
-/* Does a Content-Type of the headers name a multipart body? */
-static bool sipmsg_multipart(const char *buf, const struct sipmsg_layout *l)
-{
-	size_t pos = l->hdrs;
-	struct sipmsg_hdr h;
-	int r;
-
-	while ((r = sipmsg_hdr_next(buf, l, &pos, &h))) {
-		if (r > 0 && sipmsg_hdr_id(&h) == SIPMSG_H_CONTENT_TYPE && h.vlen >= 9 &&
-		    !strncasecmp(h.val, "multipart", 9))
-			return true;
-	}
-	return false;
-}
-
 /* libosip2 leaks the Content-Type of a MIME part that has a second one
  * (osip_body_set_contenttype overwrites it).  Its parts start after a line
  * that starts with "--" and their headers end at an empty line; lines end at
@@ -455,17 +562,18 @@ static bool sipmsg_mime_ok(const char *b, size_t n)
 	return true;
 }
 
-static int sipmsg_osip_parse(const char *buf, const struct sipmsg_layout *l, size_t used,
-			     osip_message_t **out)
+static int sipmsg_osip_parse(const struct sipmsg_ix *ix, size_t used, osip_message_t **out)
 {
+	const char *buf = ix->buf;
+	const struct sipmsg_layout *l = &ix->l;
 	size_t hlen = l->hdr_end - l->start, blen = used - l->hdr_end, n;
 	osip_message_t *m = NULL;
 	char *copy;
 	int err;
 
-	if (sipmsg_raw_octets(buf, l) < 0)
+	if (ix->octets < 0)
 		return -EBADMSG;
-	if (sipmsg_multipart(buf, l) && !sipmsg_mime_ok(buf + l->body, used - l->body))
+	if (ix->multipart && !sipmsg_mime_ok(buf + l->body, used - l->body))
 		return -EBADMSG;
 	copy = malloc(2 * hlen + blen);
 	if (!copy)
@@ -516,19 +624,17 @@ static int sipmsg_salvage_hdr(osip_message_t *m, enum sipmsg_hid id, const struc
 	return err;
 }
 
-static int sipmsg_salvage_hdrs(osip_message_t *m, const char *buf, const struct sipmsg_layout *l)
+static int sipmsg_salvage_hdrs(osip_message_t *m, const struct sipmsg_ix *ix)
 {
 	bool seen[SIPMSG_H_NUM] = { false };
-	size_t pos = l->hdrs;
+	struct sipmsg_ixit it = { 0, 0 };
 	struct sipmsg_hdr h;
+	enum sipmsg_hid id;
 	int r, err = 0, vias = 0;
 
-	while ((r = sipmsg_hdr_next(buf, l, &pos, &h))) {
-		enum sipmsg_hid id;
-
+	while ((r = sipmsg_ix_next(ix, &it, &h, &id))) {
 		if (r < 0)
 			continue;
-		id = sipmsg_hdr_id(&h);
 		switch (id) {
 		case SIPMSG_H_VIA:
 			err = sipmsg_salvage_hdr(m, id, &h);
@@ -555,10 +661,10 @@ static int sipmsg_salvage_hdrs(osip_message_t *m, const char *buf, const struct 
  * response needs (RFC 3261 §8.2.6.2), so that it can be answered instead of
  * dropped.  It has no Request-URI, which sipmsg_check_request answers with
  * 400 at the latest; it is handed out only with that verdict. */
-static int sipmsg_salvage(const char *buf, size_t len, const struct sipmsg_layout *l,
-			  osip_message_t **out)
+static int sipmsg_salvage(const struct sipmsg_ix *ix, osip_message_t **out)
 {
-	const char *s = buf + l->start;
+	const struct sipmsg_layout *l = &ix->l;
+	const char *s = ix->buf + l->start;
 	osip_message_t *m = NULL;
 	struct sip_verdict v;
 	size_t n = 0;
@@ -581,10 +687,10 @@ static int sipmsg_salvage(const char *buf, size_t len, const struct sipmsg_layou
 	osip_message_set_version(m, osip_strdup("SIP/2.0"));
 	if (!m->sip_version)
 		goto out;
-	err = sipmsg_salvage_hdrs(m, buf, l);
+	err = sipmsg_salvage_hdrs(m, ix);
 	if (err)
 		goto out;
-	sipmsg_check_request(m, buf, len, &v);
+	sipmsg_check_request_ix(m, ix, &v);
 	err = -EBADMSG;
 	if (!v.code)
 		goto out;
@@ -597,28 +703,35 @@ out:
 	return err;
 }
 
-int sipmsg_parse(const char *buf, size_t len, bool datagram, osip_message_t **out)
+int sipmsg_parse_ix(const char *buf, size_t len, bool datagram, struct sipmsg_ix *ix,
+		    osip_message_t **out)
 {
-	struct sipmsg_layout l;
 	size_t used;
 	bool response;
 	int err;
 
-	if (!out)
+	if (!out || !ix)
 		return -EINVAL;
 	*out = NULL;
-	if (!buf || !len || len > SIPMSG_MAX || sipmsg_layout(buf, len, &l))
+	if (!buf || !len || sipmsg_index(buf, len, ix))
 		return -EBADMSG;
-	err = sipmsg_extent(buf, len, &l, datagram, &used);
+	err = sipmsg_extent(ix, datagram, &used);
 	if (err)
 		return err;
-	response = l.sl_end - l.start >= 4 && !memcmp(buf + l.start, "SIP/", 4);
-	if (response && !sipmsg_status_line_ok(buf + l.start, l.sl_end - l.start))
+	response = ix->l.sl_end - ix->l.start >= 4 && !memcmp(buf + ix->l.start, "SIP/", 4);
+	if (response && !sipmsg_status_line_ok(buf + ix->l.start, ix->l.sl_end - ix->l.start))
 		return -EBADMSG;
-	err = sipmsg_osip_parse(buf, &l, used, out);
+	err = sipmsg_osip_parse(ix, used, out);
 	if (err != -EBADMSG || response)
 		return err;
-	return sipmsg_salvage(buf, len, &l, out);
+	return sipmsg_salvage(ix, out);
+}
+
+int sipmsg_parse(const char *buf, size_t len, bool datagram, osip_message_t **out)
+{
+	struct sipmsg_ix ix;
+
+	return sipmsg_parse_ix(buf, len, datagram, &ix, out);
 }
 
 /* ---- responses and serialisation ------------------------------------------ */

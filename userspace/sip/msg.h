@@ -36,6 +36,73 @@ enum sip_method {
 /* Methods sipha implements (the Allow header of 405/501 and OPTIONS). */
 #define SIPHA_ALLOW "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, UPDATE, INFO, PRACK, SUBSCRIBE"
 
+/* ---- the index: one pass over a message's octets ----------------------------
+ * sipmsg_index() walks the header section once and records where every
+ * header is; parsing, the checks, the registrar and the responses built
+ * from a request read it instead of walking the octets again. */
+/* Offsets into the buffer a message arrived in. */
+struct sipmsg_layout {
+	size_t start; /* first octet of the start line (leading CR/LF skipped) */
+	size_t sl_end; /* end of the start line, before its line end */
+	size_t hdrs; /* first octet of the first header line */
+	size_t hdr_end; /* first octet of the empty line that ends the headers */
+	size_t body; /* first octet after that empty line */
+};
+
+/* Headers the framer, the parser and the checks care about. */
+enum sipmsg_hid {
+	SIPMSG_H_OTHER = 0,
+	SIPMSG_H_CALL_ID,
+	SIPMSG_H_CSEQ,
+	SIPMSG_H_FROM,
+	SIPMSG_H_TO,
+	SIPMSG_H_VIA,
+	SIPMSG_H_MAX_FORWARDS,
+	SIPMSG_H_CONTENT_LENGTH,
+	SIPMSG_H_CONTENT_TYPE,
+	SIPMSG_H_CONTENT_DISPOSITION,
+	SIPMSG_H_EXPIRES,
+	SIPMSG_H_MIN_EXPIRES,
+	SIPMSG_H_CONTACT,
+	SIPMSG_H_ROUTE,
+	SIPMSG_H_RECORD_ROUTE,
+	SIPMSG_H_ACCEPT,
+	SIPMSG_H_NUM,
+	SIPMSG_H_BAD = SIPMSG_H_NUM /* in an index: a line that is no header */
+};
+
+#define SIPMSG_IX_HDRS 48 /* headers recorded; later ones are walked again when asked for */
+#define SIPMSG_IX_NONE 0xff
+
+struct sipmsg_ixh {
+	uint16_t name; /* offset of the header's first octet */
+	uint16_t nlen;
+	uint16_t val; /* offset and length of the value, LWS trimmed */
+	uint16_t vlen;
+	uint8_t id; /* enum sipmsg_hid, SIPMSG_H_BAD for a line that is no header */
+};
+
+struct sipmsg_ix {
+	const char *buf;
+	size_t len;
+	struct sipmsg_layout l;
+	int octets; /* sipmsg_raw_octets() of the header section */
+	unsigned bad; /* lines that are no header */
+	unsigned n; /* entries in h */
+	bool more; /* headers beyond h; they start at RESUME */
+	bool multipart; /* a Content-Type names a multipart body */
+	bool clen_bad; /* a Content-Length is no plain number up to SIPMSG_MAX */
+	size_t resume;
+	size_t clen; /* the (last) Content-Length's value */
+	uint16_t count[SIPMSG_H_NUM + 1]; /* per header id, saturating */
+	uint8_t first[SIPMSG_H_NUM + 1]; /* entry of the first of each, or SIPMSG_IX_NONE */
+	struct sipmsg_ixh h[SIPMSG_IX_HDRS];
+};
+
+/* Indexes BUF[0..LEN).  0, -EAGAIN when there is no empty line ending the
+ * headers, -EBADMSG when LEN exceeds SIPMSG_MAX. */
+int sipmsg_index(const char *buf, size_t len, struct sipmsg_ix *ix);
+
 /* Once per process, before any parse (libosip2's parser_init). */
 void sipmsg_init(void);
 
@@ -74,6 +141,9 @@ ssize_t sipmsg_framer_next(struct sipmsg_framer *f, const char *buf, size_t avai
  * arrived is an error.  Returns 0 with *OUT (osip_message_free it), or
  * -EBADMSG when libosip2 cannot make a message of it. */
 int sipmsg_parse(const char *buf, size_t len, bool datagram, osip_message_t **out);
+/* The same, leaving the message's index in *IX for later steps. */
+int sipmsg_parse_ix(const char *buf, size_t len, bool datagram, struct sipmsg_ix *ix,
+		    osip_message_t **out);
 
 /* The answer a server owes a parsed request before acting on it. */
 struct sip_verdict {
@@ -93,6 +163,9 @@ struct sip_verdict {
  * RAW/LEN are the octets the message was parsed from. */
 void sipmsg_check_request(const osip_message_t *m, const char *raw, size_t len,
 			  struct sip_verdict *v);
+/* The same on the index sipmsg_parse_ix() left. */
+void sipmsg_check_request_ix(const osip_message_t *m, const struct sipmsg_ix *ix,
+			     struct sip_verdict *v);
 
 /* Checks a parsed response: returns 0, or -EBADMSG when it must be dropped
  * (status outside 100..699, mandatory headers missing or malformed). */
@@ -112,6 +185,7 @@ int sipmsg_to_str(osip_message_t *m, char **buf, size_t *len);
  * the angle brackets and without header parameters.  0 or -EBADMSG. */
 typedef void (*sipmsg_uri_fn)(void *arg, const char *uri, size_t len);
 int sipmsg_raw_uris(const char *buf, size_t len, bool contacts, sipmsg_uri_fn fn, void *arg);
+int sipmsg_ix_uris(const struct sipmsg_ix *ix, bool contacts, sipmsg_uri_fn fn, void *arg);
 
 /* The user part of URI[0..N) in canonical form (RFC 3261 §19.1.4):
  * escapes of characters allowed plainly are decoded, every other octet —

@@ -418,22 +418,20 @@ static bool single_valued(enum sipmsg_hid id)
  * module relies on well-formed, single-valued headers once (RFC 4475
  * §3.3.8-9), a body only with its Content-Type (§20.15), and no Route or
  * Record-Route that libosip2 silently left out. */
-static int chk_raw_headers(const osip_message_t *m, const char *raw, size_t len,
-			   const struct sipmsg_layout *l)
+static int chk_raw_headers(const osip_message_t *m, const struct sipmsg_ix *ix)
 {
 	struct sipmsg_rawscan rs = { { 0 }, 0, 0 };
-	size_t pos = l->hdrs, body, cl;
+	struct sipmsg_ixit it = { 0, 0 };
 	struct sipmsg_hdr h;
+	enum sipmsg_hid id;
+	size_t body, cl;
 	int r;
 
-	if (sipmsg_raw_octets(raw, l) < 0)
+	if (ix->octets < 0 || ix->bad)
 		return 400;
-	while ((r = sipmsg_hdr_next(raw, l, &pos, &h))) {
-		enum sipmsg_hid id;
-
+	while ((r = sipmsg_ix_next(ix, &it, &h, &id))) {
 		if (r < 0)
 			return 400;
-		id = sipmsg_hdr_id(&h);
 		rs.count[id]++;
 		if ((single_valued(id) && rs.count[id] > 1) || !chk_value(&h, id, &rs))
 			return 400;
@@ -441,7 +439,7 @@ static int chk_raw_headers(const osip_message_t *m, const char *raw, size_t len,
 	if (rs.routes != osip_list_size(&m->routes) ||
 	    rs.rroutes != osip_list_size(&m->record_routes))
 		return 400;
-	body = sipmsg_raw_clen(raw, l, &cl) ? len - l->body : cl;
+	body = sipmsg_ix_clen(ix, &cl) ? ix->len - ix->l.body : cl;
 	return body && !rs.count[SIPMSG_H_CONTENT_TYPE] ? 400 : 0;
 }
 
@@ -620,21 +618,20 @@ static int chk_body(const osip_message_t *m, struct sip_verdict *v)
 	return 415;
 }
 
-void sipmsg_check_request(const osip_message_t *m, const char *raw, size_t len,
-			  struct sip_verdict *v)
+void sipmsg_check_request_ix(const osip_message_t *m, const struct sipmsg_ix *ix,
+			     struct sip_verdict *v)
 {
-	struct sipmsg_layout l;
 	int code;
 
 	if (!v)
 		return;
 	memset(v, 0, sizeof(*v));
-	if (!m || !raw || !MSG_IS_REQUEST(m) || sipmsg_layout(raw, len, &l))
+	if (!m || !ix || !MSG_IS_REQUEST(m))
 		code = 400;
 	else
-		code = chk_request_line(raw + l.start, l.sl_end - l.start);
+		code = chk_request_line(ix->buf + ix->l.start, ix->l.sl_end - ix->l.start);
 	if (!code)
-		code = chk_raw_headers(m, raw, len, &l);
+		code = chk_raw_headers(m, ix);
 	if (!code)
 		code = chk_parsed(m);
 	if (!code)
@@ -643,6 +640,22 @@ void sipmsg_check_request(const osip_message_t *m, const char *raw, size_t len,
 		code = chk_body(m, v);
 	v->code = code;
 	v->reason = code ? sipmsg_reason(code) : NULL;
+}
+
+void sipmsg_check_request(const osip_message_t *m, const char *raw, size_t len,
+			  struct sip_verdict *v)
+{
+	struct sipmsg_ix ix;
+
+	if (raw && !sipmsg_index(raw, len, &ix)) {
+		sipmsg_check_request_ix(m, &ix, v);
+		return;
+	}
+	if (v) {
+		memset(v, 0, sizeof(*v));
+		v->code = 400;
+		v->reason = sipmsg_reason(400);
+	}
 }
 
 int sipmsg_check_response(const osip_message_t *m)

@@ -8,14 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* Offsets into the buffer a message arrived in. */
-struct sipmsg_layout {
-	size_t start; /* first octet of the start line (leading CR/LF skipped) */
-	size_t sl_end; /* end of the start line, before its line end */
-	size_t hdrs; /* first octet of the first header line */
-	size_t hdr_end; /* first octet of the empty line that ends the headers */
-	size_t body; /* first octet after that empty line */
-};
+#include "sip/msg.h"
 
 /* Lines end in LF with an optional CR before it (libosip2 takes bare LF too).
  * Returns 0, or -EAGAIN when BUF holds no empty line yet. */
@@ -34,27 +27,6 @@ struct sipmsg_hdr {
 int sipmsg_hdr_next(const char *buf, const struct sipmsg_layout *l, size_t *pos,
 		    struct sipmsg_hdr *h);
 
-/* Headers the framer, the parser and the checks care about. */
-enum sipmsg_hid {
-	SIPMSG_H_OTHER = 0,
-	SIPMSG_H_CALL_ID,
-	SIPMSG_H_CSEQ,
-	SIPMSG_H_FROM,
-	SIPMSG_H_TO,
-	SIPMSG_H_VIA,
-	SIPMSG_H_MAX_FORWARDS,
-	SIPMSG_H_CONTENT_LENGTH,
-	SIPMSG_H_CONTENT_TYPE,
-	SIPMSG_H_CONTENT_DISPOSITION,
-	SIPMSG_H_EXPIRES,
-	SIPMSG_H_MIN_EXPIRES,
-	SIPMSG_H_CONTACT,
-	SIPMSG_H_ROUTE,
-	SIPMSG_H_RECORD_ROUTE,
-	SIPMSG_H_ACCEPT,
-	SIPMSG_H_NUM
-};
-
 /* Long or compact form, case-insensitive. */
 enum sipmsg_hid sipmsg_hdr_id(const struct sipmsg_hdr *h);
 const char *sipmsg_hdr_name(enum sipmsg_hid id);
@@ -63,6 +35,19 @@ const char *sipmsg_hdr_name(enum sipmsg_hid id);
  * when there is none, -EBADMSG when it is given several times, is no plain
  * number or exceeds SIPMSG_MAX. */
 int sipmsg_raw_clen(const char *buf, const struct sipmsg_layout *l, size_t *cl);
+
+/* Walks an index in order, as sipmsg_hdr_next() walks the octets: 1 with
+ * *H and *ID, 0 after the last header, -EBADMSG for a line that is no
+ * header (the walk may go on past it).  Zero *IT to start. */
+struct sipmsg_ixit {
+	unsigned i;
+	size_t pos;
+};
+int sipmsg_ix_next(const struct sipmsg_ix *ix, struct sipmsg_ixit *it, struct sipmsg_hdr *h,
+		   enum sipmsg_hid *id);
+
+/* sipmsg_raw_clen() from the index. */
+int sipmsg_ix_clen(const struct sipmsg_ix *ix, size_t *cl);
 
 /* N octets of decimal digits, at most MAX.  Returns 0, -EINVAL or -ERANGE. */
 int sipmsg_raw_uint(const char *s, size_t n, unsigned long long max, unsigned long long *out);

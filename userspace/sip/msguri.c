@@ -75,19 +75,14 @@ static void split_elements(const char *v, size_t n, sipmsg_uri_fn fn, void *arg)
 	}
 }
 
-int sipmsg_raw_uris(const char *buf, size_t len, bool contacts, sipmsg_uri_fn fn, void *arg)
+int sipmsg_ix_uris(const struct sipmsg_ix *ix, bool contacts, sipmsg_uri_fn fn, void *arg)
 {
-	struct sipmsg_layout l;
+	struct sipmsg_ixit it = { 0, 0 };
 	struct sipmsg_hdr h;
-	size_t pos;
+	enum sipmsg_hid id;
 	int ret;
 
-	if (sipmsg_layout(buf, len, &l))
-		return -EBADMSG;
-	pos = l.hdrs;
-	while ((ret = sipmsg_hdr_next(buf, &l, &pos, &h)) == 1) {
-		enum sipmsg_hid id = sipmsg_hdr_id(&h);
-
+	while ((ret = sipmsg_ix_next(ix, &it, &h, &id)) == 1) {
 		if (contacts && id == SIPMSG_H_CONTACT) {
 			split_elements(h.val, h.vlen, fn, arg);
 		} else if (!contacts && id == SIPMSG_H_TO) {
@@ -96,6 +91,15 @@ int sipmsg_raw_uris(const char *buf, size_t len, bool contacts, sipmsg_uri_fn fn
 		}
 	}
 	return ret < 0 ? ret : 0;
+}
+
+int sipmsg_raw_uris(const char *buf, size_t len, bool contacts, sipmsg_uri_fn fn, void *arg)
+{
+	struct sipmsg_ix ix;
+
+	if (sipmsg_index(buf, len, &ix))
+		return -EBADMSG;
+	return sipmsg_ix_uris(&ix, contacts, fn, arg);
 }
 
 static bool user_char(unsigned char c)
