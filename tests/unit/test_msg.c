@@ -208,6 +208,128 @@ static void test_index(void **state)
 	}
 }
 
+/* libosip2's text of header part X of M (its own printer), into OUT. */
+#define HDR_STR(fn, x, out)                                     \
+	do {                                                    \
+		char *s_ = NULL;                                \
+		(out)[0] = '\0';                                \
+		if ((x) && !fn((x), &s_) && s_)                 \
+			snprintf((out), sizeof(out), "%s", s_); \
+		osip_free(s_);                                  \
+	} while (0)
+
+/* sipmsg_reply() against sipmsg_response(): the same Vias, From, To,
+ * Call-ID and CSeq once both are parsed again, whenever the fast one
+ * agrees to build the answer. */
+static int reply_same(const char *name, const char *buf, size_t len, int code)
+{
+	osip_message_t *req = NULL, *slow = NULL, *fast = NULL, *ms[2];
+	char out[8192], *sbuf = NULL, a[2][1024];
+	struct sipmsg_ix ix;
+	size_t slen;
+	ssize_t n;
+
+	if (sipmsg_parse_ix(buf, len, true, &ix, &req) || !MSG_IS_REQUEST(req)) {
+		osip_message_free(req);
+		return 0;
+	}
+	n = sipmsg_reply(req, &ix, code, NULL, "fasttag", "X-A: b\r\n", 8, out, sizeof(out));
+	if (n == -EAGAIN) {
+		osip_message_free(req);
+		return 0;
+	}
+	CHECK(n > 0, "%s: sipmsg_reply %zd", name, n);
+	assert_int_equal(sipmsg_response(req, code, NULL, "fasttag", &slow), 0);
+	assert_int_equal(sipmsg_to_str(slow, &sbuf, &slen), 0);
+	osip_message_free(slow);
+	slow = NULL;
+	CHECK(sipmsg_parse(sbuf, slen, true, &slow) == 0, "%s: slow reparse", name);
+	CHECK(n > 0 && sipmsg_parse(out, (size_t)n, true, &fast) == 0, "%s: fast reparse:\n%.*s",
+	      name, (int)(n > 0 ? n : 0), out);
+	if (slow && fast) {
+		ms[0] = slow;
+		ms[1] = fast;
+		CHECK(slow->status_code == fast->status_code, "%s: status", name);
+		CHECK(osip_list_size(&slow->vias) == osip_list_size(&fast->vias), "%s: vias", name);
+		for (int i = 0; i < osip_list_size(&slow->vias); i++) {
+			for (int k = 0; k < 2; k++)
+				HDR_STR(osip_via_to_str,
+					(osip_via_t *)osip_list_get(&ms[k]->vias, i), a[k]);
+			CHECK(!strcmp(a[0], a[1]), "%s: via %d: %s | %s", name, i, a[0], a[1]);
+		}
+		for (int k = 0; k < 2; k++)
+			HDR_STR(osip_from_to_str, ms[k]->from, a[k]);
+		CHECK(!strcmp(a[0], a[1]), "%s: From: %s | %s", name, a[0], a[1]);
+		for (int k = 0; k < 2; k++)
+			HDR_STR(osip_to_to_str, ms[k]->to, a[k]);
+		CHECK(!strcmp(a[0], a[1]), "%s: To: %s | %s", name, a[0], a[1]);
+		for (int k = 0; k < 2; k++)
+			HDR_STR(osip_call_id_to_str, ms[k]->call_id, a[k]);
+		CHECK(!strcmp(a[0], a[1]), "%s: Call-ID: %s | %s", name, a[0], a[1]);
+		for (int k = 0; k < 2; k++)
+			HDR_STR(osip_cseq_to_str, ms[k]->cseq, a[k]);
+		CHECK(!strcmp(a[0], a[1]), "%s: CSeq: %s | %s", name, a[0], a[1]);
+		CHECK(memmem(out, (size_t)n, "\r\nX-A: b\r\nContent-Length: 0\r\n\r\n", 31) &&
+			      (size_t)n >= 31,
+		      "%s: extra headers and an empty body", name);
+	}
+	osip_message_free(slow);
+	osip_message_free(fast);
+	osip_message_free(req);
+	free(sbuf);
+	return n > 0;
+}
+
+static void test_reply(void **state)
+{
+	static const char reg[] =
+		"REGISTER sip:sipha.test SIP/2.0\r\n"
+		"Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKa;rport\r\n"
+		"v: SIP/2.0/TCP [2001:db8::1]:5070;branch=z9hG4bKb, SIP/2.0/UDP h\r\n"
+		"Max-Forwards: 70\r\nf: \"A b\" <sip:a@sipha.test>;tag=1\r\n"
+		"t: sip:a@sipha.test\r\ni: r1@h\r\nCSeq: 7 REGISTER\r\n"
+		"Content-Length: 0\r\n\r\n";
+	static const char folded[] =
+		"OPTIONS sip:x@h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKc\r\n"
+		"From: <sip:a@h>;tag=1\r\nTo: <sip:x@h>\r\nCall-ID: c\r\n"
+		"CSeq: 1\r\n OPTIONS\r\nContent-Length: 0\r\n\r\n";
+	int built = 0;
+	struct dirent *de;
+	char out[64];
+	struct sipmsg_ix ix;
+	osip_message_t *m = NULL;
+	DIR *d;
+
+	(void)state;
+	nfail = 0;
+	assert_int_equal(reply_same("reg", reg, sizeof(reg) - 1, 200), 1);
+	assert_int_equal(reply_same("reg100", reg, sizeof(reg) - 1, 100), 1);
+	assert_int_equal(reply_same("reg", reg, sizeof(reg) - 1, 404), 1);
+	/* a folded header goes the slow way */
+	assert_int_equal(reply_same("folded", folded, sizeof(folded) - 1, 200), 0);
+	/* too small a buffer is an error, never a cut message */
+	assert_int_equal(sipmsg_parse_ix(reg, sizeof(reg) - 1, true, &ix, &m), 0);
+	assert_int_equal(sipmsg_reply(m, &ix, 200, NULL, "t", NULL, 0, out, sizeof(out)), -ENOSPC);
+	assert_int_equal(sipmsg_reply(m, &ix, 700, NULL, "t", NULL, 0, out, sizeof(out)), -EINVAL);
+	osip_message_free(m);
+	d = opendir(rfc_dir());
+	if (!d)
+		fail_msg("%s: %s (set SIPHA_RFC4475_DIR)", rfc_dir(), strerror(errno));
+	while ((de = readdir(d))) {
+		size_t l = strlen(de->d_name), len;
+		char *buf;
+
+		if (l < 4 || strcmp(de->d_name + l - 4, ".dat"))
+			continue;
+		buf = load(de->d_name, &len);
+		built += reply_same(de->d_name, buf, len, 400);
+		free(buf);
+	}
+	closedir(d);
+	assert_int_equal(nfail, 0);
+	assert_true(built > 10); /* most torture requests take the fast way */
+}
+
 static void test_rfc4475_complete(void **state)
 {
 	struct dirent *de;
@@ -1275,6 +1397,7 @@ int main(void)
 		cmocka_unit_test(test_checks),
 		cmocka_unit_test(test_robustness),
 		cmocka_unit_test(test_index),
+		cmocka_unit_test(test_reply),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, NULL);

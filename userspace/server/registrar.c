@@ -570,6 +570,24 @@ out:
 		osip_free(rc.uri[i]);
 }
 
+ssize_t reg_contacts_text(struct registrar *r, const char *user, uint64_t now, char *buf,
+			  size_t cap)
+{
+	const struct reg_aor *a = reg_find(r, user);
+	size_t o = 0;
+
+	for (const struct reg_binding *b = a ? a->bindings : NULL; b; b = b->next) {
+		uint64_t left = b->expires > now ? (b->expires - now + 999) / 1000 : 0;
+		int n = snprintf(buf + o, cap - o, "Contact: <%s>;expires=%llu\r\n", b->contact,
+				 (unsigned long long)left);
+
+		if (n < 0 || (size_t)n >= cap - o)
+			return -ENOSPC;
+		o += (size_t)n;
+	}
+	return (ssize_t)o;
+}
+
 int reg_fill_contacts(struct registrar *r, const char *user, uint64_t now, osip_message_t *resp)
 {
 	const struct reg_aor *a = reg_find(r, user);

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <osipparser2/osip_parser.h>
 
@@ -76,6 +77,10 @@ void reg_register(struct registrar *r, const osip_message_t *req, const struct s
 /* Adds one Contact header per binding of USER (with ;expires=remaining) to
  * RESP.  0 or -ENOMEM. */
 int reg_fill_contacts(struct registrar *r, const char *user, uint64_t now, osip_message_t *resp);
+/* The same as header lines ("Contact: <uri>;expires=N" CRLF) in
+ * BUF[0..CAP): the length, or -ENOSPC. */
+ssize_t reg_contacts_text(struct registrar *r, const char *user, uint64_t now, char *buf,
+			  size_t cap);
 
 /* Low-level operations, also used by HA replication and tests.  EXPIRES_S 0
  * removes the binding.  0, -ENOSPC (a limit) or -ENOMEM. */

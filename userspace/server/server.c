@@ -34,19 +34,73 @@ struct extra_hdr {
 	const char *value;
 };
 
+#define SRV_REPLY_MAX 8192 /* a response built in place; larger ones go through libosip2 */
+
+/* The extra header lines of a response, and USER's bindings as Contacts. */
+static ssize_t extra_text(struct server *srv, const struct extra_hdr *extra, size_t nextra,
+			  const char *user_contacts, char *buf, size_t cap)
+{
+	size_t o = 0;
+	ssize_t c;
+	int n;
+
+	n = snprintf(buf, cap, "Server: sipha\r\n");
+	for (size_t i = 0; i < nextra && n > 0 && (size_t)n < cap - o; i++) {
+		o += (size_t)n;
+		if (strpbrk(extra[i].value, "\r\n"))
+			return -EINVAL;
+		n = snprintf(buf + o, cap - o, "%s: %s\r\n", extra[i].name, extra[i].value);
+	}
+	if (n < 0 || (size_t)n >= cap - o)
+		return -ENOSPC;
+	o += (size_t)n;
+	if (!user_contacts)
+		return (ssize_t)o;
+	c = reg_contacts_text(srv->reg, user_contacts, srv->tw->now, buf + o, cap - o);
+	return c < 0 ? c : (ssize_t)o + c;
+}
+
+/* The response built in place from the request's octets (sipmsg_reply):
+ * 0 when sent, -EAGAIN when only libosip2 can build it. */
+static int respond_fast(struct server *srv, struct txn *st, const struct sip_peer *from,
+			const osip_message_t *req, const struct sipmsg_ix *ix, int code,
+			const char *reason, const char *tag, const char *extra, size_t elen)
+{
+	char buf[SRV_REPLY_MAX];
+	ssize_t n;
+
+	n = sipmsg_reply(req, ix, code, reason, tag, extra, elen, buf, sizeof(buf));
+	if (n < 0)
+		return -EAGAIN;
+	if (st)
+		return txn_respond_raw(st, code, tag, buf, (size_t)n);
+	return srv_send(srv, from, buf, (size_t)n);
+}
+
 /* Answers REQ: through its server transaction ST when there is one (so a
  * retransmitted request gets the same answer), else statelessly to FROM
- * (requests refused before a transaction exists). */
+ * (requests refused before a transaction exists).  IX, the index of the
+ * octets REQ came from (or NULL), lets the answer be built in place. */
 static void respond(struct server *srv, struct txn *st, const struct sip_peer *from,
-		    const osip_message_t *req, int code, const char *reason,
-		    const struct extra_hdr *extra, size_t nextra, const char *user_contacts)
+		    const osip_message_t *req, const struct sipmsg_ix *ix, int code,
+		    const char *reason, const struct extra_hdr *extra, size_t nextra,
+		    const char *user_contacts)
 {
 	osip_message_t *resp = NULL;
-	char tag[32], *buf = NULL;
+	char tag[32], *buf = NULL, ebuf[SRV_REPLY_MAX / 2];
 	size_t len = 0;
+	ssize_t elen;
 	int ret;
 
 	srv_new_tag(srv, tag, sizeof(tag));
+	if (ix) {
+		elen = extra_text(srv, extra, nextra, user_contacts, ebuf, sizeof(ebuf));
+		ret = elen < 0 ? -EAGAIN
+			       : respond_fast(srv, st, from, req, ix, code, reason, tag, ebuf,
+					      (size_t)elen);
+		if (ret != -EAGAIN)
+			goto done;
+	}
 	if (sipmsg_response(req, code, reason, tag, &resp)) {
 		srv->st.sip_tx_errors++;
 		return;
@@ -66,6 +120,7 @@ static void respond(struct server *srv, struct txn *st, const struct sip_peer *f
 			ret = srv_send(srv, from, buf, len);
 		free(buf);
 	}
+done:
 	if (ret)
 		srv->st.sip_tx_errors++;
 	else
@@ -86,11 +141,11 @@ static void handle_register(struct server *srv, struct txn *st, osip_message_t *
 
 		srv->st.register_refused++;
 		snprintf(minexp, sizeof(minexp), "%u", res.min_expires);
-		respond(srv, st, NULL, req, res.code, res.reason, &h, res.code == 423, NULL);
+		respond(srv, st, NULL, req, ix, res.code, res.reason, &h, res.code == 423, NULL);
 		return;
 	}
 	srv->st.register_ok++;
-	respond(srv, st, NULL, req, 200, "OK", NULL, 0, res.aor_user);
+	respond(srv, st, NULL, req, ix, 200, "OK", NULL, 0, res.aor_user);
 }
 
 static bool has_to_tag(const osip_message_t *m)
@@ -111,7 +166,8 @@ static void handle_new(struct server *srv, struct txn *st, osip_message_t *req,
 			return;
 		/* §12.2.2: a request for a dialog we do not have. */
 		srv->st.no_dialog++;
-		respond(srv, st, NULL, req, 481, "Call/Transaction Does Not Exist", NULL, 0, NULL);
+		respond(srv, st, NULL, req, ix, 481, "Call/Transaction Does Not Exist", NULL, 0,
+			NULL);
 		return;
 	}
 	/* REGISTER and initial INVITEs from extensions prove who they are. */
@@ -125,7 +181,7 @@ static void handle_new(struct server *srv, struct txn *st, osip_message_t *req,
 		const struct extra_hdr h[] = { allow, { "Accept", "application/sdp" } };
 
 		srv->st.options_answered++;
-		respond(srv, st, NULL, req, 200, "OK", h, 2, NULL);
+		respond(srv, st, NULL, req, ix, 200, "OK", h, 2, NULL);
 		break;
 	}
 	case SIP_INVITE:
@@ -139,7 +195,8 @@ static void handle_new(struct server *srv, struct txn *st, osip_message_t *req,
 	case SIP_INFO:
 	case SIP_PRACK:
 		srv->st.no_dialog++;
-		respond(srv, st, NULL, req, 481, "Call/Transaction Does Not Exist", NULL, 0, NULL);
+		respond(srv, st, NULL, req, ix, 481, "Call/Transaction Does Not Exist", NULL, 0,
+			NULL);
 		break;
 	case SIP_SUBSCRIBE:
 		sub_on_subscribe(srv, st, req);
@@ -149,18 +206,20 @@ static void handle_new(struct server *srv, struct txn *st, osip_message_t *req,
 	case SIP_MESSAGE:
 	case SIP_PUBLISH:
 		srv->st.method_not_allowed++;
-		respond(srv, st, NULL, req, 405, "Method Not Allowed", &allow, 1, NULL);
+		respond(srv, st, NULL, req, ix, 405, "Method Not Allowed", &allow, 1, NULL);
 		break;
 	default:
 		srv->st.method_not_implemented++;
-		respond(srv, st, NULL, req, 501, "Not Implemented", &allow, 1, NULL);
+		respond(srv, st, NULL, req, ix, 501, "Not Implemented", &allow, 1, NULL);
 		break;
 	}
 }
 
-static void handle_request(struct server *srv, const struct sip_peer *from, osip_message_t *req,
+/* A new transaction takes *REQP over (and *REQP becomes NULL). */
+static void handle_request(struct server *srv, const struct sip_peer *from, osip_message_t **reqp,
 			   const struct sipmsg_ix *ix)
 {
+	osip_message_t *req = *reqp;
 	enum sip_method m = sipmsg_method_id(req->sip_method);
 	struct sip_verdict v;
 	struct txn *st = NULL;
@@ -182,7 +241,7 @@ static void handle_request(struct server *srv, const struct sip_peer *from, osip
 		struct extra_hdr h = { v.hname, v.hvalue };
 
 		srv->st.sip_rx_rejected++;
-		respond(srv, NULL, from, req, v.code, v.reason, &h, v.hname != NULL, NULL);
+		respond(srv, NULL, from, req, ix, v.code, v.reason, &h, v.hname != NULL, NULL);
 		return;
 	}
 	if (from->proto == SIP_PROTO_TCP) {
@@ -190,7 +249,7 @@ static void handle_request(struct server *srv, const struct sip_peer *from, osip
 		p.reply_port = sipmsg_via_port(req);
 		from = &p;
 	}
-	switch (txn_rx_request(srv->txns, req, from, &st)) {
+	switch (txn_rx_request_take(srv->txns, reqp, from, &st)) {
 	case TXN_RX_NEW:
 		handle_new(srv, st, st->req, ix);
 		break;
@@ -207,7 +266,7 @@ static void handle_request(struct server *srv, const struct sip_peer *from, osip
 			struct extra_hdr h = { "Retry-After", "5" };
 
 			srv->st.sip_rx_overload++;
-			respond(srv, NULL, from, req, 503, "Service Unavailable", &h, 1, NULL);
+			respond(srv, NULL, from, req, ix, 503, "Service Unavailable", &h, 1, NULL);
 		} else {
 			srv->st.sip_tx_errors++;
 		}
@@ -235,7 +294,7 @@ void srv_rx(void *arg, const struct sip_peer *from, const char *buf, size_t len)
 		return;
 	}
 	if (MSG_IS_REQUEST(msg)) {
-		handle_request(srv, from, msg, &ix);
+		handle_request(srv, from, &msg, &ix);
 	} else {
 		srv->st.sip_rx_responses++;
 		if (sipmsg_check_response(msg) ||

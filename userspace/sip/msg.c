@@ -833,6 +833,145 @@ out:
 	return err;
 }
 
+/* ---- responses built straight from the request's octets --------------------- */
+
+struct sipmsg_out {
+	char *p;
+	size_t left;
+	bool full;
+};
+
+static void out_put(struct sipmsg_out *o, const char *s, size_t n)
+{
+	if (n >= o->left) {
+		o->full = true;
+		return;
+	}
+	memcpy(o->p, s, n);
+	o->p += n;
+	o->left -= n;
+}
+
+static void out_str(struct sipmsg_out *o, const char *s)
+{
+	out_put(o, s, strlen(s));
+}
+
+static void out_uint(struct sipmsg_out *o, unsigned v)
+{
+	char d[10];
+	size_t n = sizeof(d);
+
+	do {
+		d[--n] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	out_put(o, d + n, sizeof(d) - n);
+}
+
+/* One Via as libosip2 holds it, the received=/rport= amendment included.
+ * false: a comment, a missing part or an escaped NUL, which only
+ * libosip2's printer reproduces. */
+static bool out_via(struct sipmsg_out *o, const osip_via_t *v)
+{
+	if (!v->version || !v->protocol || !v->host || v->comment)
+		return false;
+	out_put(o, "Via: SIP/", 9);
+	out_str(o, v->version);
+	out_put(o, "/", 1);
+	out_str(o, v->protocol);
+	out_put(o, " ", 1);
+	if (strchr(v->host, ':')) {
+		out_put(o, "[", 1);
+		out_str(o, v->host);
+		out_put(o, "]", 1);
+	} else {
+		out_str(o, v->host);
+	}
+	if (v->port) {
+		out_put(o, ":", 1);
+		out_str(o, v->port);
+	}
+	for (int i = 0; i < osip_list_size(&v->via_params); i++) {
+		const osip_generic_param_t *g = osip_list_get(&v->via_params, i);
+
+		if (!g || !g->gname || strstr(g->gname, SIPMSG_NUL_ESC) ||
+		    (g->gvalue && strstr(g->gvalue, SIPMSG_NUL_ESC)))
+			return false;
+		out_put(o, ";", 1);
+		out_str(o, g->gname);
+		if (g->gvalue) {
+			out_put(o, "=", 1);
+			out_str(o, g->gvalue);
+		}
+	}
+	out_put(o, "\r\n", 2);
+	return true;
+}
+
+/* The one header ID as written, unless it is folded; no line end. */
+static bool out_raw_hdr(struct sipmsg_out *o, const struct sipmsg_ix *ix, enum sipmsg_hid id,
+			const char *name)
+{
+	const struct sipmsg_ixh *h;
+
+	if (ix->count[id] != 1 || ix->first[id] == SIPMSG_IX_NONE)
+		return false;
+	h = &ix->h[ix->first[id]];
+	if (memchr(ix->buf + h->val, '\n', h->vlen))
+		return false;
+	out_str(o, name);
+	out_put(o, ": ", 2);
+	out_put(o, ix->buf + h->val, h->vlen);
+	return true;
+}
+
+ssize_t sipmsg_reply(const osip_message_t *req, const struct sipmsg_ix *ix, int code,
+		     const char *reason, const char *to_tag, const char *extra, size_t extralen,
+		     char *buf, size_t cap)
+{
+	struct sipmsg_out o = { buf, cap, false };
+
+	if (!req || !ix || !buf || !MSG_IS_REQUEST(req) || code < 100 || code > 699)
+		return -EINVAL;
+	/* What only libosip2's printer gets right: a salvaged request, escaped
+	 * NULs, lines that are no header, more headers than indexed. */
+	if (!req->from || !req->to || !req->call_id || !req->cseq || ix->octets || ix->bad ||
+	    ix->more || !osip_list_size(&req->vias))
+		return -EAGAIN;
+	out_put(&o, "SIP/2.0 ", 8);
+	out_uint(&o, (unsigned)code);
+	out_put(&o, " ", 1);
+	out_str(&o, reason ? reason : sipmsg_reason(code));
+	out_put(&o, "\r\n", 2);
+	for (int i = 0; i < osip_list_size(&req->vias); i++) {
+		if (!out_via(&o, osip_list_get(&req->vias, i)))
+			return -EAGAIN;
+	}
+	if (!out_raw_hdr(&o, ix, SIPMSG_H_FROM, "From"))
+		return -EAGAIN;
+	out_put(&o, "\r\n", 2);
+	if (!out_raw_hdr(&o, ix, SIPMSG_H_TO, "To"))
+		return -EAGAIN;
+	if (to_tag && code > 100 && !sipmsg_has_tag(req->to)) {
+		out_put(&o, ";tag=", 5);
+		out_str(&o, to_tag);
+	}
+	out_put(&o, "\r\n", 2);
+	if (!out_raw_hdr(&o, ix, SIPMSG_H_CALL_ID, "Call-ID"))
+		return -EAGAIN;
+	out_put(&o, "\r\n", 2);
+	if (!out_raw_hdr(&o, ix, SIPMSG_H_CSEQ, "CSeq"))
+		return -EAGAIN;
+	out_put(&o, "\r\n", 2);
+	if (extra)
+		out_put(&o, extra, extralen);
+	out_put(&o, "Content-Length: 0\r\n\r\n", 21);
+	if (o.full)
+		return -ENOSPC;
+	return (ssize_t)(cap - o.left);
+}
+
 /* The way back of sipmsg_defuse's %C0%80, in the start line and headers. */
 static size_t sipmsg_restore_nul(char *dst, const char *src, size_t n)
 {

@@ -177,6 +177,17 @@ int sipmsg_check_response(const osip_message_t *m);
 int sipmsg_response(const osip_message_t *req, int code, const char *reason, const char *to_tag,
 		    osip_message_t **out);
 
+/* The response sipmsg_response() would build, written straight into
+ * BUF[0..CAP) from the request's octets (From, To, Call-ID and CSeq as the
+ * client wrote them) and REQ's Vias (amended by sipmsg_via_received), with
+ * EXTRA[0..EXTRALEN) (header lines, each ending CRLF) and an empty body.
+ * Returns the length, -EAGAIN for a request only sipmsg_response() can
+ * answer (salvaged, folded or escaped headers, more than IX holds),
+ * -ENOSPC or -EINVAL. */
+ssize_t sipmsg_reply(const osip_message_t *req, const struct sipmsg_ix *ix, int code,
+		     const char *reason, const char *to_tag, const char *extra, size_t extralen,
+		     char *buf, size_t cap);
+
 /* Serialises M; *BUF is malloc'd (free it).  Returns 0 or -ENOMEM/-EINVAL. */
 int sipmsg_to_str(osip_message_t *m, char **buf, size_t *len);
 

@@ -235,9 +235,12 @@ static void txn_drop_text(osip_message_t *m)
 	osip_message_force_update(m);
 }
 
-enum txn_rx txn_rx_request(struct txn_layer *tl, osip_message_t *req, const struct sip_peer *from,
-			   struct txn **out)
+/* TAKE: a new transaction keeps *REQP itself (and *REQP becomes NULL)
+ * instead of a copy. */
+static enum txn_rx txn_rx_req(struct txn_layer *tl, osip_message_t **reqp, bool take,
+			      const struct sip_peer *from, struct txn **out)
 {
+	osip_message_t *req = reqp ? *reqp : NULL;
 	struct txn_arg a = { .rx = TXN_RX_ABSORBED };
 	enum txn_rx rx = TXN_RX_ERROR;
 	struct txn_key k;
@@ -274,7 +277,10 @@ enum txn_rx txn_rx_request(struct txn_layer *tl, osip_message_t *req, const stru
 		      from);
 	if (!t)
 		goto out;
-	if (osip_message_clone(req, &t->req) || !t->req) {
+	if (take) {
+		t->req = req;
+		*reqp = NULL;
+	} else if (osip_message_clone(req, &t->req) || !t->req) {
 		t->req = NULL;
 		txn_free(t);
 		goto out;
@@ -287,6 +293,18 @@ enum txn_rx txn_rx_request(struct txn_layer *tl, osip_message_t *req, const stru
 out:
 	txn_leave(tl);
 	return rx;
+}
+
+enum txn_rx txn_rx_request(struct txn_layer *tl, osip_message_t *req, const struct sip_peer *from,
+			   struct txn **out)
+{
+	return txn_rx_req(tl, &req, false, from, out);
+}
+
+enum txn_rx txn_rx_request_take(struct txn_layer *tl, osip_message_t **req,
+				const struct sip_peer *from, struct txn **out)
+{
+	return txn_rx_req(tl, req, true, from, out);
 }
 
 bool txn_rx_response(struct txn_layer *tl, osip_message_t *resp, const struct sip_peer *from)
@@ -318,38 +336,68 @@ out:
 	return a.handled;
 }
 
-int txn_respond(struct txn *t, osip_message_t *resp)
+/* Hands the response BUF (malloc'd; taken) of status CODE to T's machine. */
+static int txn_respond_buf(struct txn *t, int code, const char *tag, char *buf, size_t len)
 {
-	struct txn_arg a = { .msg = resp };
+	struct txn_arg a = { .code = code, .tag = tag, .buf = buf, .len = len };
 	struct txn_layer *tl;
 	enum txn_ev ev;
 	int err = -EINVAL;
 
 	/* Checked before txn_enter: its drain would free a dying T. */
-	if (!t || t->dying || !resp)
+	if (!t || t->dying || !buf) {
+		free(buf);
 		return -EINVAL;
+	}
 	tl = t->tl;
 	txn_enter(tl);
-	if ((t->kind != TXN_IST && t->kind != TXN_NIST) || !MSG_IS_RESPONSE(resp) ||
-	    resp->status_code < 100 || resp->status_code > 699)
+	if ((t->kind != TXN_IST && t->kind != TXN_NIST) || code < 100 || code > 699)
 		goto out;
-	if (resp->status_code < 200)
+	if (code < 200)
 		ev = EV_TU_1XX;
-	else if (resp->status_code < 300)
+	else if (code < 300)
 		ev = EV_TU_2XX;
 	else
 		ev = EV_TU_FINAL;
 	if (!txn_fsm_has(t, ev))
 		goto out; /* no response of that class in this state */
-	err = sipmsg_to_str(resp, &a.buf, &a.len);
-	if (err)
-		goto out;
 	txn_fire(t, ev, &a);
 	err = a.handled ? a.err : -EINVAL;
 out:
 	free(a.buf);
 	txn_leave(tl);
 	return err;
+}
+
+int txn_respond(struct txn *t, osip_message_t *resp)
+{
+	char *buf = NULL;
+	size_t len = 0;
+
+	if (!t || t->dying || !resp || !MSG_IS_RESPONSE(resp) || resp->status_code < 100 ||
+	    resp->status_code > 699)
+		return -EINVAL;
+	if (sipmsg_to_str(resp, &buf, &len))
+		return -ENOMEM;
+	return txn_respond_buf(t, resp->status_code, txn_tag_of(resp->to), buf, len);
+}
+
+int txn_respond_raw(struct txn *t, int code, const char *to_tag, const char *bytes, size_t len)
+{
+	const char *tag;
+	char *buf;
+
+	if (!t || t->dying || !t->req || !bytes)
+		return -EINVAL;
+	buf = malloc(len);
+	if (!buf)
+		return -ENOMEM;
+	memcpy(buf, bytes, len);
+	/* The response's To tag: the request's own, else the one added. */
+	tag = txn_tag_of(t->req->to);
+	if (!*tag && to_tag && code > 100)
+		tag = to_tag;
+	return txn_respond_buf(t, code, tag, buf, len);
 }
 
 int txn_reply(struct txn *t, int code, const char *reason, const char *to_tag)

@@ -113,6 +113,10 @@ void txn_layer_free(struct txn_layer *tl);
  * sets the user with txn_set_user(). */
 enum txn_rx txn_rx_request(struct txn_layer *tl, osip_message_t *req, const struct sip_peer *from,
 			   struct txn **out);
+/* The same, but a new transaction keeps *REQ itself, without a copy, and
+ * *REQ becomes NULL; for any other outcome *REQ stays the caller's. */
+enum txn_rx txn_rx_request_take(struct txn_layer *tl, osip_message_t **req,
+				const struct sip_peer *from, struct txn **out);
 
 /* An incoming response: delivered to its client transaction's user, or
  * false when no transaction matches (the caller may handle a stray 2xx
@@ -125,6 +129,9 @@ void txn_set_user(struct txn *t, const struct txn_user *user, void *uarg);
  * 2xx → Accepted/Completed, 3xx–6xx → Completed).  0 or -errno; -EINVAL in
  * a state where no response may be sent. */
 int txn_respond(struct txn *t, osip_message_t *resp);
+/* The same with the response already serialised (sipmsg_reply): BYTES are
+ * copied; TO_TAG is the tag it added to To, if it added one. */
+int txn_respond_raw(struct txn *t, int code, const char *to_tag, const char *bytes, size_t len);
 /* Server: builds and sends a response with sipmsg_response (TO_TAG may be
  * NULL), the common case. */
 int txn_reply(struct txn *t, int code, const char *reason, const char *to_tag);

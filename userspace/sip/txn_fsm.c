@@ -106,14 +106,13 @@ static enum txn_ev srv_send(struct txn *t, struct txn_arg *a)
 	t->out = a->buf;
 	t->outlen = a->len;
 	a->buf = NULL;
-	t->code = a->msg->status_code;
+	t->code = a->code;
 	return srv_resend(t, a);
 }
 
-static void ist_keep_tag(struct txn *t, const osip_message_t *resp)
+static void ist_keep_tag(struct txn *t, const char *tag)
 {
 	struct txn_priv *p = container_of(t, struct txn_priv, t);
-	const char *tag = txn_tag_of(resp->to);
 
 	if (!*tag || (p->rsp_tag && !strcmp(p->rsp_tag, tag)))
 		return;
@@ -125,7 +124,7 @@ static void ist_keep_tag(struct txn *t, const osip_message_t *resp)
 static enum txn_ev ist_accept(struct txn *t, struct txn_arg *a)
 {
 	txn_arm(t, &t->t_life, 64 * t1(t)); /* Timer L */
-	ist_keep_tag(t, a->msg);
+	ist_keep_tag(t, a->tag);
 	return srv_send(t, a);
 }
 
@@ -136,7 +135,7 @@ static enum txn_ev ist_complete(struct txn *t, struct txn_arg *a)
 		txn_arm(t, &t->t_retx, t->interval); /* Timer G */
 	}
 	txn_arm(t, &t->t_life, 64 * t1(t)); /* Timer H */
-	ist_keep_tag(t, a->msg);
+	ist_keep_tag(t, a->tag);
 	return srv_send(t, a);
 }
 

@@ -66,6 +66,8 @@ struct txn_priv {
 /* One event's parameters and results. */
 struct txn_arg {
 	osip_message_t *msg; /* the response sent or received */
+	int code; /* server: the status of the response sent */
+	const char *tag; /* server: its To tag ("" for none) */
 	char *buf; /* server: MSG serialised; an action takes it */
 	size_t len;
 	int err; /* server: result of sending BUF */
