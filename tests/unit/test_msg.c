@@ -280,6 +280,34 @@ static int reply_same(const char *name, const char *buf, size_t len, int code)
 	return n > 0;
 }
 
+/* A body and its type go out with the right Content-Length. */
+static void reply_body(const osip_message_t *req, const struct sipmsg_ix *ix)
+{
+	static const char sdp[] = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\n";
+	struct sipmsg_reply_opt r = { .code = 200,
+				      .to_tag = "bt",
+				      .ctype = "application/sdp",
+				      .body = sdp,
+				      .bodylen = sizeof(sdp) - 1 };
+	osip_message_t *m = NULL;
+	struct sipmsg_echo e;
+	osip_body_t *b = NULL;
+	char out[2048];
+	ssize_t n;
+
+	assert_int_equal(sipmsg_echo_of(ix, &e), 0);
+	n = sipmsg_reply_echo(req, &e, &r, out, sizeof(out));
+	assert_true(n > 0);
+	assert_int_equal(sipmsg_parse(out, (size_t)n, false, &m), 0);
+	assert_int_equal(m->status_code, 200);
+	assert_non_null(m->content_type);
+	assert_string_equal(m->content_type->subtype, "sdp");
+	assert_int_equal(osip_message_get_body(m, 0, &b), 0);
+	assert_int_equal(b->length, sizeof(sdp) - 1);
+	assert_memory_equal(b->body, sdp, sizeof(sdp) - 1);
+	osip_message_free(m);
+}
+
 static void test_reply(void **state)
 {
 	static const char reg[] =
@@ -311,6 +339,7 @@ static void test_reply(void **state)
 	assert_int_equal(sipmsg_parse_ix(reg, sizeof(reg) - 1, true, &ix, &m), 0);
 	assert_int_equal(sipmsg_reply(m, &ix, 200, NULL, "t", NULL, 0, out, sizeof(out)), -ENOSPC);
 	assert_int_equal(sipmsg_reply(m, &ix, 700, NULL, "t", NULL, 0, out, sizeof(out)), -EINVAL);
+	reply_body(m, &ix);
 	osip_message_free(m);
 	d = opendir(rfc_dir());
 	if (!d)

@@ -51,6 +51,43 @@ void add_contact(struct server *srv, osip_message_t *m, enum sip_proto proto)
 	osip_message_set_contact(m, hdr);
 }
 
+/* call_reply() in place (txn_reply_opt): -EAGAIN when only libosip2 can
+ * build it (no echo kept, a multipart body, Content-Type parameters). */
+static int call_reply_fast(struct server *srv, struct txn *st, int code, const char *reason,
+			   const char *to_tag, const osip_message_t *src, bool contact)
+{
+	struct sipmsg_reply_opt r = { .code = code, .reason = reason, .to_tag = to_tag };
+	char extra[256], uri[128], ctype[128];
+	osip_body_t *b = NULL;
+	int n;
+
+	if (src) {
+		const osip_content_type_t *ct = src->content_type;
+
+		if (osip_list_size(&src->bodies) > 1)
+			return -EAGAIN;
+		if (osip_list_size(&src->bodies) == 1) {
+			if (!ct || !ct->type || !ct->subtype || osip_list_size(&ct->gen_params) ||
+			    osip_message_get_body(src, 0, &b) < 0 || !b || !b->body)
+				return -EAGAIN;
+			snprintf(ctype, sizeof(ctype), "%s/%s", ct->type, ct->subtype);
+			r.ctype = ctype;
+			r.body = b->body;
+			r.bodylen = b->length;
+		}
+	}
+	if (contact)
+		contact_uri(srv, st->peer.proto, uri, sizeof(uri));
+	n = snprintf(extra, sizeof(extra), "%s%s%s%sServer: sipha\r\n", contact ? "Contact: <" : "",
+		     contact ? uri : "", contact ? ">\r\n" : "",
+		     code >= 200 && code < 300 ? "Allow: " SIPHA_ALLOW "\r\n" : "");
+	if (n < 0 || (size_t)n >= sizeof(extra))
+		return -EAGAIN;
+	r.extra = extra;
+	r.extralen = (size_t)n;
+	return txn_reply_opt(st, &r);
+}
+
 /* Sends a response on a server transaction, built from RESP_SRC's code,
  * reason and body when given (a relayed response), else CODE/REASON. */
 int call_reply(struct server *srv, struct txn *st, int code, const char *reason, const char *to_tag,
@@ -66,6 +103,9 @@ int call_reply(struct server *srv, struct txn *st, int code, const char *reason,
 		code = resp_src->status_code;
 		reason = resp_src->reason_phrase;
 	}
+	ret = call_reply_fast(srv, st, code, reason, to_tag, resp_src, contact);
+	if (ret != -EAGAIN)
+		goto done;
 	ret = sipmsg_response(st->req, code, reason, to_tag, &r);
 	if (ret)
 		return ret;
@@ -78,6 +118,7 @@ int call_reply(struct server *srv, struct txn *st, int code, const char *reason,
 	osip_message_set_header(r, "Server", "sipha");
 	ret = txn_respond(st, r);
 	osip_message_free(r);
+done:
 	if (ret)
 		srv->st.sip_tx_errors++;
 	else

@@ -249,7 +249,7 @@ static void handle_request(struct server *srv, const struct sip_peer *from, osip
 		p.reply_port = sipmsg_via_port(req);
 		from = &p;
 	}
-	switch (txn_rx_request_take(srv->txns, reqp, from, &st)) {
+	switch (txn_rx_request_take(srv->txns, reqp, ix, from, &st)) {
 	case TXN_RX_NEW:
 		handle_new(srv, st, st->req, ix);
 		break;

@@ -843,6 +843,8 @@ struct sipmsg_out {
 
 static void out_put(struct sipmsg_out *o, const char *s, size_t n)
 {
+	if (!n)
+		return;
 	if (n >= o->left) {
 		o->full = true;
 		return;
@@ -909,67 +911,90 @@ static bool out_via(struct sipmsg_out *o, const osip_via_t *v)
 	return true;
 }
 
-/* The one header ID as written, unless it is folded; no line end. */
-static bool out_raw_hdr(struct sipmsg_out *o, const struct sipmsg_ix *ix, enum sipmsg_hid id,
-			const char *name)
+int sipmsg_echo_of(const struct sipmsg_ix *ix, struct sipmsg_echo *e)
 {
-	const struct sipmsg_ixh *h;
+	static const enum sipmsg_hid ids[SIPMSG_ECHO_N] = { SIPMSG_H_FROM, SIPMSG_H_TO,
+							    SIPMSG_H_CALL_ID, SIPMSG_H_CSEQ };
 
-	if (ix->count[id] != 1 || ix->first[id] == SIPMSG_IX_NONE)
-		return false;
-	h = &ix->h[ix->first[id]];
-	if (memchr(ix->buf + h->val, '\n', h->vlen))
-		return false;
-	out_str(o, name);
-	out_put(o, ": ", 2);
-	out_put(o, ix->buf + h->val, h->vlen);
-	return true;
+	/* What only libosip2's printer gets right: escaped NULs, lines that
+	 * are no header, more headers than indexed, folded values. */
+	if (!ix || ix->octets || ix->bad || ix->more)
+		return -EAGAIN;
+	for (int i = 0; i < SIPMSG_ECHO_N; i++) {
+		const struct sipmsg_ixh *h;
+
+		if (ix->count[ids[i]] != 1 || ix->first[ids[i]] == SIPMSG_IX_NONE)
+			return -EAGAIN;
+		h = &ix->h[ix->first[ids[i]]];
+		if (memchr(ix->buf + h->val, '\n', h->vlen))
+			return -EAGAIN;
+		e->v[i] = ix->buf + h->val;
+		e->n[i] = h->vlen;
+	}
+	return 0;
+}
+
+ssize_t sipmsg_reply_echo(const osip_message_t *req, const struct sipmsg_echo *e,
+			  const struct sipmsg_reply_opt *r, char *buf, size_t cap)
+{
+	static const char *const names[SIPMSG_ECHO_N] = { "From: ", "To: ", "Call-ID: ", "CSeq: " };
+	struct sipmsg_out o = { buf, cap, false };
+
+	if (!req || !e || !r || !buf || !MSG_IS_REQUEST(req) || r->code < 100 || r->code > 699)
+		return -EINVAL;
+	/* a salvaged request: only libosip2 prints what it kept */
+	if (!req->to || !osip_list_size(&req->vias))
+		return -EAGAIN;
+	out_put(&o, "SIP/2.0 ", 8);
+	out_uint(&o, (unsigned)r->code);
+	out_put(&o, " ", 1);
+	out_str(&o, r->reason ? r->reason : sipmsg_reason(r->code));
+	out_put(&o, "\r\n", 2);
+	for (int i = 0; i < osip_list_size(&req->vias); i++) {
+		if (!out_via(&o, osip_list_get(&req->vias, i)))
+			return -EAGAIN;
+	}
+	for (int i = 0; i < SIPMSG_ECHO_N; i++) {
+		out_str(&o, names[i]);
+		out_put(&o, e->v[i], e->n[i]);
+		if (i == 1 && r->to_tag && r->code > 100 && !sipmsg_has_tag(req->to)) {
+			out_put(&o, ";tag=", 5);
+			out_str(&o, r->to_tag);
+		}
+		out_put(&o, "\r\n", 2);
+	}
+	if (r->extra)
+		out_put(&o, r->extra, r->extralen);
+	if (r->ctype) {
+		out_put(&o, "Content-Type: ", 14);
+		out_str(&o, r->ctype);
+		out_put(&o, "\r\n", 2);
+	}
+	out_put(&o, "Content-Length: ", 16);
+	out_uint(&o, (unsigned)r->bodylen);
+	out_put(&o, "\r\n\r\n", 4);
+	out_put(&o, r->body, r->bodylen);
+	if (o.full)
+		return -ENOSPC;
+	return (ssize_t)(cap - o.left);
 }
 
 ssize_t sipmsg_reply(const osip_message_t *req, const struct sipmsg_ix *ix, int code,
 		     const char *reason, const char *to_tag, const char *extra, size_t extralen,
 		     char *buf, size_t cap)
 {
-	struct sipmsg_out o = { buf, cap, false };
+	struct sipmsg_reply_opt r = { .code = code,
+				      .reason = reason,
+				      .to_tag = to_tag,
+				      .extra = extra,
+				      .extralen = extralen };
+	struct sipmsg_echo e;
 
-	if (!req || !ix || !buf || !MSG_IS_REQUEST(req) || code < 100 || code > 699)
+	if (!req || !ix || !buf || code < 100 || code > 699)
 		return -EINVAL;
-	/* What only libosip2's printer gets right: a salvaged request, escaped
-	 * NULs, lines that are no header, more headers than indexed. */
-	if (!req->from || !req->to || !req->call_id || !req->cseq || ix->octets || ix->bad ||
-	    ix->more || !osip_list_size(&req->vias))
+	if (sipmsg_echo_of(ix, &e))
 		return -EAGAIN;
-	out_put(&o, "SIP/2.0 ", 8);
-	out_uint(&o, (unsigned)code);
-	out_put(&o, " ", 1);
-	out_str(&o, reason ? reason : sipmsg_reason(code));
-	out_put(&o, "\r\n", 2);
-	for (int i = 0; i < osip_list_size(&req->vias); i++) {
-		if (!out_via(&o, osip_list_get(&req->vias, i)))
-			return -EAGAIN;
-	}
-	if (!out_raw_hdr(&o, ix, SIPMSG_H_FROM, "From"))
-		return -EAGAIN;
-	out_put(&o, "\r\n", 2);
-	if (!out_raw_hdr(&o, ix, SIPMSG_H_TO, "To"))
-		return -EAGAIN;
-	if (to_tag && code > 100 && !sipmsg_has_tag(req->to)) {
-		out_put(&o, ";tag=", 5);
-		out_str(&o, to_tag);
-	}
-	out_put(&o, "\r\n", 2);
-	if (!out_raw_hdr(&o, ix, SIPMSG_H_CALL_ID, "Call-ID"))
-		return -EAGAIN;
-	out_put(&o, "\r\n", 2);
-	if (!out_raw_hdr(&o, ix, SIPMSG_H_CSEQ, "CSeq"))
-		return -EAGAIN;
-	out_put(&o, "\r\n", 2);
-	if (extra)
-		out_put(&o, extra, extralen);
-	out_put(&o, "Content-Length: 0\r\n\r\n", 21);
-	if (o.full)
-		return -ENOSPC;
-	return (ssize_t)(cap - o.left);
+	return sipmsg_reply_echo(req, &e, &r, buf, cap);
 }
 
 /* The way back of sipmsg_defuse's %C0%80, in the start line and headers. */

@@ -177,6 +177,34 @@ int sipmsg_check_response(const osip_message_t *m);
 int sipmsg_response(const osip_message_t *req, int code, const char *reason, const char *to_tag,
 		    osip_message_t **out);
 
+/* The headers a response echoes as the client wrote them: From, To,
+ * Call-ID, CSeq (values, without line ends). */
+#define SIPMSG_ECHO_N 4
+struct sipmsg_echo {
+	const char *v[SIPMSG_ECHO_N];
+	uint16_t n[SIPMSG_ECHO_N];
+};
+/* Fills *E from IX: 0, or -EAGAIN for a message only libosip2 can answer
+ * (escaped NULs, lines that are no header, more headers than IX holds, a
+ * folded or repeated header of the four). */
+int sipmsg_echo_of(const struct sipmsg_ix *ix, struct sipmsg_echo *e);
+
+struct sipmsg_reply_opt {
+	int code;
+	const char *reason; /* NULL: sipmsg_reason(code) */
+	const char *to_tag; /* added to To when it has none and CODE > 100 */
+	const char *extra; /* header lines, each ending CRLF */
+	size_t extralen;
+	const char *ctype; /* the body's Content-Type, or NULL */
+	const char *body;
+	size_t bodylen;
+};
+/* A response to REQ into BUF[0..CAP): REQ's Vias (amended by
+ * sipmsg_via_received), E's headers, R's.  The length, -EAGAIN for a
+ * request only sipmsg_response() can answer, -ENOSPC or -EINVAL. */
+ssize_t sipmsg_reply_echo(const osip_message_t *req, const struct sipmsg_echo *e,
+			  const struct sipmsg_reply_opt *r, char *buf, size_t cap);
+
 /* The response sipmsg_response() would build, written straight into
  * BUF[0..CAP) from the request's octets (From, To, Call-ID and CSeq as the
  * client wrote them) and REQ's Vias (amended by sipmsg_via_received), with

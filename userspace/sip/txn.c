@@ -81,6 +81,7 @@ static void txn_free(struct txn *t)
 	free(t->out);
 	free(t->key);
 	free(p->rsp_tag);
+	free(p->echo_buf);
 	free(p);
 }
 
@@ -237,8 +238,33 @@ static void txn_drop_text(osip_message_t *m)
 
 /* TAKE: a new transaction keeps *REQP itself (and *REQP becomes NULL)
  * instead of a copy. */
+static void txn_keep_echo(struct txn *t, const struct sipmsg_ix *ix)
+{
+	struct txn_priv *p = container_of(t, struct txn_priv, t);
+	struct sipmsg_echo e;
+	size_t n = 0;
+	char *b;
+
+	if (!ix || sipmsg_echo_of(ix, &e))
+		return;
+	for (int i = 0; i < SIPMSG_ECHO_N; i++)
+		n += e.n[i];
+	b = malloc(n ? n : 1);
+	if (!b)
+		return; /* the responses go through libosip2 */
+	n = 0;
+	for (int i = 0; i < SIPMSG_ECHO_N; i++) {
+		memcpy(b + n, e.v[i], e.n[i]);
+		p->echo.v[i] = b + n;
+		p->echo.n[i] = e.n[i];
+		n += e.n[i];
+	}
+	p->echo_buf = b;
+}
+
 static enum txn_rx txn_rx_req(struct txn_layer *tl, osip_message_t **reqp, bool take,
-			      const struct sip_peer *from, struct txn **out)
+			      const struct sipmsg_ix *ix, const struct sip_peer *from,
+			      struct txn **out)
 {
 	osip_message_t *req = reqp ? *reqp : NULL;
 	struct txn_arg a = { .rx = TXN_RX_ABSORBED };
@@ -286,6 +312,7 @@ static enum txn_rx txn_rx_req(struct txn_layer *tl, osip_message_t **reqp, bool 
 		goto out;
 	}
 	txn_drop_text(t->req);
+	txn_keep_echo(t, ix);
 	txn_table_add(tl, t);
 	pr_debug("txn %s: new, %s", t->key, txn_state_name(t->state));
 	*out = t;
@@ -298,13 +325,31 @@ out:
 enum txn_rx txn_rx_request(struct txn_layer *tl, osip_message_t *req, const struct sip_peer *from,
 			   struct txn **out)
 {
-	return txn_rx_req(tl, &req, false, from, out);
+	return txn_rx_req(tl, &req, false, NULL, from, out);
 }
 
 enum txn_rx txn_rx_request_take(struct txn_layer *tl, osip_message_t **req,
-				const struct sip_peer *from, struct txn **out)
+				const struct sipmsg_ix *ix, const struct sip_peer *from,
+				struct txn **out)
 {
-	return txn_rx_req(tl, req, true, from, out);
+	return txn_rx_req(tl, req, true, ix, from, out);
+}
+
+int txn_reply_opt(struct txn *t, const struct sipmsg_reply_opt *r)
+{
+	struct txn_priv *p;
+	char buf[TXN_REPLY_MAX];
+	ssize_t n;
+
+	if (!t || t->dying || !t->req || !r)
+		return -EINVAL;
+	p = container_of(t, struct txn_priv, t);
+	if (!p->echo_buf)
+		return -EAGAIN;
+	n = sipmsg_reply_echo(t->req, &p->echo, r, buf, sizeof(buf));
+	if (n < 0)
+		return n == -ENOSPC ? -EAGAIN : (int)n;
+	return txn_respond_raw(t, r->code, r->to_tag, buf, (size_t)n);
 }
 
 bool txn_rx_response(struct txn_layer *tl, osip_message_t *resp, const struct sip_peer *from)
@@ -402,11 +447,15 @@ int txn_respond_raw(struct txn *t, int code, const char *to_tag, const char *byt
 
 int txn_reply(struct txn *t, int code, const char *reason, const char *to_tag)
 {
+	struct sipmsg_reply_opt r = { .code = code, .reason = reason, .to_tag = to_tag };
 	osip_message_t *resp = NULL;
 	int err;
 
 	if (!t || t->dying || !t->req)
 		return -EINVAL;
+	err = txn_reply_opt(t, &r);
+	if (err != -EAGAIN)
+		return err;
 	err = sipmsg_response(t->req, code, reason, to_tag, &resp);
 	if (!err)
 		err = txn_respond(t, resp);

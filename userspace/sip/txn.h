@@ -22,6 +22,7 @@
 #include <osipparser2/osip_parser.h>
 
 #include "core/timer.h"
+#include "sip/msg.h"
 #include "sip/transport.h"
 
 enum txn_kind {
@@ -116,7 +117,8 @@ enum txn_rx txn_rx_request(struct txn_layer *tl, osip_message_t *req, const stru
 /* The same, but a new transaction keeps *REQ itself, without a copy, and
  * *REQ becomes NULL; for any other outcome *REQ stays the caller's. */
 enum txn_rx txn_rx_request_take(struct txn_layer *tl, osip_message_t **req,
-				const struct sip_peer *from, struct txn **out);
+				const struct sipmsg_ix *ix, const struct sip_peer *from,
+				struct txn **out);
 
 /* An incoming response: delivered to its client transaction's user, or
  * false when no transaction matches (the caller may handle a stray 2xx
@@ -135,6 +137,12 @@ int txn_respond_raw(struct txn *t, int code, const char *to_tag, const char *byt
 /* Server: builds and sends a response with sipmsg_response (TO_TAG may be
  * NULL), the common case. */
 int txn_reply(struct txn *t, int code, const char *reason, const char *to_tag);
+/* Server: a response built in place from the headers the request's octets
+ * gave (txn_rx_request_take with its index), with R's extra headers and
+ * body.  -EAGAIN when T has none of them or the response is larger than
+ * TXN_REPLY_MAX: build it with libosip2 instead. */
+#define TXN_REPLY_MAX 8192
+int txn_reply_opt(struct txn *t, const struct sipmsg_reply_opt *r);
 
 /* Client: sends REQ (the layer takes ownership of REQ) to TO; its top Via
  * must already carry a fresh branch (txn_new_branch).  0 with *OUT, or

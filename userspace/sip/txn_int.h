@@ -61,6 +61,10 @@ struct txn_priv {
 	/* IST: To tag of our final response, which an RFC 2543 ACK for it
 	 * carries (§17.2.3). */
 	char *rsp_tag;
+	/* A server transaction made from a clean message: the headers its
+	 * responses echo, copied into ECHO_BUF (sipmsg_reply_echo). */
+	char *echo_buf;
+	struct sipmsg_echo echo;
 };
 
 /* One event's parameters and results. */
