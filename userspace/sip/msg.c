@@ -12,6 +12,7 @@
 #include <osipparser2/osip_port.h>
 
 #include "core/log.h"
+#include "core/smalloc.h"
 #include "sip/msg.h"
 #include "sip/msgraw.h"
 
@@ -70,6 +71,12 @@ sipmsg_osip_trace(const char *fi, int li, osip_trace_level_t level, const char *
 
 static void sipmsg_init_once(void)
 {
+	const char *pool = getenv("SIPHA_SMALLOC");
+
+	/* libosip2's small blocks from core/smalloc.c; SIPHA_SMALLOC=0 leaves
+	 * them to malloc (for comparisons). */
+	if (!pool || strcmp(pool, "0"))
+		osip_set_allocators(smalloc, srealloc, sfree);
 	parser_init();
 	/* Level N enables the levels below N; without a function libosip2
 	 * would print to stdout by itself. */
@@ -515,15 +522,25 @@ static bool sipmsg_status_line_ok(const char *s, size_t n)
  * and becomes '?'.  DST holds 2 * N octets; returns the length written. */
 static size_t sipmsg_defuse(char *dst, const char *src, size_t n)
 {
-	size_t o = 0;
+	size_t o = 0, i = 0;
 
-	for (size_t i = 0; i < n; i++) {
+	while (i < n) {
+		/* copy up to the next '%' or NUL in one go */
+		const char *pc = memchr(src + i, '%', n - i), *nul = memchr(src + i, '\0', n - i);
+		size_t stop = (size_t)((pc && (!nul || pc < nul) ? pc : nul ? nul : src + n) - src);
+
+		memcpy(dst + o, src + i, stop - i);
+		o += stop - i;
+		i = stop;
+		if (i == n)
+			break;
 		if (src[i] == '%' && i + 2 < n && src[i + 1] == '0' && src[i + 2] == '0') {
 			memcpy(dst + o, SIPMSG_NUL_ESC, sizeof(SIPMSG_NUL_ESC) - 1);
 			o += sizeof(SIPMSG_NUL_ESC) - 1;
-			i += 2;
+			i += 3;
 		} else {
 			dst[o++] = src[i] ? src[i] : '?';
+			i++;
 		}
 	}
 	return o;
@@ -568,14 +585,15 @@ static int sipmsg_osip_parse(const struct sipmsg_ix *ix, size_t used, osip_messa
 	const struct sipmsg_layout *l = &ix->l;
 	size_t hlen = l->hdr_end - l->start, blen = used - l->hdr_end, n;
 	osip_message_t *m = NULL;
-	char *copy;
+	char stackbuf[8192], *copy;
 	int err;
 
 	if (ix->octets < 0)
 		return -EBADMSG;
 	if (ix->multipart && !sipmsg_mime_ok(buf + l->body, used - l->body))
 		return -EBADMSG;
-	copy = malloc(2 * hlen + blen);
+	/* libosip2 keeps its own copy: the usual message needs no heap */
+	copy = 2 * hlen + blen <= sizeof(stackbuf) ? stackbuf : malloc(2 * hlen + blen);
 	if (!copy)
 		return -ENOMEM;
 	n = sipmsg_defuse(copy, buf + l->start, hlen);
@@ -591,7 +609,8 @@ static int sipmsg_osip_parse(const struct sipmsg_ix *ix, size_t used, osip_messa
 	err = 0;
 out:
 	osip_message_free(m);
-	free(copy);
+	if (copy != stackbuf)
+		free(copy);
 	return err;
 }
 
