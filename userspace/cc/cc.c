@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "cc/cc.h"
+#include "cc/jline.h"
 #include "core/config.h"
 #include "core/log.h"
 
@@ -366,8 +367,9 @@ static uint64_t cc_publish_ref(struct cc *cc, const char *name, json_t *fields,
 			       uint64_t ts)
 {
 	uint64_t seq = cc->log.last_seq + 1;
+	char *line, flat[2048];
 	struct ev *e;
-	char *line;
+	ssize_t n;
 	json_t *o;
 	int ret;
 
@@ -378,7 +380,16 @@ static uint64_t cc_publish_ref(struct cc *cc, const char *name, json_t *fields,
 	if (cc->deferring)
 		return defer(cc, name, fields, dns, client, ref);
 	/* "event" (or "ref"), "seq" and "ts" first: a reader of the raw
-	 * stream sees what a line is at a glance. */
+	 * stream sees what a line is at a glance.  A flat event is written
+	 * straight into a buffer; anything else jansson prints. */
+	if (!ts)
+		ts = cc->wall_ms();
+	n = jline_event(flat, sizeof(flat), name, seq, ts, fields);
+	if (n >= 0) {
+		json_decref(fields);
+		ret = evlog_append(&cc->log, seq, *cc->now_ms, dns, client, flat, (size_t)n);
+		goto logged;
+	}
 	o = json_object();
 	if (name)
 		json_object_set_new(o, "event", json_string(name));
@@ -386,7 +397,7 @@ static uint64_t cc_publish_ref(struct cc *cc, const char *name, json_t *fields,
 		json_object_set(o, "ref", json_object_get(fields, "ref"));
 	json_object_set_new(o, "seq", json_integer((json_int_t)seq));
 	/* A deferred event keeps the time it was made. */
-	json_object_set_new(o, "ts", json_integer((json_int_t)(ts ? ts : cc->wall_ms())));
+	json_object_set_new(o, "ts", json_integer((json_int_t)ts));
 	json_object_update_missing(o, fields);
 	json_decref(fields);
 	line = o ? json_dumps(o, JSON_COMPACT) : NULL;
@@ -395,6 +406,7 @@ static uint64_t cc_publish_ref(struct cc *cc, const char *name, json_t *fields,
 		return 0;
 	ret = evlog_append(&cc->log, seq, *cc->now_ms, dns, client, line, strlen(line));
 	free(line);
+logged:
 	if (ret) {
 		pr_err("cti: event %llu not logged: %s", (unsigned long long)seq, strerror(-ret));
 		return 0;

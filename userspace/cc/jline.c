@@ -1,0 +1,149 @@
+/* See jline.h. */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cc/jline.h"
+
+struct jw {
+	char *p;
+	size_t left;
+	bool full;
+};
+
+static void put(struct jw *w, const char *s, size_t n)
+{
+	if (n >= w->left) {
+		w->full = true;
+		return;
+	}
+	memcpy(w->p, s, n);
+	w->p += n;
+	w->left -= n;
+}
+
+/* A JSON string (RFC 8259 §7): jansson already holds valid UTF-8, so only
+ * '"', '\\' and control characters are escaped, as json_dumps does. */
+static void put_str(struct jw *w, const char *s, size_t n)
+{
+	size_t i = 0, run;
+
+	put(w, "\"", 1);
+	while (i < n) {
+		unsigned char c;
+		char esc[8];
+
+		for (run = i;
+		     run < n && (unsigned char)s[run] >= 0x20 && s[run] != '"' && s[run] != '\\';
+		     run++)
+			;
+		put(w, s + i, run - i);
+		if (run == n)
+			break;
+		c = (unsigned char)s[run];
+		switch (c) {
+		case '"':
+			put(w, "\\\"", 2);
+			break;
+		case '\\':
+			put(w, "\\\\", 2);
+			break;
+		case '\b':
+			put(w, "\\b", 2);
+			break;
+		case '\f':
+			put(w, "\\f", 2);
+			break;
+		case '\n':
+			put(w, "\\n", 2);
+			break;
+		case '\r':
+			put(w, "\\r", 2);
+			break;
+		case '\t':
+			put(w, "\\t", 2);
+			break;
+		default:
+			snprintf(esc, sizeof(esc), "\\u%04X", c);
+			put(w, esc, 6);
+			break;
+		}
+		i = run + 1;
+	}
+	put(w, "\"", 1);
+}
+
+static void put_int(struct jw *w, long long v)
+{
+	char d[24];
+	int n = snprintf(d, sizeof(d), "%lld", v);
+
+	put(w, d, (size_t)n);
+}
+
+static bool put_value(struct jw *w, json_t *v)
+{
+	switch (json_typeof(v)) {
+	case JSON_STRING:
+		put_str(w, json_string_value(v), json_string_length(v));
+		return true;
+	case JSON_INTEGER:
+		put_int(w, (long long)json_integer_value(v));
+		return true;
+	case JSON_TRUE:
+		put(w, "true", 4);
+		return true;
+	case JSON_FALSE:
+		put(w, "false", 5);
+		return true;
+	case JSON_NULL:
+		put(w, "null", 4);
+		return true;
+	default:
+		return false;
+	}
+}
+
+ssize_t jline_event(char *buf, size_t cap, const char *name, uint64_t seq, uint64_t ts,
+		    json_t *fields)
+{
+	struct jw w = { buf, cap, false };
+	json_t *ref = name ? NULL : json_object_get(fields, "ref");
+	const char *key;
+	json_t *v;
+
+	if (!json_is_object(fields))
+		return -EAGAIN;
+	put(&w, "{", 1);
+	if (name) {
+		put(&w, "\"event\":", 8);
+		put_str(&w, name, strlen(name));
+		put(&w, ",", 1);
+	} else if (ref) {
+		put(&w, "\"ref\":", 6);
+		if (!put_value(&w, ref))
+			return -EAGAIN;
+		put(&w, ",", 1);
+	}
+	put(&w, "\"seq\":", 6);
+	put_int(&w, (long long)seq);
+	put(&w, ",\"ts\":", 6);
+	put_int(&w, (long long)ts);
+	json_object_foreach (fields, key, v) {
+		/* json_object_update_missing: what the head holds wins */
+		if (!strcmp(key, "seq") || !strcmp(key, "ts") || (name && !strcmp(key, "event")) ||
+		    (ref && !strcmp(key, "ref")))
+			continue;
+		put(&w, ",", 1);
+		put_str(&w, key, strlen(key));
+		put(&w, ":", 1);
+		if (!put_value(&w, v))
+			return -EAGAIN;
+	}
+	put(&w, "}", 1);
+	if (w.full || !w.left)
+		return -ENOSPC;
+	*w.p = '\0';
+	return (ssize_t)(cap - w.left);
+}
