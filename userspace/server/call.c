@@ -51,6 +51,24 @@ void add_contact(struct server *srv, osip_message_t *m, enum sip_proto proto)
 	osip_message_set_contact(m, hdr);
 }
 
+/* The body of M when it has one part with a plain Content-Type: *CT is set
+ * to "type/subtype" in CTBUF.  false when it has no such body. */
+static bool single_body(const osip_message_t *m, char *ctbuf, size_t n, const char **ct,
+			const char **body, size_t *blen)
+{
+	const osip_content_type_t *t = m->content_type;
+	osip_body_t *b = NULL;
+
+	if (osip_list_size(&m->bodies) != 1 || !t || !t->type || !t->subtype ||
+	    osip_list_size(&t->gen_params) || osip_message_get_body(m, 0, &b) < 0 || !b || !b->body)
+		return false;
+	snprintf(ctbuf, n, "%s/%s", t->type, t->subtype);
+	*ct = ctbuf;
+	*body = b->body;
+	*blen = b->length;
+	return true;
+}
+
 /* call_reply() in place (txn_reply_opt): -EAGAIN when only libosip2 can
  * build it (no echo kept, a multipart body, Content-Type parameters). */
 static int call_reply_fast(struct server *srv, struct txn *st, int code, const char *reason,
@@ -58,24 +76,11 @@ static int call_reply_fast(struct server *srv, struct txn *st, int code, const c
 {
 	struct sipmsg_reply_opt r = { .code = code, .reason = reason, .to_tag = to_tag };
 	char extra[256], uri[128], ctype[128];
-	osip_body_t *b = NULL;
 	int n;
 
-	if (src) {
-		const osip_content_type_t *ct = src->content_type;
-
-		if (osip_list_size(&src->bodies) > 1)
-			return -EAGAIN;
-		if (osip_list_size(&src->bodies) == 1) {
-			if (!ct || !ct->type || !ct->subtype || osip_list_size(&ct->gen_params) ||
-			    osip_message_get_body(src, 0, &b) < 0 || !b || !b->body)
-				return -EAGAIN;
-			snprintf(ctype, sizeof(ctype), "%s/%s", ct->type, ct->subtype);
-			r.ctype = ctype;
-			r.body = b->body;
-			r.bodylen = b->length;
-		}
-	}
+	if (src && osip_list_size(&src->bodies) &&
+	    !single_body(src, ctype, sizeof(ctype), &r.ctype, &r.body, &r.bodylen))
+		return -EAGAIN;
 	if (contact)
 		contact_uri(srv, st->peer.proto, uri, sizeof(uri));
 	n = snprintf(extra, sizeof(extra), "%s%s%s%sServer: sipha\r\n", contact ? "Contact: <" : "",
@@ -284,6 +289,35 @@ int leg_request(struct call *c, struct leg *l, const char *method, uint32_t cseq
 		strcmp(method, "BYE") && strcmp(method, "ACK") ? contact : NULL, out);
 }
 
+/* send_ack() written in place: false when only libosip2 can build it. */
+static bool send_ack_fast(struct call *c, struct leg *l, uint32_t cseq, const osip_message_t *src)
+{
+	struct server *srv = c->srv;
+	const char *ct = NULL, *body = NULL;
+	char branch[48], ctbuf[128], out[TXN_REPLY_MAX], *buf;
+	struct sip_peer to;
+	size_t blen = 0;
+	ssize_t n;
+
+	if (src && osip_list_size(&src->bodies) &&
+	    !single_body(src, ctbuf, sizeof(ctbuf), &ct, &body, &blen))
+		return false;
+	if (leg_peer(l, &to))
+		return true; /* nowhere to send it, as on the slow way */
+	txn_new_branch(srv->txns, branch, sizeof(branch));
+	n = dlg_write_request(&l->dlg, "ACK", cseq, srv->adv_host, srv->adv_port, to.proto, branch,
+			      ct, body, blen, out, sizeof(out));
+	if (n < 0 || !(buf = malloc((size_t)n)))
+		return false;
+	memcpy(buf, out, (size_t)n);
+	srv_send(srv, &to, buf, (size_t)n);
+	free(l->ack_buf);
+	l->ack_buf = buf; /* kept to answer a retransmitted 2xx */
+	l->ack_len = (size_t)n;
+	l->ack_cseq = cseq;
+	return true;
+}
+
 void send_ack(struct call *c, struct leg *l, uint32_t cseq, const osip_message_t *body)
 {
 	struct server *srv = c->srv;
@@ -292,6 +326,8 @@ void send_ack(struct call *c, struct leg *l, uint32_t cseq, const osip_message_t
 	char *buf = NULL;
 	size_t len;
 
+	if (send_ack_fast(c, l, cseq, body))
+		return;
 	if (leg_request(c, l, "ACK", cseq, NULL, &ack, &to))
 		return;
 	if (body)

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "sip/dialog.h"
+#include "sip/msg.h"
 
 static int dup_str(char **dst, const char *src)
 {
@@ -236,6 +237,57 @@ int dlg_build_request(struct dialog *d, const char *method, uint32_t cseq, const
 err:
 	osip_message_free(m);
 	return ret;
+}
+
+static bool plain(const char *s)
+{
+	return !s || !strstr(s, SIPMSG_NUL_ESC);
+}
+
+ssize_t dlg_write_request(struct dialog *d, const char *method, uint32_t cseq, const char *via_host,
+			  unsigned via_port, enum sip_proto proto, const char *branch,
+			  const char *ctype, const char *body, size_t blen, char *buf, size_t cap)
+{
+	size_t o = 0;
+	int n;
+
+	if (!plain(d->remote_target) || !plain(d->local_uri) || !plain(d->remote_uri) ||
+	    !plain(d->local_name) || !plain(d->remote_name))
+		return -EAGAIN;
+	for (unsigned i = 0; i < d->nroutes; i++)
+		if (!plain(d->routes[i]))
+			return -EAGAIN;
+	/* the dialog's next CSeq is taken only once the request is written */
+	uint32_t next = cseq ? cseq : d->local_cseq + 1;
+#define W(...)                                               \
+	do {                                                 \
+		n = snprintf(buf + o, cap - o, __VA_ARGS__); \
+		if (n < 0 || (size_t)n >= cap - o)           \
+			return -ENOSPC;                      \
+		o += (size_t)n;                              \
+	} while (0)
+	W("%s %s SIP/2.0\r\nVia: SIP/2.0/%s %s:%u;branch=%s;rport\r\n", method, d->remote_target,
+	  proto == SIP_PROTO_TCP ? "TCP" : "UDP", via_host, via_port, branch);
+	W("From: %s%s<%s>;tag=%s\r\n", d->local_name ? d->local_name : "", d->local_name ? " " : "",
+	  d->local_uri, d->local_tag);
+	W("To: %s%s<%s>%s%s\r\n", d->remote_name ? d->remote_name : "", d->remote_name ? " " : "",
+	  d->remote_uri, d->remote_tag ? ";tag=" : "", d->remote_tag ? d->remote_tag : "");
+	W("Call-ID: %s\r\nCSeq: %u %s\r\nMax-Forwards: 70\r\n", d->call_id, next, method);
+	for (unsigned i = 0; i < d->nroutes; i++)
+		W("Route: %s\r\n", d->routes[i]);
+	if (body && ctype)
+		W("Content-Type: %s\r\n", ctype);
+	W("Content-Length: %zu\r\n\r\n", body ? blen : 0);
+#undef W
+	if (body && blen) {
+		if (blen >= cap - o)
+			return -ENOSPC;
+		memcpy(buf + o, body, blen);
+		o += blen;
+	}
+	if (!cseq)
+		d->local_cseq = next;
+	return (ssize_t)o;
 }
 
 bool dlg_check_remote_cseq(struct dialog *d, const osip_message_t *req)

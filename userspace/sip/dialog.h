@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <osipparser2/osip_parser.h>
 
@@ -56,6 +57,13 @@ void dlg_free(struct dialog *d);
 int dlg_build_request(struct dialog *d, const char *method, uint32_t cseq, const char *via_host,
 		      unsigned via_port, enum sip_proto proto, const char *branch,
 		      const char *contact, osip_message_t **out);
+/* The same request written straight into BUF[0..CAP) (no Contact: the ACK
+ * and BYE sipha sends carry none), with a body of type CTYPE when BODY is
+ * given.  The length, -EAGAIN when a field must go through libosip2's
+ * printer (an escaped NUL), -ENOSPC. */
+ssize_t dlg_write_request(struct dialog *d, const char *method, uint32_t cseq, const char *via_host,
+			  unsigned via_port, enum sip_proto proto, const char *branch,
+			  const char *ctype, const char *body, size_t blen, char *buf, size_t cap);
 
 /* Checks an incoming in-dialog request's CSeq (§12.2.2): false when it is
  * lower than the last one (the caller answers 500). */

@@ -16,8 +16,6 @@
 #include "sip/msg.h"
 #include "sip/msgraw.h"
 
-#define SIPMSG_NUL_ESC "%C0%80" /* see sipmsg_defuse */
-
 static const char *const sipmsg_methods[SIP_METHOD_MAX] = {
 	[SIP_INVITE] = "INVITE",       [SIP_ACK] = "ACK",	    [SIP_BYE] = "BYE",
 	[SIP_CANCEL] = "CANCEL",       [SIP_REGISTER] = "REGISTER", [SIP_OPTIONS] = "OPTIONS",

@@ -13,6 +13,10 @@
 #include <osipparser2/osip_parser.h>
 
 #define SIPMSG_MAX 65535 /* largest message accepted, datagram or stream */
+/* How an escaped NUL (%00) travels inside libosip2's strings; see
+ * sipmsg_defuse in msg.c.  Text holding it must be printed by
+ * sipmsg_to_str, which turns it back. */
+#define SIPMSG_NUL_ESC "%C0%80"
 
 enum sip_method {
 	SIP_UNKNOWN = 0,
