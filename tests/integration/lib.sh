@@ -509,6 +509,7 @@ role = $3
 redundancy = ${6:-hot}
 priority = 100
 state_dir = $T_TMP/state-$2
+log_level = ${HA_LOG_LEVEL:-info}
 [sip]
 listen = $HA_SIP_LISTEN
 domain = sipha.test

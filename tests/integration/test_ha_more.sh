@@ -15,6 +15,10 @@
 #               them 400 ms late, to the old active's own address): each
 #               call the old active ends after handing over reaches the new
 #               one as a trailing delete; no call fails, none is left.
+#   handover    a call set up on the old active while it hands over (the
+#               standby held with SIGSTOP, so that the window is wide): it
+#               reaches the new active as a late record, which resumes it;
+#               the call completes.
 #   stop        SIGTERM to the active under a steady call load: it hands
 #               over first (a switchover), then exits 0; no call fails.
 #   bigsync     6,000 ringing calls on a lone primary, then the backup
@@ -43,6 +47,11 @@
 #               back) and gets in sync.
 #
 #   bash tests/integration/test_ha_more.sh [SCENARIO...]   (default: all)
+#
+# To chase a flaky scenario: HA_TRACE=1 (with T_KEEP=1) makes the nodes log
+# at debug level, sipp write its messages and errors (-trace_msg,
+# -trace_err) and, when tcpdump is there, the LAN's SIP go to
+# $T_TMP/<scenario>.pcap.
 #
 # Each scenario builds its own LAN (namespaces lan, a, b, c: the nodes and a
 # client with sipp) and removes it.  Node ids are "pri-<pid>" and
@@ -111,21 +120,53 @@ never_for() {
 not_state() { [ "$(state_of "$1")" != "$2" ]; }
 
 
+SCENARIOS=$(cd "$(dirname "$0")/scenarios" && pwd)
+HA_TRACE=${HA_TRACE:-0}
+[ "$HA_TRACE" = 1 ] && export HA_LOG_LEVEL=${HA_LOG_LEVEL:-debug}
+# sipp_trace: sipp's extra options under HA_TRACE=1.
+sipp_trace() {
+	[ "$HA_TRACE" = 1 ] && echo "-trace_msg -trace_err"
+	return 0
+}
+
 # sipp_uac NAME PORT CALLS RATE DURATION_MS: a UAC in c to the VIP, in the
-# background; its PID in UAC_PID, its statistics in $T_TMP/NAME.csv.
+# background (for UAC_TIMEOUT seconds at most, default 60); its PID in
+# UAC_PID, its statistics in $T_TMP/NAME.csv.
 sipp_uac() {
+	# shellcheck disable=SC2046 # sipp_trace: separate words
 	(cd "$T_TMP" && exec ip netns exec "$(ns_name c)" sipp "$VIP:5060" -sn uac -s 3000 \
-		-i 10.99.0.10 -p "$2" -m "$3" -r "$4" -d "$5" -nostdin -timeout 60 \
-		-trace_stat -fd 1 -stf "$1.csv" >/dev/null 2>&1) &
+		-i 10.99.0.10 -p "$2" -m "$3" -r "$4" -d "$5" -nostdin -timeout "${UAC_TIMEOUT:-60}" \
+		-trace_stat -fd 1 -stf "$1.csv" $(sipp_trace) >/dev/null 2>&1) &
 	UAC_PID=$!
 	T_PIDS+=("$UAC_PID")
 }
 
+# uas_start [SCENARIO [SIPP ARGS...]]: the callee in c on 5070, sipp's
+# built-in uas or the scenario file of that name in scenarios/; its PID in
+# UAS_PID.
 uas_start() {
+	local sc=(-sn uas)
+	if [ $# -gt 0 ]; then
+		sc=(-sf "$SCENARIOS/$1")
+		shift
+		sc+=("$@")
+	fi
 	# ip netns exec itself, not the ns_exec function: $! must be sipp's PID
-	ip netns exec "$(ns_name c)" sipp -sn uas -i 10.99.0.10 -p 5070 -nostdin >/dev/null 2>&1 &
+	# shellcheck disable=SC2046 # sipp_trace: separate words
+	(cd "$T_TMP" && exec ip netns exec "$(ns_name c)" sipp "${sc[@]}" -i 10.99.0.10 -p 5070 \
+		-nostdin $(sipp_trace) >/dev/null 2>&1) &
 	UAS_PID=$!
 	T_PIDS+=("$UAS_PID")
+}
+
+# pcap_start: under HA_TRACE=1, the LAN's SIP into $T_TMP/$S.pcap.
+PCAP_PID=
+pcap_start() {
+	[ "$HA_TRACE" = 1 ] && command -v tcpdump >/dev/null || return 0
+	ip netns exec "$(ns_name lan)" tcpdump -i br0 -s 0 -U -w "$T_TMP/$S.pcap" \
+		udp port 5060 or udp port 5070 >/dev/null 2>&1 &
+	PCAP_PID=$!
+	T_PIDS+=("$PCAP_PID")
 }
 
 
@@ -165,6 +206,8 @@ topo_down() {
 		siphad_alive "$n" && stop_siphad "$n"
 	done
 	[ -n "$UAS_PID" ] && kill "$UAS_PID" 2>/dev/null && wait "$UAS_PID" 2>/dev/null
+	[ -n "$PCAP_PID" ] && kill "$PCAP_PID" 2>/dev/null && wait "$PCAP_PID" 2>/dev/null
+	PCAP_PID=
 	if [ "$T_FAILED" -gt "$S_FAILED0" ]; then
 		for n in a b; do
 			[ -s "$T_TMP/siphad-$n.log" ] || continue
@@ -332,10 +375,8 @@ t_switchover() {
 t_slowbye() {
 	local calls=120 rate=30 ok bad sent applied
 	start_pair || return
-	ip netns exec "$(ns_name c)" sipp -sf "$(dirname "$0")/scenarios/ha_uas_slowbye.xml" \
-		-i 10.99.0.10 -p 5070 -nostdin >/dev/null 2>&1 &
-	UAS_PID=$!
-	T_PIDS+=("$UAS_PID")
+	pcap_start
+	uas_start ha_uas_slowbye.xml
 	sipp_uac sb 5073 $calls $rate 300
 	sleep 2
 	check "$S: calls in progress at the switchover ($(field_of a calls))" \
@@ -343,16 +384,11 @@ t_slowbye() {
 	switchover a
 	check_eq "$S: switchover accepted (exit 0)" "$SO_RC" 0
 	wait_until 3 field_is b state active
+	check_eq "$S: the standby takes over" "$(state_of b)" active
 	wait_pid "$UAC_PID" 60
 	ok=$(stat_of "$T_TMP/sb.csv" 'SuccessfulCall(C)')
 	bad=$(stat_of "$T_TMP/sb.csv" 'FailedCall(C)')
-	check_eq "$S: no call fails across the switchover" "$bad" 0
-	# Known gap, not this scenario's subject (the trailing deletes are): in
-	# about one run in five on a busy machine, one of the 120 calls never
-	# completes for sipp, which waits for its -timeout; the nodes hold no
-	# call then.  Reported, and in issue 14's note.
-	[ "$ok" = "$calls" ] || info "KNOWN GAP: $ok of $calls calls completed for sipp"
-	check "$S: all calls but at most one completed ($ok of $calls)" test "$ok" -ge $((calls - 1))
+	check_eq "$S: every call completes across the switchover" "$ok/$bad" "$calls/0"
 	wait_until 3 field_is b calls 0
 	check_eq "$S: no call left on the new active" "$(field_of b calls)" 0
 	wait_until 3 field_is a calls 0
@@ -370,7 +406,52 @@ t_slowbye() {
 	check_eq "$S: every trailing delete sent was applied" "$applied" "$sent"
 }
 
-# --- 3b. SIGTERM on the active: a switchover, then the exit ---------------------------
+# --- 3b. a call set up while the active hands over --------------------------------------
+
+# The old active serves until the new one's HELLO says active; what it does
+# meanwhile reaches the new active as late records (HA-PROTOCOL.md §5).  A
+# call set up then is known to the new active only through them: were they
+# dropped, the callee's answer would find no call there and the caller
+# would wait for ever (issue 14's switchover gap: slowbye lost a call so
+# in one run out of 5 to 20 on a busy machine).  Holding the standby with
+# SIGSTOP makes the window wide: the GOODBYE waits in its socket, and it
+# takes over when continued.
+t_handover() {
+	local pb ok bad sent applied
+	# timeout_ms 2000: the old active waits 4 s for the new one.
+	ha_conf "$T_TMP/a.conf" "$ID_A" primary 10.99.0.1 10.99.0.2 hot 50 2000
+	ha_conf "$T_TMP/b.conf" "$ID_B" backup 10.99.0.2 10.99.0.1 hot 50 2000
+	start_pair || return
+	pcap_start
+	uas_start ha_uas_ringing.xml -d 1500
+	pb=$(siphad_pid b)
+	kill -STOP "$pb"
+	STOPPED+=("$pb")
+	switchover a
+	check_eq "$S: switchover accepted (exit 0)" "$SO_RC" 0
+	UAC_TIMEOUT=15 sipp_uac ho 5074 1 1 300
+	wait_until 2 field_is a calls 1
+	check_eq "$S: a call set up on the old active while it hands over" \
+		"$(field_of a calls)/$(state_of a)" 1/active
+	kill -CONT "$pb"
+	STOPPED=()
+	wait_until 3 field_is a state standby
+	check_eq "$S: roles swap" "$(state_of a)/$(state_of b)" standby/active
+	sent=$(metric ha_late_sent a)
+	applied=$(metric ha_late_applied b)
+	info "records made on the old active while handing over: $sent sent, $applied applied"
+	check "$S: the call went to the new active as late records ($sent)" test "${sent:-0}" -gt 0
+	check_eq "$S: every late record was applied" "$applied" "$sent"
+	wait_pid "$UAC_PID" 20
+	ok=$(stat_of "$T_TMP/ho.csv" 'SuccessfulCall(C)')
+	bad=$(stat_of "$T_TMP/ho.csv" 'FailedCall(C)')
+	check_eq "$S: the call completes through the new active" "$ok/$bad" 1/0
+	wait_until 3 field_is b calls 0
+	check_eq "$S: no call left on the new active" "$(field_of b calls)" 0
+	check_eq "$S: none on the old active either" "$(field_of a calls)" 0
+}
+
+# --- 3c. SIGTERM on the active: a switchover, then the exit ---------------------------
 
 t_stop() {
 	local calls=200 rate=20 ok bad up t0 t1
@@ -696,10 +777,10 @@ t_gone() {
 # --- main --------------------------------------------------------------------------------
 
 scenarios=("$@")
-[ ${#scenarios[@]} -eq 0 ] && scenarios=(hung resync switchover slowbye stop bigsync partition splitbrain restart gone)
+[ ${#scenarios[@]} -eq 0 ] && scenarios=(hung resync switchover slowbye handover stop bigsync partition splitbrain restart gone)
 for S in "${scenarios[@]}"; do
 	if ! declare -F "t_$S" >/dev/null; then
-		fail "$T_NAME: scenario $S" "unknown (hung resync switchover slowbye stop bigsync partition splitbrain restart gone)"
+		fail "$T_NAME: scenario $S" "unknown (hung resync switchover slowbye handover stop bigsync partition splitbrain restart gone)"
 		continue
 	fi
 	info "=== $S"

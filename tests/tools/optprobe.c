@@ -18,11 +18,17 @@
  * Call-ID count as answers.
  *
  * Bounded: it stops after SEC seconds in all (default 30), or SEC seconds
- * after being armed (-A, default 10), printing "timeout ..." instead; at
- * that point it sends no more and waits up to 300 ms for the answers still
- * in flight, so the last request is not counted lost for being last.  Exit
- * status: 0 when a silence was measured, 1 on timeout or socket errors, 2 on
- * usage errors. */
+ * after being armed (-A, default 10); at that point it sends no more and
+ * waits up to 300 ms for the answers still in flight, so the last request is
+ * not counted lost for being last.  If no silence of GAP_MS came by then but
+ * answers did, the outage was shorter than GAP_MS: it prints "below ..." (the
+ * same fields) with the longest silence between two answers that began
+ * before the arming or less than GAP_MS after it (the failure's silence
+ * begins there: an upper bound of that outage, under GAP_MS; a hiccup
+ * seconds later is not taken for it); with no answer since the arming,
+ * "timeout ...".  Exit status: 0 when a
+ * silence was measured ("armed" or "below"), 1 on timeout or socket errors,
+ * 2 on usage errors. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
@@ -49,6 +55,10 @@ struct op_run {
 	unsigned sent, answered;
 	uint64_t up_ns, armed_ns, last_ns, first_ns;
 	bool in_gap; /* armed, and a silence of gap_ms seen */
+	/* Armed, no silence of gap_ms yet: the longest one so far, between
+	 * two answers, that began (its first answer) before the arming or
+	 * less than gap_ms after it. */
+	uint64_t below_last_ns, below_first_ns;
 };
 
 static volatile sig_atomic_t op_armed;
@@ -173,6 +183,12 @@ static int drain(struct op_run *r, int fd)
 			r->first_ns = now;
 			return 1;
 		}
+		if (r->armed_ns && r->last_ns &&
+		    r->last_ns < r->armed_ns + (uint64_t)r->gap_ms * 1000000ull &&
+		    now - r->last_ns > r->below_first_ns - r->below_last_ns) {
+			r->below_last_ns = r->last_ns;
+			r->below_first_ns = now;
+		}
 		r->last_ns = now;
 	}
 }
@@ -271,6 +287,7 @@ int main(int argc, char **argv)
 		.interval_ms = 5, .gap_ms = 20, .deadline_s = 30, .armed_deadline_s = 10
 	};
 	struct sigaction sa = { .sa_handler = on_usr1 };
+	const char *what = "armed";
 	bool ok = true;
 	int opt, ret;
 
@@ -315,8 +332,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "optprobe: %s\n", strerror(-ret));
 		return 1;
 	}
+	if (ret && !r.in_gap && r.below_first_ns) {
+		r.last_ns = r.below_last_ns;
+		r.first_ns = r.below_first_ns;
+		ret = 0;
+		what = "below";
+	}
 	printf("%s %llu last %llu first %llu gap_ms %.1f sent %u answered %u\n",
-	       ret ? "timeout" : "armed", (unsigned long long)r.armed_ns,
+	       ret ? "timeout" : what, (unsigned long long)r.armed_ns,
 	       (unsigned long long)r.last_ns, (unsigned long long)r.first_ns,
 	       r.first_ns && r.last_ns ? (double)(r.first_ns - r.last_ns) / 1e6 : 0.0, r.sent,
 	       r.answered);

@@ -556,6 +556,32 @@ static void test_quiesce_after_demotion(void **state)
 	assert_int_equal(calls_count(f->act.srv.calls), 1); /* kept as a replica */
 }
 
+/* A switchover: the new active took over a ringing call (its INVITE went
+ * to the callee again) while the old one, still serving until it heard
+ * the new one say active, got the callee's 200 and answered the caller.
+ * Its records of that come late, and say the call is established: the
+ * set-up resumed here ends in silence (no 480 at the no-answer timeout,
+ * no INVITE retransmissions, no 408), and the call goes on here. */
+static void test_answered_while_handing_over(void **state)
+{
+	struct fx *f = *state;
+	struct uac a;
+	struct uas b;
+
+	start_call(f, &a, &b, "tl");
+	ring_on_active(f, &a, &b);
+	take_over(f, &b, 1);
+	answered(&f->act, &a, &b); /* its records reach the new active now */
+	assert_int_equal(calls_take_over(f->sby.srv.calls), 0); /* as late_record() does */
+	assert_string_equal(call_state_name(only_call(&f->sby)->state), "established");
+	assert_int_equal(txn_count(f->sby.srv.txns), 0);
+	advance(&f->sby, NO_ANSWER_MS + 64 * 500);
+	expect_none(&f->sby);
+	assert_int_equal(calls_count(f->sby.srv.calls), 1);
+	hang_up(&f->sby, &a, &b, true);
+	all_gone(&f->sby);
+}
+
 struct swept {
 	unsigned n;
 	char call_id[64];
@@ -679,6 +705,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_delayed_offer_taken_over, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lazy_resume, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quiesce_after_demotion, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_answered_while_handing_over, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mark_and_sweep, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_replica, setup, teardown),
 	};

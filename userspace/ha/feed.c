@@ -335,14 +335,17 @@ static bool feed_resume(struct ha *h, uint64_t last)
 void feed_send_since(struct ha *h, uint64_t since)
 {
 	struct feed *f = &h->feed;
-	size_t off = 0;
+	size_t off = 0, n = 0;
 
 	while (off < f->ring.len && frame_seq(f->ring.data + off) <= since)
 		off += jr_frame_len(f->ring.data + off);
-	if (off < f->ring.len) {
-		pr_info("ha: %zu bytes of records from the handover go to %s", f->ring.len - off,
-			h->peer.node_id);
+	for (size_t o = off; o < f->ring.len; o += jr_frame_len(f->ring.data + o))
+		n++;
+	if (n) {
+		pr_info("ha: %zu records (%zu bytes) from the handover go to %s", n,
+			f->ring.len - off, h->peer.node_id);
 		emit(h, f->ring.data + off, f->ring.len - off);
+		h->st.late_sent += n;
 	}
 }
 

@@ -213,6 +213,8 @@ static void set_state(struct ha *h, enum ha_state s)
 	srv_ha_state(h->srv, s == HA_ACTIVE);
 }
 
+static void end_late(struct ha *h);
+
 static void demote(struct ha *h, const char *why)
 {
 	const struct sipha_config *cfg = h->srv->cfg;
@@ -220,6 +222,7 @@ static void demote(struct ha *h, const char *why)
 	if (h->state != HA_ACTIVE)
 		return;
 	pr_warn("ha: leaving the active role: %s", why);
+	end_late(h);
 	calls_quiesce(h->srv->calls);
 	feed_ring_clear(h);
 	/* Steer first, then drop the address: a packet that still reaches us
@@ -475,7 +478,10 @@ static void decide(struct ha *h)
 	}
 	if (h->state == HA_ACTIVE && peer_active) {
 		if (we_win(h)) {
-			pr_warn("ha: split brain with %s: this node wins", h->peer.node_id);
+			/* Not while it hands over to us: its HELLO says active
+			 * until it has sent its late records and demoted. */
+			if (!h->late_ok)
+				pr_warn("ha: split brain with %s: this node wins", h->peer.node_id);
 			return;
 		}
 		pr_warn("ha: split brain with %s: the peer wins; its snapshot replaces the %zu "
@@ -525,6 +531,13 @@ static void t_decide_fired(struct timer *t)
 		cc_release_held(h->srv->cc);
 		return;
 	}
+	if (h->state == HA_ACTIVE && h->late_ok) {
+		pr_warn("ha: %s handed over but never said standby; its late records are no "
+			"longer awaited",
+			h->peer.node_id);
+		end_late(h);
+		return;
+	}
 	if (h->state == HA_ACTIVE || (h->peer_up && h->peer.state == JR_STATE_ACTIVE))
 		return;
 	take_over(h, true, h->state == HA_ISOLATED ? "re-probe" : "no peer at start-up");
@@ -538,6 +551,7 @@ static void on_up(void *arg, const struct jr_hello *peer)
 
 	h->peer_up = true;
 	h->peer = *peer;
+	h->late_link = h->late_ok; /* the late records come on this link */
 	memcpy(h->peer_mac, peer->mac, 6);
 	h->have_peer_mac = memcmp(peer->mac, "\0\0\0\0\0\0", 6) != 0;
 	feed_reset(h); /* a new link: nothing of the old one goes on it */
@@ -613,6 +627,7 @@ static void late_record(struct ha *h, const struct jr_frame *f)
 		return;
 	}
 	h->st.records_applied++;
+	h->st.late_applied++;
 	/* A call it set up meanwhile gets its transactions here, as at the
 	 * takeover (the few late records make this walk cheap enough). */
 	if (r.kind == JR_KIND_CALL && r.op == JR_OP_UPSERT)
@@ -625,8 +640,23 @@ static void end_late(struct ha *h)
 {
 	if (!h->late_ok)
 		return;
-	h->late_ok = false;
+	h->late_ok = h->late_link = false;
+	timer_del(h->srv->tw, &h->t_decide); /* begin_late()'s deadline */
 	cc_set_defer(h->srv->cc, false);
+}
+
+/* Taken over by a switchover: the old active's late records are awaited.
+ * They come on the link it re-makes at once, since the one that carried
+ * its GOODBYE is going down now (that down ends nothing); at the latest
+ * when it gives up the handover itself (2 x timeout_ms). */
+static void begin_late(struct ha *h)
+{
+	h->late_ok = true;
+	h->late_link = false;
+	/* Its last CTI events come as late records: ours are numbered after
+	 * them. */
+	cc_set_defer(h->srv->cc, true);
+	arm_decide(h, h->srv->cfg->ha.timeout_ms * 2);
 }
 
 /* A record from our standby: only the delete of a call it ended after
@@ -662,10 +692,8 @@ static void on_frame(void *arg, const struct jr_frame *f)
 		if (!jr_goodbye_decode(f, &g) && g.code == JR_BYE_DEMOTING &&
 		    h->state != HA_ACTIVE) {
 			take_over(h, false, "handed over by the peer");
-			h->late_ok = h->state == HA_ACTIVE;
-			/* Its last CTI events come as late records: ours are
-			 * numbered after them. */
-			cc_set_defer(h->srv->cc, h->late_ok);
+			if (h->state == HA_ACTIVE)
+				begin_late(h);
 		}
 		break;
 	case JR_T_ACK:
@@ -696,7 +724,10 @@ static void on_down(void *arg, int err, const char *reason)
 	 * re-made on purpose then). */
 	if (!h->handing_over)
 		cc_release_held(h->srv->cc);
-	end_late(h);
+	/* The link of the late records went down: none will come now.  The
+	 * one that carried the GOODBYE is no such link. */
+	if (h->late_link)
+		end_late(h);
 }
 
 static void on_peer_dead(void *arg)

@@ -32,6 +32,9 @@ struct ha_status {
 	/* Calls that ended on a node after it handed over (a BYE it relayed):
 	 * deletes it sent to the new active, and those applied as active. */
 	uint64_t trailing_sent, trailing_applied;
+	/* Records the old active made while handing over (a call set up or
+	 * changed then): sent to the new active, and those applied there. */
+	uint64_t late_sent, late_applied;
 };
 
 /* Starts the HA link and the role machine of SRV (cfg [ha] present). */

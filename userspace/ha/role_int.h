@@ -82,11 +82,14 @@ struct ha {
 	/* Took over by a switchover: the old active's last records (what it did
 	 * while handing over) are still to come, until its HELLO says standby. */
 	bool late_ok;
+	/* ... and the link they come on is up: the one that carried the
+	 * GOODBYE went down, which ends nothing. */
+	bool late_link;
 	bool split_lost; /* lost a split brain: the winner's snapshot is awaited */
 	/* Shutting down (ha_shutdown): called once this node may exit. */
 	void (*stopped)(void *arg);
 	void *stopped_arg;
-	struct timer t_decide; /* start-up and isolated re-probe */
+	struct timer t_decide; /* start-up, isolated re-probe, handover and late-record deadlines */
 	struct jr_buf out; /* records being encoded */
 	struct feed feed; /* the active's output to the standby (feed.c) */
 	struct nlw *nlw; /* link and address events of the service interface */

@@ -63,6 +63,15 @@ static void replica_take(struct call *c, struct call_replica *r)
 	memset(r, 0, sizeof(*r));
 }
 
+/* What set C up on this node (its INVITE transactions, the no-answer
+ * timer) ends in silence: another node serves it now, or answered it. */
+static void setup_end(struct call *c)
+{
+	timer_del(c->srv->tw, &c->t_ring);
+	txn_abandon(c->a_inv);
+	txn_abandon(c->b_inv);
+}
+
 int call_upsert_replica(struct server *srv, struct call_replica *r)
 {
 	struct call_table *ct = srv->calls;
@@ -75,6 +84,13 @@ int call_upsert_replica(struct server *srv, struct call_replica *r)
 		dlg_index_del(ct, &c->a);
 		dlg_index_del(ct, &c->b);
 		replica_take(c, r);
+		/* Answered on the old active while it handed over to us (a
+		 * late record): the set-up this node resumed at the takeover
+		 * is moot: its no-answer timer or the timeout of its INVITE
+		 * would answer the caller (who has its 200) with 480 or 408
+		 * and end the call. */
+		if (c->state == CALL_ESTABLISHED)
+			setup_end(c);
 		dlg_index_add(ct, &c->a);
 		if (c->b.dlg.call_id)
 			dlg_index_add(ct, &c->b);
@@ -142,11 +158,9 @@ void calls_quiesce(struct call_table *ct)
 	/* A live call keeps the table's reference: dropping its transactions'
 	 * never frees it under us. */
 	for (struct call *c = ct->live; c; c = c->next) {
-		timer_del(ct->srv->tw, &c->t_ring);
 		timer_del(ct->srv->tw, &c->a.ok.t);
 		timer_del(ct->srv->tw, &c->b.ok.t);
-		txn_abandon(c->a_inv);
-		txn_abandon(c->b_inv);
+		setup_end(c);
 	}
 }
 

@@ -279,6 +279,10 @@ static void ha_metrics(FILE *f, const char *node, const struct ha *ha)
 	       "calls that ended here after a handover, told to the new active", hs.trailing_sent);
 	metric(f, node, "ha_trailing_applied", "counter",
 	       "calls the old active ended after handing over, applied here", hs.trailing_applied);
+	metric(f, node, "ha_late_sent", "counter",
+	       "records made here while handing over, sent to the new active", hs.late_sent);
+	metric(f, node, "ha_late_applied", "counter",
+	       "records the old active made while handing over, applied here", hs.late_applied);
 	if (ha_clock_counters(ha, &cs)) {
 		metric(f, node, "ha_clock_sent", "counter", "HA clock datagrams sent", cs.sent);
 		metric(f, node, "ha_clock_heard", "counter",
