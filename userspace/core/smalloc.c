@@ -33,7 +33,7 @@ struct hdr {
 static char *base, *brk_end; /* the reserved range, and the end of what is carved */
 static _Atomic(char *) next_chunk;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
-static atomic_long live;
+static atomic_long live, live_bytes;
 
 static __thread struct hdr *freel[NCLASS + 1];
 static __thread char *cur;
@@ -93,6 +93,7 @@ void *smalloc(size_t n)
 	h->cls = (uint32_t)cls;
 	h->magic = MAGIC;
 	atomic_fetch_add_explicit(&live, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&live_bytes, (long)sz, memory_order_relaxed);
 	return h + 1;
 }
 
@@ -112,8 +113,9 @@ void sfree(void *p)
 	h->magic = 0;
 	*(struct hdr **)(h + 1) = freel[h->cls];
 	freel[h->cls] = h;
-	POISON(h, (size_t)h->cls * CLASS);
 	atomic_fetch_sub_explicit(&live, 1, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&live_bytes, (long)h->cls * CLASS, memory_order_relaxed);
+	POISON(h, (size_t)h->cls * CLASS);
 }
 
 void *srealloc(void *p, size_t n)
@@ -141,4 +143,16 @@ void *srealloc(void *p, size_t n)
 long smalloc_live(void)
 {
 	return atomic_load(&live);
+}
+
+long smalloc_live_bytes(void)
+{
+	return atomic_load(&live_bytes);
+}
+
+long smalloc_pool_bytes(void)
+{
+	char *n = atomic_load(&next_chunk);
+
+	return base && n ? (long)((n < brk_end ? n : brk_end) - base) : 0;
 }

@@ -30,5 +30,9 @@ bool smalloc_owns(const void *p);
 
 /* Blocks handed out and not freed, all threads (tests). */
 long smalloc_live(void);
+/* Bytes of those blocks, headers and rounding included. */
+long smalloc_live_bytes(void);
+/* Bytes carved from the reserved range so far: the pool's size. */
+long smalloc_pool_bytes(void);
 
 #endif

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cc/cc.h"
+#include "core/smalloc.h"
 #include "core/log.h"
 #include "server/call.h"
 #include "server/control.h"
@@ -390,8 +391,12 @@ static json_t *cmd_metrics(struct server *srv, json_t *args)
 	metric(f, node, "aors", "gauge", "addresses of record with a binding",
 	       reg_aor_count(srv->reg));
 	metric(f, node, "calls", "gauge", "calls in the call table", calls_count(srv->calls));
-	metric(f, node, "heap_bytes", "gauge", "heap bytes in use (mallinfo2)",
-	       (uint64_t)mallinfo2().uordblks);
+	metric(f, node, "heap_bytes", "gauge",
+	       "heap bytes in use (mallinfo2, and libosip2's blocks in core/smalloc)",
+	       (uint64_t)mallinfo2().uordblks + (uint64_t)smalloc_live_bytes());
+	metric(f, node, "smalloc_pool_bytes", "gauge",
+	       "bytes core/smalloc has carved for libosip2's blocks (never returned)",
+	       (uint64_t)smalloc_pool_bytes());
 	metric(f, node, "transactions", "gauge", "live SIP transactions", txn_count(srv->txns));
 	if (srv->ha)
 		ha_metrics(f, node, srv->ha);
