@@ -114,3 +114,42 @@ sipp_flow() {
 		-i 127.0.0.1 -p "$5" -nostdin -timeout $((bound - 5)) -trace_stat -stf "$6" \
 		</dev/null >/dev/null 2>&1) || true
 }
+
+# kamailio_args PORT UAS_PORT: sets the array kargs to the command line of
+# Kamailio for the bench: bench/kamailio/kamailio.cfg listening on
+# 127.0.0.1:PORT (UDP), the callee at 127.0.0.1:UAS_PORT, in the foreground
+# (-DD, its children forked below it), logging to stderr, TLSF allocator
+# for shared and private memory (512 and 32 MB), its files in $dir.
+# Installs Debian's kamailio package when /usr/sbin/kamailio is missing.
+kamailio_args() {
+	if ! [ -x /usr/sbin/kamailio ]; then
+		echo "installing kamailio (Debian package) ..." >&2
+		DEBIAN_FRONTEND=noninteractive apt-get install -y kamailio >/dev/null
+		# the package's own service must not keep running (on 5060)
+		if [ -d /run/systemd/system ]; then systemctl disable --now kamailio >/dev/null 2>&1 || true; fi
+	fi
+	kargs=(/usr/sbin/kamailio -DD -E -f "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/kamailio/kamailio.cfg"
+		-A "LISTEN=udp:127.0.0.1:$1" -A "UAS_URI=\"sip:127.0.0.1:$2\"" -x tlsf -X tlsf -m 512 -M 32
+		-P "$dir/kamailio.pid" -w "$dir" -Y "$dir")
+}
+
+# flows_init NAME BASE_PORT: bench_init, then the setting of the flows of
+# vs-kamailio.sh, profile.sh and callgrind.sh: ports sport (the server),
+# uport (the sipp UAS, started here: its PID in uas and pids), pport (the
+# readiness probe), cport (the sipp UAC; cport + 1 free too), and siphad's
+# config $dir/siphad.conf.
+flows_init() {
+	command -v sipp >/dev/null || {
+		echo "sipp is not installed (make deps)" >&2
+		exit 1
+	}
+	bench_init "$1" "$2"
+	sport=$base
+	uport=$((base + 1))
+	pport=$((base + 2))
+	cport=$((base + 3))
+	siphad_conf "$dir/siphad.conf" $sport $uport
+	(cd "$dir" && exec sipp -sn uas -i 127.0.0.1 -p $uport -nostdin </dev/null >/dev/null 2>&1) &
+	uas=$!
+	pids=("$uas")
+}

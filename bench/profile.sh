@@ -30,21 +30,11 @@ rrate=${3:-10000}
 rsecs=${4:-3}
 top=${5:-8}
 
-for c in perf sipp; do
-	command -v $c >/dev/null || {
-		echo "$c is not installed (make deps)" >&2
-		exit 1
-	}
-done
-bench_init profile 38000
-sport=$base
-uport=$((base + 1))
-pport=$((base + 2))
-cport=$((base + 3))
-siphad_conf "$dir/siphad.conf" $sport $uport
-(cd "$dir" && exec sipp -sn uas -i 127.0.0.1 -p $uport -nostdin </dev/null >/dev/null 2>&1) &
-uas=$!
-pids=("$uas")
+command -v perf >/dev/null || {
+	echo "perf is not installed (make deps)" >&2
+	exit 1
+}
+flows_init profile 38000
 
 # profile FLOW RATE COUNT: a fresh siphad, perf attached for the sipp run.
 profile() {

@@ -23,7 +23,7 @@
 #
 #   bench/vs-kamailio.sh [REPEATS] [CALL_RATE] [CALL_SECONDS] [REG_RATE] [REG_SECONDS]
 #
-# Defaults 3 1000 5 10000 3: about two and a half minutes.  Bounded: every
+# Defaults 3 1000 5 10000 3: about a minute.  Bounded: every
 # sipp run has -m, -timeout and runs under timeout(1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,36 +35,14 @@ csecs=${3:-5}
 rrate=${4:-10000}
 rsecs=${5:-3}
 
-if ! [ -x /usr/sbin/kamailio ]; then
-	echo "installing kamailio (Debian package) ..." >&2
-	DEBIAN_FRONTEND=noninteractive apt-get install -y kamailio >/dev/null
-	# the package's own service must not keep running (on 5060)
-	if [ -d /run/systemd/system ]; then systemctl disable --now kamailio >/dev/null 2>&1 || true; fi
-fi
-command -v sipp >/dev/null || {
-	echo "sipp is not installed (make deps)" >&2
-	exit 1
-}
-
-bench_init vskam 36000
-kcfg=$(pwd)/bench/kamailio/kamailio.cfg
-sport=$base
-uport=$((base + 1))
-pport=$((base + 2))
-cport=$((base + 3))
-siphad_conf "$dir/siphad.conf" $sport $uport
-
-(cd "$dir" && exec sipp -sn uas -i 127.0.0.1 -p $uport -nostdin </dev/null >/dev/null 2>&1) &
-uas=$!
-pids=("$uas")
+flows_init vskam 36000
+kamailio_args $sport $uport
 
 # start_server kamailio|siphad: a fresh server on $sport; sets spid and
 # procs (every PID of it whose CPU counts).
 start_server() {
 	if [ "$1" = kamailio ]; then
-		/usr/sbin/kamailio -DD -E -f "$kcfg" -A "LISTEN=udp:127.0.0.1:$sport" \
-			-A "UAS_URI=\"sip:127.0.0.1:$uport\"" -x tlsf -X tlsf -m 512 -M 32 \
-			-P "$dir/kamailio.pid" -w "$dir" -Y "$dir" >>"$dir/kamailio.log" 2>&1 &
+		"${kargs[@]}" >>"$dir/kamailio.log" 2>&1 &
 	else
 		$B/siphad -c "$dir/siphad.conf" 2>>"$dir/siphad.log" &
 	fi
