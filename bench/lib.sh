@@ -95,7 +95,8 @@ sip_wait() {
 
 # sipp_flow FLOW RATE COUNT SERVER_PORT CLIENT_PORT STAT [HOLD_MS]: one sipp
 # run of COUNT requests of FLOW at RATE/s against 127.0.0.1:SERVER_PORT from
-# CLIENT_PORT, in $dir, its final statistics in $dir/STAT.  FLOW is calls
+# CLIENT_PORT, in $dir, its final statistics in $dir/STAT, its errors in
+# $dir/STAT.err.  FLOW is calls
 # (uac_rtd.xml to DN 3000: INVITE/100/180/200/ACK, held HOLD_MS, default
 # 1000, BYE/200) or register (register_unique.xml: a new AoR each).
 # Bounded: -m COUNT, sipp's -timeout, and timeout(1) around it.
@@ -109,10 +110,10 @@ sipp_flow() {
 	else
 		args=(-sf "$scen/register_unique.xml" -l "$rate")
 	fi
-	rm -f "$dir/$6"
+	rm -f "$dir/$6" "$dir/$6.err"
 	(cd "$dir" && timeout -k 5 $bound sipp 127.0.0.1:"$4" "${args[@]}" -r "$rate" -m "$n" \
 		-i 127.0.0.1 -p "$5" -nostdin -timeout $((bound - 5)) -trace_stat -stf "$6" \
-		</dev/null >/dev/null 2>&1) || true
+		-trace_err -error_file "$6.err" </dev/null >/dev/null 2>&1) || true
 }
 
 # kamailio_args PORT UAS_PORT: sets the array kargs to the command line of

@@ -108,32 +108,40 @@ for ((rep = 1; rep <= runs; rep++)); do
 	done
 done
 
-# medians per flow and server, and of the per-run ratios
+# medians per flow and server, and of the per-run ratios; a run is clean
+# when no call failed and under 1% of requests were retransmitted (both
+# servers' runs of a repetition must be, for its ratio to be clean)
 echo
-echo "| flow | offered /s | Kamailio CPU-s per 1000 | siphad CPU-s per 1000 | siphad ÷ Kamailio (requests per CPU-s) | runs' ratios | target |"
-echo "|---|---|---|---|---|---|---|"
+echo "| flow | offered /s | Kamailio CPU-s per 1000 | siphad CPU-s per 1000 | siphad ÷ Kamailio (requests per CPU-s) | runs' ratios | clean runs' ratio | target |"
+echo "|---|---|---|---|---|---|---|---|"
 awk '
 	function median(a, n,   i, j, t) {
 		for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
 		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 	}
-	$5 > 0 { per[$1, $2, $3] = $8 / 1e9 / $5 * 1000; rate[$1] = $4; reps[$3] = 1 }
+	$5 > 0 {
+		per[$1, $2, $3] = $8 / 1e9 / $5 * 1000; rate[$1] = $4; reps[$3] = 1
+		clean[$1, $2, $3] = $6 == 0 && $7 * 100 < $5
+	}
 	END {
 		split("calls register", flows, " ")
 		for (fi = 1; fi <= 2; fi++) {
-			f = flows[fi]; nk = ns = nr = 0; lo = 1e9; hi = 0
+			f = flows[fi]; nk = ns = nr = nc = 0; lo = 1e9; hi = 0
 			for (r in reps) {
 				if ((f, "kamailio", r) in per) k[++nk] = per[f, "kamailio", r]
 				if ((f, "siphad", r) in per) s[++ns] = per[f, "siphad", r]
 				if ((f, "kamailio", r) in per && (f, "siphad", r) in per) {
 					x = per[f, "kamailio", r] / per[f, "siphad", r]
 					q[++nr] = x; if (x < lo) lo = x; if (x > hi) hi = x
+					if (clean[f, "kamailio", r] && clean[f, "siphad", r]) c[++nc] = x
 				}
 			}
-			if (!nk || !ns) { printf "| %s | - | - | - | - | - | 1.5× |\n", f; continue }
+			if (!nk || !ns) { printf "| %s | - | - | - | - | - | - | 1.5× |\n", f; continue }
 			mk = median(k, nk); ms = median(s, ns)
-			printf "| %s | %d | %.4f | %.4f | **%.2f×** | %.2f–%.2f (median %.2f) | 1.5× |\n",
-				f, rate[f], mk, ms, mk / ms, lo, hi, median(q, nr)
+			printf "| %s | %d | %.4f | %.4f | **%.2f×** | %.2f–%.2f (median %.2f) | %s | 1.5× |\n",
+				f, rate[f], mk, ms, mk / ms, lo, hi, median(q, nr),
+				nc ? sprintf("%.2f× (%d of %d)", median(c, nc), nc, nr) : "none clean"
+			delete k; delete s; delete q; delete c
 		}
 	}' "$dir/results"
 echo
