@@ -36,42 +36,6 @@ rrate=${4:-10000}
 rsecs=${5:-3}
 
 flows_init vskam 36000
-kamailio_args $sport $uport
-
-# start_server kamailio|siphad: a fresh server on $sport; sets spid and
-# procs (every PID of it whose CPU counts).
-start_server() {
-	if [ "$1" = kamailio ]; then
-		"${kargs[@]}" >>"$dir/kamailio.log" 2>&1 &
-	else
-		$B/siphad -c "$dir/siphad.conf" 2>>"$dir/siphad.log" &
-	fi
-	spid=$!
-	pids=("$uas" "$spid")
-	if ! sip_wait $sport $pport 20; then
-		echo "$1 did not answer on 127.0.0.1:$sport; its log:" >&2
-		tail -n 20 "$dir/$1.log" >&2
-		exit 1
-	fi
-	mapfile -t procs < <(tree $spid)
-	pids=("$uas" "${procs[@]}")
-}
-
-# stop_server: SIGTERM to the main process (Kamailio's stops its children),
-# then waits up to 10 s for every process of it.
-stop_server() {
-	local p i
-	kill "$spid" 2>/dev/null || true
-	for p in "${procs[@]}"; do
-		for ((i = 0; i < 100; i++)); do
-			kill -0 "$p" 2>/dev/null || continue 2
-			sleep 0.1
-		done
-		kill -9 "$p" 2>/dev/null || true
-	done
-	wait "$spid" 2>/dev/null || true
-	pids=("$uas")
-}
 
 # run_flow SERVER FLOW REP: one sipp run against a fresh SERVER; appends
 # "flow server rep offered_rate ok failed retrans cpu_ns wall_s processes"
