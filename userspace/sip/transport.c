@@ -458,11 +458,16 @@ static void sweep(struct timer *tm)
 {
 	struct sip_transport *t = container_of(tm, struct sip_transport, sweep);
 	uint64_t now = loop_now(t->l);
+	uint64_t open = t->st.tcp_open;
 
-	for (uint32_t i = 0; i < TCP_MAX_CONNS; i++) {
+	/* Stop at the last open connection: an idle daemon walks nothing. */
+	for (uint32_t i = 0; i < TCP_MAX_CONNS && open; i++) {
 		struct tcp_conn *c = t->conns[i];
 
-		if (!c || !c->s)
+		if (!c)
+			continue;
+		open--;
+		if (!c->s)
 			continue;
 		if ((c->inbound && !c->msgs && now - c->born_ms >= t->lim.silent_ms) ||
 		    (t->lim.idle_ms && now - c->last_ms >= t->lim.idle_ms)) {
