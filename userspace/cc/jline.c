@@ -76,10 +76,17 @@ static void put_str(struct jw *w, const char *s, size_t n)
 
 static void put_int(struct jw *w, long long v)
 {
+	unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
 	char d[24];
-	int n = snprintf(d, sizeof(d), "%lld", v);
+	size_t n = sizeof(d);
 
-	put(w, d, (size_t)n);
+	do {
+		d[--n] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		d[--n] = '-';
+	put(w, d + n, sizeof(d) - n);
 }
 
 static bool put_value(struct jw *w, json_t *v)
