@@ -362,16 +362,17 @@ static uint64_t defer(struct cc *cc, const char *name, json_t *fields, const cha
 	return 0;
 }
 
+static uint64_t cc_log_line(struct cc *cc, uint64_t seq, const char *line, size_t len,
+			    const char *const *dns, const char *client, const char *ref);
+
 static uint64_t cc_publish_ref(struct cc *cc, const char *name, json_t *fields,
 			       const char *const *dns, const char *client, const char *ref,
 			       uint64_t ts)
 {
 	uint64_t seq = cc->log.last_seq + 1;
 	char *line, flat[2048];
-	struct ev *e;
 	ssize_t n;
 	json_t *o;
-	int ret;
 
 	if (!cc->publishing || !fields) {
 		json_decref(fields);
@@ -387,8 +388,7 @@ static uint64_t cc_publish_ref(struct cc *cc, const char *name, json_t *fields,
 	n = jline_event(flat, sizeof(flat), name, seq, ts, fields);
 	if (n >= 0) {
 		json_decref(fields);
-		ret = evlog_append(&cc->log, seq, *cc->now_ms, dns, client, flat, (size_t)n);
-		goto logged;
+		return cc_log_line(cc, seq, flat, (size_t)n, dns, client, ref);
 	}
 	o = json_object();
 	if (name)
@@ -404,9 +404,19 @@ static uint64_t cc_publish_ref(struct cc *cc, const char *name, json_t *fields,
 	json_decref(o);
 	if (!line)
 		return 0;
-	ret = evlog_append(&cc->log, seq, *cc->now_ms, dns, client, line, strlen(line));
+	seq = cc_log_line(cc, seq, line, strlen(line), dns, client, ref);
 	free(line);
-logged:
+	return seq;
+}
+
+/* Event SEQ, its LINE written, goes into the log, then to the standby or
+ * the clients.  SEQ, or 0 when it could not be logged. */
+static uint64_t cc_log_line(struct cc *cc, uint64_t seq, const char *line, size_t len,
+			    const char *const *dns, const char *client, const char *ref)
+{
+	struct ev *e;
+	int ret = evlog_append(&cc->log, seq, *cc->now_ms, dns, client, line, len);
+
 	if (ret) {
 		pr_err("cti: event %llu not logged: %s", (unsigned long long)seq, strerror(-ret));
 		return 0;
@@ -638,17 +648,53 @@ static const char *call_event(enum cc_call_state s)
 	return NULL;
 }
 
-static json_t *call_fields(const struct cc_callrec *r, const struct cc_call *c, const char *dn)
+/* An event from key/value strings: written as its line at once, with no
+ * jansson object; deferred events and text that is not UTF-8 go through
+ * cc_publish (text() mends the latter). */
+static uint64_t cc_publish_kv(struct cc *cc, const char *name, const struct jkv *kv, size_t n,
+			      const char *const *dns)
 {
-	char id[24];
-	json_t *o;
+	uint64_t seq = cc->log.last_seq + 1;
+	char flat[2048];
+	ssize_t len;
+	json_t *f;
 
-	snprintf(id, sizeof(id), "%llu", (unsigned long long)c->id);
-	o = json_pack("{s:s, s:o, s:o, s:o}", "call", id, "dn", text(dn), "from", text(c->from),
-		      "to", text(c->to));
-	if (o && r->rp[0])
-		json_object_set_new(o, "rp", json_string(r->rp));
-	return o;
+	if (!cc->publishing)
+		return 0; /* built for nothing otherwise */
+	if (!cc->deferring) {
+		len = jline_event_kv(flat, sizeof(flat), name, seq, cc->wall_ms(), kv, n);
+		if (len >= 0)
+			return cc_log_line(cc, seq, flat, (size_t)len, dns, NULL, NULL);
+	}
+	f = json_object();
+	for (size_t i = 0; f && i < n; i++)
+		json_object_set_new(f, kv[i].k, kv[i].v ? text(kv[i].v) : json_null());
+	return cc_publish(cc, name, f, dns, NULL);
+}
+
+/* A call event's fields: call, dn, from, to, then rp and cause when set.
+ * ID holds the call's number.  Returns how many. */
+static size_t call_kv(const struct cc_callrec *r, const struct cc_call *c, const char *dn,
+		      const char *cause, char id[24], struct jkv kv[6])
+{
+	size_t n = 0;
+	unsigned long long v = c->id;
+	int i = 23;
+
+	id[i] = '\0';
+	do {
+		id[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	kv[n++] = (struct jkv){ "call", id + i };
+	kv[n++] = (struct jkv){ "dn", dn ? dn : "" };
+	kv[n++] = (struct jkv){ "from", c->from ? c->from : "" };
+	kv[n++] = (struct jkv){ "to", c->to ? c->to : "" };
+	if (r->rp[0])
+		kv[n++] = (struct jkv){ "rp", r->rp };
+	if (cause)
+		kv[n++] = (struct jkv){ "cause", cause };
+	return n;
 }
 
 void cc_call_update(struct cc *cc, const struct cc_call *c)
@@ -690,14 +736,19 @@ void cc_call_update(struct cc *cc, const struct cc_call *c)
 	dns[2] = r->caller[0] ? r->caller : NULL;
 	dn = r->callee[0] ? r->callee : r->rp[0] ? r->rp : c->dn ? c->dn : "";
 	if (c->state != before) {
-		json_t *f = call_fields(r, c, dn);
+		const char *cause = NULL;
+		struct jkv kv[6];
+		char id[24];
+		size_t n;
 
-		if (c->state == CCS_RELEASED && f)
-			json_object_set_new(f, "cause", text(c->cause ? c->cause : "normal"));
-		cc_publish(cc, call_event(c->state), f, dns, NULL);
+		if (c->state == CCS_RELEASED)
+			cause = c->cause ? c->cause : "normal";
+		n = call_kv(r, c, dn, cause, id, kv);
+		cc_publish_kv(cc, call_event(c->state), kv, n, dns);
 		if (c->state == CCS_QUEUED) {
 			cc->st.queued += cc->publishing;
-			cc_publish(cc, "RouteRequest", call_fields(r, c, r->rp), dns, NULL);
+			n = call_kv(r, c, r->rp, NULL, id, kv);
+			cc_publish_kv(cc, "RouteRequest", kv, n, dns);
 		}
 	}
 	for (int i = 0; i < nt; i++)

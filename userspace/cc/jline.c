@@ -112,6 +112,93 @@ static bool put_value(struct jw *w, json_t *v)
 	}
 }
 
+/* {"event":NAME, or {"ref":REF when NAME is NULL, then "seq" and "ts". */
+static bool put_head(struct jw *w, const char *name, json_t *ref, uint64_t seq, uint64_t ts)
+{
+	put(w, "{", 1);
+	if (name) {
+		put(w, "\"event\":", 8);
+		put_str(w, name, strlen(name));
+		put(w, ",", 1);
+	} else if (ref) {
+		put(w, "\"ref\":", 6);
+		if (!put_value(w, ref))
+			return false;
+		put(w, ",", 1);
+	}
+	put(w, "\"seq\":", 6);
+	put_int(w, (long long)seq);
+	put(w, ",\"ts\":", 6);
+	put_int(w, (long long)ts);
+	return true;
+}
+
+/* json_object_update_missing: a key the head holds is not repeated. */
+static bool in_head(const char *key, const char *name, bool ref)
+{
+	return !strcmp(key, "seq") || !strcmp(key, "ts") || (name && !strcmp(key, "event")) ||
+	       (ref && !strcmp(key, "ref"));
+}
+
+static ssize_t end(struct jw *w, size_t cap)
+{
+	put(w, "}", 1);
+	if (w->full || !w->left)
+		return -ENOSPC;
+	*w->p = '\0';
+	return (ssize_t)(cap - w->left);
+}
+
+/* RFC 3629 UTF-8, as jansson's json_string() demands it. */
+static bool utf8_ok(const unsigned char *s)
+{
+	while (*s) {
+		unsigned c = *s++, n, min, cp;
+
+		if (c < 0x80)
+			continue;
+		if (c >= 0xc2 && c <= 0xdf) {
+			n = 1, min = 0x80, cp = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			n = 2, min = 0x800, cp = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			n = 3, min = 0x10000, cp = c & 0x07;
+		} else {
+			return false;
+		}
+		while (n--) {
+			if ((*s & 0xc0) != 0x80)
+				return false;
+			cp = cp << 6 | (*s++ & 0x3fu);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+	}
+	return true;
+}
+
+ssize_t jline_event_kv(char *buf, size_t cap, const char *name, uint64_t seq, uint64_t ts,
+		       const struct jkv *kv, size_t n)
+{
+	struct jw w = { buf, cap, false };
+
+	put_head(&w, name, NULL, seq, ts);
+	for (size_t i = 0; i < n; i++) {
+		if (in_head(kv[i].k, name, false))
+			continue;
+		if (kv[i].v && !utf8_ok((const unsigned char *)kv[i].v))
+			return -EAGAIN;
+		put(&w, ",", 1);
+		put_str(&w, kv[i].k, strlen(kv[i].k));
+		put(&w, ":", 1);
+		if (kv[i].v)
+			put_str(&w, kv[i].v, strlen(kv[i].v));
+		else
+			put(&w, "null", 4);
+	}
+	return end(&w, cap);
+}
+
 ssize_t jline_event(char *buf, size_t cap, const char *name, uint64_t seq, uint64_t ts,
 		    json_t *fields)
 {
@@ -120,27 +207,10 @@ ssize_t jline_event(char *buf, size_t cap, const char *name, uint64_t seq, uint6
 	const char *key;
 	json_t *v;
 
-	if (!json_is_object(fields))
+	if (!json_is_object(fields) || !put_head(&w, name, ref, seq, ts))
 		return -EAGAIN;
-	put(&w, "{", 1);
-	if (name) {
-		put(&w, "\"event\":", 8);
-		put_str(&w, name, strlen(name));
-		put(&w, ",", 1);
-	} else if (ref) {
-		put(&w, "\"ref\":", 6);
-		if (!put_value(&w, ref))
-			return -EAGAIN;
-		put(&w, ",", 1);
-	}
-	put(&w, "\"seq\":", 6);
-	put_int(&w, (long long)seq);
-	put(&w, ",\"ts\":", 6);
-	put_int(&w, (long long)ts);
 	json_object_foreach (fields, key, v) {
-		/* json_object_update_missing: what the head holds wins */
-		if (!strcmp(key, "seq") || !strcmp(key, "ts") || (name && !strcmp(key, "event")) ||
-		    (ref && !strcmp(key, "ref")))
+		if (in_head(key, name, ref != NULL))
 			continue;
 		put(&w, ",", 1);
 		put_str(&w, key, strlen(key));
@@ -148,9 +218,5 @@ ssize_t jline_event(char *buf, size_t cap, const char *name, uint64_t seq, uint6
 		if (!put_value(&w, v))
 			return -EAGAIN;
 	}
-	put(&w, "}", 1);
-	if (w.full || !w.left)
-		return -ENOSPC;
-	*w.p = '\0';
-	return (ssize_t)(cap - w.left);
+	return end(&w, cap);
 }

@@ -21,4 +21,14 @@
 ssize_t jline_event(char *buf, size_t cap, const char *name, uint64_t seq, uint64_t ts,
 		    json_t *fields);
 
+/* An event's fields as key/value strings (a NULL value is JSON null). */
+struct jkv {
+	const char *k;
+	const char *v;
+};
+/* The same line from N such fields, with no jansson object at all;
+ * -EAGAIN when a value is not UTF-8 (jansson's text() mends those). */
+ssize_t jline_event_kv(char *buf, size_t cap, const char *name, uint64_t seq, uint64_t ts,
+		       const struct jkv *kv, size_t n);
+
 #endif
