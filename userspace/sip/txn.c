@@ -189,6 +189,7 @@ void txn_layer_free(struct txn_layer *tl)
 		return;
 	tl->closing = true;
 	tl->depth++;
+	txn_table_settle(tl);
 	for (size_t i = 0; i < tl->nbuckets; i++)
 		while (tl->buckets[i])
 			txn_terminate(tl->buckets[i]);
@@ -561,6 +562,7 @@ size_t txn_transport_error(struct txn_layer *tl, const struct sip_peer *peer)
 		return 0;
 	txn_enter(tl);
 	/* Collected first: firing may add transactions and grow the table. */
+	txn_table_settle(tl);
 	for (size_t i = 0; i < tl->nbuckets; i++) {
 		for (struct txn *t = tl->buckets[i]; t; t = t->hnext) {
 			if ((t->kind != TXN_ICT && t->kind != TXN_NICT) || !t->reliable ||

@@ -48,6 +48,11 @@ struct txn_layer {
 	struct txn_env env; /* timer values and limit filled in */
 	struct txn **buckets;
 	size_t nbuckets; /* power of two */
+	/* While the table grows, the buckets not yet moved: OLD[MOVED..NOLD)
+	 * still hold their transactions, a few buckets are moved per addition
+	 * (no stall for a million transactions). */
+	struct txn **old;
+	size_t nold, moved;
 	size_t live;
 	struct txn *dead; /* terminated, freed at the next safe point */
 	unsigned depth; /* nesting of public calls; frees only at 0 */
@@ -118,6 +123,9 @@ int txn_server_key(const osip_message_t *m, const char *method, struct txn_key *
 uint64_t txn_hash(const char *s);
 /* Into the table (and counted live) / out of it. */
 void txn_table_add(struct txn_layer *tl, struct txn *t);
+/* Finishes a growth in progress: every transaction in BUCKETS (before a
+ * walk over the whole table). */
+void txn_table_settle(struct txn_layer *tl);
 void txn_table_del(struct txn_layer *tl, struct txn *t);
 /* The live transaction with KEY that message M matches, or NULL. */
 struct txn *txn_lookup(const struct txn_layer *tl, const char *key, const osip_message_t *m,
