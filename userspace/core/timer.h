@@ -17,17 +17,25 @@
  *   5      17.5 min  3 days
  *   6      4.7 h     49.5 days  (TW_HORIZON; later expiries are clamped)
  *
- * Every timer fires exactly at its expiry, on level 0; a timer of a higher
- * level moves down before its bucket begins.  Unlike the classic wheel,
- * which moved a whole slot at the tick its bucket began (tens of ms with
- * 100,000 timers in one slot), a bucket is moved down in shares during the
- * bucket before it: each timer_run() moves the part of it proportional to
- * the time elapsed, and timer_next() wakes the loop when a share of more
- * than TW_DRAIN_BATCH timers is due.  So the work of a run is the timers it
- * fires plus, per level, about the rate at which its timers expire averaged
- * over one bucket; each timer moves at most TW_LEVELS - 1 times in all.  The
- * next tick with work is found through per-level bitmaps of occupied slots,
- * without visiting timers.
+ * Precision: every timer fires at its expiry to the millisecond, whatever
+ * its level, never early and never late in the wheel's time (the only
+ * lateness is the loop's own, in calling timer_run()): it fires from level
+ * 0, and a timer of a higher level moves down before its bucket begins.
+ *
+ * No cascade stall: the classic wheel moved a whole slot down at the tick
+ * its bucket began (tens of ms with 100,000 timers in one slot).  Here a
+ * bucket moves down in shares during the bucket before it: each
+ * timer_run() moves the part proportional to the time elapsed, and
+ * timer_next() wakes the loop when a share of more than TW_DRAIN_BATCH
+ * timers is due.  So the work of a run is the timers it fires plus, per
+ * level, about as many moves as timers expire there per ms, averaged over
+ * one bucket; each timer moves at most TW_LEVELS - 1 times in all.  The
+ * next tick with work is found through per-level bitmaps of occupied
+ * slots, without visiting timers.  (A wheel that never moves timers, as
+ * Linux's since 4.8, fires a higher level's timers up to a bucket late and
+ * a whole bucket in one tick: with 256 slots a level, an hour's
+ * registration up to 16 s late, every Timer J of a quarter second in one
+ * run.  Callers and their fake-clock tests expect exact expiries.)
  *
  * Timers are intrusive: embed a struct timer and recover the owner with
  * container_of() in the callback.  Add, delete and re-arm are O(1); a fired
