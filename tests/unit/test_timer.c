@@ -796,7 +796,7 @@ static void test_storm_spread(void **state)
 		assert_int_equal(big_fired, STORM_N);
 		assert_int_equal(w.now, exp_max);
 		print_message("storm pass %u: %" PRIu64 " runs, at most %" PRIu64
-			      " timers fired or moved in one\n",
+			      " fired + levels moved down in one\n",
 			      pass, runs, max_work);
 		/* 100 fire each ms; the levels move about as many */
 		assert_true(max_work < 400);
