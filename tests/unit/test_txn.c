@@ -596,10 +596,20 @@ static void test_nist_udp(void **state)
 	assert_int_equal(f->nsent, 4);
 	assert_int_equal(sent_code(f, 2), 200);
 	assert_int_equal(sent_code(f, 3), 200);
+	/* The tick after, the parsed request is dropped; a retransmission is
+	 * still matched (on its To tag too) and answered with the same bytes. */
+	assert_non_null(r->t->req);
+	at(f, 101);
+	assert_null(r->t->req);
+	assert_int_equal(rx(f, rq, &f->udp), TXN_RX_ABSORBED);
+	assert_int_equal(f->nsent, 5);
+	assert_int_equal(sent_code(f, 4), 200);
+	assert_int_equal(f->sent[4].len, f->sent[3].len);
+	assert_memory_equal(f->sent[4].buf, f->sent[3].buf, f->sent[3].len);
 	/* Timer J = 64*T1, and no retransmission of its own. */
 	at(f, 100 + 64 * T1 - 1);
 	assert_int_equal(r->nterm, 0);
-	assert_int_equal(f->nsent, 4);
+	assert_int_equal(f->nsent, 5);
 	at(f, 100 + 64 * T1);
 	assert_int_equal(r->nterm, 1);
 	assert_int_equal(txn_count(f->tl), 0);

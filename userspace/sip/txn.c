@@ -82,6 +82,7 @@ static void txn_free(struct txn *t)
 	free(t->key);
 	free(p->rsp_tag);
 	free(p->echo_buf);
+	free(p->req_tag);
 	free(p);
 }
 

@@ -183,6 +183,30 @@ static enum txn_ev nist_complete(struct txn *t, struct txn_arg *a)
 	if (t->reliable)
 		return EV_LIFE; /* Timer J = 0 */
 	txn_arm(t, &t->t_life, 64 * t1(t)); /* Timer J */
+	/* The request is needed no more, but its handler may still hold
+	 * it: it is dropped at the next tick (nist_shrink). */
+	txn_arm(t, &t->t_retx, 0);
+	return EV_NONE;
+}
+
+/* A Completed NIST only answers retransmissions with the bytes it keeps
+ * for 32 s (Timer J): the parsed request goes, its To tag stays for the
+ * match (a REGISTER no longer holds a few kilobytes for those 32 s). */
+static enum txn_ev nist_shrink(struct txn *t, struct txn_arg *a)
+{
+	struct txn_priv *p = container_of(t, struct txn_priv, t);
+	const char *tag;
+
+	(void)a;
+	if (!t->req)
+		return EV_NONE;
+	tag = txn_tag_of(t->req->to);
+	if (*tag && !(p->req_tag = strdup(tag)))
+		return EV_NONE; /* out of memory: keep the request */
+	osip_message_free(t->req);
+	t->req = NULL;
+	free(p->echo_buf);
+	p->echo_buf = NULL;
 	return EV_NONE;
 }
 
@@ -363,6 +387,7 @@ static const struct txn_tr nist_fsm[TXN_NSTATES][EV_N] = {
 	},
 	[TXN_COMPLETED] = {
 		[EV_RX_REQ]   = { TXN_COMPLETED,  srv_resend },
+		[EV_RETX]     = { TXN_COMPLETED,  nist_shrink },  /* the tick after */
 		[EV_LIFE]     = { TXN_TERMINATED, act_none },     /* Timer J */
 		[EV_TERR]     = { TXN_TERMINATED, act_none },
 	},

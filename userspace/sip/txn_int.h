@@ -70,6 +70,9 @@ struct txn_priv {
 	 * responses echo, copied into ECHO_BUF (sipmsg_reply_echo). */
 	char *echo_buf;
 	struct sipmsg_echo echo;
+	/* NIST, once Completed and its request freed: the request's To tag,
+	 * which a retransmission is matched against. */
+	char *req_tag;
 };
 
 /* One event's parameters and results. */

@@ -235,7 +235,7 @@ void txn_table_del(struct txn_layer *tl, struct txn *t)
 static bool txn_tag_ok(const struct txn *t, const osip_message_t *m, enum txn_tagcheck tc)
 {
 	const struct txn_priv *p = container_of(t, struct txn_priv, t);
-	const char *want = txn_tag_of(t->req->to);
+	const char *want = t->req ? txn_tag_of(t->req->to) : p->req_tag ? p->req_tag : "";
 
 	if (tc == TAG_ACK && p->rsp_tag)
 		want = p->rsp_tag;
