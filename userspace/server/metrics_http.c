@@ -1,12 +1,12 @@
 /* GET /metrics over HTTP on [metrics] listen: see metrics_http.h. */
 #include <errno.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/listen.h"
 #include "core/log.h"
 #include "server/control.h"
 #include "server/metrics_http.h"
@@ -248,21 +248,14 @@ int mh_open(struct metrics_http **out, struct loop *l, const struct cfg_sockaddr
 {
 	struct metrics_http *m;
 	char a[80];
-	int fd, ret, one = 1;
+	int fd, ret;
 
 	*out = NULL;
 	cfg_sockaddr_str(la, a, sizeof(a));
-	fd = socket(la->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	/* As for CTI: the address may be the VIP, which a standby does not hold. */
-	setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one));
-	if (bind(fd, (const struct sockaddr *)&la->ss, la->len) || listen(fd, MH_MAX_CONNS)) {
-		ret = -errno;
-		pr_err("metrics: cannot listen on %s: %s", a, strerror(-ret));
-		close(fd);
-		return ret;
+	fd = tcp_listen(la, MH_MAX_CONNS);
+	if (fd < 0) {
+		pr_err("metrics: cannot listen on %s: %s", a, strerror(-fd));
+		return fd;
 	}
 	m = calloc(1, sizeof(*m));
 	if (!m) {
