@@ -61,7 +61,7 @@ BINS := $(B)/siphad $(B)/siphactl $(B)/sipha-load
 # The daemon again with ASan/UBSan: the integration tests run this one.
 SAN_BINS := $(B)/siphad-san
 
-.PHONY: all tests test unit deps demo clean format
+.PHONY: all tests test unit deps demo clean format install uninstall
 .SECONDARY:
 all: $(BINS) $(SAN_BINS) $(BPF_OBJ) tests
 tests: $(UNIT_BIN) $(BPFT_BIN) $(TOOL_BIN)
@@ -160,6 +160,53 @@ fuzz: $(FUZZ_NAMES:%=$(B)/fuzz/fuzz_%)
 			-print_final_stats=1 -artifact_prefix=$(B)/fuzz/$$n- \
 			$(B)/fuzz/corpus-$$n tests/fuzz/corpus/$$n || exit 1; \
 	done
+
+# --- install ---------------------------------------------------------------------------
+# `make install DESTDIR=... PREFIX=/usr`: the programs, the systemd unit
+# siphad@.service, the example configuration, the sysctl and sysusers
+# drop-ins, man pages and bash completion (the list: INSTALLED).  The BPF
+# object is not installed: siphad carries it in its skeleton
+# (sipha_xdp.skel.h).  Nothing is run: no group made, no unit enabled, no
+# sysctl applied (README.md, "Install").  `make uninstall` with the same
+# variables removes exactly INSTALLED, and sipha's own directories once
+# they are empty.
+PREFIX      ?= /usr/local
+SBINDIR     ?= $(PREFIX)/sbin
+LIBDIR      ?= $(PREFIX)/lib
+PKGLIBDIR   ?= $(LIBDIR)/sipha
+MANDIR      ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+UNITDIR     ?= $(LIBDIR)/systemd/system
+SYSCTLDIR   ?= $(LIBDIR)/sysctl.d
+SYSUSERSDIR ?= $(LIBDIR)/sysusers.d
+SYSCONFDIR  ?= /etc
+
+INST_BINS := siphad siphactl sipha-load
+MANPAGES  := $(wildcard docs/man/*.[1-8])
+MAN_DEST  := $(foreach m,$(MANPAGES),$(MANDIR)/man$(subst .,,$(suffix $(m)))/$(notdir $(m)))
+INSTALLED := $(INST_BINS:%=$(SBINDIR)/%) $(PKGLIBDIR)/sipha-bpffs \
+	$(SYSCONFDIR)/sipha/example.conf $(UNITDIR)/siphad@.service \
+	$(SYSCTLDIR)/60-sipha.conf $(SYSUSERSDIR)/sipha.conf $(BASHCOMPDIR)/siphactl $(MAN_DEST)
+
+install: $(BINS)
+	$(call msg,INSTALL,$(DESTDIR)$(PREFIX))install -d -m 0755 $(DESTDIR)$(SBINDIR)
+	$(Q)for b in $(INST_BINS); do install -m 0755 $(B)/$$b $(DESTDIR)$(SBINDIR)/$$b || exit 1; done
+	$(Q)install -D -m 0755 dist/sipha-bpffs $(DESTDIR)$(PKGLIBDIR)/sipha-bpffs
+	$(Q)install -D -m 0644 dist/example.conf $(DESTDIR)$(SYSCONFDIR)/sipha/example.conf
+	$(Q)install -d -m 0755 $(DESTDIR)$(UNITDIR)
+	$(Q)sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@LIBEXECDIR@|$(PKGLIBDIR)|g' \
+		-e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' dist/siphad@.service.in \
+		>$(DESTDIR)$(UNITDIR)/siphad@.service && chmod 0644 $(DESTDIR)$(UNITDIR)/siphad@.service
+	$(Q)install -D -m 0644 dist/60-sipha.conf $(DESTDIR)$(SYSCTLDIR)/60-sipha.conf
+	$(Q)install -D -m 0644 dist/sipha.sysusers $(DESTDIR)$(SYSUSERSDIR)/sipha.conf
+	$(Q)install -D -m 0644 dist/siphactl.bash-completion $(DESTDIR)$(BASHCOMPDIR)/siphactl
+	$(Q)for m in $(MANPAGES); do \
+		install -D -m 0644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/$${m##*/} || exit 1; done
+
+uninstall:
+	$(call msg,RM,$(DESTDIR)$(PREFIX))for f in $(INSTALLED); do rm -f $(DESTDIR)$$f; done
+	$(Q)for d in $(PKGLIBDIR) $(SYSCONFDIR)/sipha; do \
+		[ ! -d $(DESTDIR)$$d ] || rmdir --ignore-fail-on-non-empty $(DESTDIR)$$d; done
 
 # --- the two commands of the README ----------------------------------------------
 deps:

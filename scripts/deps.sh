@@ -10,6 +10,7 @@ PKGS=(
 	libsystemd-dev libcmocka-dev libsodium-dev libcap-dev
 	sip-tester sipvicious iproute2 ethtool iputils-arping nftables procps psmisc
 	valgrind clang-format jq keepalived baresip-core
+	systemd groff-base man-db curl
 )
 
 missing=()

@@ -42,12 +42,82 @@ static const char *const usage_text =
 	"  xdp                    XDP program state and counters\n"
 	"  block add|del PREFIX   change the XDP source blocklist\n"
 	"  metrics                every counter, Prometheus text format\n"
+	"  help [COMMAND]         this text, or one command's (also: COMMAND --help)\n"
 	"\n"
 	"  -s SOCKET   control socket of the daemon\n"
 	"  -c CONFIG   take the socket from CONFIG's [control] socket\n"
 	"  --json      print one JSON object\n"
 	"\n"
 	"exit: 0 ok, 1 refused, 2 usage error, 3 daemon unreachable\n";
+
+/* One command's help: `siphactl help COMMAND`, `siphactl COMMAND --help`. */
+struct cmd_help {
+	const char *name;
+	const char *args; /* what follows the command's name */
+	const char *text;
+};
+
+static const struct cmd_help cmd_helps[] = {
+	{ "status", "",
+	  "The node's summary: its name, configured role and redundancy, state (active,\n"
+	  "standby or isolated) and epoch; with [ha], whether the peer is connected and\n"
+	  "the standby in sync (lag: records not yet acknowledged); the SIP address,\n"
+	  "calls, registrations and workers.\n"
+	  "--json: node role state epoch redundancy peer_connected in_sync sync_lag\n"
+	  "calls registrations workers, and more (peer, takeovers, aors, uptime_ms, ...).\n" },
+	{ "calls", "",
+	  "Live calls, one a line: id, state (dialing, ringing, established, queued,\n"
+	  "released), from, to and the DN dialled.\n"
+	  "--json: {\"calls\": [{id, state, from, to, dn}]}.\n" },
+	{ "registrations", "",
+	  "Registered contact bindings: address of record, contact, and the seconds\n"
+	  "left before the binding expires.\n"
+	  "--json: {\"registrations\": [{aor, contact, expires}]}.\n" },
+	{ "agents", "",
+	  "Contact-centre agents: agent, DN and state (logged_out, not_ready, ready,\n"
+	  "busy); agents that logged out stay listed.\n"
+	  "--json: {\"agents\": [{agent, dn, state}]}, with reason when one was given.\n" },
+	{ "switchover", "",
+	  "Hands the active role to the peer, make-before-break: the peer takes the VIP\n"
+	  "first, then this node lets it go and steers stray packets to the peer.  Run it\n"
+	  "on the active node.  Refused (exit 1) without [ha], when the peer is not\n"
+	  "connected, or when the standby is not in sync yet.  Root or the sipha group\n"
+	  "only.\n" },
+	{ "vip", "",
+	  "The VIP as the daemon sees it (address, interface, and expected: whether this\n"
+	  "node should hold it) next to the kernel's view, read by siphactl itself over\n"
+	  "netlink (present: the address is on the interface; link: up, down or absent).\n"
+	  "Refused (exit 1) without [vip].\n" },
+	{ "xdp", "",
+	  "The XDP program: whether it is attached (asked of the kernel), its mode and\n"
+	  "interface, and its counters (packets by SIP method, drops, steered, ...).\n" },
+	{ "block", "add|del PREFIX",
+	  "Adds or removes an IPv4 or IPv6 prefix (or one address) in the XDP source\n"
+	  "blocklist: its packets are dropped before the kernel's stack.  Deleting an\n"
+	  "absent prefix is not an error.  Refused (exit 1) without XDP.  Root or the\n"
+	  "sipha group only.\n" },
+	{ "metrics", "",
+	  "Every counter and gauge in Prometheus text format: the text [metrics] listen\n"
+	  "serves over HTTP at /metrics.\n"
+	  "--json: {\"text\": \"...\"}.\n" },
+	{ "help", "[COMMAND]",
+	  "The list of commands, or one command's help; `siphactl COMMAND --help` is\n"
+	  "the same.  Needs no daemon.\n" },
+};
+
+static const struct cmd_help *find_help(const char *name)
+{
+	for (size_t i = 0; i < sizeof(cmd_helps) / sizeof(cmd_helps[0]); i++)
+		if (!strcmp(cmd_helps[i].name, name))
+			return &cmd_helps[i];
+	return NULL;
+}
+
+static void print_cmd_help(const struct cmd_help *h)
+{
+	printf("usage: siphactl [-s SOCKET | -c CONFIG] %s%s%s%s\n\n%s", h->name,
+	       h->args[0] ? " " : "", h->args, strcmp(h->name, "help") ? " [--json]" : "", h->text);
+}
 
 static int usage_error(const char *msg)
 {
@@ -283,22 +353,70 @@ static int socket_from_config(const char *path, char *out, size_t len)
 	return 0;
 }
 
+/* What ARGV asks for help about: -h or --help anywhere (*DASH_H), or the
+ * command help.  The command and its first argument go to *NAME and *ARG. */
+static bool wants_help(int argc, char **argv, const char **name, const char **arg, bool *dash_h)
+{
+	*name = *arg = NULL;
+	*dash_h = false;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
+			*dash_h = true;
+		else if (!strcmp(argv[i], "-s") || !strcmp(argv[i], "-c"))
+			i++;
+		else if (argv[i][0] == '-' && argv[i][1])
+			continue;
+		else if (!*name)
+			*name = argv[i];
+		else if (!*arg)
+			*arg = argv[i];
+	}
+	return *dash_h || (*name && !strcmp(*name, "help"));
+}
+
+/* Help, with no daemon: `siphactl help [COMMAND]`, `COMMAND --help`, or
+ * `--help` (the list of commands; so is --help with a command we do not
+ * know, while `help` of one is a usage error). */
+static int help(const char *name, const char *arg, bool dash_h)
+{
+	const struct cmd_help *h;
+
+	if (name && !strcmp(name, "help") && arg)
+		name = arg;
+	else if (name && !strcmp(name, "help") && !dash_h)
+		name = NULL;
+	else
+		arg = NULL;
+	h = name ? find_help(name) : NULL;
+	if (!h && !arg) {
+		fputs(usage_text, stdout);
+		return EXIT_OK;
+	}
+	if (!h) {
+		fprintf(stderr, "siphactl: help: unknown command '%s'\n", name);
+		fputs(usage_text, stderr);
+		return EXIT_USAGE;
+	}
+	print_cmd_help(h);
+	return EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
 	char sock[108] = "/run/sipha/sipha.sock", err[512] = "";
 	const char *cmd = NULL;
 	json_t *req, *args, *ans;
 	bool json = false;
+	const char *hname, *harg;
+	bool dash_h;
 	int rc;
 
+	if (wants_help(argc, argv, &hname, &harg, &dash_h))
+		return help(hname, harg, dash_h);
 	args = json_array();
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--json")) {
 			json = true;
-		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-			fputs(usage_text, stdout);
-			json_decref(args);
-			return EXIT_OK;
 		} else if (!strcmp(argv[i], "-s") || !strcmp(argv[i], "-c")) {
 			if (i + 1 >= argc) {
 				json_decref(args);

@@ -17,6 +17,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "server/metrics_http.h"
 #include "server/server.h"
 
 #define SIPHA_VERSION "0.1.0"
@@ -44,6 +45,37 @@ static void raise_nofile(void)
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
+}
+
+/* systemd's watchdog (WatchdogSec= of siphad@.service): pinged from the
+ * loop, so a loop that stops turning stops the pings and systemd restarts
+ * the daemon.  Off when systemd asks for none (WATCHDOG_USEC unset). */
+struct watchdog {
+	struct loop *l;
+	struct timer t;
+	uint64_t every_ms;
+};
+
+static void watchdog_ping(struct timer *t)
+{
+	struct watchdog *w = container_of(t, struct watchdog, t);
+
+	sd_notify(0, "WATCHDOG=1");
+	loop_timer_in(w->l, &w->t, w->every_ms);
+}
+
+/* Pings at half the interval systemd gave, as sd_watchdog_enabled(3) says. */
+static void watchdog_start(struct watchdog *w, struct loop *l)
+{
+	uint64_t usec = 0;
+
+	timer_init(&w->t, watchdog_ping);
+	w->l = l;
+	if (sd_watchdog_enabled(0, &usec) <= 0 || !usec)
+		return;
+	w->every_ms = usec / 2000 ? usec / 2000 : 1;
+	pr_info("watchdog: telling systemd every %llu ms", (unsigned long long)w->every_ms);
+	watchdog_ping(&w->t);
 }
 
 struct sig_ctx {
@@ -87,6 +119,8 @@ int main(int argc, char **argv)
 	struct caps_keep keep;
 	struct sig_ctx sc = { .fd = -1 };
 	struct server srv;
+	struct metrics_http *mh = NULL;
+	struct watchdog wd = { 0 };
 	const char *path = NULL;
 	bool check_only = false, debug = false, srv_up = false;
 	struct loop *l = NULL;
@@ -171,6 +205,11 @@ int main(int argc, char **argv)
 		goto out;
 	srv_up = true;
 	sc.srv = &srv;
+	if (cfg.metrics.present) {
+		ret = mh_open(&mh, l, &cfg.metrics.listen, &srv);
+		if (ret)
+			goto out;
+	}
 	/* Everything that needed root is open, bound or attached by now. */
 	caps_for_config(&cfg, &keep);
 	ret = caps_drop(&keep);
@@ -180,12 +219,16 @@ int main(int argc, char **argv)
 		strchr(srv.adv_host, ':') ? "[" : "", srv.adv_host,
 		strchr(srv.adv_host, ':') ? "]" : "", srv.adv_port);
 	sd_notify(0, "READY=1");
+	watchdog_start(&wd, l);
 	ret = loop_run(l);
 	if (!ret)
 		rc = 0;
 out:
 	if (ret)
 		pr_err("siphad: %s", strerror(-ret));
+	if (l)
+		timer_del(loop_timers(l), &wd.t);
+	mh_close(mh);
 	if (srv_up)
 		srv_fini(&srv);
 	loop_free(l);

@@ -225,6 +225,56 @@ static void test_stream_echo_and_close(void **state)
 	close(sv[1]);
 }
 
+/* A flushing close waits as long as the peer does not read; an abort ends
+ * it at once, with the error given (the metrics endpoint's slow client). */
+struct abort_ctx {
+	struct stream_ctx c;
+	struct loop_stream *s;
+	int closed_before_abort;
+	bool aborted;
+	struct timer abort;
+};
+
+static void abort_fire(struct timer *t)
+{
+	struct abort_ctx *a = container_of(t, struct abort_ctx, abort);
+
+	a->closed_before_abort = a->c.closed;
+	a->aborted = true;
+	loop_stream_abort(a->s, -ETIMEDOUT);
+}
+
+static void test_stream_abort_while_flushing(void **state)
+{
+	struct abort_ctx a = { 0 };
+	static char chunk[64 << 10];
+	int sv[2], sz = 4096;
+
+	(void)state;
+	assert_int_equal(loop_new(&a.c.l), 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+	a.s = loop_stream_add(a.c.l, sv[0], &echo_ops, &a.c);
+	assert_non_null(a.s);
+	/* 4 MiB the peer never reads: far more than the kernel holds */
+	for (int i = 0; i < 64; i++)
+		assert_int_equal(loop_stream_write(a.s, chunk, sizeof(chunk)), 0);
+	loop_stream_close(a.s, true);
+	timer_init(&a.abort, abort_fire);
+	timer_init(&a.c.guard, stream_guard);
+	loop_timer_in(a.c.l, &a.abort, 200);
+	loop_timer_in(a.c.l, &a.c.guard, 3000);
+	assert_int_equal(loop_run(a.c.l), 0);
+	assert_true(a.aborted);
+	assert_int_equal(a.closed_before_abort, 0); /* the flush was still waiting */
+	assert_int_equal(a.c.closed, 1);
+	assert_int_equal(a.c.err, -ETIMEDOUT);
+	assert_int_equal(loop_stats(a.c.l)->streams_open, 0);
+	timer_del(loop_timers(a.c.l), &a.c.guard);
+	loop_free(a.c.l);
+	close(sv[1]);
+}
+
 /* --- loop health: buffers running out, a full submission queue, a stream
  * that never frames ----------------------------------------------------- */
 
@@ -483,6 +533,7 @@ int main(void)
 		cmocka_unit_test(test_timer_after_idle_sleep),
 		cmocka_unit_test(test_datagrams_both_ways),
 		cmocka_unit_test(test_stream_echo_and_close),
+		cmocka_unit_test(test_stream_abort_while_flushing),
 		cmocka_unit_test(test_nobufs_rearmed),
 		cmocka_unit_test(test_sq_full_rearm_retried),
 		cmocka_unit_test(test_stream_oversized_input),

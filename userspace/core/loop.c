@@ -947,6 +947,11 @@ void loop_stream_close(struct loop_stream *s, bool flush)
 	stream_kill(s, 0);
 }
 
+void loop_stream_abort(struct loop_stream *s, int err)
+{
+	stream_kill(s, err);
+}
+
 static void handle_stream_recv(struct loop_stream *s, struct io_uring_cqe *cqe)
 {
 	s->recv_busy = false;

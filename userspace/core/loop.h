@@ -89,6 +89,9 @@ struct loop_stream *loop_stream_connect(struct loop *l, int fd, const struct soc
 int loop_stream_write(struct loop_stream *s, const void *buf, size_t len);
 /* Closes after the queued bytes are sent (FLUSH) or at once. */
 void loop_stream_close(struct loop_stream *s, bool flush);
+/* Closes at once, with ERR (0 or -errno) for on_close, also a stream whose
+ * flushing close is still waiting for a peer that does not read. */
+void loop_stream_abort(struct loop_stream *s, int err);
 int loop_stream_fd(const struct loop_stream *s);
 /* Bytes queued and not yet sent (what counts against the backlog limit). */
 size_t loop_stream_backlog(const struct loop_stream *s);

@@ -354,7 +354,7 @@ static void cc_metrics(FILE *f, const char *node, const struct server *srv)
 	}
 }
 
-static json_t *cmd_metrics(struct server *srv, json_t *args)
+char *ctl_metrics_text(struct server *srv)
 {
 	const struct sipt_stats *ts = sipt_stats(srv->tp);
 	const struct loop_stats *ls = loop_stats(srv->loop);
@@ -362,11 +362,9 @@ static json_t *cmd_metrics(struct server *srv, json_t *args)
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&buf, &len);
-	json_t *o;
 
-	(void)args;
 	if (!f)
-		return refuse("out of memory", false);
+		return NULL;
 #define X(name, help) metric(f, node, #name, "counter", help, srv->st.name);
 	SRV_COUNTERS(X)
 #undef X
@@ -426,10 +424,24 @@ static json_t *cmd_metrics(struct server *srv, json_t *args)
 	metric(f, node, "loop_streams_oversized", "counter",
 	       "streams closed: their input filled the buffer with no whole message",
 	       ls->streams_oversized);
-	fclose(f);
+	if (fclose(f)) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+static json_t *cmd_metrics(struct server *srv, json_t *args)
+{
+	char *text = ctl_metrics_text(srv);
+	json_t *o;
+
+	(void)args;
+	if (!text)
+		return refuse("out of memory", false);
 	o = ok_obj();
-	json_object_set_new(o, "text", json_string(buf));
-	free(buf);
+	json_object_set_new(o, "text", json_string(text));
+	free(text);
 	return o;
 }
 

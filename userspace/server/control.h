@@ -28,4 +28,9 @@ json_t *ctl_execute(struct server *srv, json_t *req);
  * block are refused ("not permitted") to one that may not. */
 json_t *ctl_execute_as(struct server *srv, json_t *req, bool may_change);
 
+/* Every counter in Prometheus text format: the "text" of `metrics`, also
+ * served over HTTP on [metrics] listen (server/metrics_http.c).  A string
+ * to free(), or NULL when out of memory. */
+char *ctl_metrics_text(struct server *srv);
+
 #endif

@@ -14,6 +14,7 @@
 
 #include "cc/cc.h"
 #include "cc/ctireq.h"
+#include "core/listen.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "ha/role.h"
@@ -584,21 +585,15 @@ int cti_open(struct cti **out, struct loop *l, struct server *srv)
 	const struct cfg_sockaddr *la = &srv->cfg->cti.listen;
 	struct cti *c;
 	char a[80];
-	int fd, ret, one = 1;
+	int fd, ret;
 
 	*out = NULL;
-	fd = socket(la->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	/* The VIP may not be ours yet (a standby listens too). */
-	setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one));
-	if (bind(fd, (const struct sockaddr *)&la->ss, la->len) || listen(fd, 128)) {
-		ret = -errno;
+	fd = tcp_listen(la, 128);
+	if (fd < 0) {
 		pr_err("cti: cannot listen on %s: %s", cfg_sockaddr_str(la, a, sizeof(a)),
-		       strerror(-ret));
-		close(fd);
-		return ret;
+		       strerror(-fd));
+		return fd;
 	}
 	c = calloc(1, sizeof(*c));
 	if (!c) {
