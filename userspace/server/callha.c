@@ -189,8 +189,8 @@ size_t calls_sweep(struct call_table *ct, call_iter_fn fn, void *arg)
 char *call_pending_invite(const struct call *c, bool b_side, size_t *len)
 {
 	const struct txn *t = b_side ? c->b_inv : c->a_inv;
-	const char *copy = b_side ? c->b_invite : c->a_invite;
-	size_t copy_len = b_side ? c->b_invite_len : c->a_invite_len;
+	const char *copy = b_side ? c->b_invite : c->a_invite, *raw = NULL;
+	size_t copy_len = b_side ? c->b_invite_len : c->a_invite_len, raw_len = 0;
 	char *buf = NULL;
 
 	*len = 0;
@@ -200,6 +200,11 @@ char *call_pending_invite(const struct call *c, bool b_side, size_t *len)
 	if (t && b_side && t->out) {
 		copy = t->out; /* the ICT keeps the bytes it sends */
 		copy_len = t->outlen;
+	} else if (t && !b_side && (raw = txn_raw(t, &raw_len))) {
+		/* the IST keeps the octets that came: no tree printed again
+		 * (resume_a amends the Via the way the request was) */
+		copy = raw;
+		copy_len = raw_len;
 	} else if (t && t->req) {
 		if (sipmsg_to_str(t->req, &buf, len))
 			return NULL;
@@ -231,6 +236,8 @@ static int resume_a(struct call *c)
 
 	if (!c->a_invite || sipmsg_parse(c->a_invite, c->a_invite_len, true, &inv))
 		return -EINVAL;
+	/* As srv_rx did: the record may carry the octets as they came. */
+	(void)sipmsg_via_received(inv, (const struct sockaddr *)&from.addr);
 	if (from.proto == SIP_PROTO_TCP) {
 		/* Its connection died with the peer: §18.2.2, answers go to
 		 * the address it came from, at its Via's port. */

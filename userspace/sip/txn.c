@@ -83,6 +83,7 @@ static void txn_free(struct txn *t)
 	free(p->rsp_tag);
 	free(p->echo_buf);
 	free(p->req_tag);
+	free(p->raw);
 	free(p);
 }
 
@@ -315,6 +316,16 @@ static enum txn_rx txn_rx_req(struct txn_layer *tl, osip_message_t **reqp, bool 
 	}
 	txn_drop_text(t->req);
 	txn_keep_echo(t, ix);
+	if (ix && t->kind == TXN_IST) {
+		struct txn_priv *p = container_of(t, struct txn_priv, t);
+
+		/* out of memory: the records print the tree instead */
+		p->raw = malloc(ix->len);
+		if (p->raw) {
+			memcpy(p->raw, ix->buf, ix->len);
+			p->rawlen = ix->len;
+		}
+	}
 	txn_table_add(tl, t);
 	pr_debug("txn %s: new, %s", t->key, txn_state_name(t->state));
 	*out = t;
@@ -335,6 +346,14 @@ enum txn_rx txn_rx_request_take(struct txn_layer *tl, osip_message_t **req,
 				struct txn **out)
 {
 	return txn_rx_req(tl, req, true, ix, from, out);
+}
+
+const char *txn_raw(const struct txn *t, size_t *len)
+{
+	const struct txn_priv *p = container_of(t, const struct txn_priv, t);
+
+	*len = p->rawlen;
+	return p->raw;
 }
 
 int txn_reply_opt(struct txn *t, const struct sipmsg_reply_opt *r)

@@ -142,6 +142,10 @@ int txn_reply(struct txn *t, int code, const char *reason, const char *to_tag);
  * body.  -EAGAIN when T has none of them or the response is larger than
  * TXN_REPLY_MAX: build it with libosip2 instead. */
 #define TXN_REPLY_MAX 8192
+/* An INVITE server transaction made by txn_rx_request_take with an index:
+ * the request's octets as they arrived (before sipmsg_via_received), else
+ * NULL. */
+const char *txn_raw(const struct txn *t, size_t *len);
 int txn_reply_opt(struct txn *t, const struct sipmsg_reply_opt *r);
 
 /* Client: sends REQ (the layer takes ownership of REQ) to TO; its top Via

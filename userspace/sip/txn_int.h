@@ -73,6 +73,10 @@ struct txn_priv {
 	/* NIST, once Completed and its request freed: the request's To tag,
 	 * which a retransmission is matched against. */
 	char *req_tag;
+	/* IST made from octets: those octets, as they arrived (HA records
+	 * copy them instead of printing the tree again). */
+	char *raw;
+	size_t rawlen;
 };
 
 /* One event's parameters and results. */
