@@ -89,23 +89,27 @@ static uint64_t epoch_load(const char *path)
 }
 
 /* Written to a temporary file and renamed, so a crash leaves the old epoch
- * or the new one, never a torn one. */
+ * or the new one, never a torn one.  A write that fails (a full disk) says
+ * why and leaves no temporary file behind. */
 static int epoch_store(const char *path, uint64_t e)
 {
 	char tmp[600];
+	int ret = 0;
 	FILE *f;
 
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	f = fopen(tmp, "w");
 	if (!f)
 		return -errno;
-	fprintf(f, "%" PRIu64 "\n", e);
-	if (fflush(f) || fsync(fileno(f))) {
-		fclose(f);
-		return -EIO;
-	}
-	fclose(f);
-	return rename(tmp, path) ? -errno : 0;
+	if (fprintf(f, "%" PRIu64 "\n", e) < 0 || fflush(f) || fsync(fileno(f)))
+		ret = errno ? -errno : -EIO;
+	if (fclose(f) && !ret)
+		ret = errno ? -errno : -EIO;
+	if (!ret && rename(tmp, path))
+		ret = -errno;
+	if (ret)
+		unlink(tmp);
+	return ret;
 }
 
 /* The epoch goes to disk on a thread of its own: an fsync takes
@@ -137,7 +141,8 @@ static void *epoch_job_run(void *arg)
 	pthread_cond_broadcast(&epoch_cv);
 	pthread_mutex_unlock(&epoch_mu);
 	if (ret)
-		pr_err("ha: cannot persist epoch %" PRIu64 ": %s", j->e, strerror(-ret));
+		pr_err("ha: cannot persist epoch %" PRIu64 " to %s: %s", j->e, j->path,
+		       strerror(-ret));
 	free(j);
 	return NULL;
 }
