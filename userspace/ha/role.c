@@ -975,6 +975,11 @@ int ha_start(struct ha **out, struct server *srv)
 	if (!hc.keyed)
 		pr_warn("ha: the HA link is not authenticated: anyone who can send from "
 			"the peer's address is believed; set [ha] key_file on both nodes");
+	/* The start grace (the link's, armed by hal_new(), and the decision's,
+	 * below) counts from here, not from the loop's last clock reading,
+	 * before the set-up (attaching XDP alone takes 100 ms and more): else
+	 * a node started beside a live peer judges it before the link is up. */
+	loop_clock_update(srv->loop);
 	ret = hal_new(srv->loop, &hc, &link_ops, h, &h->link);
 	explicit_bzero(hc.key, sizeof(hc.key));
 	if (ret)
@@ -1022,8 +1027,10 @@ int ha_start(struct ha **out, struct server *srv)
 	srv->repl.sub = feed_sub;
 	srv->repl.arg = h;
 	cc_set_journal(srv->cc, feed_event, feed_agent, h);
+	loop_clock_update(srv->loop);
 	hal_start(h->link);
-	arm_decide(h, cfg->ha.timeout_ms + hal_start_grace_ms(cfg->ha.heartbeat_ms));
+	loop_timer_in(srv->loop, &h->t_decide,
+		      cfg->ha.timeout_ms + hal_start_grace_ms(cfg->ha.heartbeat_ms));
 	*out = h;
 	return 0;
 err:
