@@ -510,6 +510,17 @@ static void decide(struct ha *h)
 		set_state(h, HA_STANDBY);
 }
 
+/* The old active's late records are all in (its HELLO says standby, or
+ * the link went): the events made here meanwhile get their numbers. */
+static void end_late(struct ha *h)
+{
+	if (!h->late_ok)
+		return;
+	h->late_ok = false;
+	h->late_up = false;
+	cc_set_defer(h->srv->cc, false);
+}
+
 static void t_decide_fired(struct timer *t)
 {
 	struct ha *h = container_of(t, struct ha, t_decide);
@@ -530,6 +541,11 @@ static void t_decide_fired(struct timer *t)
 		cc_release_held(h->srv->cc);
 		return;
 	}
+	if (h->late_ok && !h->late_up) {
+		pr_warn("ha: the link did not come back after the handover; no late records");
+		end_late(h);
+		return;
+	}
 	if (h->state == HA_ACTIVE || (h->peer_up && h->peer.state == JR_STATE_ACTIVE))
 		return;
 	take_over(h, true, h->state == HA_ISOLATED ? "re-probe" : "no peer at start-up");
@@ -542,6 +558,7 @@ static void on_up(void *arg, const struct jr_hello *peer)
 	struct ha *h = arg;
 
 	h->peer_up = true;
+	h->late_up = h->late_ok;
 	h->peer = *peer;
 	memcpy(h->peer_mac, peer->mac, 6);
 	h->have_peer_mac = memcmp(peer->mac, "\0\0\0\0\0\0", 6) != 0;
@@ -624,16 +641,6 @@ static void late_record(struct ha *h, const struct jr_frame *f)
 		calls_take_over(h->srv->calls);
 }
 
-/* The old active's late records are all in (its HELLO says standby, or
- * the link went): the events made here meanwhile get their numbers. */
-static void end_late(struct ha *h)
-{
-	if (!h->late_ok)
-		return;
-	h->late_ok = false;
-	cc_set_defer(h->srv->cc, false);
-}
-
 /* A record from our standby: only the delete of a call it ended after
  * handing the active role to us (a BYE it was relaying, see feed.c) is
  * taken; anything else from a standby is out of place. */
@@ -668,9 +675,13 @@ static void on_frame(void *arg, const struct jr_frame *f)
 		    h->state != HA_ACTIVE) {
 			take_over(h, false, "handed over by the peer");
 			h->late_ok = h->state == HA_ACTIVE;
+			h->late_up = false;
 			/* Its last CTI events come as late records: ours are
-			 * numbered after them. */
+			 * numbered after them.  Should the link never come
+			 * back, they end when the old active gives up. */
 			cc_set_defer(h->srv->cc, h->late_ok);
+			if (h->late_ok)
+				arm_decide(h, 2 * h->srv->cfg->ha.timeout_ms);
 		}
 		break;
 	case JR_T_ACK:
@@ -701,7 +712,8 @@ static void on_down(void *arg, int err, const char *reason)
 	 * re-made on purpose then). */
 	if (!h->handing_over)
 		cc_release_held(h->srv->cc);
-	end_late(h);
+	if (h->late_up)
+		end_late(h);
 }
 
 static void on_peer_dead(void *arg)

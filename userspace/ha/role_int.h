@@ -82,6 +82,10 @@ struct ha {
 	/* Took over by a switchover: the old active's last records (what it did
 	 * while handing over) are still to come, until its HELLO says standby. */
 	bool late_ok;
+	/* ... and the link came up again since: they come on that link, so
+	 * its going down ends them (the first down, right after the GOODBYE
+	 * "demoting", is the old active re-making the link). */
+	bool late_up;
 	bool split_lost; /* lost a split brain: the winner's snapshot is awaited */
 	/* Shutting down (ha_shutdown): called once this node may exit. */
 	void (*stopped)(void *arg);
