@@ -14,7 +14,17 @@
 #             (nft's own `queue` needs CONFIG_NFT_QUEUE, absent here) and
 #             tests/tools/nfqdelay accepts each one 50 ms after it came.
 #             The ramp: a delay switched on at once is a 50 ms silence,
-#             which a 50 ms timeout rightly calls a death.
+#             which a 50 ms timeout rightly calls a death.  Then the
+#             standby is restarted under the delay: it must never take the
+#             VIP; that it cannot join (its handshakes, three round trips,
+#             are cut at timeout_ms) is reported as a KNOWN GAP
+#             (HA-PROTOCOL.md §7), a PASS once it can.
+#   lateswitch  a switchover at 50 new calls a second while the client
+#             (and the callee, in the same namespace) still sends to the
+#             old active, its ARP entry pinned, and the HA link 5 ms slow
+#             each way: the old active serves on until the new one's HELLO
+#             says active, and the calls it sets up meanwhile reach the new
+#             one as late records only: none may be ignored, none may fail.
 #   sbycrash  kill -9 of the standby, then it starts again: the active
 #             never stops serving, the standby comes back in sync with
 #             every call.
@@ -194,20 +204,20 @@ start_pair() {
 
 # --- the load ----------------------------------------------------------------------
 
-# load_start NAME HOLD_MS STEADY_S: $HELD calls held HOLD_MS, and $RATE new
-# calls a second (held 500 ms) for STEADY_S seconds, from the client to the
-# VIP.  JSON results in $T_TMP/NAME-{held,steady}.json.
+# load_start NAME HOLD_MS STEADY_S [RATE]: $HELD calls held HOLD_MS, and
+# RATE (default $RATE) new calls a second (held 500 ms) for STEADY_S seconds,
+# from the client to the VIP.  JSON results in $T_TMP/NAME-{held,steady}.json.
 load_start() {
-	local n=$1 hold=$2 secs=$3 bound
+	local n=$1 hold=$2 secs=$3 rate=${4:-$RATE} bound
 	bound=$((hold / 1000 + secs + 60))
-	LD_NAME=$n LD_STEADY=$((RATE * secs)) LD_BOUND=$bound
+	LD_NAME=$n LD_STEADY=$((rate * secs)) LD_BOUND=$bound
 	(exec ip netns exec "$(ns_name c)" timeout -k 5 $bound "$LOAD" --uac -i 10.99.0.10 \
 		-s 3000 -r 50 -m $HELD -d "$hold" -q --json "$VIP:5060" \
 		>"$T_TMP/$n-held.json" 2>"$T_TMP/$n-held.err") &
 	LD_HELD_PID=$!
 	T_PIDS+=("$!")
 	(exec ip netns exec "$(ns_name c)" timeout -k 5 $bound "$LOAD" --uac -i 10.99.0.10 \
-		-s 3000 -r $RATE -m "$LD_STEADY" -d 500 -q --json "$VIP:5060" \
+		-s 3000 -r "$rate" -m "$LD_STEADY" -d 500 -q --json "$VIP:5060" \
 		>"$T_TMP/$n-steady.json" 2>"$T_TMP/$n-steady.err") &
 	LD_STEADY_PID=$!
 	T_PIDS+=("$!")
@@ -390,6 +400,25 @@ ha_rtt() {
 		sed -n 's/.* rtt:\([0-9.]*\)\/.*/\1/p' | sort -n | tail -n 1
 }
 
+# delay_on S NODE RAMP_MS [MS]: MS (default 50) more each way on the HA
+# link, in NODE's namespace, reached in RAMP_MS; delay_off NODE: none again.
+delay_on() {
+	ip netns exec "$(ns_name "$2")" chrt -f 20 "$NFQDELAY" -q 0 -d "${4:-50}" -r "$3" -T 60 \
+		>"$T_TMP/nfq.out" 2>&1 &
+	NFQ_PID=$!
+	T_PIDS+=("$NFQ_PID")
+	if ! wait_until 3 grep -qs bound "$T_TMP/nfq.out" || ! delay_rules -A "$2"; then
+		fail "$1: 50 ms delay with NFQUEUE" "$(cat "$T_TMP/nfq.out")"
+		return 1
+	fi
+}
+delay_off() {
+	delay_rules -D "$1"
+	kill -TERM "$NFQ_PID"
+	wait_pid "$NFQ_PID" 5
+	NFQ_PID=
+}
+
 t_delay() {
 	local s=delay ca cb rtt out
 	roles
@@ -397,14 +426,7 @@ t_delay() {
 	held_up $s
 	ca=$(counters a)
 	cb=$(counters b)
-	ip netns exec "$(ns_name "$SBY")" chrt -f 20 "$NFQDELAY" -q 0 -d 50 -r 2000 -T 30 \
-		>"$T_TMP/nfq.out" 2>&1 &
-	NFQ_PID=$!
-	T_PIDS+=("$NFQ_PID")
-	if ! wait_until 3 grep -qs bound "$T_TMP/nfq.out" || ! delay_rules -A "$SBY"; then
-		fail "$s: 50 ms delay with NFQUEUE" "$(cat "$T_TMP/nfq.out")"
-		return
-	fi
+	delay_on $s "$SBY" 2000 || return
 	steady_for 8
 	check "$s: 50 ms each way on the HA link (2 s ramp, 6 s held): $ACT stays active, $SBY standby${STEADY_SEEN:+ (saw $STEADY_SEEN)}" \
 		test -z "$STEADY_SEEN"
@@ -412,12 +434,25 @@ t_delay() {
 	info "$s: the HA link's TCP RTT under the delay: ${rtt:-?} ms"
 	check "$s: the delay was real (HA link RTT ${rtt:-?} ms, 90..250)" \
 		awk -v r="${rtt:-0}" 'BEGIN { exit !(r >= 90 && r <= 250) }'
-	delay_rules -D "$SBY"
-	kill -TERM "$NFQ_PID"
-	wait_pid "$NFQ_PID" 5
+	no_false_failover $s "$ca" "$cb"
+	# The standby restarted under the delay must make the link anew: a
+	# handshake takes about three round trips, 300 ms here, and a
+	# connection that is not the link within timeout_ms (50) is closed
+	# (HA-PROTOCOL.md §4.1).  Whatever happens, it must not take the VIP.
+	stop_siphad "$SBY"
+	start_node "$SBY" || return
+	if wait_until 3 field_is "$SBY" peer_connected true; then
+		pass "$s: a standby restarted under the delay joins the active"
+	else
+		info "KNOWN GAP: a standby restarted while the HA link's round trip is 100 ms" \
+			"cannot join at timeout 50: its handshakes are cut at timeout_ms" \
+			"($(metric ha_link_handshake_timeouts "$SBY") handshakes timed out; it is $(state_of "$SBY"))"
+	fi
+	check_eq "$s: ... and never takes the VIP meanwhile" \
+		"$(state_of "$ACT")/$(field_of "$SBY" takeovers)/$(vip_in "$ACT")/$(vip_in "$SBY")" active/0/1/0
+	delay_off "$SBY"
 	out=$(tail -n 1 "$T_TMP/nfq.out")
 	info "$s: nfqdelay: $out"
-	no_false_failover $s "$ca" "$cb"
 	sane $s
 	load_end $s
 }
@@ -444,6 +479,35 @@ t_sbycrash() {
 	check "$s: ... and has the held calls again" calls_at_least "$SBY" $HELD
 	check_eq "$s: the active never left its role" "$(state_of "$ACT")/$(field_of "$ACT" takeovers)" \
 		"active/$ta"
+	sane $s
+	load_end $s
+}
+
+# A switchover while the client (and the callee, in the same namespace)
+# still sends to the old active, its ARP entry for the VIP pinned there,
+# and the HA link 50 ms slow each way: the old active serves on until the
+# new one's HELLO says active (make before break), and sends the records it
+# made meanwhile as late records.  The calls it set up in that window exist
+# on the new active only through them.
+t_lateswitch() {
+	local s=lateswitch old new ign
+	roles
+	old=$ACT new=$SBY
+	delay_on $s "$new" 200 5 || return
+	sleep 0.3
+	ns_exec c ip neigh replace "$VIP" lladdr "$(mac_of "$old")" dev eth0 nud permanent
+	load_start $s 8000 5 50
+	held_up $s
+	sleep 1
+	if ! switch_to "$new"; then
+		fail "$s: switchover to $new" "$old $(state_of "$old"), $new $(state_of "$new")"
+	fi
+	wait_until 3 field_is "$old" state standby
+	sleep 0.5
+	delay_off "$new"
+	ns_exec c ip neigh replace "$VIP" lladdr "$(mac_of "$new")" dev eth0 nud reachable
+	ign=$(grep -c "from standby .* ignored" "$(siphad_log "$new")")
+	check_eq "$s: the new active took every late record of the old one (none ignored)" "$ign" 0
 	sane $s
 	load_end $s
 }
@@ -603,7 +667,7 @@ t_diskfull() {
 
 # --- main --------------------------------------------------------------------------------
 
-ALL=(loss delay sbycrash kill9 hang carrier rolling diskfull)
+ALL=(loss delay lateswitch sbycrash kill9 hang carrier rolling diskfull)
 scenarios=("$@")
 [ ${#scenarios[@]} -eq 0 ] && scenarios=("${ALL[@]}")
 T0=$(now_ms)
