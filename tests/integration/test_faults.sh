@@ -502,7 +502,7 @@ t_lateswitch() {
 	if ! switch_to "$new"; then
 		fail "$s: switchover to $new" "$old $(state_of "$old"), $new $(state_of "$new")"
 	fi
-	wait_until 3 field_is "$old" state standby
+	adopted $s "$old" "$new"
 	sleep 0.5
 	delay_off "$new"
 	ns_exec c ip neigh replace "$VIP" lladdr "$(mac_of "$new")" dev eth0 nud reachable
@@ -611,6 +611,20 @@ t_rolling() {
 	load_end $s
 }
 
+# adopted S OLD NEW: OLD, which just handed the active role to NEW, left
+# the active role with NEW's epoch (its log says so at that moment), not
+# its own older one, which a later HELLO from NEW might or might not fix:
+# else its next takeover ties with NEW's epoch, and the tie-break
+# (priority, node id) may have it lose to a node coming back.
+adopted() {
+	local e
+	wait_until 3 field_is "$2" state standby
+	e=$(sed -n 's/.* ha: active -> standby (epoch \([0-9]*\)).*/\1/p' "$(siphad_log "$2")" | tail -n 1)
+	check_eq "$1: $2 left the active role with $3's epoch; standby now" \
+		"$e/$(state_of "$2")/$(field_of "$2" epoch)" \
+		"$(field_of "$3" epoch)/standby/$(field_of "$3" epoch)"
+}
+
 # switch_to NODE: a switchover until NODE is active (the peer retried while
 # only a momentary replication lag refuses it).
 switch_to() {
@@ -625,7 +639,7 @@ switch_to() {
 }
 
 t_diskfull() {
-	local s=diskfull e0 e1 df
+	local s=diskfull e0 e1 df lost
 	roles
 	if ! switch_to a; then
 		fail "$s: a active first" "a $(state_of a), b $(state_of b)"
@@ -643,6 +657,7 @@ t_diskfull() {
 	if ! switch_to b; then
 		fail "$s: b takes over by a switchover" "a $(state_of a), b $(state_of b)"
 	fi
+	adopted $s a b
 	e1=$(field_of b epoch)
 	wait_until 3 grep -q "cannot persist epoch $e1" "$(siphad_log b)"
 	check "$s: b says it cannot persist epoch $e1, where, and why" \
@@ -656,7 +671,11 @@ t_diskfull() {
 	# Freed, and b restarted: it hands over, comes back and takes the pair's
 	# epoch, which its disk holds again.
 	in_b rm -f "$STATE_B/fill"
+	lost=$(grep -c 'split brain lost' "$(siphad_log a)")
 	stop_siphad b
+	check_eq "$s: a took over from the stopping b with a newer epoch, no split brain lost" \
+		"$(state_of a)/$(field_of a epoch)/$(($(grep -c 'split brain lost' "$(siphad_log a)") - lost))" \
+		"active/$((e1 + 1))/0"
 	start_node b || return
 	wait_until 5 field_is b in_sync true
 	joined b $s

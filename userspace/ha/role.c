@@ -218,6 +218,17 @@ static void set_state(struct ha *h, enum ha_state s)
 	srv_ha_state(h->srv, s == HA_ACTIVE);
 }
 
+/* The epoch is the pair's: a node that is not active catches up with its
+ * peer, so its next takeover is newer than anything either saw. */
+static void epoch_catch_up(struct ha *h)
+{
+	if (h->peer.epoch <= h->epoch)
+		return;
+	h->epoch = h->peer.epoch;
+	h->st.epoch = h->epoch;
+	epoch_persist(h);
+}
+
 static void demote(struct ha *h, const char *why)
 {
 	const struct sipha_config *cfg = h->srv->cfg;
@@ -238,6 +249,9 @@ static void demote(struct ha *h, const char *why)
 	}
 	h->st.demotions++;
 	h->synced = false;
+	/* A switchover or a lost split brain: the peer's HELLO, with its newer
+	 * epoch, came while we were active, and none may come again. */
+	epoch_catch_up(h);
 	set_state(h, HA_STANDBY);
 }
 
@@ -457,12 +471,8 @@ static void decide(struct ha *h)
 	const struct sipha_config *cfg = h->srv->cfg;
 	bool peer_active = h->peer.state == JR_STATE_ACTIVE;
 
-	/* The epoch is the pair's: a node that is not active catches up with
-	 * its peer, so its next takeover is newer than anything either saw. */
 	if (h->state != HA_ACTIVE && h->peer.epoch > h->epoch) {
-		h->epoch = h->peer.epoch;
-		h->st.epoch = h->epoch;
-		epoch_persist(h);
+		epoch_catch_up(h);
 		hal_update_hello(h->link, h->epoch, jr_state_of(h->state), h->seq);
 	}
 	if (h->state == HA_ACTIVE && peer_active && h->handing_over) {
