@@ -232,6 +232,14 @@ held_up() {
 		test "$(field_of "$ACT" calls)" -ge $HELD -a "$(field_of "$SBY" calls)" -ge $HELD
 }
 
+# begin S HOLD_MS STEADY_S [RATE]: a scenario's start: the roles (ACT,
+# SBY), its load, and the held calls up on both nodes.
+begin() {
+	roles
+	load_start "$@"
+	held_up "$1"
+}
+
 # load_result FILE: "ok/failed" of a sipha-load --json file
 load_result() { jq -r '"\(.ok)/\(.failed)"' "$1" 2>/dev/null || echo "none"; }
 
@@ -341,9 +349,7 @@ no_false_failover() {
 
 t_loss() {
 	local s=loss ca cb drops seen
-	roles
-	load_start $s 14000 10
-	held_up $s
+	begin $s 14000 10
 	ca=$(counters a)
 	cb=$(counters b)
 	# One draw per packet of the link or the clock, in and out of the standby.
@@ -421,9 +427,7 @@ delay_off() {
 
 t_delay() {
 	local s=delay ca cb rtt out
-	roles
-	load_start $s 14000 10
-	held_up $s
+	begin $s 14000 10
 	ca=$(counters a)
 	cb=$(counters b)
 	delay_on $s "$SBY" 2000 || return
@@ -459,9 +463,7 @@ t_delay() {
 
 t_sbycrash() {
 	local s=sbycrash ta
-	roles
-	load_start $s 9000 7
-	held_up $s
+	begin $s 9000 7
 	ta=$(field_of "$ACT" takeovers)
 	kill9 "$SBY"
 	wait_until 3 field_is "$ACT" peer_connected false
@@ -517,20 +519,23 @@ released() {
 	! ns_exec "$1" ss -Hltun 2>/dev/null | awk '{print $5}' | grep -qE ':(5060|7100)$'
 }
 
-# After a kill -9 or a SIGSTOP the dead or hung node's kernel still has the
-# VIP: only its XDP program keeps it quiet.  So "one holder" is what the
-# LAN sees then: ARP answered by the new active alone.
+# took_over S NEW WHY: NEW is active with the VIP in its kernel, and the
+# only node the LAN hears for it.  After a kill -9 or a SIGSTOP the dead or
+# hung node's kernel still has the VIP, only its XDP program keeps it
+# quiet: "one holder" is what the LAN sees then, ARP answered by NEW alone.
+took_over() {
+	wait_until 5 field_is "$2" state active
+	check_eq "$1: the standby took over $3 (state, VIP in its kernel)" \
+		"$(state_of "$2")/$(vip_in "$2")" active/1
+	check_eq "$1: only the new active answers ARP for the VIP" "$(arp_macs)" "$(mac_of "$2") "
+}
+
 t_kill9() {
 	local s=kill9 old new
-	roles
+	begin $s 9000 6
 	old=$ACT new=$SBY
-	load_start $s 9000 6
-	held_up $s
 	kill9 "$old"
-	wait_until 3 field_is "$new" state active
-	check_eq "$s: the standby took over (state, VIP in its kernel)" \
-		"$(state_of "$new")/$(vip_in "$new")" active/1
-	check_eq "$s: only the new active answers ARP for the VIP" "$(arp_macs)" "$(mac_of "$new") "
+	took_over $s "$new" "from the dead active"
 	if ! wait_until 5 released "$old"; then
 		fail "$s: the killed node's sockets are released" "$(ns_exec "$old" ss -Htuan)"
 		return
@@ -545,17 +550,12 @@ t_kill9() {
 
 t_hang() {
 	local s=hang old new pid
-	roles
+	begin $s 9000 6
 	old=$ACT new=$SBY
-	load_start $s 9000 6
-	held_up $s
 	pid=$(siphad_pid "$old")
 	kill -STOP "$pid"
 	STOPPED=$pid
-	wait_until 3 field_is "$new" state active
-	check_eq "$s: the standby took over from the hung active (state, VIP in its kernel)" \
-		"$(state_of "$new")/$(vip_in "$new")" active/1
-	check_eq "$s: only the new active answers ARP for the VIP" "$(arp_macs)" "$(mac_of "$new") "
+	took_over $s "$new" "from the hung active"
 	kill -CONT "$pid"
 	STOPPED=
 	wait_until 5 field_is "$old" state standby
@@ -566,14 +566,10 @@ t_hang() {
 
 t_carrier() {
 	local s=carrier old new
-	roles
+	begin $s 10000 8
 	old=$ACT new=$SBY
-	load_start $s 10000 8
-	held_up $s
 	ns_exec lan ip link set "$old-br" down
-	wait_until 5 field_is "$new" state active
-	check_eq "$s: the standby takes over from the active without carrier" \
-		"$(state_of "$new")/$(vip_in "$new")" active/1
+	took_over $s "$new" "from the active without carrier"
 	check_eq "$s: the node without carrier let go of the VIP and says so" \
 		"$(state_of "$old")/$(vip_in "$old")/$(ns_exec "$old" "$SIPHACTL" -s "$(siphad_sock "$old")" vip --json | jq -r '"\(.expected)/\(.present)/\(.link)"')" \
 		standby/0/false/false/down
@@ -587,10 +583,8 @@ t_carrier() {
 
 t_rolling() {
 	local s=rolling first second
-	roles
+	begin $s 14000 12
 	first=$SBY second=$ACT
-	load_start $s 14000 12
-	held_up $s
 	stop_siphad "$first"
 	check_eq "$s: the standby stopped, the active serves on" "$(state_of "$second")/$(vip_in "$second")" \
 		active/1
@@ -651,9 +645,7 @@ t_diskfull() {
 	in_b sh -c "cat /dev/zero >'$STATE_B/fill'" 2>/dev/null
 	df=$(in_b df --output=avail -k "$STATE_B" | tail -n 1 | tr -d ' ')
 	check_eq "$s: b's state_dir is full (KiB available)" "$df" 0
-	roles
-	load_start $s 9000 6
-	held_up $s
+	begin $s 9000 6
 	if ! switch_to b; then
 		fail "$s: b takes over by a switchover" "a $(state_of a), b $(state_of b)"
 	fi
