@@ -95,6 +95,7 @@ HELD=20 # calls held across each fault
 RATE=10 # new calls a second during each fault
 HOLDER=
 NFQ_PID=
+LD_LEFT=0/0 # calls left on a/b before a scenario's load (none, unless one leaked)
 STOPPED= # a siphad we sent SIGSTOP, continued before cleanup
 STATE_B=$T_TMP/state-$ID_B
 
@@ -236,6 +237,7 @@ held_up() {
 # SBY), its load, and the held calls up on both nodes.
 begin() {
 	roles
+	LD_LEFT="$(field_of a calls)/$(field_of b calls)"
 	load_start "$@"
 	held_up "$1"
 }
@@ -255,10 +257,13 @@ load_end() {
 	r=$(load_result "$T_TMP/$n-steady.json")
 	check_eq "$s: every new call during the fault completes" "$r" "$LD_STEADY/0"
 	[ "$r" = "$LD_STEADY/0" ] || info "steady: $(jq -c .failures "$T_TMP/$n-steady.json" 2>/dev/null) $(tail -c 300 "$T_TMP/$n-steady.err")"
-	wait_until 3 field_is a calls 0
-	wait_until 3 field_is b calls 0
-	check_eq "$s: no call left on either node" "$(field_of a calls)/$(field_of b calls)" 0/0
+	wait_until 3 calls_are "$LD_LEFT"
+	check_eq "$s: no call left on either node (a/b)" "$(field_of a calls)/$(field_of b calls)" \
+		"$LD_LEFT"
+	LD_LEFT=0/0
 }
+# calls_are A/B: the calls on a and on b
+calls_are() { [ "$(field_of a calls)/$(field_of b calls)" = "$1" ]; }
 
 # --- the three checks after each fault ----------------------------------------------
 
