@@ -8,7 +8,7 @@ PKGS=(
 	libosip2-dev liburing-dev libbpf-dev bpftool
 	libmnl-dev libnl-3-dev libnl-route-3-dev libinih-dev libjansson-dev
 	libsystemd-dev libcmocka-dev libsodium-dev libcap-dev
-	sip-tester sipvicious iproute2 ethtool iputils-arping nftables procps psmisc
+	sip-tester sipvicious iproute2 ethtool iputils-arping nftables iptables procps psmisc
 	valgrind clang-format jq keepalived baresip-core
 	systemd groff-base man-db curl
 )

@@ -332,6 +332,11 @@ void loop_timer_in(struct loop *l, struct timer *t, uint64_t delay_ms)
 	timer_add(&l->tw, t, l->now + delay_ms);
 }
 
+void loop_clock_update(struct loop *l)
+{
+	l->now = clock_ms();
+}
+
 const struct loop_stats *loop_stats(const struct loop *l)
 {
 	return &l->st;

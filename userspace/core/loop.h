@@ -62,6 +62,11 @@ uint64_t loop_now(const struct loop *l);
 struct timer_wheel *loop_timers(struct loop *l);
 /* Arms T to fire DELAY_MS from now. */
 void loop_timer_in(struct loop *l, struct timer *t, uint64_t delay_ms);
+/* Reads the clock again for loop_now() and loop_timer_in(), outside an
+ * iteration: set-up before the first one (attaching XDP alone takes 100 ms
+ * and more) ran on a clock read before it.  The wheel's own clock catches
+ * up at the next iteration; no timer fires here. */
+void loop_clock_update(struct loop *l);
 
 /* Receives every datagram of FD (already bound, non-blocking) with
  * multishot recvmsg; IP_PKTINFO/IPV6_RECVPKTINFO are enabled here. */

@@ -89,23 +89,27 @@ static uint64_t epoch_load(const char *path)
 }
 
 /* Written to a temporary file and renamed, so a crash leaves the old epoch
- * or the new one, never a torn one. */
+ * or the new one, never a torn one.  A write that fails (a full disk) says
+ * why and leaves no temporary file behind. */
 static int epoch_store(const char *path, uint64_t e)
 {
 	char tmp[600];
+	int ret = 0;
 	FILE *f;
 
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	f = fopen(tmp, "w");
 	if (!f)
 		return -errno;
-	fprintf(f, "%" PRIu64 "\n", e);
-	if (fflush(f) || fsync(fileno(f))) {
-		fclose(f);
-		return -EIO;
-	}
-	fclose(f);
-	return rename(tmp, path) ? -errno : 0;
+	if (fprintf(f, "%" PRIu64 "\n", e) < 0 || fflush(f) || fsync(fileno(f)))
+		ret = errno ? -errno : -EIO;
+	if (fclose(f) && !ret)
+		ret = errno ? -errno : -EIO;
+	if (!ret && rename(tmp, path))
+		ret = -errno;
+	if (ret)
+		unlink(tmp);
+	return ret;
 }
 
 /* The epoch goes to disk on a thread of its own: an fsync takes
@@ -137,7 +141,8 @@ static void *epoch_job_run(void *arg)
 	pthread_cond_broadcast(&epoch_cv);
 	pthread_mutex_unlock(&epoch_mu);
 	if (ret)
-		pr_err("ha: cannot persist epoch %" PRIu64 ": %s", j->e, strerror(-ret));
+		pr_err("ha: cannot persist epoch %" PRIu64 " to %s: %s", j->e, j->path,
+		       strerror(-ret));
 	free(j);
 	return NULL;
 }
@@ -215,6 +220,17 @@ static void set_state(struct ha *h, enum ha_state s)
 
 static void end_late(struct ha *h);
 
+/* The epoch is the pair's: a node that is not active catches up with its
+ * peer, so its next takeover is newer than anything either saw. */
+static void epoch_catch_up(struct ha *h)
+{
+	if (h->peer.epoch <= h->epoch)
+		return;
+	h->epoch = h->peer.epoch;
+	h->st.epoch = h->epoch;
+	epoch_persist(h);
+}
+
 static void demote(struct ha *h, const char *why)
 {
 	const struct sipha_config *cfg = h->srv->cfg;
@@ -236,6 +252,9 @@ static void demote(struct ha *h, const char *why)
 	}
 	h->st.demotions++;
 	h->synced = false;
+	/* A switchover or a lost split brain: the peer's HELLO, with its newer
+	 * epoch, came while we were active, and none may come again. */
+	epoch_catch_up(h);
 	set_state(h, HA_STANDBY);
 }
 
@@ -455,12 +474,8 @@ static void decide(struct ha *h)
 	const struct sipha_config *cfg = h->srv->cfg;
 	bool peer_active = h->peer.state == JR_STATE_ACTIVE;
 
-	/* The epoch is the pair's: a node that is not active catches up with
-	 * its peer, so its next takeover is newer than anything either saw. */
 	if (h->state != HA_ACTIVE && h->peer.epoch > h->epoch) {
-		h->epoch = h->peer.epoch;
-		h->st.epoch = h->epoch;
-		epoch_persist(h);
+		epoch_catch_up(h);
 		hal_update_hello(h->link, h->epoch, jr_state_of(h->state), h->seq);
 	}
 	if (h->state == HA_ACTIVE && peer_active && h->handing_over) {
@@ -1001,6 +1016,11 @@ int ha_start(struct ha **out, struct server *srv)
 	if (!hc.keyed)
 		pr_warn("ha: the HA link is not authenticated: anyone who can send from "
 			"the peer's address is believed; set [ha] key_file on both nodes");
+	/* The start grace (the link's, armed by hal_new(), and the decision's,
+	 * below) counts from here, not from the loop's last clock reading,
+	 * before the set-up (attaching XDP alone takes 100 ms and more): else
+	 * a node started beside a live peer judges it before the link is up. */
+	loop_clock_update(srv->loop);
 	ret = hal_new(srv->loop, &hc, &link_ops, h, &h->link);
 	explicit_bzero(hc.key, sizeof(hc.key));
 	if (ret)
@@ -1048,8 +1068,10 @@ int ha_start(struct ha **out, struct server *srv)
 	srv->repl.sub = feed_sub;
 	srv->repl.arg = h;
 	cc_set_journal(srv->cc, feed_event, feed_agent, h);
+	loop_clock_update(srv->loop);
 	hal_start(h->link);
-	arm_decide(h, cfg->ha.timeout_ms + hal_start_grace_ms(cfg->ha.heartbeat_ms));
+	loop_timer_in(srv->loop, &h->t_decide,
+		      cfg->ha.timeout_ms + hal_start_grace_ms(cfg->ha.heartbeat_ms));
 	*out = h;
 	return 0;
 err:

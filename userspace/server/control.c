@@ -321,6 +321,7 @@ static void ha_metrics(FILE *f, const char *node, const struct ha *ha)
 	L(backlog_overflows, "sends dropped the link: the peer did not read")
 	L(strangers, "HA connections refused: not from the [ha] peer address")
 	L(auth_failures, "HA connections refused: wrong or missing authentication")
+	L(handshake_timeouts, "HA connections closed before they became the link (timeout_ms)")
 #undef L
 }
 
