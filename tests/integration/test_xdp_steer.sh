@@ -172,7 +172,7 @@ probe() {
 probe_up() { grep -q '^up ' "$T_TMP/$1.out"; }
 # pf NAME FIELD: a number from optprobe's summary line.
 pf() {
-	awk -v f="$2" '$1 == "armed" || $1 == "timeout" { for (i = 1; i < NF; i++)
+	awk -v f="$2" '$1 == "armed" || $1 == "below" || $1 == "timeout" { for (i = 1; i < NF; i++)
 		if ($i == f) { print $(i + 1); x = 1 } } END { if (!x) print "missing" }' "$T_TMP/$1.out"
 }
 
