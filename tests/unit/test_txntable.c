@@ -1,4 +1,4 @@
-/* Unit tests of the transaction table's growth (sip/txn_match.c): while it
+/* Unit tests of the transaction table's growth (sip/txn_match.c on core/growtab): while it
  * grows, a few buckets move per addition, and every transaction stays
  * findable and removable, in the old buckets or the new. */
 #include <stdarg.h>
@@ -41,22 +41,20 @@ static void test_growth(void **state)
 	size_t most_old = 0;
 
 	(void)state;
-	tl.nbuckets = TXN_BUCKETS_MIN;
-	tl.buckets = calloc(tl.nbuckets, sizeof(*tl.buckets));
-	assert_non_null(tl.buckets);
+	assert_int_equal(txn_table_init(&tl), 0);
 	for (unsigned i = 0; i < N; i++) {
-		size_t moved = tl.moved;
-		bool was = tl.old != NULL;
+		size_t moved = tl.tab.moved;
+		bool was = tl.tab.old != NULL;
 
 		t[i] = mk(i);
 		txn_table_add(&tl, t[i]);
 		/* an addition moves at most a step of buckets, never all */
-		if (was && tl.old)
-			assert_true(tl.moved - moved <= 64);
-		if (tl.old) {
+		if (was && tl.tab.old)
+			assert_true(tl.tab.moved - moved <= GROWTAB_STEP);
+		if (tl.tab.old) {
 			seen_growing = true;
-			if (tl.nold > most_old)
-				most_old = tl.nold;
+			if (tl.tab.nold > most_old)
+				most_old = tl.tab.nold;
 			/* mid-growth: find some, remove some */
 			if (i % 97 == 0) {
 				all_found(&tl, t, i + 1, 13);
@@ -72,7 +70,7 @@ static void test_growth(void **state)
 	assert_true(most_old >= 4096); /* it grew several times */
 	all_found(&tl, t, N, 1);
 	txn_table_settle(&tl);
-	assert_null(tl.old);
+	assert_null(tl.tab.old);
 	all_found(&tl, t, N, 1);
 	for (unsigned i = 0; i < N; i++) {
 		if (!t[i])
@@ -82,7 +80,7 @@ static void test_growth(void **state)
 		free(container_of(t[i], struct txn_priv, t));
 	}
 	assert_int_equal(tl.live, 0);
-	free(tl.buckets);
+	growtab_fini(&tl.tab);
 	free(t);
 }
 

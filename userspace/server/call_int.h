@@ -6,6 +6,7 @@
 #ifndef SIPHA_CALL_INT_H
 #define SIPHA_CALL_INT_H
 
+#include "core/growtab.h"
 #include "server/call.h"
 
 struct call_table {
@@ -13,8 +14,8 @@ struct call_table {
 	struct call *live; /* doubly linked */
 	size_t nlive;
 	uint64_t next_id;
-	struct leg **dlg; /* dialog index: Call-ID + local tag */
-	size_t ndlg_buckets;
+	/* dialog index: Call-ID + local tag, chained through leg->hnext */
+	struct growtab dlg;
 	size_t ndlg;
 	/* After a takeover: calls being set up whose transactions are still to
 	 * be rebuilt (held), resumed a slice per tick or at once when a message

@@ -32,6 +32,13 @@ static uint64_t hash_key(const char *call_id, const char *tag)
 	return khash_str2(call_id, tag);
 }
 
+static uint64_t leg_hash(const void *e)
+{
+	const struct leg *l = e;
+
+	return hash_key(l->dlg.call_id, l->dlg.local_tag);
+}
+
 int calls_new(struct call_table **out, struct server *srv)
 {
 	struct call_table *ct = calloc(1, sizeof(*ct));
@@ -42,9 +49,7 @@ int calls_new(struct call_table **out, struct server *srv)
 	ct->srv = srv;
 	ct->next_id = 1;
 	timer_init(&ct->t_resume, calls_resume_tick);
-	ct->ndlg_buckets = DLG_HASH_MIN;
-	ct->dlg = calloc(ct->ndlg_buckets, sizeof(*ct->dlg));
-	if (!ct->dlg) {
+	if (growtab_init(&ct->dlg, DLG_HASH_MIN, offsetof(struct leg, hnext), leg_hash)) {
 		free(ct);
 		return -ENOMEM;
 	}
@@ -52,50 +57,26 @@ int calls_new(struct call_table **out, struct server *srv)
 	return 0;
 }
 
-static void dlg_index_grow(struct call_table *ct)
-{
-	size_t n = ct->ndlg_buckets * 2;
-	struct leg **nb = calloc(n, sizeof(*nb));
-
-	if (!nb)
-		return;
-	for (size_t i = 0; i < ct->ndlg_buckets; i++) {
-		for (struct leg *l = ct->dlg[i], *next; l; l = next) {
-			size_t h = hash_key(l->dlg.call_id, l->dlg.local_tag) & (n - 1);
-
-			next = l->hnext;
-			l->hnext = nb[h];
-			nb[h] = l;
-		}
-	}
-	free(ct->dlg);
-	ct->dlg = nb;
-	ct->ndlg_buckets = n;
-}
-
 void dlg_index_add(struct call_table *ct, struct leg *l)
 {
-	size_t h;
+	struct leg **head;
 
 	if (l->indexed)
 		return;
-	if (ct->ndlg >= ct->ndlg_buckets)
-		dlg_index_grow(ct);
-	h = hash_key(l->dlg.call_id, l->dlg.local_tag) & (ct->ndlg_buckets - 1);
-	l->hnext = ct->dlg[h];
-	ct->dlg[h] = l;
+	growtab_step(&ct->dlg, ct->ndlg, 1, SIZE_MAX);
+	head = (struct leg **)growtab_head(&ct->dlg, leg_hash(l));
+	l->hnext = *head;
+	*head = l;
 	l->indexed = true;
 	ct->ndlg++;
 }
 
 void dlg_index_del(struct call_table *ct, struct leg *l)
 {
-	size_t h;
-
 	if (!l->indexed)
 		return;
-	h = hash_key(l->dlg.call_id, l->dlg.local_tag) & (ct->ndlg_buckets - 1);
-	for (struct leg **pp = &ct->dlg[h]; *pp; pp = &(*pp)->hnext) {
+	for (struct leg **pp = (struct leg **)growtab_head(&ct->dlg, leg_hash(l)); *pp;
+	     pp = &(*pp)->hnext) {
 		if (*pp == l) {
 			*pp = l->hnext;
 			break;
@@ -107,9 +88,9 @@ void dlg_index_del(struct call_table *ct, struct leg *l)
 
 struct leg *dlg_lookup(const struct call_table *ct, const char *call_id, const char *tag)
 {
-	size_t h = hash_key(call_id, tag) & (ct->ndlg_buckets - 1);
+	struct leg *l = *(struct leg **)growtab_head(&ct->dlg, hash_key(call_id, tag));
 
-	for (struct leg *l = ct->dlg[h]; l; l = l->hnext)
+	for (; l; l = l->hnext)
 		if (!strcmp(l->dlg.call_id, call_id) && !strcmp(l->dlg.local_tag, tag))
 			return l;
 	return NULL;
@@ -205,7 +186,7 @@ void calls_free(struct call_table *ct)
 		 * transaction layer afterwards, which drops them. */
 		call_release(c, "shutdown");
 	}
-	free(ct->dlg);
+	growtab_fini(&ct->dlg);
 	free(ct);
 }
 

@@ -175,9 +175,7 @@ int txn_layer_new(struct txn_layer **out, const struct txn_env *env)
 		tl->env.t4_ms = 5000;
 	if (!tl->env.max_txns)
 		tl->env.max_txns = TXN_DEFAULT_MAX;
-	tl->nbuckets = TXN_BUCKETS_MIN;
-	tl->buckets = calloc(tl->nbuckets, sizeof(*tl->buckets));
-	if (!tl->buckets) {
+	if (txn_table_init(tl)) {
 		free(tl);
 		return -ENOMEM;
 	}
@@ -192,14 +190,14 @@ void txn_layer_free(struct txn_layer *tl)
 	tl->closing = true;
 	tl->depth++;
 	txn_table_settle(tl);
-	for (size_t i = 0; i < tl->nbuckets; i++)
-		while (tl->buckets[i])
-			txn_terminate(tl->buckets[i]);
+	for (size_t i = 0; i < tl->tab.n; i++)
+		while (tl->tab.b[i])
+			txn_terminate(tl->tab.b[i]);
 	tl->depth--;
 	txn_drain(tl);
 	if (tl->ignored)
 		pr_debug("txn: %" PRIu64 " events ignored", tl->ignored);
-	free(tl->buckets);
+	growtab_fini(&tl->tab);
 	free(tl);
 }
 
@@ -583,8 +581,8 @@ size_t txn_transport_error(struct txn_layer *tl, const struct sip_peer *peer)
 	txn_enter(tl);
 	/* Collected first: firing may add transactions and grow the table. */
 	txn_table_settle(tl);
-	for (size_t i = 0; i < tl->nbuckets; i++) {
-		for (struct txn *t = tl->buckets[i]; t; t = t->hnext) {
+	for (size_t i = 0; i < tl->tab.n; i++) {
+		for (struct txn *t = tl->tab.b[i]; t; t = t->hnext) {
 			if ((t->kind != TXN_ICT && t->kind != TXN_NICT) || !t->reliable ||
 			    t->dying || !txn_fsm_has(t, EV_TERR) ||
 			    !sipt_same_addr(&t->peer.addr, &peer->addr))

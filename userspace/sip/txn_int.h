@@ -17,6 +17,7 @@
 
 #include <osipparser2/osip_parser.h>
 
+#include "core/growtab.h"
 #include "core/timer.h"
 #include "sip/txn.h"
 
@@ -46,13 +47,9 @@ enum txn_ev {
 
 struct txn_layer {
 	struct txn_env env; /* timer values and limit filled in */
-	struct txn **buckets;
-	size_t nbuckets; /* power of two */
-	/* While the table grows, the buckets not yet moved: OLD[MOVED..NOLD)
-	 * still hold their transactions, a few buckets are moved per addition
-	 * (no stall for a million transactions). */
-	struct txn **old;
-	size_t nold, moved;
+	/* the match table: chains through struct txn's hnext, growing a few
+	 * buckets at a time (core/growtab.h) */
+	struct growtab tab;
 	size_t live;
 	struct txn *dead; /* terminated, freed at the next safe point */
 	unsigned depth; /* nesting of public calls; frees only at 0 */
@@ -129,6 +126,7 @@ int txn_client_key(const osip_message_t *m, struct txn_key *k);
 int txn_server_key(const osip_message_t *m, const char *method, struct txn_key *k);
 uint64_t txn_hash(const char *s);
 /* Into the table (and counted live) / out of it. */
+int txn_table_init(struct txn_layer *tl); /* 0 or -ENOMEM */
 void txn_table_add(struct txn_layer *tl, struct txn *t);
 /* Finishes a growth in progress: every transaction in BUCKETS (before a
  * walk over the whole table). */

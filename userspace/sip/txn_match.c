@@ -151,67 +151,31 @@ uint64_t txn_hash(const char *s)
 	return khash_str(s);
 }
 
-/* Old buckets moved per addition while the table grows: a growth ends
- * long before the next (which needs as many additions as the new table
- * has buckets). */
-#define TXN_REHASH_STEP 64
+static uint64_t txn_entry_hash(const void *e)
+{
+	return txn_hash(((const struct txn *)e)->key);
+}
+
+int txn_table_init(struct txn_layer *tl)
+{
+	return growtab_init(&tl->tab, TXN_BUCKETS_MIN, offsetof(struct txn, hnext), txn_entry_hash);
+}
 
 static struct txn **txn_slot(const struct txn_layer *tl, const char *key)
 {
-	uint64_t h = txn_hash(key);
-
-	if (tl->old && (h & (tl->nold - 1)) >= tl->moved)
-		return &tl->old[h & (tl->nold - 1)];
-	return &tl->buckets[h & (tl->nbuckets - 1)];
-}
-
-static void txn_rehash(struct txn_layer *tl, size_t nbuckets)
-{
-	while (tl->old && nbuckets--) {
-		struct txn *t = tl->old[tl->moved], *tn;
-
-		for (; t; t = tn) {
-			size_t h = txn_hash(t->key) & (tl->nbuckets - 1);
-
-			tn = t->hnext;
-			t->hnext = tl->buckets[h];
-			tl->buckets[h] = t;
-		}
-		tl->old[tl->moved] = NULL;
-		if (++tl->moved == tl->nold) {
-			free(tl->old);
-			tl->old = NULL;
-			tl->nold = tl->moved = 0;
-		}
-	}
+	return (struct txn **)growtab_head(&tl->tab, txn_hash(key));
 }
 
 void txn_table_settle(struct txn_layer *tl)
 {
-	txn_rehash(tl, SIZE_MAX);
-}
-
-static void txn_table_grow(struct txn_layer *tl)
-{
-	size_t n = tl->nbuckets * 2;
-	struct txn **nb = calloc(n, sizeof(*nb));
-
-	if (!nb)
-		return; /* longer chains: slower, still correct */
-	tl->old = tl->buckets;
-	tl->nold = tl->nbuckets;
-	tl->moved = 0;
-	tl->buckets = nb;
-	tl->nbuckets = n;
+	growtab_settle(&tl->tab);
 }
 
 void txn_table_add(struct txn_layer *tl, struct txn *t)
 {
 	struct txn **slot;
 
-	txn_rehash(tl, TXN_REHASH_STEP);
-	if (!tl->old && tl->live >= tl->nbuckets * 2 && tl->nbuckets < TXN_BUCKETS_MAX)
-		txn_table_grow(tl);
+	growtab_step(&tl->tab, tl->live, 2, TXN_BUCKETS_MAX);
 	slot = txn_slot(tl, t->key);
 	t->hnext = *slot;
 	*slot = t;
