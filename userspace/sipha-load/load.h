@@ -359,6 +359,18 @@ static inline uint64_t since(uint64_t now, uint64_t t)
 	return now > t ? now - t : 0;
 }
 
+/* A 1xx to a client transaction of ours (flag *PROV) with timer T: the
+ * retransmissions stop and it waits for its final answer until DEADLINE_MS
+ * (timer B or F). */
+static inline void ld_provisional(struct load *ld, struct timer *t, bool *prov,
+				  uint64_t deadline_ms)
+{
+	if (*prov)
+		return;
+	*prov = true;
+	timer_add(&ld->tw, t, deadline_ms);
+}
+
 /* uac.c */
 int uac_init(struct load *ld);
 void uac_free(struct load *ld);

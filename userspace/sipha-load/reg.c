@@ -75,6 +75,16 @@ static void wb_rid(struct wb *w, const struct load *ld, const struct ld_reg *r)
 	wb_mem(w, ld->run, strlen(ld->run));
 }
 
+/* "<sip:USER@HOST>": the address of record, in From and To. */
+static void wb_aor(struct wb *w, const char *user, size_t ul, const char *host)
+{
+	wb_lit(w, "<sip:");
+	wb_mem(w, user, ul);
+	wb_lit(w, "@");
+	wb_mem(w, host, strlen(host));
+	wb_lit(w, ">");
+}
+
 static void send_register(struct load *ld, struct ld_reg *r)
 {
 	struct ld_ep *ep = ld->uac_ep;
@@ -94,17 +104,13 @@ static void send_register(struct load *ld, struct ld_reg *r)
 	wb_rid(&w, ld, r);
 	wb_lit(&w, "-");
 	wb_u64(&w, r->cseq);
-	wb_lit(&w, ";rport\r\nMax-Forwards: 70\r\nFrom: <sip:");
-	wb_mem(&w, user, ul);
-	wb_lit(&w, "@");
-	wb_mem(&w, t, strlen(t));
-	wb_lit(&w, ">;tag=");
+	wb_lit(&w, ";rport\r\nMax-Forwards: 70\r\nFrom: ");
+	wb_aor(&w, user, ul, t);
+	wb_lit(&w, ";tag=");
 	wb_rid(&w, ld, r);
-	wb_lit(&w, "\r\nTo: <sip:");
-	wb_mem(&w, user, ul);
-	wb_lit(&w, "@");
-	wb_mem(&w, t, strlen(t));
-	wb_lit(&w, ">\r\nCall-ID: ");
+	wb_lit(&w, "\r\nTo: ");
+	wb_aor(&w, user, ul, t);
+	wb_lit(&w, "\r\nCall-ID: ");
 	wb_rid(&w, ld, r);
 	wb_lit(&w, "\r\nCSeq: ");
 	wb_u64(&w, r->cseq);
@@ -257,10 +263,7 @@ void reg_answer(struct load *ld, const char *buf, const struct sl_msg *m)
 		return;
 	}
 	if (m->status < 200) {
-		if (!r->provisional) {
-			r->provisional = true;
-			timer_add(&ld->tw, &r->tm, r->deadline_ms);
-		}
+		ld_provisional(ld, &r->tm, &r->provisional, r->deadline_ms);
 		return;
 	}
 	hist_add(&ld->st.reg.us, since(ld->now_us, r->t_txn_us));

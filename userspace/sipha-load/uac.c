@@ -365,10 +365,7 @@ static void mid_answer(struct load *ld, struct ld_call *c, const struct sl_msg *
 		return;
 	}
 	if (m->status < 200) {
-		if (!c->mprov) {
-			c->mprov = true;
-			timer_add(&ld->tw, &c->mtm, c->mdeadline_ms);
-		}
+		ld_provisional(ld, &c->mtm, &c->mprov, c->mdeadline_ms);
 		return;
 	}
 	hist_add(&s->us, since(ld->now_us, c->mt_us));
@@ -612,10 +609,7 @@ static void invite_answer(struct load *ld, struct ld_call *c, const char *buf,
 		return;
 	}
 	if (m->status < 200) {
-		if (!c->provisional) {
-			c->provisional = true;
-			arm(ld, c, c->deadline_ms);
-		}
+		ld_provisional(ld, &c->tm, &c->provisional, c->deadline_ms);
 		return;
 	}
 	hist_add(&ld->txn_invite, since(now, c->t_txn_us));
@@ -647,10 +641,7 @@ static void bye_answer(struct load *ld, struct ld_call *c, const struct sl_msg *
 	if (c->state != LC_BYEING || m->cseq != c->cseq)
 		return;
 	if (m->status < 200) {
-		if (!c->provisional) {
-			c->provisional = true;
-			arm(ld, c, c->deadline_ms);
-		}
+		ld_provisional(ld, &c->tm, &c->provisional, c->deadline_ms);
 		return;
 	}
 	hist_add(&ld->txn_bye, since(ld->now_us, c->t_txn_us));
