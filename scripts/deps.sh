@@ -9,7 +9,7 @@ PKGS=(
 	libmnl-dev libnl-3-dev libnl-route-3-dev libinih-dev libjansson-dev
 	libsystemd-dev libcmocka-dev libsodium-dev libcap-dev
 	sip-tester sipvicious iproute2 ethtool iputils-arping nftables iptables procps psmisc
-	valgrind clang-format jq keepalived baresip-core
+	valgrind clang-format jq keepalived baresip-core kamailio
 	systemd groff-base man-db curl
 )
 
@@ -28,3 +28,8 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Kamailio is a test fixture (test_load.sh: a record-routing proxy it starts
+# itself); the package's own service must not keep running on 5060.
+if [[ " ${missing[*]} " == *" kamailio "* ]] && [ -d /run/systemd/system ]; then
+	systemctl disable --now kamailio >/dev/null 2>&1 || true
+fi

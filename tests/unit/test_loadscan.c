@@ -1,8 +1,8 @@
 /* userspace/sipha-load/scan.c, the minimal SIP reader of sipha-load's hot
  * path (compiled in here: sipha-load's files are not in libsipha): status
  * or method, Call-ID, CSeq, the To tag (not a tag inside the URI), the top
- * Via's branch, Contact, compact header names, and refusal of what is not
- * a SIP message. */
+ * Via's branch, Contact and its expires, Expires, Record-Route lines,
+ * compact header names, and refusal of what is not a SIP message. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -248,10 +248,69 @@ static void test_mutations(void **state)
 			assert_in(m.cseq_line, len);
 			for (unsigned i = 0; i < m.nvia; i++)
 				assert_in(m.via[i], len);
+			for (unsigned i = 0; i < m.nrr; i++)
+				assert_in(m.rr[i], len);
 			assert_true(m.body_off <= len);
 		}
 		free(b);
 	}
+}
+
+static void test_register_answer(void **state)
+{
+	const char *r = "SIP/2.0 200 OK\r\n"
+			"Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKr1-1-abc\r\n"
+			"From: <sip:1000@h>;tag=r1-abc\r\n"
+			"To: <sip:1000@h>;tag=x\r\n"
+			"Call-ID: r1-abc\r\n"
+			"CSeq: 1 REGISTER\r\n"
+			"Contact: <sip:1000@127.0.0.1:5070;expires=99>;expires=120;q=1\r\n"
+			"Contact: <sip:1000@10.0.0.1>;expires=7\r\n"
+			"Expires: 3600\r\n"
+			"Content-Length: 0\r\n"
+			"\r\n";
+	const char *bare = "SIP/2.0 200 OK\r\n"
+			   "i: x\r\n"
+			   "CSeq: 1 REGISTER\r\n"
+			   "m: sip:1000@127.0.0.1;expires=30, <sip:1000@10.0.0.1>;expires=9\r\n"
+			   "\r\n";
+	const char *none = "SIP/2.0 200 OK\r\n"
+			   "i: x\r\n"
+			   "CSeq: 1 REGISTER\r\n"
+			   "Contact: <sip:a@b>, <sip:c@d>;expires=9\r\n"
+			   "\r\n";
+	struct sl_msg m;
+
+	(void)state;
+	assert_int_equal(scan(r, &m), 0);
+	assert_int_equal(m.cseq_method, SL_REGISTER);
+	assert_int_equal(m.contact_expires, 120); /* the header's, not the URI's */
+	assert_int_equal(m.expires, 3600);
+	assert_int_equal(scan(bare, &m), 0);
+	assert_int_equal(m.contact_expires, 30);
+	assert_int_equal(m.expires, SL_NO_EXPIRES);
+	assert_int_equal(scan(none, &m), 0); /* the first Contact has none */
+	assert_int_equal(m.contact_expires, SL_NO_EXPIRES);
+}
+
+static void test_record_route(void **state)
+{
+	const char *r = "SIP/2.0 200 OK\r\n"
+			"Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\n"
+			"Record-Route: <sip:10.0.0.1;lr>\r\n"
+			"record-route: <sip:10.0.0.2;lr>, <sip:10.0.0.3;lr>\r\n"
+			"From: <sip:a@b>;tag=1\r\n"
+			"To: <sip:c@d>;tag=2\r\n"
+			"Call-ID: x\r\n"
+			"CSeq: 1 INVITE\r\n"
+			"\r\n";
+	struct sl_msg m;
+
+	(void)state;
+	assert_int_equal(scan(r, &m), 0);
+	assert_int_equal(m.nrr, 2);
+	assert_span(r, m.rr[0], "Record-Route: <sip:10.0.0.1;lr>\r\n");
+	assert_span(r, m.rr[1], "record-route: <sip:10.0.0.2;lr>, <sip:10.0.0.3;lr>\r\n");
 }
 
 int main(void)
@@ -261,6 +320,7 @@ int main(void)
 		cmocka_unit_test(test_compact_and_case), cmocka_unit_test(test_bare_lf),
 		cmocka_unit_test(test_challenge),	 cmocka_unit_test(test_mutations),
 		cmocka_unit_test(test_refused),		 cmocka_unit_test(test_prefixes),
+		cmocka_unit_test(test_register_answer),	 cmocka_unit_test(test_record_route),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,8 +1,9 @@
-/* Digest credentials for sipha-load's caller (--user, --password): an
- * INVITE answered 401 or 407 is ACKed and sent again, once, with
+/* Digest credentials for sipha-load (--user or --register, --password):
+ * an INVITE or REGISTER answered 401 or 407 is sent again, once, with
  * credentials for that challenge (RFC 3261 §22.2; RFC 7616 digest with
- * qop=auth, MD5 or SHA-256 by sip/digest.c).  Each call answers its own
- * challenge with nonce-count 1, as sipp's scenarios do. */
+ * qop=auth, MD5 or SHA-256 by sip/digest.c).  Each call and each
+ * REGISTER answers its own challenge with nonce-count 1, as sipp's
+ * scenarios do. */
 #include "sipha-load/load.h"
 
 #include <errno.h>
@@ -53,7 +54,7 @@ static int pair(const char **pp, const char *e, char *name, size_t nn, char *val
 	return 0;
 }
 
-int auth_challenge(struct load *ld, struct ld_call *c, const char *v, size_t n)
+int auth_challenge(struct load *ld, struct ld_auth *au, const char *v, size_t n)
 {
 	const char *p = v, *e = v + n;
 	char name[32], val[256], realm[130] = "", nonce[LD_NONCE_MAX] = "", alg[32] = "";
@@ -76,42 +77,57 @@ int auth_challenge(struct load *ld, struct ld_call *c, const char *v, size_t n)
 	}
 	if (err != -ENOENT || !realm[0] || !nonce[0] || dg_alg_parse(alg[0] ? alg : NULL, &a))
 		return -EINVAL;
-	if (strcmp(realm, ld->realm) || !ld->ha1[a][0]) {
-		char buf[512];
-		int k = snprintf(buf, sizeof(buf), "%s:%s:%s", ld->o.user, realm, ld->o.password);
-
-		if (k < 0 || (size_t)k >= sizeof(buf))
-			return -EINVAL;
-		if (strcmp(realm, ld->realm)) {
-			ld->ha1[0][0] = ld->ha1[1][0] = 0;
-			snprintf(ld->realm, sizeof(ld->realm), "%s", realm);
-		}
-		dg_hash_hex(a, buf, (size_t)k, ld->ha1[a]);
+	if (strcmp(realm, ld->realm)) {
+		ld->ha1[0][0] = ld->ha1[1][0] = 0;
+		snprintf(ld->realm, sizeof(ld->realm), "%s", realm);
 	}
-	memcpy(c->nonce, nonce, strlen(nonce) + 1);
-	c->alg = (uint8_t)a;
-	c->qop = qop_auth;
+	memcpy(au->nonce, nonce, strlen(nonce) + 1);
+	au->alg = (uint8_t)a;
+	au->qop = qop_auth;
 	return 0;
 }
 
-void auth_header(struct wb *w, struct load *ld, const struct ld_call *c, const char *cnonce)
+/* HA1 of USER for the realm in OUT; --user's is kept, the users of
+ * --register are hashed each time (one hash more per challenge). */
+static int ha1(struct load *ld, const char *user, enum dg_alg a, char out[65])
 {
-	char resp[65];
-	enum dg_alg a = (enum dg_alg)c->alg;
+	char buf[512];
+	int k;
 
-	dg_response(a, ld->ha1[a], c->nonce, c->qop ? "00000001" : NULL, c->qop ? cnonce : NULL,
-		    c->qop ? "auth" : NULL, "INVITE", ld->ruri.s, resp);
-	if (c->proxy_auth)
+	if (user == ld->o.user && ld->ha1[a][0]) {
+		memcpy(out, ld->ha1[a], 65);
+		return 0;
+	}
+	k = snprintf(buf, sizeof(buf), "%s:%s:%s", user, ld->realm, ld->o.password);
+	if (k < 0 || (size_t)k >= sizeof(buf))
+		return -EINVAL;
+	dg_hash_hex(a, buf, (size_t)k, out);
+	if (user == ld->o.user)
+		memcpy(ld->ha1[a], out, 65);
+	return 0;
+}
+
+void auth_header(struct wb *w, struct load *ld, const struct ld_auth *au, const char *user,
+		 const char *method, const struct ld_str *uri, const char *cnonce)
+{
+	char resp[65], h1[65];
+	enum dg_alg a = (enum dg_alg)au->alg;
+
+	if (ha1(ld, user, a, h1))
+		return; /* a password too long for the buffer: the request goes bare */
+	dg_response(a, h1, au->nonce, au->qop ? "00000001" : NULL, au->qop ? cnonce : NULL,
+		    au->qop ? "auth" : NULL, method, uri->s, resp);
+	if (au->proxy)
 		wb_lit(w, "Proxy-Authorization: Digest username=\"");
 	else
 		wb_lit(w, "Authorization: Digest username=\"");
-	wb_mem(w, ld->o.user, strlen(ld->o.user));
+	wb_mem(w, user, strlen(user));
 	wb_lit(w, "\", realm=\"");
 	wb_mem(w, ld->realm, strlen(ld->realm));
 	wb_lit(w, "\", nonce=\"");
-	wb_mem(w, c->nonce, strlen(c->nonce));
+	wb_mem(w, au->nonce, strlen(au->nonce));
 	wb_lit(w, "\", uri=\"");
-	wb_str(w, &ld->ruri);
+	wb_str(w, uri);
 	wb_lit(w, "\", response=\"");
 	wb_mem(w, resp, strlen(resp));
 	wb_lit(w, "\", algorithm=");
@@ -119,7 +135,7 @@ void auth_header(struct wb *w, struct load *ld, const struct ld_call *c, const c
 		wb_lit(w, "SHA-256");
 	else
 		wb_lit(w, "MD5");
-	if (c->qop) {
+	if (au->qop) {
 		wb_lit(w, ", cnonce=\"");
 		wb_mem(w, cnonce, strlen(cnonce));
 		wb_lit(w, "\", qop=auth, nc=00000001");

@@ -6,6 +6,7 @@
 #ifndef SIPHA_LOAD_H
 #define SIPHA_LOAD_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdint.h>
@@ -15,8 +16,10 @@
 
 #include "core/hist.h"
 #include "core/timer.h"
+#include "sipha-load/dist.h"
 #include "sipha-load/pace.h"
 #include "sipha-load/scan.h"
+#include "sipha-load/search.h"
 
 #define LD_QLEN 64 /* datagrams per sendmmsg / recvmmsg */
 #define LD_MSG_MAX 2048 /* the largest message sipha-load writes */
@@ -24,6 +27,8 @@
 #define LD_TAG_MAX 96
 #define LD_URI_MAX 160
 #define LD_NONCE_MAX 96
+#define LD_ROUTE_MAX 256 /* a call's route set, as its Route header value */
+#define LD_USER_MAX 80
 
 /* One UDP socket with its send queue and receive batch. */
 struct ld_ep {
@@ -50,6 +55,7 @@ struct ld_ep {
 
 /* A TCP connection: the caller's one to TARGET, or one the callee accepted. */
 struct ld_conn {
+	uint64_t id; /* unique in the run: a callee transaction names its connection so */
 	int fd;
 	bool up; /* connected (the caller's may be connecting) */
 	bool uac;
@@ -64,8 +70,31 @@ enum ld_cstate {
 	LC_BYEING,
 };
 
+/* What a challenge asked for (auth.c): one per challenged request. */
+struct ld_auth {
+	char nonce[LD_NONCE_MAX];
+	uint8_t alg; /* enum dg_alg */
+	bool qop, proxy; /* qop=auth offered; 407 (Proxy-Authorization) */
+};
+
+/* A next hop other than TARGET (a route set's first URI). */
+union ld_addr {
+	struct sockaddr sa;
+	struct sockaddr_in in;
+	struct sockaddr_in6 in6;
+};
+
+/* The mid-call transaction of a held call (--options-every,
+ * --reinvite-after): one at a time, on its own timer. */
+enum ld_mstate {
+	LM_NONE, /* nothing planned */
+	LM_WAIT, /* the next one is due at the timer */
+	LM_TXN, /* one is in flight */
+};
+
 struct ld_call {
-	struct timer tm;
+	struct timer tm; /* the call: timers A/B, hold, E/F of the BYE */
+	struct timer mtm; /* mid-call: the next OPTIONS/re-INVITE, or its A/B, E/F */
 	struct load *ld;
 	uint32_t gen; /* bumped at each release: stale answers miss */
 	uint8_t state;
@@ -73,13 +102,52 @@ struct ld_call {
 	uint8_t totag_len, contact_len;
 	uint8_t cseq_inv; /* 1, or 2 for the INVITE with credentials */
 	char inv_kind; /* its branch: 'i', or 'j' with credentials */
-	bool auth_tried, proxy_auth, qop;
-	uint8_t alg; /* enum dg_alg of the challenge */
-	uint32_t rto_ms;
+	bool auth_tried;
+	bool set_up; /* its INVITE got a 2xx */
+	bool judged; /* --max-rate: counted in the verdict of its step */
+	uint16_t step; /* --max-rate: the step it started in */
+	/* mid-call */
+	uint8_t mstate, mmethod; /* enum ld_mstate; SL_OPTIONS or SL_INVITE */
+	bool mprov, bye_waits, reinvited;
+	/* route set (Record-Route of the 2xx, reversed) */
+	bool has_hop, strict;
+	uint16_t route_len, route_first; /* the value; the length of its first <uri> */
+	uint32_t cseq; /* the last CSeq of ours in the dialog */
+	uint32_t mcseq; /* the mid-call transaction's */
+	uint32_t rcseq; /* the re-INVITE's */
+	uint32_t rto_ms, mrto_ms;
 	uint64_t t_inv_us, t_txn_us, deadline_ms;
+	uint64_t mt_us, mdeadline_ms, next_opt_ms, reinv_at_ms, bye_at_ms;
+	union ld_addr hop;
+	struct ld_auth auth; /* the challenge's, with --user */
 	char totag[LD_TAG_MAX];
 	char contact[LD_URI_MAX];
-	char nonce[LD_NONCE_MAX]; /* the challenge's, with --user */
+	char route[LD_ROUTE_MAX];
+};
+
+/* One user of --register. */
+enum ld_rstate {
+	LR_IDLE, /* not registered yet, or failed */
+	LR_TXN, /* a REGISTER in flight */
+	LR_BOUND, /* registered; refreshed at the timer (not in --register alone) */
+};
+
+struct ld_reg {
+	struct timer tm;
+	struct load *ld;
+	uint8_t state;
+	bool provisional, auth_tried, ended_once;
+	uint32_t cseq, rto_ms;
+	uint64_t t_txn_us, deadline_ms;
+	struct ld_auth auth;
+};
+
+/* Counters and response times of one kind of transaction (REGISTER,
+ * mid-call OPTIONS and re-INVITE). */
+struct ld_mstat {
+	uint64_t sent, ok, failed, timeouts, transport, retrans, challenges;
+	uint64_t status[700];
+	struct hist us;
 };
 
 struct ld_str {
@@ -97,11 +165,31 @@ struct ld_opts {
 	const char *dn;
 	double rate, ramp_to; /* ramp_to 0: no ramp */
 	unsigned ramp_s;
-	uint64_t max_calls; /* UAC: calls to place; UAS alone: calls to see ended, 0: no end */
+	uint64_t max_calls; /* UAC: calls to place; UAS alone: calls to see ended, 0: no end;
+			     * --register alone: REGISTERs to send */
 	unsigned hold_ms, limit, t1_ms, t2_ms;
+	struct ld_dist hold; /* -d or --hold-dist */
 	unsigned tick_us; /* while busy, read and write at most once per tick */
 	const char *hist_path;
 	const char *user, *password; /* digest credentials */
+	/* --register N: users FIRST.. (users_prefix + a number counting up from
+	 * users_first, zero-padded to users_width digits; width 0: no number) */
+	unsigned reg_n, reg_expires;
+	double reg_rate;
+	char users_prefix[LD_USER_MAX];
+	uint64_t users_first;
+	unsigned users_width;
+	/* mid-call */
+	unsigned options_ms; /* 0: none */
+	unsigned reinvite_ms;
+	bool reinvite;
+	/* --max-rate */
+	bool max_rate;
+	double max_fail_pct, rate_max;
+	unsigned step_s;
+	uint64_t max_p99_us; /* 0: no bound */
+	/* callee */
+	unsigned ring_ms;
 	struct sockaddr_storage target;
 	socklen_t target_len;
 	char target_host[72];
@@ -117,8 +205,26 @@ struct ld_stats {
 	uint64_t junk; /* datagrams that are not SIP */
 	uint64_t status[700]; /* failures by final status */
 	uint64_t uas_invites, uas_acks, uas_byes, uas_other;
+	uint64_t uas_cancels; /* CANCELs that found their INVITE unanswered (487) */
+	uint64_t uas_rtx; /* final answers sent again (no ACK yet) */
+	uint64_t uas_inv_rtx; /* retransmitted INVITEs answered again */
+	uint64_t uas_ack_timeouts; /* final answers never ACKed in 64*T1 */
+	uint64_t uas_untracked; /* INVITEs answered without state (table full) */
 	uint64_t connects, conn_lost, connect_failed; /* the caller's TCP */
 	uint64_t challenges; /* 401/407 answered with credentials */
+	uint64_t reg_refreshes; /* REGISTERs that refreshed a binding of ours */
+	struct ld_mstat reg, opt, reinv;
+};
+
+/* One step of --max-rate. */
+#define LD_MAX_STEPS 64
+
+struct ld_step_rec {
+	double rate;
+	uint64_t started, judged;
+	double failed_pct;
+	uint64_t p99_us;
+	bool pass;
 };
 
 struct load {
@@ -131,10 +237,30 @@ struct load {
 	uint32_t nfree, ncalls, active;
 	struct ld_stats st;
 	struct ld_pace pace;
+	uint64_t pace_t0_us, pace_n0; /* the pacer runs from there (calls then started) */
 	struct hist setup, setup_iv, txn_invite, txn_bye;
+	struct hist hold; /* the hold times drawn, ms */
+	struct hist reg_iv; /* REGISTER times of the live report's second */
+	uint64_t rng;
+	/* --register */
+	struct ld_reg *regs;
+	struct ld_pace reg_pace;
+	uint64_t reg_t0_us, reg_next; /* the registration pacer; REGISTERs it began */
+	uint64_t reg_ended; /* first registrations done (ok or failed) */
+	uint32_t reg_inflight;
+	bool reg_phase; /* calls wait for the first registration of every user */
+	/* --max-rate */
+	struct ld_search search;
+	struct ld_step step; /* the current step's counts */
+	struct hist step_setup;
+	uint64_t step_t0_us, step_end_us, judge_until_us;
+	uint16_t step_no;
+	unsigned nsteps;
+	struct ld_step_rec steps[LD_MAX_STEPS];
 	char run[12]; /* this run's mark in Call-IDs */
 	/* UAC templates */
 	struct ld_str ruri, req_via, via_from, to_open, inv_tail, ack_tail, sdp_tail;
+	struct ld_str reg_ruri, reg_contact; /* REGISTER's Request-URI; "@host[;transport=tcp]>" */
 	/* TCP (-t t1) */
 	struct ld_conn *uac_conn;
 	struct sockaddr_storage uac_bind;
@@ -143,8 +269,10 @@ struct load {
 	int lfd;
 	struct ld_conn *conns[LD_MAX_CONNS];
 	unsigned nconns, backoff_ms;
+	uint64_t conn_serial;
+	struct uas_tab *uas; /* the callee's transactions */
 	uint64_t reconnect_at_us;
-	char realm[130], ha1[2][65]; /* digest: HA1 by algorithm for realm */
+	char realm[130], ha1[2][65]; /* digest: HA1 by algorithm for realm and --user */
 	struct ld_probe *probe; /* probe mode: answers go to probe_rx() */
 	volatile int stop;
 	bool done;
@@ -221,9 +349,33 @@ uint64_t ld_real_us(void);
 int ld_format_host(const struct sockaddr_storage *ss, char *out, size_t cap);
 int ld_parse_target(const char *s, struct sockaddr_storage *ss, socklen_t *sl);
 
+/* A queued datagram's tag: a call's (slot and generation + 1), or a
+ * registration's (LD_TAG_REG | its index). */
+#define LD_TAG_REG (1ull << 63)
+#define LD_GEN_MASK 0x7fffffffu
+
+static inline uint64_t since(uint64_t now, uint64_t t)
+{
+	return now > t ? now - t : 0;
+}
+
+/* A 1xx to a client transaction of ours (flag *PROV) with timer T: the
+ * retransmissions stop and it waits for its final answer until DEADLINE_MS
+ * (timer B or F). */
+static inline void ld_provisional(struct load *ld, struct timer *t, bool *prov,
+				  uint64_t deadline_ms)
+{
+	if (*prov)
+		return;
+	*prov = true;
+	timer_add(&ld->tw, t, deadline_ms);
+}
+
 /* uac.c */
 int uac_init(struct load *ld);
 void uac_free(struct load *ld);
+/* Calls may start (now, or when the registrations are done). */
+void uac_begin(struct load *ld);
 void uac_pace(struct load *ld);
 /* Microseconds until the next call is due, 0 when one is, -1: none. */
 int64_t uac_pace_wait(const struct load *ld);
@@ -235,20 +387,53 @@ void uac_send_failed(struct load *ld, uint64_t tag, int err);
 /* The caller's TCP connection broke: what waited on it fails. */
 void uac_conn_lost(struct load *ld);
 
+/* route.c: C's route set from the Record-Route of M (its INVITE's 2xx): 0,
+ * or -ENOSPC when it is longer than LD_ROUTE_MAX.  The Request-URI and the
+ * Route header line of an in-dialog request of C. */
+int route_set(struct ld_call *c, const char *buf, const struct sl_msg *m);
+void route_ruri(struct wb *w, const struct load *ld, const struct ld_call *c);
+void route_header(struct wb *w, const struct ld_call *c);
+
+/* maxrate.c: --max-rate's steps (search.c chooses their rates). */
+void maxrate_begin(struct load *ld);
+/* At each turn of the loop: ends a step when its time is up; true once
+ * the search is over (no more calls). */
+bool maxrate_tick(struct load *ld);
+void maxrate_started(struct load *ld, struct ld_call *c);
+void maxrate_set_up(struct load *ld, const struct ld_call *c, uint64_t us);
+void maxrate_failed_after(struct load *ld, const struct ld_call *c);
+
+/* reg.c: --register */
+int reg_init(struct load *ld);
+void reg_free(struct load *ld);
+void reg_user(const struct load *ld, uint32_t i, char out[LD_USER_MAX + 24]);
+void reg_pace(struct load *ld);
+int64_t reg_pace_wait(const struct load *ld);
+/* No REGISTER in flight and (alone) none left to send. */
+bool reg_over(const struct load *ld);
+void reg_answer(struct load *ld, const char *buf, const struct sl_msg *m);
+void reg_send_failed(struct load *ld, uint64_t tag);
+void reg_conn_lost(struct load *ld);
+
 /* uas.c */
+int uas_init(struct load *ld);
+void uas_free(struct load *ld);
 void uas_request(struct load *ld, struct ld_ep *ep, struct ld_conn *conn, const char *buf,
 		 size_t len, const struct sl_msg *m, const struct sockaddr_storage *src);
 
-/* auth.c: reads challenge V[0..N) into C (0, or -EINVAL: not one we can
- * answer); writes C's (Proxy-)Authorization header line. */
-int auth_challenge(struct load *ld, struct ld_call *c, const char *v, size_t n);
-void auth_header(struct wb *w, struct load *ld, const struct ld_call *c, const char *cnonce);
+/* auth.c: reads challenge V[0..N) into AU (0, or -EINVAL: not one we can
+ * answer); writes the (Proxy-)Authorization line of USER for METHOD URI. */
+int auth_challenge(struct load *ld, struct ld_auth *au, const char *v, size_t n);
+void auth_header(struct wb *w, struct load *ld, const struct ld_auth *au, const char *user,
+		 const char *method, const struct ld_str *uri, const char *cnonce);
 
 /* tcp.c */
 struct pollfd;
 int tcp_uac_init(struct load *ld, const struct sockaddr_storage *bind_to, socklen_t blen);
 int tcp_uas_listen(struct load *ld, const char *ip, unsigned port);
 bool tcp_uac_up(const struct load *ld);
+/* The open connection with id ID, or NULL. */
+struct ld_conn *tcp_conn_by_id(struct load *ld, uint64_t id);
 char *tcp_next(struct load *ld, struct ld_conn *c);
 void tcp_commit(struct ld_conn *c, size_t len);
 void tcp_flush(struct load *ld, struct ld_conn *c);
@@ -260,7 +445,7 @@ void tcp_close_all(struct load *ld);
 
 /* report.c */
 struct ld_report {
-	uint64_t at_us, started, ended, uas_invites;
+	uint64_t at_us, started, ended, uas_invites, reg_sent;
 };
 double cpu_seconds(void);
 /* The live line on stderr; starts the next interval. */

@@ -100,6 +100,44 @@ static inline int hname(const char *n, size_t nl, const char *lng, size_t ll, ch
 	return nl == ll && !strncasecmp(n, lng, ll);
 }
 
+/* The first Contact's URI and its expires parameter (later ones: not read). */
+static void contact(const char *buf, const char *v, const char *ve, struct sl_msg *m)
+{
+	const char *p = v, *q, *end;
+	struct sl_span ex;
+
+	if (m->contact_uri.len)
+		return;
+	/* a name-addr when a '<' comes before the first ',' (outside quotes) */
+	for (q = v; q < ve && *q != '<' && *q != ','; q++) {
+		if (*q == '"' && !(q = memchr(q + 1, '"', (size_t)(ve - q - 1)))) {
+			q = ve;
+			break;
+		}
+	}
+	if (q < ve && *q == '<') {
+		p = q + 1;
+		q = memchr(p, '>', (size_t)(ve - p));
+		if (!q)
+			return;
+		end = q + 1;
+	} else {
+		q = p;
+		while (q < ve && *q != ';' && *q != ',' && !is_ws(*q))
+			q++;
+		end = q;
+	}
+	m->contact_uri = span(buf, p, q);
+	while (end < ve && *end != ',')
+		end++;
+	ex = param(buf, q, end, "expires", 7);
+	if (ex.len) {
+		const char *e = buf + ex.off;
+
+		m->contact_expires = num(&e, buf + ex.off + ex.len);
+	}
+}
+
 static void header(const char *buf, const char *ls, const char *n, size_t nl, const char *v,
 		   const char *ve, const char *le, struct sl_msg *m)
 {
@@ -141,21 +179,8 @@ static void header(const char *buf, const char *ls, const char *n, size_t nl, co
 				p++;
 			m->cseq_method = sl_method_of(ms, (size_t)(p - ms));
 			m->cseq_line = span(buf, ls, le);
-		} else if (hname(n, nl, "contact", 7, 0) && !m->contact_uri.len) {
-			const char *p = v, *q;
-
-			q = memchr(v, '<', (size_t)(ve - v));
-			if (q) {
-				p = q + 1;
-				q = memchr(p, '>', (size_t)(ve - p));
-				if (!q)
-					break;
-			} else {
-				q = p;
-				while (q < ve && *q != ';' && *q != ',' && !is_ws(*q))
-					q++;
-			}
-			m->contact_uri = span(buf, p, q);
+		} else if (hname(n, nl, "contact", 7, 0)) {
+			contact(buf, v, ve, m);
 		} else if (hname(n, nl, "content-length", 14, 0)) {
 			const char *p = v;
 
@@ -163,24 +188,21 @@ static void header(const char *buf, const char *ls, const char *n, size_t nl, co
 		}
 		break;
 	case 'm':
-		if (nl == 1) {
-			const char *p = v, *q;
+		if (nl == 1)
+			contact(buf, v, ve, m);
+		break;
+	case 'e':
+		if (hname(n, nl, "expires", 7, 0)) {
+			const char *p = v;
 
-			if (m->contact_uri.len)
-				break;
-			q = memchr(v, '<', (size_t)(ve - v));
-			if (q) {
-				p = q + 1;
-				q = memchr(p, '>', (size_t)(ve - p));
-				if (!q)
-					break;
-			} else {
-				q = p;
-				while (q < ve && *q != ';' && *q != ',' && !is_ws(*q))
-					q++;
-			}
-			m->contact_uri = span(buf, p, q);
+			m->expires = num(&p, ve);
+			if (p == v)
+				m->expires = SL_NO_EXPIRES;
 		}
+		break;
+	case 'r':
+		if (hname(n, nl, "record-route", 12, 0) && m->nrr < SL_MAX_RR)
+			m->rr[m->nrr++] = span(buf, ls, le);
 		break;
 	case 'w':
 	case 'p':
@@ -203,6 +225,7 @@ int sl_scan(const char *buf, size_t len, struct sl_msg *m)
 	const char *p = buf, *e = buf + len, *le;
 
 	memset(m, 0, sizeof(*m));
+	m->expires = m->contact_expires = SL_NO_EXPIRES;
 	if (len < 12 || len > 65535)
 		return -EBADMSG;
 	le = memchr(p, '\n', len);

@@ -7,8 +7,9 @@
  *
  * Read: the start line (status code, or the method), Via lines (the top
  * one's branch), From, To (its tag), Call-ID, CSeq (number and method),
- * Contact (the first URI), Content-Length, the first WWW-Authenticate or
- * Proxy-Authenticate, where the body starts.  Compact
+ * Contact (the first URI and its expires parameter), Expires,
+ * Content-Length, the first WWW-Authenticate or Proxy-Authenticate,
+ * Record-Route lines, where the body starts.  Compact
  * header names (v f t i m l) are understood; folded header lines are not. */
 #ifndef SIPHA_LOAD_SCAN_H
 #define SIPHA_LOAD_SCAN_H
@@ -33,6 +34,8 @@ enum sl_method {
 };
 
 #define SL_MAX_VIA 8
+#define SL_MAX_RR 8
+#define SL_NO_EXPIRES UINT32_MAX /* no Expires header, no expires parameter */
 
 struct sl_msg {
 	int status; /* 100..699 for a response, 0 for a request */
@@ -45,6 +48,10 @@ struct sl_msg {
 	struct sl_span via[SL_MAX_VIA];
 	unsigned nvia;
 	struct sl_span from_line, to_line, callid_line, cseq_line;
+	struct sl_span rr[SL_MAX_RR]; /* Record-Route lines, in order (more: not kept) */
+	unsigned nrr;
+	uint32_t expires; /* the Expires header, or SL_NO_EXPIRES */
+	uint32_t contact_expires; /* the first Contact's expires=, or SL_NO_EXPIRES */
 	uint32_t content_length;
 	uint16_t body_off; /* just past the blank line */
 };

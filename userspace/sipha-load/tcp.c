@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-static struct ld_conn *conn_new(int fd, bool uac)
+static struct ld_conn *conn_new(struct load *ld, int fd, bool uac)
 {
 	struct ld_conn *c = calloc(1, sizeof(*c));
 
@@ -32,7 +32,17 @@ static struct ld_conn *conn_new(int fd, bool uac)
 	}
 	c->fd = fd;
 	c->uac = uac;
+	c->id = ++ld->conn_serial;
 	return c;
+}
+
+struct ld_conn *tcp_conn_by_id(struct load *ld, uint64_t id)
+{
+	for (unsigned i = 0; i < ld->nconns; i++)
+		if (ld->conns[i]->id == id)
+			return ld->conns[i];
+	return ld->uac_conn && ld->uac_conn->id == id && ld->uac_conn->fd >= 0 ? ld->uac_conn
+									       : NULL;
 }
 
 static void conn_free(struct ld_conn *c)
@@ -118,7 +128,7 @@ int tcp_uac_init(struct load *ld, const struct sockaddr_storage *bind_to, sockle
 	socklen_t sl = sizeof(ss);
 	int fd;
 
-	ld->uac_conn = conn_new(-1, true);
+	ld->uac_conn = conn_new(ld, -1, true);
 	if (!ld->uac_conn)
 		return -ENOMEM;
 	if (bind_to) {
@@ -349,7 +359,7 @@ static void uas_accept(struct load *ld)
 			continue;
 		}
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		c = conn_new(fd, false);
+		c = conn_new(ld, fd, false);
 		if (!c) {
 			close(fd);
 			continue;

@@ -1,6 +1,9 @@
 /* The caller: INVITE, ACK the 200, hold, BYE; RFC 3261 timers A/B and E/F
- * over UDP.  A call's slot and generation are written into its Call-ID,
- * tags and branches, so an answer finds its call without a lookup table. */
+ * over UDP.  While a call is held it may send OPTIONS (--options-every)
+ * and one re-INVITE (--reinvite-after), one transaction at a time on a
+ * timer of their own (mtm).  A call's slot and generation are written into
+ * its Call-ID, tags and branches, so an answer finds its call without a
+ * lookup table. */
 #include "sipha-load/load.h"
 
 #include <errno.h>
@@ -40,11 +43,13 @@ int uac_init(struct load *ld)
 	uint64_t slots = ld->o.limit;
 	int err = 0;
 
-	ld->calls = calloc(slots, sizeof(*ld->calls));
-	ld->freel = calloc(slots, sizeof(*ld->freel));
-	if (!ld->calls || !ld->freel)
-		return -ENOMEM;
-	ld->ncalls = (uint32_t)slots;
+	if (ld->o.uac) {
+		ld->calls = calloc(slots, sizeof(*ld->calls));
+		ld->freel = calloc(slots, sizeof(*ld->freel));
+		if (!ld->calls || !ld->freel)
+			return -ENOMEM;
+		ld->ncalls = (uint32_t)slots;
+	}
 	for (uint32_t i = 0; i < ld->ncalls; i++) {
 		ld->calls[i].ld = ld;
 		ld->freel[i] = ld->ncalls - 1 - i;
@@ -67,8 +72,9 @@ int uac_init(struct load *ld)
 
 void uac_free(struct load *ld)
 {
-	struct ld_str *s[] = { &ld->ruri,     &ld->req_via,  &ld->via_from, &ld->to_open,
-			       &ld->inv_tail, &ld->ack_tail, &ld->sdp_tail };
+	struct ld_str *s[] = { &ld->ruri,     &ld->req_via,  &ld->via_from,
+			       &ld->to_open,  &ld->inv_tail, &ld->ack_tail,
+			       &ld->sdp_tail, &ld->reg_ruri, &ld->reg_contact };
 
 	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
 		free(s[i]->s);
@@ -76,19 +82,15 @@ void uac_free(struct load *ld)
 	free(ld->freel);
 }
 
-static inline uint64_t since(uint64_t now, uint64_t t)
-{
-	return now > t ? now - t : 0;
-}
-
 static inline uint32_t slot_of(const struct load *ld, const struct ld_call *c)
 {
 	return (uint32_t)(c - ld->calls);
 }
 
+/* The call a queued datagram belongs to (LD_TAG_REG is a registration's). */
 static inline uint64_t tag_of(const struct load *ld, const struct ld_call *c)
 {
-	return ((uint64_t)c->gen << 32 | slot_of(ld, c)) + 1;
+	return ((uint64_t)(c->gen & LD_GEN_MASK) << 32 | slot_of(ld, c)) + 1;
 }
 
 /* "slot-gen-run": the call's identity in its Call-ID, From tag and branches. */
@@ -110,53 +112,68 @@ static void wb_method(struct wb *w, enum sl_method m)
 	case SL_ACK:
 		wb_lit(w, "ACK");
 		break;
+	case SL_OPTIONS:
+		wb_lit(w, "OPTIONS");
+		break;
 	default:
 		wb_lit(w, "BYE");
 		break;
 	}
 }
 
-/* Writes request METHOD of call C into the UAC queue.  KIND makes the
- * branch: 'i' for the INVITE and the ACK of a non-2xx (same transaction),
- * 'a' for the ACK of a 2xx, 'b' for the BYE. */
-static void send_req(struct load *ld, struct ld_call *c, enum sl_method m, char kind)
+/* Branch kinds: 'i' the INVITE and the ACK of a non-2xx to it (same
+ * transaction), 'j' the same with credentials, 'a' the ACK of its 2xx, 'b'
+ * the BYE; mid-call, with the CSeq after the kind: 'o' an OPTIONS, 'r' a
+ * re-INVITE and the ACK of a non-2xx to it, 's' the ACK of its 2xx. */
+static inline bool in_dialog(char kind)
+{
+	return kind != 'i' && kind != 'j';
+}
+
+/* Writes request METHOD of call C (CSeq CSEQ, branch KIND) into the
+ * caller's queue, to TARGET or to the first hop of the route set. */
+static void send_req(struct load *ld, struct ld_call *c, enum sl_method m, char kind, uint32_t cseq)
 {
 	struct ld_ep *ep = ld->uac_ep;
 	char *buf = ld->o.tcp ? tcp_next(ld, ld->uac_conn) : ld_ep_next(ld, ep);
 	struct wb w = { buf, buf + LD_MSG_MAX, false };
-	bool in_dialog = kind == 'a' || kind == 'b';
+	bool dlg = in_dialog(kind);
 
 	if (!buf)
 		return; /* the connection does not drain: timer B/F ends the call */
 
 	wb_method(&w, m);
 	wb_lit(&w, " ");
-	if (in_dialog && c->contact_len)
-		wb_mem(&w, c->contact, c->contact_len);
+	if (dlg)
+		route_ruri(&w, ld, c);
 	else
 		wb_str(&w, &ld->ruri);
 	wb_str(&w, &ld->req_via);
 	wb_id(&w, ld, c);
 	wb_mem(&w, &kind, 1);
+	if (kind == 'o' || kind == 'r' || kind == 's')
+		wb_u64(&w, cseq);
 	wb_str(&w, &ld->via_from);
 	wb_id(&w, ld, c);
 	wb_str(&w, &ld->to_open);
-	if (m != SL_INVITE && c->totag_len) {
+	if ((m != SL_INVITE || dlg) && c->totag_len) {
 		wb_lit(&w, ";tag=");
 		wb_mem(&w, c->totag, c->totag_len);
 	}
 	wb_lit(&w, "\r\nCall-ID: ");
 	wb_id(&w, ld, c);
 	wb_lit(&w, "\r\nCSeq: ");
-	wb_u64(&w, c->cseq_inv + (m == SL_BYE));
+	wb_u64(&w, cseq);
 	wb_lit(&w, " ");
 	wb_method(&w, m);
 	wb_lit(&w, "\r\n");
-	if (m == SL_INVITE && c->auth_tried) {
+	if (dlg)
+		route_header(&w, c);
+	if (m == SL_INVITE && !dlg && c->auth_tried) {
 		char cnonce[32];
 
 		snprintf(cnonce, sizeof(cnonce), "%s%x", ld->run, slot_of(ld, c));
-		auth_header(&w, ld, c, cnonce);
+		auth_header(&w, ld, &c->auth, ld->o.user, "INVITE", &ld->ruri, cnonce);
 	}
 	if (m == SL_INVITE)
 		wb_str(&w, &ld->inv_tail);
@@ -168,13 +185,20 @@ static void send_req(struct load *ld, struct ld_call *c, enum sl_method m, char 
 		tcp_commit(ld->uac_conn, (size_t)(w.p - buf));
 		return;
 	}
-	ld_ep_commit(ep, (size_t)(w.p - buf), (const void *)&ld->o.target, ld->o.target_len,
-		     tag_of(ld, c));
+	if (dlg && c->has_hop)
+		ld_ep_commit(ep, (size_t)(w.p - buf), &c->hop.sa,
+			     c->hop.sa.sa_family == AF_INET6 ? sizeof(c->hop.in6)
+							     : sizeof(c->hop.in),
+			     tag_of(ld, c));
+	else
+		ld_ep_commit(ep, (size_t)(w.p - buf), (const void *)&ld->o.target, ld->o.target_len,
+			     tag_of(ld, c));
 }
 
 static void release(struct load *ld, struct ld_call *c)
 {
 	timer_del(&ld->tw, &c->tm);
+	timer_del(&ld->tw, &c->mtm);
 	c->state = LC_FREE;
 	c->gen++;
 	ld->freel[ld->nfree++] = slot_of(ld, c);
@@ -186,6 +210,8 @@ static void fail(struct load *ld, struct ld_call *c, int status)
 	ld->st.failed++;
 	if (status > 0 && status < 700)
 		ld->st.status[status]++;
+	if (c->set_up)
+		maxrate_failed_after(ld, c);
 	release(ld, c);
 }
 
@@ -203,18 +229,193 @@ static void start_bye(struct load *ld, struct ld_call *c)
 	c->t_txn_us = ld->now_us;
 	c->rto_ms = ld->o.t1_ms;
 	c->deadline_ms = now_ms + 64ull * ld->o.t1_ms;
-	send_req(ld, c, SL_BYE, 'b');
+	send_req(ld, c, SL_BYE, 'b', ++c->cseq);
 	arm(ld, c, now_ms + c->rto_ms);
 }
+
+/* Timer A or E has fired at NOW_MS on a transaction with retransmission
+ * interval *RTO and deadline DEADLINE (timer B or F): sends it again over
+ * UDP until a 1xx came (PROV); returns when to fire next. */
+static uint64_t retransmit(struct load *ld, struct ld_call *c, enum sl_method m, char kind,
+			   uint32_t cseq, bool prov, uint32_t *rto, uint64_t deadline,
+			   uint64_t *counter)
+{
+	uint64_t now_ms = ld->tw.now, next;
+
+	if (prov || ld->o.tcp) /* timers A and E are UDP's */
+		return deadline;
+	send_req(ld, c, m, kind, cseq);
+	(*counter)++;
+	*rto *= 2;
+	if (m != SL_INVITE && *rto > ld->o.t2_ms)
+		*rto = ld->o.t2_ms;
+	next = now_ms + *rto;
+	return next < deadline ? next : deadline;
+}
+
+/* --- mid-call: OPTIONS and re-INVITE ------------------------------------------------ */
+
+static struct ld_mstat *mstat(struct load *ld, const struct ld_call *c)
+{
+	return c->mmethod == SL_INVITE ? &ld->st.reinv : &ld->st.opt;
+}
+
+/* Arms the mid-call timer at the next OPTIONS or re-INVITE due before the
+ * BYE, if any. */
+static void mid_plan(struct load *ld, struct ld_call *c)
+{
+	uint64_t next = c->bye_at_ms;
+
+	if (ld->o.options_ms && c->next_opt_ms < next)
+		next = c->next_opt_ms;
+	if (ld->o.reinvite && !c->reinvited && c->reinv_at_ms < next)
+		next = c->reinv_at_ms;
+	if (next >= c->bye_at_ms) {
+		c->mstate = LM_NONE;
+		return;
+	}
+	c->mstate = LM_WAIT;
+	timer_add(&ld->tw, &c->mtm, next);
+}
+
+static void mid_start(struct load *ld, struct ld_call *c, enum sl_method m)
+{
+	uint64_t now_ms = ld->tw.now;
+
+	c->mstate = LM_TXN;
+	c->mmethod = (uint8_t)m;
+	c->mcseq = ++c->cseq;
+	if (m == SL_INVITE)
+		c->rcseq = c->mcseq;
+	c->mprov = false;
+	c->mt_us = ld->now_us;
+	c->mrto_ms = ld->o.t1_ms;
+	c->mdeadline_ms = now_ms + 64ull * ld->o.t1_ms;
+	mstat(ld, c)->sent++;
+	send_req(ld, c, m, m == SL_INVITE ? 'r' : 'o', c->mcseq);
+	timer_add(&ld->tw, &c->mtm, now_ms + c->mrto_ms);
+}
+
+/* The mid-call transaction ended: the BYE when it waited, else the next. */
+static void mid_end(struct load *ld, struct ld_call *c)
+{
+	c->mstate = LM_NONE;
+	if (c->bye_waits) {
+		c->bye_waits = false;
+		timer_del(&ld->tw, &c->tm);
+		start_bye(ld, c);
+		return;
+	}
+	mid_plan(ld, c);
+}
+
+static void mid_failed(struct load *ld, struct ld_call *c, uint64_t *cause, int status)
+{
+	struct ld_mstat *s = mstat(ld, c);
+
+	s->failed++;
+	if (cause)
+		(*cause)++;
+	if (status > 0 && status < 700)
+		s->status[status]++;
+	mid_end(ld, c);
+}
+
+static void on_mtimer(struct timer *t)
+{
+	struct ld_call *c = container_of(t, struct ld_call, mtm);
+	struct load *ld = c->ld;
+	uint64_t now_ms = ld->tw.now;
+	enum sl_method m = (enum sl_method)c->mmethod;
+
+	if (c->state != LC_HOLD)
+		return;
+	if (c->mstate == LM_WAIT) {
+		if (ld->o.reinvite && !c->reinvited && c->reinv_at_ms <= now_ms) {
+			c->reinvited = true;
+			mid_start(ld, c, SL_INVITE);
+		} else {
+			c->next_opt_ms += ld->o.options_ms;
+			mid_start(ld, c, SL_OPTIONS);
+		}
+		return;
+	}
+	if (c->mstate != LM_TXN)
+		return;
+	if (now_ms >= c->mdeadline_ms) { /* timer B or F */
+		mid_failed(ld, c, &mstat(ld, c)->timeouts, 0);
+		return;
+	}
+	timer_add(&ld->tw, &c->mtm,
+		  retransmit(ld, c, m, m == SL_INVITE ? 'r' : 'o', c->mcseq, c->mprov, &c->mrto_ms,
+			     c->mdeadline_ms, &mstat(ld, c)->retrans));
+}
+
+/* An answer to a mid-call request: the OPTIONS or re-INVITE in flight,
+ * or a 2xx to the re-INVITE again (our ACK was lost). */
+static void mid_answer(struct load *ld, struct ld_call *c, const struct sl_msg *m)
+{
+	struct ld_mstat *s = mstat(ld, c);
+
+	if (c->mstate != LM_TXN || c->mcseq != m->cseq || c->mmethod != m->cseq_method) {
+		if (m->cseq_method == SL_INVITE && m->status >= 200 && m->status < 300) {
+			ld->st.rx_retrans++;
+			send_req(ld, c, SL_ACK, 's', c->rcseq);
+		}
+		return;
+	}
+	if (m->status < 200) {
+		ld_provisional(ld, &c->mtm, &c->mprov, c->mdeadline_ms);
+		return;
+	}
+	hist_add(&s->us, since(ld->now_us, c->mt_us));
+	if (c->mmethod == SL_INVITE)
+		send_req(ld, c, SL_ACK, m->status < 300 ? 's' : 'r', c->mcseq);
+	if (m->status >= 300) {
+		mid_failed(ld, c, NULL, m->status);
+		return;
+	}
+	s->ok++;
+	mid_end(ld, c);
+}
+
+/* The call is established: hold it (and plan the mid-call requests), or
+ * hang up at once. */
+static void hold(struct load *ld, struct ld_call *c)
+{
+	uint64_t now_ms = ld->now_us / 1000, h = dist_draw(&ld->o.hold, &ld->rng);
+
+	hist_add(&ld->hold, h);
+	if (h == 0) {
+		start_bye(ld, c);
+		return;
+	}
+	c->state = LC_HOLD;
+	c->bye_at_ms = now_ms + h;
+	c->next_opt_ms = now_ms + ld->o.options_ms;
+	c->reinv_at_ms = now_ms + ld->o.reinvite_ms;
+	c->reinvited = c->bye_waits = false;
+	arm(ld, c, c->bye_at_ms);
+	if (ld->o.options_ms || ld->o.reinvite)
+		mid_plan(ld, c);
+}
+
+/* --- the call --------------------------------------------------------------------- */
 
 static void on_timer(struct timer *t)
 {
 	struct ld_call *c = container_of(t, struct ld_call, tm);
 	struct load *ld = c->ld;
-	uint64_t now_ms = ld->tw.now, next;
+	uint64_t now_ms = ld->tw.now;
 
 	switch (c->state) {
 	case LC_HOLD:
+		if (c->mstate == LM_TXN) { /* the BYE goes when it ends */
+			c->bye_waits = true;
+			return;
+		}
+		timer_del(&ld->tw, &c->mtm);
+		c->mstate = LM_NONE;
 		start_bye(ld, c);
 		return;
 	case LC_INVITING:
@@ -224,18 +425,14 @@ static void on_timer(struct timer *t)
 			fail(ld, c, 0);
 			return;
 		}
-		if (!c->provisional && !ld->o.tcp) { /* timer A or E: UDP only */
-			send_req(ld, c, c->state == LC_INVITING ? SL_INVITE : SL_BYE,
-				 c->state == LC_INVITING ? c->inv_kind : 'b');
-			ld->st.retrans++;
-			c->rto_ms *= 2;
-			if (c->state == LC_BYEING && c->rto_ms > ld->o.t2_ms)
-				c->rto_ms = ld->o.t2_ms;
-			next = now_ms + c->rto_ms;
-		} else {
-			next = c->deadline_ms;
-		}
-		arm(ld, c, next < c->deadline_ms ? next : c->deadline_ms);
+		if (c->state == LC_INVITING)
+			arm(ld, c,
+			    retransmit(ld, c, SL_INVITE, c->inv_kind, c->cseq_inv, c->provisional,
+				       &c->rto_ms, c->deadline_ms, &ld->st.retrans));
+		else
+			arm(ld, c,
+			    retransmit(ld, c, SL_BYE, 'b', c->cseq, c->provisional, &c->rto_ms,
+				       c->deadline_ms, &ld->st.retrans));
 		return;
 	default:
 		return;
@@ -248,9 +445,13 @@ static void start_call(struct load *ld)
 	uint64_t now_ms = ld->now_us / 1000;
 
 	timer_init(&c->tm, on_timer);
+	timer_init(&c->mtm, on_mtimer);
 	c->state = LC_INVITING;
-	c->provisional = false;
+	c->provisional = c->set_up = false;
 	c->totag_len = c->contact_len = 0;
+	c->route_len = 0;
+	c->has_hop = false;
+	c->mstate = LM_NONE;
 	c->cseq_inv = 1;
 	c->inv_kind = 'i';
 	c->auth_tried = false;
@@ -259,19 +460,30 @@ static void start_call(struct load *ld)
 	c->deadline_ms = now_ms + 64ull * ld->o.t1_ms;
 	ld->active++;
 	ld->st.started++;
-	send_req(ld, c, SL_INVITE, 'i');
+	maxrate_started(ld, c);
+	send_req(ld, c, SL_INVITE, 'i', c->cseq_inv);
 	arm(ld, c, now_ms + c->rto_ms);
+}
+
+void uac_begin(struct load *ld)
+{
+	ld->pace_t0_us = ld->now_us;
+	ld->pace_n0 = ld->st.started;
+	if (ld->o.max_rate)
+		maxrate_begin(ld);
 }
 
 void uac_pace(struct load *ld)
 {
 	uint64_t due;
 
-	if (ld->stop || ld->st.started >= ld->o.max_calls)
+	if (ld->stop || ld->reg_phase || ld->st.started >= ld->o.max_calls)
 		return;
+	if (ld->o.max_rate && maxrate_tick(ld))
+		return; /* the search is over */
 	if (ld->o.tcp && !tcp_uac_up(ld))
 		return; /* the calls due meanwhile start once it is back */
-	due = pace_due(&ld->pace, since(ld->now_us, ld->t0_us));
+	due = ld->pace_n0 + pace_due(&ld->pace, since(ld->now_us, ld->pace_t0_us));
 	if (due > ld->o.max_calls)
 		due = ld->o.max_calls;
 	while (ld->st.started < due && ld->nfree)
@@ -282,11 +494,15 @@ int64_t uac_pace_wait(const struct load *ld)
 {
 	uint64_t at;
 
-	if (ld->stop || ld->st.started >= ld->o.max_calls || !ld->nfree)
+	if (ld->stop || ld->reg_phase || ld->st.started >= ld->o.max_calls)
 		return -1;
-	if (ld->o.tcp && !tcp_uac_up(ld))
-		return -1;
-	at = ld->t0_us + pace_at(&ld->pace, ld->st.started);
+	if (ld->o.max_rate && ld->now_us >= ld->step_end_us)
+		return 0;
+	if (!ld->nfree || (ld->o.tcp && !tcp_uac_up(ld)))
+		return ld->o.max_rate ? (int64_t)(ld->step_end_us - ld->now_us) : -1;
+	at = ld->pace_t0_us + pace_at(&ld->pace, ld->st.started - ld->pace_n0);
+	if (ld->o.max_rate && at > ld->step_end_us)
+		at = ld->step_end_us;
 	return at > ld->now_us ? (int64_t)(at - ld->now_us) : 0;
 }
 
@@ -336,7 +552,7 @@ static struct ld_call *find(struct load *ld, const char *buf, const struct sl_ms
 
 static bool keep_dialog(struct load *ld, struct ld_call *c, const char *buf, const struct sl_msg *m)
 {
-	if (m->to_tag.len > LD_TAG_MAX) {
+	if (m->to_tag.len > LD_TAG_MAX || route_set(c, buf, m)) {
 		ld->st.bad_answer++;
 		return false;
 	}
@@ -350,25 +566,50 @@ static bool keep_dialog(struct load *ld, struct ld_call *c, const char *buf, con
 	return true;
 }
 
+/* A 401/407 to the INVITE: again with credentials, as a new transaction
+ * (true), or not (false: the call fails by the status). */
+static bool invite_again(struct load *ld, struct ld_call *c, const char *buf,
+			 const struct sl_msg *m)
+{
+	uint64_t now = ld->now_us;
+
+	if ((m->status != 401 && m->status != 407) || !ld->o.user || c->auth_tried ||
+	    auth_challenge(ld, &c->auth, buf + m->challenge.off, m->challenge.len))
+		return false;
+	ld->st.challenges++;
+	c->auth_tried = true;
+	c->auth.proxy = m->status == 407;
+	c->cseq_inv = 2;
+	c->inv_kind = 'j';
+	c->totag_len = 0;
+	c->provisional = false;
+	c->t_txn_us = now;
+	c->rto_ms = ld->o.t1_ms;
+	c->deadline_ms = now / 1000 + 64ull * ld->o.t1_ms;
+	send_req(ld, c, SL_INVITE, c->inv_kind, c->cseq_inv);
+	arm(ld, c, now / 1000 + c->rto_ms);
+	return true;
+}
+
 static void invite_answer(struct load *ld, struct ld_call *c, const char *buf,
 			  const struct sl_msg *m)
 {
 	uint64_t now = ld->now_us;
 
-	if (m->cseq != c->cseq_inv)
-		return; /* an answer to the INVITE before the challenge */
+	if (m->cseq != c->cseq_inv) {
+		if (c->reinvited && m->cseq == c->rcseq && c->state == LC_HOLD)
+			mid_answer(ld, c, m); /* the re-INVITE's */
+		return; /* else an answer to the INVITE before the challenge */
+	}
 	if (c->state != LC_INVITING) {
 		if (m->status >= 200 && m->status < 300) { /* our ACK was lost: again */
 			ld->st.rx_retrans++;
-			send_req(ld, c, SL_ACK, 'a');
+			send_req(ld, c, SL_ACK, 'a', c->cseq_inv);
 		}
 		return;
 	}
 	if (m->status < 200) {
-		if (!c->provisional) {
-			c->provisional = true;
-			arm(ld, c, c->deadline_ms);
-		}
+		ld_provisional(ld, &c->tm, &c->provisional, c->deadline_ms);
 		return;
 	}
 	hist_add(&ld->txn_invite, since(now, c->t_txn_us));
@@ -377,46 +618,50 @@ static void invite_answer(struct load *ld, struct ld_call *c, const char *buf,
 			memcpy(c->totag, buf + m->to_tag.off, m->to_tag.len);
 			c->totag_len = (uint8_t)m->to_tag.len;
 		}
-		send_req(ld, c, SL_ACK, c->inv_kind);
-		if ((m->status == 401 || m->status == 407) && ld->o.user && !c->auth_tried &&
-		    !auth_challenge(ld, c, buf + m->challenge.off, m->challenge.len)) {
-			/* again, with credentials: a new transaction */
-			ld->st.challenges++;
-			c->auth_tried = true;
-			c->proxy_auth = m->status == 407;
-			c->cseq_inv = 2;
-			c->inv_kind = 'j';
-			c->totag_len = 0;
-			c->provisional = false;
-			c->t_txn_us = now;
-			c->rto_ms = ld->o.t1_ms;
-			c->deadline_ms = now / 1000 + 64ull * ld->o.t1_ms;
-			send_req(ld, c, SL_INVITE, c->inv_kind);
-			arm(ld, c, now / 1000 + c->rto_ms);
-			return;
-		}
-		fail(ld, c, m->status);
+		send_req(ld, c, SL_ACK, c->inv_kind, c->cseq_inv);
+		if (!invite_again(ld, c, buf, m))
+			fail(ld, c, m->status);
 		return;
 	}
 	if (!keep_dialog(ld, c, buf, m)) {
 		fail(ld, c, 0);
 		return;
 	}
+	c->set_up = true;
+	c->cseq = c->cseq_inv;
 	hist_add(&ld->setup, since(now, c->t_inv_us));
 	hist_add(&ld->setup_iv, since(now, c->t_inv_us));
-	send_req(ld, c, SL_ACK, 'a');
-	if (ld->o.hold_ms == 0) {
-		start_bye(ld, c);
+	maxrate_set_up(ld, c, since(now, c->t_inv_us));
+	send_req(ld, c, SL_ACK, 'a', c->cseq_inv);
+	hold(ld, c);
+}
+
+static void bye_answer(struct load *ld, struct ld_call *c, const struct sl_msg *m)
+{
+	if (c->state != LC_BYEING || m->cseq != c->cseq)
+		return;
+	if (m->status < 200) {
+		ld_provisional(ld, &c->tm, &c->provisional, c->deadline_ms);
 		return;
 	}
-	c->state = LC_HOLD;
-	arm(ld, c, now / 1000 + ld->o.hold_ms);
+	hist_add(&ld->txn_bye, since(ld->now_us, c->t_txn_us));
+	if (m->status < 300) {
+		ld->st.ok++;
+		release(ld, c);
+	} else {
+		fail(ld, c, m->status);
+	}
 }
 
 void uac_answer(struct load *ld, const char *buf, const struct sl_msg *m)
 {
-	struct ld_call *c = find(ld, buf, m);
+	struct ld_call *c;
 
+	if (m->cseq_method == SL_REGISTER) {
+		reg_answer(ld, buf, m);
+		return;
+	}
+	c = find(ld, buf, m);
 	if (!c) {
 		ld->st.stray++;
 		return;
@@ -426,22 +671,11 @@ void uac_answer(struct load *ld, const char *buf, const struct sl_msg *m)
 		invite_answer(ld, c, buf, m);
 		return;
 	case SL_BYE:
-		if (c->state != LC_BYEING)
-			return;
-		if (m->status < 200) {
-			if (!c->provisional) {
-				c->provisional = true;
-				arm(ld, c, c->deadline_ms);
-			}
-			return;
-		}
-		hist_add(&ld->txn_bye, since(ld->now_us, c->t_txn_us));
-		if (m->status < 300) {
-			ld->st.ok++;
-			release(ld, c);
-		} else {
-			fail(ld, c, m->status);
-		}
+		bye_answer(ld, c, m);
+		return;
+	case SL_OPTIONS:
+		if (c->state == LC_HOLD)
+			mid_answer(ld, c, m);
 		return;
 	default:
 		ld->st.stray++;
@@ -471,6 +705,10 @@ void uac_send_failed(struct load *ld, uint64_t tag, int err)
 	uint32_t slot;
 
 	(void)err;
+	if (tag & LD_TAG_REG) {
+		reg_send_failed(ld, tag);
+		return;
+	}
 	if (!tag || !ld->calls)
 		return;
 	tag--;
@@ -478,7 +716,7 @@ void uac_send_failed(struct load *ld, uint64_t tag, int err)
 	if (slot >= ld->ncalls)
 		return;
 	c = &ld->calls[slot];
-	if (c->state == LC_FREE || c->gen != (uint32_t)(tag >> 32))
+	if (c->state == LC_FREE || (c->gen & LD_GEN_MASK) != (uint32_t)(tag >> 32))
 		return;
 	ld->st.transport++;
 	fail(ld, c, 0);
@@ -486,12 +724,16 @@ void uac_send_failed(struct load *ld, uint64_t tag, int err)
 
 void uac_conn_lost(struct load *ld)
 {
+	reg_conn_lost(ld);
 	for (uint32_t i = 0; i < ld->ncalls; i++) {
 		struct ld_call *c = &ld->calls[i];
 
 		if (c->state == LC_INVITING || c->state == LC_BYEING) {
 			ld->st.transport++;
 			fail(ld, c, 0);
+		} else if (c->state == LC_HOLD && c->mstate == LM_TXN) {
+			timer_del(&ld->tw, &c->mtm);
+			mid_failed(ld, c, &mstat(ld, c)->transport, 0);
 		}
 	}
 }
