@@ -294,6 +294,17 @@ static void test_many_bindings_grow(void **state)
 		assert_int_equal(reg_bind(r, user, "sip:h", 60 + (unsigned)(i % 100), "c", 1, 1000,
 					  NULL, f->now),
 				 0);
+		/* just after a growth began (at 16,384 addresses of record), with
+		 * old buckets not yet moved: every one is found and walked */
+		if (i == 16400) {
+			count_cb_n = 0;
+			reg_foreach(r, count_cb, NULL);
+			assert_int_equal(count_cb_n, i + 1);
+			for (int j = 0; j <= i; j += 7) {
+				snprintf(user, sizeof(user), "%d", j);
+				assert_non_null(reg_find(r, user));
+			}
+		}
 	}
 	count_cb_n = 0;
 	reg_foreach(r, count_cb, NULL);

@@ -40,6 +40,18 @@ void growtab_step(struct growtab *g, size_t count, size_t load, size_t max);
 /* Finishes a growth under way (before a walk over every bucket of B). */
 void growtab_settle(struct growtab *g);
 
+/* Buckets to walk, the old ones of a growth under way included: bucket I
+ * of a walk is growtab_bucket(G, I) for I below growtab_nbuckets(G). */
+static inline size_t growtab_nbuckets(const struct growtab *g)
+{
+	return g->n + (g->old ? g->nold : 0);
+}
+
+static inline void *growtab_bucket(const struct growtab *g, size_t i)
+{
+	return i < g->n ? g->b[i] : g->old[i - g->n];
+}
+
 static inline void **growtab_next(const struct growtab *g, void *entry)
 {
 	return (void **)((char *)entry + g->next_off);

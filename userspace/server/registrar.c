@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/growtab.h"
 #include "core/khash.h"
 #include "server/registrar.h"
 #include "sip/msg.h"
@@ -15,14 +16,18 @@ struct registrar {
 	void *notify_arg;
 	struct timer_wheel *tw;
 	struct reg_limits lim;
-	struct reg_aor **buckets;
-	size_t nbuckets; /* power of two */
+	struct growtab aors; /* chained through reg_aor's hnext */
 	size_t naors, nbindings;
 };
 
 static uint64_t hash_str(const char *s)
 {
 	return khash_str(s);
+}
+
+static uint64_t aor_hash(const void *e)
+{
+	return hash_str(((const struct reg_aor *)e)->user);
 }
 
 int reg_new(struct registrar **out, struct timer_wheel *tw, const struct reg_limits *lim)
@@ -34,9 +39,7 @@ int reg_new(struct registrar **out, struct timer_wheel *tw, const struct reg_lim
 		return -ENOMEM;
 	r->tw = tw;
 	r->lim = *lim;
-	r->nbuckets = 1024;
-	r->buckets = calloc(r->nbuckets, sizeof(*r->buckets));
-	if (!r->buckets) {
+	if (growtab_init(&r->aors, 1024, offsetof(struct reg_aor, hnext), aor_hash)) {
 		free(r);
 		return -ENOMEM;
 	}
@@ -66,8 +69,8 @@ void reg_free(struct registrar *r)
 	if (!r)
 		return;
 	r->notify = NULL; /* shutting down is no news */
-	for (size_t i = 0; i < r->nbuckets; i++) {
-		struct reg_aor *a = r->buckets[i], *an;
+	for (size_t i = 0; i < growtab_nbuckets(&r->aors); i++) {
+		struct reg_aor *a = growtab_bucket(&r->aors, i), *an;
 
 		for (; a; a = an) {
 			struct reg_binding *b = a->bindings, *bn;
@@ -80,13 +83,13 @@ void reg_free(struct registrar *r)
 			free(a);
 		}
 	}
-	free(r->buckets);
+	growtab_fini(&r->aors);
 	free(r);
 }
 
 static struct reg_aor **aor_slot(const struct registrar *r, const char *user)
 {
-	struct reg_aor **pp = &r->buckets[hash_str(user) & (r->nbuckets - 1)];
+	struct reg_aor **pp = (struct reg_aor **)growtab_head(&r->aors, hash_str(user));
 
 	while (*pp && strcmp((*pp)->user, user))
 		pp = &(*pp)->hnext;
@@ -96,29 +99,6 @@ static struct reg_aor **aor_slot(const struct registrar *r, const char *user)
 const struct reg_aor *reg_find(const struct registrar *r, const char *user)
 {
 	return *aor_slot(r, user);
-}
-
-static void grow(struct registrar *r)
-{
-	size_t n = r->nbuckets * 2;
-	struct reg_aor **nb = calloc(n, sizeof(*nb));
-
-	if (!nb)
-		return; /* stay at the current size: slower, still correct */
-	for (size_t i = 0; i < r->nbuckets; i++) {
-		struct reg_aor *a = r->buckets[i], *an;
-
-		for (; a; a = an) {
-			size_t h = hash_str(a->user) & (n - 1);
-
-			an = a->hnext;
-			a->hnext = nb[h];
-			nb[h] = a;
-		}
-	}
-	free(r->buckets);
-	r->buckets = nb;
-	r->nbuckets = n;
 }
 
 static void aor_drop_if_empty(struct registrar *r, struct reg_aor *a)
@@ -160,9 +140,13 @@ static void binding_expired(struct timer *t)
 
 static struct reg_aor *aor_get(struct registrar *r, const char *user, bool create)
 {
-	struct reg_aor **pp = aor_slot(r, user), *a;
+	struct reg_aor **pp, *a;
 	size_t len;
 
+	/* a step of growth first: it moves chains, PP must come after it */
+	if (create)
+		growtab_step(&r->aors, r->naors, 1, SIZE_MAX);
+	pp = aor_slot(r, user);
 	if (*pp || !create)
 		return *pp;
 	if (r->naors >= r->lim.max_aors)
@@ -175,8 +159,6 @@ static struct reg_aor *aor_get(struct registrar *r, const char *user, bool creat
 	memcpy(a->user, user, len + 1);
 	*pp = a;
 	r->naors++;
-	if (r->naors > r->nbuckets)
-		grow(r);
 	return a;
 }
 
@@ -277,8 +259,8 @@ size_t reg_aor_count(const struct registrar *r)
 
 void reg_foreach(const struct registrar *r, reg_iter_fn fn, void *arg)
 {
-	for (size_t i = 0; i < r->nbuckets; i++)
-		for (const struct reg_aor *a = r->buckets[i]; a; a = a->hnext)
+	for (size_t i = 0; i < growtab_nbuckets(&r->aors); i++)
+		for (const struct reg_aor *a = growtab_bucket(&r->aors, i); a; a = a->hnext)
 			for (const struct reg_binding *b = a->bindings; b; b = b->next)
 				fn(arg, a, b);
 }
