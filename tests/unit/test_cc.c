@@ -1345,6 +1345,31 @@ static void test_snapshot(void **state)
 	replica(f, 20, "c", "\"w\"", false, 0);
 }
 
+/* Thousands of calls: the call table grows a few buckets at a time, and a
+ * call is found again mid-growth (its release frees the devices). */
+static void test_calls_mid_growth(void **state)
+{
+	struct fx *f = *state;
+	size_t released = 0;
+
+	reg_both(f);
+	for (uint64_t id = 1; id <= 5000; id++) {
+		call(f, id, CCS_DIALING, "1001", NULL, "1002", NULL);
+		if (id == 4100) /* a growth began at 4,096 calls */
+			for (uint64_t k = 1; k <= 50; k++)
+				call(f, k, CCS_RELEASED, "1001", NULL, "1002", "BYE");
+	}
+	assert_int_equal(cc_dev_state(f->cc, "1001"), CC_DEV_RINGING);
+	for (uint64_t id = 51; id <= 5000; id++)
+		call(f, id, CCS_RELEASED, "1001", NULL, "1002", "BYE");
+	assert_int_equal(cc_dev_state(f->cc, "1001"), CC_DEV_IDLE);
+	assert_int_equal(cc_dev_state(f->cc, "1002"), CC_DEV_IDLE);
+	for (size_t i = 0; i < f->ngot; i++)
+		released += strstr(f->got[i].e.line, "\"event\":\"Released\"") != NULL;
+	assert_int_equal(released, 5000);
+	f->seen = f->ngot;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1372,6 +1397,7 @@ int main(void)
 		cmocka_unit_test(test_answer_pruned),
 		cmocka_unit_test_setup_teardown(test_replica_log, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_calls_mid_growth, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_call_events_with_non_utf8_uri, setup,
 						teardown),
 	};

@@ -6,6 +6,7 @@
 
 #include "cc/cc.h"
 #include "cc/jline.h"
+#include "core/growtab.h"
 #include "core/config.h"
 #include "core/log.h"
 
@@ -29,6 +30,16 @@ struct cc_callrec {
 	char caller[EV_DN_MAX + 1]; /* the calling extension, or "" */
 	struct cc_callrec *hnext;
 };
+
+static uint64_t call_hv(uint64_t id)
+{
+	return id * 0x9e3779b97f4a7c15ull >> 32;
+}
+
+static uint64_t callrec_hash(const void *e)
+{
+	return call_hv(((const struct cc_callrec *)e)->id);
+}
 
 struct cc_pend {
 	uint64_t seq;
@@ -55,8 +66,8 @@ struct cc {
 	const struct sipha_config *cfg;
 	struct cc_dn *dns; /* sorted by dn */
 	size_t ndns;
-	struct cc_callrec **calls; /* by id */
-	size_t ncall_buckets, ncalls;
+	struct growtab calls; /* by id, chained through cc_callrec's hnext */
+	size_t ncalls;
 	struct agents agents;
 	struct evlog log;
 	struct cc_engine eng;
@@ -125,10 +136,9 @@ int cc_new(struct cc **out, const struct sipha_config *cfg, size_t evlog_max, ui
 		goto err;
 	ret = -ENOMEM;
 	cc->dns = calloc(cfg->n_dns ? cfg->n_dns : 1, sizeof(*cc->dns));
-	cc->ncall_buckets = 1024;
-	cc->calls = calloc(cc->ncall_buckets, sizeof(*cc->calls));
 	cc->answers = calloc(CC_ANSWERS, sizeof(*cc->answers));
-	if (!cc->dns || !cc->calls || !cc->answers)
+	if (!cc->dns || !cc->answers ||
+	    growtab_init(&cc->calls, 1024, offsetof(struct cc_callrec, hnext), callrec_hash))
 		goto err;
 	for (size_t i = 0; i < cfg->n_dns; i++) {
 		const struct cfg_dn *d = &cfg->dns[i];
@@ -171,7 +181,7 @@ void cc_free(struct cc *cc)
 	cc->publishing = false;
 	cc_set_defer(cc, false); /* frees what waits, publishing nothing */
 	cc_calls_reset(cc);
-	free(cc->calls);
+	growtab_fini(&cc->calls);
 	free(cc->dns);
 	free(cc->answers);
 	ag_fini(&cc->agents);
@@ -582,33 +592,11 @@ static void publish_dev(struct cc *cc, struct cc_dn *d)
 
 static struct cc_callrec **call_slot(struct cc *cc, uint64_t id)
 {
-	struct cc_callrec **p = &cc->calls[(id * 0x9e3779b97f4a7c15ull >> 32) % cc->ncall_buckets];
+	struct cc_callrec **p = (struct cc_callrec **)growtab_head(&cc->calls, call_hv(id));
 
 	while (*p && (*p)->id != id)
 		p = &(*p)->hnext;
 	return p;
-}
-
-static void calls_grow(struct cc *cc)
-{
-	size_t n = cc->ncall_buckets * 2;
-	struct cc_callrec **v = calloc(n, sizeof(*v)), **old = cc->calls;
-	size_t oldn = cc->ncall_buckets;
-
-	if (!v)
-		return; /* longer chains, still correct */
-	cc->calls = v;
-	cc->ncall_buckets = n;
-	for (size_t i = 0; i < oldn; i++)
-		while (old[i]) {
-			struct cc_callrec *r = old[i], **p;
-
-			old[i] = r->hnext;
-			p = call_slot(cc, r->id);
-			r->hnext = NULL;
-			*p = r;
-		}
-	free(old);
 }
 
 /* Adds (SIGN +1) or removes (-1) what call R in state S does to devices. */
@@ -716,9 +704,11 @@ void cc_call_update(struct cc *cc, const struct cc_call *c)
 		}
 		r->id = c->id;
 		r->state = CCS_RELEASED;
+		/* a step of growth moves chains: the slot is found after it */
+		growtab_step(&cc->calls, cc->ncalls, 2, SIZE_MAX);
+		p = call_slot(cc, c->id);
 		*p = r;
-		if (++cc->ncalls > cc->ncall_buckets * 2)
-			calls_grow(cc);
+		cc->ncalls++;
 		copy_dn(r->caller, c->caller);
 	} else {
 		contribute(cc, r, r->state, -1, touched, &nt);
@@ -762,11 +752,12 @@ void cc_call_update(struct cc *cc, const struct cc_call *c)
 
 void cc_calls_reset(struct cc *cc)
 {
-	for (size_t i = 0; i < cc->ncall_buckets; i++)
-		while (cc->calls[i]) {
-			struct cc_callrec *r = cc->calls[i];
+	growtab_settle(&cc->calls);
+	for (size_t i = 0; cc->calls.b && i < cc->calls.n; i++)
+		while (cc->calls.b[i]) {
+			struct cc_callrec *r = cc->calls.b[i];
 
-			cc->calls[i] = r->hnext;
+			cc->calls.b[i] = r->hnext;
 			free(r);
 		}
 	cc->ncalls = 0;
