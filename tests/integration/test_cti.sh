@@ -29,7 +29,7 @@
 #         max_clients 3, 300 more extensions.  The default route at 500 ms;
 #         a client that does not read is cut off (400 calls)
 #         while another is served with no gap; 256 Monitors per connection;
-#         a fourth connection is closed at once.
+#         a fourth connection gets an Error line and is closed at once.
 #
 # The daemons are $SIPHAD (tests/run.sh: the sanitizer build); stop_siphad
 # fails on a sanitizer report.  Everything is bounded: sipp by -timeout and
@@ -677,6 +677,8 @@ else
 	fail "cti: max_clients 3: a fourth connection is closed at once" "$(tail -n 2 "$T_TMP/c4.out" | tr '\n' '|')"
 fi
 check_eq "cti: max_clients: no Hello answer to the fourth" "$(count c4 '.state')" 0
+check_eq "cti: max_clients: the fourth got one Error line before the close" \
+	"$(evs c4 | jq -r 'select(.event == "Error") | .reason')" "too many clients (max_clients 3)"
 check_eq "cti: max_clients: sipha_cti_refused +1" "$(($(metric cti_refused lim) - refused0))" 1
 for c in c2 c3 c4; do client_end "$c"; done
 client_end see

@@ -93,6 +93,7 @@ static const char full_text[] = "# sipha test configuration\n"
 				"max_registrations = 5000\n"
 				"no_answer_ms = 0\n"
 				"max_transactions = 4096\n"
+				"max_calls = 500\n"
 				"[vip]\n"
 				"address = fd00::100/64\n"
 				"interface = veth-a123456789\n"
@@ -156,6 +157,7 @@ static void test_full(void **state)
 	assert_int_equal(cfg.sip.max_registrations, 5000);
 	assert_int_equal(cfg.sip.no_answer_ms, 0);
 	assert_int_equal(cfg.sip.max_transactions, 4096);
+	assert_int_equal(cfg.sip.max_calls, 500);
 
 	assert_true(cfg.vip.present);
 	assert_int_equal(cfg.vip.address.family, AF_INET6);
@@ -249,6 +251,7 @@ static void test_minimal_defaults(void **state)
 	assert_int_equal(cfg.sip.max_registrations, 1000000);
 	assert_int_equal(cfg.sip.no_answer_ms, 60000);
 	assert_int_equal(cfg.sip.max_transactions, 262144);
+	assert_int_equal(cfg.sip.max_calls, 1000000);
 
 	assert_false(cfg.vip.present);
 	assert_int_equal(cfg.vip.garp_count, 3);
@@ -646,6 +649,7 @@ static const struct err_case sip_cases[] = {
 	  "t.conf:6: [sip] no_answer_ms: 3600001 out of range (0..3600000)" },
 	{ IN_SIP("max_transactions = 1023"),
 	  "t.conf:6: [sip] max_transactions: 1023 out of range (1024..16777216)" },
+	{ IN_SIP("max_calls = 0"), "t.conf:6: [sip] max_calls: 0 out of range (1..100000000)" },
 	{ IN_SIP("max_registrations = 0"),
 	  "t.conf:6: [sip] max_registrations: 0 out of range (1..100000000)" },
 	{ IN_SIP("max_registrations = 100000001"),

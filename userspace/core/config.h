@@ -98,6 +98,9 @@ struct sipha_config {
 		unsigned tcp_max_per_source;
 		unsigned tcp_silent_ms;
 		unsigned tcp_idle_ms;
+		/* extension: calls in the table at most; an initial INVITE
+		 * beyond it gets 503 with Retry-After; default 1000000 */
+		unsigned max_calls;
 	} sip;
 
 	struct {

@@ -98,6 +98,8 @@ static const struct key_desc keys[K_COUNT] = {
 				  3600000, false },
 	[K_SIP_TCP_IDLE_MS] = { SEC_SIP, "tcp_idle_ms", KT_UINT, OFF(sip.tcp_idle_ms), 0, 86400000,
 				false },
+	[K_SIP_MAX_CALLS] = { SEC_SIP, "max_calls", KT_UINT, OFF(sip.max_calls), 1, 100000000,
+			      false },
 	[K_VIP_ADDRESS] = { SEC_VIP, "address", KT_VIP, OFF(vip.address), 0, 0, true },
 	[K_VIP_INTERFACE] = { SEC_VIP, "interface", KT_IFNAME, OFF(vip.interface), 0, 0, true },
 	[K_VIP_GARP_COUNT] = { SEC_VIP, "garp_count", KT_UINT, OFF(vip.garp_count), 0, 100, false },
@@ -373,6 +375,7 @@ void cfg_set_defaults(struct sipha_config *cfg)
 	cfg->sip.tcp_max_per_source = 256;
 	cfg->sip.tcp_silent_ms = 30000;
 	cfg->sip.tcp_idle_ms = 3900000;
+	cfg->sip.max_calls = 1000000;
 	cfg->vip.garp_count = 3;
 	cfg->ha.heartbeat_ms = 50;
 	cfg->ha.timeout_ms = 200;

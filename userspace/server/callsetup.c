@@ -383,6 +383,15 @@ void call_on_invite(struct server *srv, struct txn *st, osip_message_t *req)
 		return;
 	}
 	srv->st.calls_offered++;
+	if (calls_count(ct) >= srv->cfg->sip.max_calls) {
+		srv->st.calls_overload++;
+		srv->st.calls_failed++;
+		log_warn_rl(&srv->rl_calls, srv->tw->now,
+			    "sip: INVITE answered 503: max_calls (%u) calls up",
+			    srv->cfg->sip.max_calls);
+		srv_reply_full(srv, st, req);
+		return;
+	}
 	if (osip_message_get_max_forwards(req, 0, &mf) >= 0 && mf && mf->hvalue &&
 	    strtol(mf->hvalue, NULL, 10) <= 0) {
 		txn_reply(st, 483, "Too Many Hops", NULL);

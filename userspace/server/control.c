@@ -382,6 +382,7 @@ char *ctl_metrics_text(struct server *srv)
 	T(tcp_send_errors, "TCP writes that failed")
 	T(keepalives, "CRLF keep-alives received on streams")
 	T(tcp_refused, "TCP connections refused at accept: per-source or global limit")
+	T(tcp_table_full, "TCP connections refused: the node's 65,536 were open")
 	T(tcp_timeouts, "TCP connections closed: silent since opened, or idle")
 #undef T
 	metric(f, node, "tcp_connections", "gauge", "TCP connections open", ts->tcp_open);

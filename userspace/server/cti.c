@@ -51,6 +51,7 @@ struct cti {
 	unsigned n;
 	uint64_t next_id;
 	struct cti_stats st;
+	struct log_rl rl_refused; /* max_clients: one warning a second */
 };
 
 static bool active(const struct cti *c)
@@ -450,6 +451,25 @@ static const struct loop_stream_ops sess_ops = {
 	.on_close = sess_close,
 };
 
+/* A connection past max_clients: an Error line (docs/CTI.md), then closed.
+ * Written straight to the new socket, whose empty send buffer takes it
+ * whole, so a flood of them costs no stream and no memory. */
+static void refuse(struct cti *c, int fd, const char *addr)
+{
+	char line[128];
+	int n = snprintf(line, sizeof(line),
+			 "{\"event\":\"Error\",\"reason\":\"too many clients (max_clients %u)\"}\n",
+			 c->srv->cfg->cti.max_clients);
+
+	c->st.refused++;
+	log_warn_rl(&c->rl_refused, loop_now(c->l),
+		    "cti: connection from %s refused: max_clients (%u) connected", addr, c->n);
+	if (n > 0 && (size_t)n < sizeof(line) &&
+	    send(fd, line, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) == n)
+		shutdown(fd, SHUT_WR);
+	close(fd);
+}
+
 static void on_accept(void *arg, int fd, const struct sockaddr_storage *peer, socklen_t len)
 {
 	struct cti *c = arg;
@@ -462,9 +482,13 @@ static void on_accept(void *arg, int fd, const struct sockaddr_storage *peer, so
 		inet_ntop(AF_INET, &((const struct sockaddr_in *)peer)->sin_addr, a, sizeof(a));
 	else if (peer->ss_family == AF_INET6)
 		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)peer)->sin6_addr, a, sizeof(a));
-	if (c->n >= c->srv->cfg->cti.max_clients || !(ss = calloc(1, sizeof(*ss)))) {
-		c->st.refused++;
-		pr_warn("cti: connection from %s refused: %u clients already", a, c->n);
+	if (c->n >= c->srv->cfg->cti.max_clients) {
+		refuse(c, fd, a);
+		return;
+	}
+	ss = calloc(1, sizeof(*ss));
+	if (!ss) {
+		pr_err("cti: connection from %s closed: out of memory", a);
 		close(fd);
 		return;
 	}

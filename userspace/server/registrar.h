@@ -48,7 +48,8 @@ struct reg_aor {
 };
 
 /* Outcome of a REGISTER: CODE and REASON for the response; for 423,
- * MIN_EXPIRES goes into a Min-Expires header. */
+ * MIN_EXPIRES goes into a Min-Expires header.  503 means one thing only:
+ * a new address of record past max_aors (the server adds Retry-After). */
 struct reg_result {
 	int code;
 	const char *reason;

@@ -129,6 +129,13 @@ out:
 	osip_message_free(resp);
 }
 
+void srv_reply_full(struct server *srv, struct txn *st, const osip_message_t *req)
+{
+	static const struct extra_hdr h = { "Retry-After", SRV_RETRY_AFTER };
+
+	respond(srv, st, NULL, req, NULL, 503, "Service Unavailable", &h, 1, NULL);
+}
+
 static void handle_register(struct server *srv, struct txn *st, osip_message_t *req,
 			    const struct sipmsg_ix *ix)
 {
@@ -136,6 +143,16 @@ static void handle_register(struct server *srv, struct txn *st, osip_message_t *
 	char minexp[16];
 
 	reg_register(srv->reg, req, ix, &st->peer, srv->tw->now, &res);
+	if (res.code == 503) {
+		srv->st.register_refused++;
+		srv->st.register_overload++;
+		log_warn_rl(&srv->rl_registrations, srv->tw->now,
+			    "sip: REGISTER for a new address of record answered 503: "
+			    "max_registrations (%u) reached",
+			    srv->cfg->sip.max_registrations);
+		srv_reply_full(srv, st, req);
+		return;
+	}
 	if (res.code != 200) {
 		struct extra_hdr h = { "Min-Expires", minexp };
 
@@ -263,9 +280,12 @@ static void handle_request(struct server *srv, const struct sip_peer *from, osip
 		if (txn_count(srv->txns) >= srv->cfg->sip.max_transactions) {
 			/* Overloaded: say so, statelessly, rather than leave the
 			 * sender retransmitting into us (RFC 3261 §21.5.4). */
-			struct extra_hdr h = { "Retry-After", "5" };
+			struct extra_hdr h = { "Retry-After", SRV_RETRY_AFTER };
 
 			srv->st.sip_rx_overload++;
+			log_warn_rl(&srv->rl_transactions, srv->tw->now,
+				    "sip: %s answered 503: max_transactions (%u) live",
+				    req->sip_method, srv->cfg->sip.max_transactions);
 			respond(srv, NULL, from, req, ix, 503, "Service Unavailable", &h, 1, NULL);
 		} else {
 			srv->st.sip_tx_errors++;

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "core/config.h"
+#include "core/log.h"
 #include "core/loop.h"
 #include "sip/msg.h"
 #include "sip/transport.h"
@@ -43,7 +44,10 @@
 	X(calls_no_ack, "answered calls released because the caller never sent the ACK")        \
 	X(calls_route_timeout, "queued calls nobody routed within route_timeout_ms")            \
 	X(calls_released, "calls that left the call table")                                     \
-	X(indialog_relayed, "in-dialog requests relayed to the other leg")
+	X(indialog_relayed, "in-dialog requests relayed to the other leg")                      \
+	X(calls_overload, "initial INVITEs answered 503 with Retry-After: max_calls were up")   \
+	X(register_overload,                                                                    \
+	  "REGISTERs answered 503 with Retry-After: max_registrations addresses of record held")
 
 struct srv_stats {
 #define X(name, help) uint64_t name;
@@ -99,6 +103,8 @@ struct server {
 	struct timer xdp_tick; /* the dead man's switch heartbeat */
 	unsigned t1_ms, t2_ms, t4_ms;
 	struct srv_stats st;
+	/* Past a limit: one warning a second each (core/log.h). */
+	struct log_rl rl_calls, rl_registrations, rl_transactions;
 	/* The address sipha writes into Via/Contact and sends from: the VIP
 	 * when configured, else the listen address. */
 	struct sockaddr_storage adv;
@@ -136,6 +142,13 @@ unsigned srv_xdp_tick_ms(const struct sipha_config *cfg);
 
 /* A fresh tag for a To or From header: random, not guessable. */
 void srv_new_tag(struct server *srv, char *buf, size_t len);
+
+/* How long a client refused at a limit is asked to wait (Retry-After, s). */
+#define SRV_RETRY_AFTER "5"
+/* A limit ([sip] max_calls, ...) refuses REQ, whose server transaction is
+ * ST: 503 with Retry-After (RFC 3261 §21.5.4), so the client tries again
+ * later (or elsewhere) rather than retransmitting into a full node. */
+void srv_reply_full(struct server *srv, struct txn *st, const osip_message_t *req);
 
 /* Entry point of every received SIP message (the transport's callback). */
 void srv_rx(void *arg, const struct sip_peer *from, const char *buf, size_t len);

@@ -61,7 +61,7 @@ struct sip_transport {
 	uint8_t src_key[crypto_shorthash_KEYBYTES];
 	struct sipt_limits lim;
 	struct timer sweep;
-	uint64_t refusal_log_ms;
+	struct log_rl rl_full, rl_source; /* refusals: the table, one address */
 };
 
 size_t sipt_ip_bytes(const struct sockaddr_storage *ss, const uint8_t **p)
@@ -304,10 +304,9 @@ static struct tcp_conn *conn_new(struct sip_transport *t, const struct sockaddr_
 
 	if (!t->nfree) {
 		t->st.tcp_refused++;
-		if (loop_now(t->l) >= t->refusal_log_ms) {
-			pr_warn("tcp: %u connections open, refusing more", TCP_MAX_CONNS);
-			t->refusal_log_ms = loop_now(t->l) + 60000;
-		}
+		t->st.tcp_table_full++;
+		log_warn_rl(&t->rl_full, loop_now(t->l), "tcp: %u connections open, refusing more",
+			    TCP_MAX_CONNS);
 		return NULL;
 	}
 	c = calloc(1, sizeof(*c));
@@ -355,11 +354,9 @@ static void tcp_accept(void *arg, int fd, const struct sockaddr_storage *peer, s
 		char a[64];
 
 		t->st.tcp_refused++;
-		if (loop_now(t->l) >= t->refusal_log_ms) {
-			pr_warn("tcp: connection from %s refused: %u open from that address",
-				sipt_addr_str(peer, a, sizeof(a)), sc ? sc->n : 0);
-			t->refusal_log_ms = loop_now(t->l) + 60000;
-		}
+		log_warn_rl(&t->rl_source, loop_now(t->l),
+			    "tcp: connection from %s refused: %u open from that address",
+			    sipt_addr_str(peer, a, sizeof(a)), sc ? sc->n : 0);
 		if (sc && !sc->n)
 			src_free(t, sc);
 		close(fd);

@@ -36,6 +36,7 @@ struct sipt_stats {
 		tcp_send_errors;
 	uint64_t keepalives;
 	uint64_t tcp_refused; /* connections closed at accept: per-source or global limit */
+	uint64_t tcp_table_full; /* connections refused: the node's table was full */
 	uint64_t tcp_timeouts; /* connections closed: silent since opened, or idle */
 };
 
