@@ -17,20 +17,29 @@
 #   bench/soak.sh [DURATION] [RATE] [HOLD_S] [SWITCH_S]
 #   bench/soak.sh 3600 100 10 180        (the default: an hour)
 #
-# The rule (exit 1 on growth, 2 when too short to judge): warm-up is the first max(DURATION / 10,
-# 2 × SWITCH_S + 30) seconds, so that both nodes have been active and
-# standby at least once (a node's RSS rises to the high-water mark of the
-# role it holds, and glibc keeps it; judging before that would take a first
-# turn as active for a leak).  Of the samples after it, the first quarter is
-# the baseline and the last quarter the end.  For each node, RSS and open
-# descriptors: the median of the end more than 10% above the median of the
-# baseline is growth, and the run fails.  The heap in use is shown beside
-# (not judged: it follows the calls up at the moment of the sample).
+# The rule (exit 1 on growth, 2 when too short to judge): warm-up is the
+# first max(DURATION / 10, 2 × SWITCH_S + 30) seconds, so that both nodes
+# have been active and standby at least once (a node's RSS rises to the
+# high-water mark of the role it holds, and glibc keeps it; judging before
+# that would take a first turn as active for a leak).  Of the samples after
+# it, the first quarter is the baseline and the last quarter the end.  For
+# each node, RSS and open descriptors: the median of the end more than 10%
+# above the median of the baseline is growth, and the run fails.  The heap
+# in use is shown beside (not judged: it follows the calls and transactions
+# up at the moment of the sample).
 #
-# Prints the machine, the date, the command, and one Markdown row per node;
-# SOAK_CSV=FILE keeps the samples (t_s,node,state,rss_kb,fds,heap_bytes,
-# calls,bindings).  Bounded: every sipp has -m and -timeout, every wait a
-# time-out, everything started is killed by PID on exit (lib.sh).
+# Prints the machine, the date, the command, and one Markdown row per node.
+# Both siphad are stopped with SIGTERM at the end (with SIPHAD=
+# build/siphad-san, a sanitizer's leak report is printed).  Environment:
+#   SOAK_CSV=FILE      keeps the samples (t_s,node,state,rss_kb,fds,
+#                      heap_bytes,calls,bindings,smalloc_pool_bytes,
+#                      cti_events: the CTI event log's length)
+#   SOAK_SMAPS=DIR     keeps each siphad's /proc/PID/smaps and metrics at
+#                      every sample (DIR/NODE.T_S, DIR/NODE.T_S.metrics)
+#   SOAK_EVENT_LOG_MAX=N  adds [cti] with event_log_max = N (the CTI event
+#                      log's bound by count; without [cti] its age bounds it)
+# Bounded: every sipp has -m and -timeout, every wait a time-out,
+# everything started is killed by PID on exit (lib.sh).
 set -u
 cd "$(dirname "$0")/.." || exit 2
 . tests/integration/lib.sh
@@ -62,6 +71,12 @@ addr_add a eth0 10.99.0.1/24 && addr_add b eth0 10.99.0.2/24 && addr_add c eth0 
 ha_conf "$T_TMP/a.conf" "soa-$$" primary 10.99.0.1 10.99.0.2 hot
 ha_conf "$T_TMP/b.conf" "sob-$$" backup 10.99.0.2 10.99.0.1 hot
 sed -i 's/^log_level = .*/log_level = warn/' "$T_TMP/a.conf" "$T_TMP/b.conf"
+if [ -n "${SOAK_EVENT_LOG_MAX:-}" ]; then
+	for n in a b; do
+		printf '[cti]\nlisten = 10.99.0.%s:3000\nevent_log_max = %s\n' \
+			"$([ $n = a ] && echo 1 || echo 2)" "$SOAK_EVENT_LOG_MAX" >>"$T_TMP/$n.conf"
+	done
+fi
 ha_start_pair soak || exit 1
 
 # --- load -------------------------------------------------------------------------------
@@ -92,7 +107,9 @@ sample() { # T NODE
 	rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null) || return
 	fds=$(find "/proc/$pid/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
 	metrics_snapshot "$f" "$2" 2>/dev/null || return
-	echo "$1,$2,$(state_of "$2"),$rss,$fds,$(metric_from "$f" heap_bytes),$(metric_from "$f" calls),$(metric_from "$f" registrations)" >>"$CSV"
+	echo "$1,$2,$(state_of "$2"),$rss,$fds,$(metric_from "$f" heap_bytes),$(metric_from "$f" calls),$(metric_from "$f" registrations),$(metric_from "$f" smalloc_pool_bytes),$(metric_from "$f" cti_event_log)" >>"$CSV"
+	[ -n "${SOAK_SMAPS:-}" ] && cp "/proc/$pid/smaps" "$SOAK_SMAPS/$2.$1" 2>/dev/null &&
+		cp "$f" "$SOAK_SMAPS/$2.$1.metrics"
 }
 
 active_node() {
@@ -117,7 +134,7 @@ switchover() {
 	fi
 }
 
-echo "t_s,node,state,rss_kb,fds,heap_bytes,calls,bindings" >"$CSV"
+echo "t_s,node,state,rss_kb,fds,heap_bytes,calls,bindings,smalloc_pool_bytes,cti_events" >"$CSV"
 start=$SECONDS
 next_switch=$SWITCH
 while [ $((SECONDS - start)) -lt "$DURATION" ]; do
@@ -138,6 +155,13 @@ for p in "$UAC" "$REG"; do
 		kill -TERM "$p" 2>/dev/null
 		wait_pid "$p" 10
 	fi
+done
+# Both stopped by SIGTERM (the standby first): with SIPHAD=build/siphad-san
+# a leak report of AddressSanitizer at exit is printed here.
+for n in b a; do
+	stop_siphad "$n" >/dev/null
+	san=$(grep -A 12 -E 'ERROR: (Address|Leak)Sanitizer|SUMMARY: ' "$(siphad_log "$n")" | head -n 40)
+	[ -n "$san" ] && echo "siphad $n sanitizer report:" && echo "$san"
 done
 calls_ok=$(stat_of "$T_TMP/calls.csv" 'SuccessfulCall(C)')
 calls_bad=$(stat_of "$T_TMP/calls.csv" 'FailedCall(C)')
@@ -171,8 +195,8 @@ judge() {
 echo "machine: $(nproc) CPUs, $(uname -r), $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo); date: $(date -u +%F)"
 echo "command: bench/soak.sh $DURATION $RATE $HOLD $SWITCH (warm-up ${WARM} s, samples every ${SAMPLE} s)"
 echo "calls ok/failed: $calls_ok/$calls_bad; registrations ok/failed: $regs_ok/$regs_bad; switchovers: $switchovers (failed: $switch_fails)"
-echo "| node | RSS MB: baseline → end | open fds: baseline → end | heap in use MB: baseline → end | verdict |"
-echo "|---|---|---|---|---|"
+echo "| node | RSS MB: baseline → end | open fds: baseline → end | heap in use MB: baseline → end | CTI event log: baseline → end | verdict |"
+echo "|---|---|---|---|---|---|"
 # mb VALUE [UNIT]: VALUE (kB, or UNIT bytes) in MB, "?" stays.
 mb() { awk -v k="$1" -v u="${2:-1024}" 'BEGIN { if (k == "?") print "?"; else printf "%.1f", k / u }'; }
 grew=0
@@ -180,6 +204,7 @@ for n in a b; do
 	read -r rb re rp <<<"$(judge $n 4)"
 	read -r fb fe fp <<<"$(judge $n 5)"
 	read -r hb he hp <<<"$(judge $n 6)"
+	read -r eb ee _ <<<"$(judge $n 10)"
 	v=flat
 	for p in "$rp" "$fp"; do
 		if [ "$p" = "?" ]; then
@@ -190,7 +215,7 @@ for n in a b; do
 			grew=1
 		fi
 	done
-	echo "| $n | $(mb "$rb") → $(mb "$re") (${rp}%) | $fb → $fe (${fp}%) | $(mb "$hb" 1048576) → $(mb "$he" 1048576) (${hp}%) | $v |"
+	echo "| $n | $(mb "$rb") → $(mb "$re") (${rp}%) | $fb → $fe (${fp}%) | $(mb "$hb" 1048576) → $(mb "$he" 1048576) (${hp}%) | $eb → $ee | $v |"
 done
 # 0 flat, 1 growth (or a switchover that failed), 2 too short to judge.
 [ "$switch_fails" -eq 0 ] || grew=1

@@ -126,7 +126,7 @@ sipp_ok "limits: one already bound is refreshed at the limit" refresh 1
 # --- TCP ---------------------------------------------------------------------------------
 mark=$(log_mark)
 fds=()
-for i in $(seq 30); do
+for _ in $(seq 30); do
 	exec {fd}<>"/dev/tcp/127.0.0.1/$PORT" || break
 	fds+=("$fd")
 done
@@ -153,7 +153,7 @@ read -r -t 5 rest <&"$c3"
 check_eq "limits: then the connection is closed (EOF, not a timeout)" "$?/${rest:-}" "1/"
 exec {c3}>&-
 errors=0
-for i in $(seq 40); do
+for _ in $(seq 40); do
 	exec {c}<>"/dev/tcp/127.0.0.1/$CTI" || break
 	read -r -t 5 line <&"$c" && [[ $line == *'"event":"Error"'* ]] && errors=$((errors + 1))
 	exec {c}>&-
