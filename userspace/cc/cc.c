@@ -666,15 +666,8 @@ static size_t call_kv(const struct cc_callrec *r, const struct cc_call *c, const
 		      const char *cause, char id[24], struct jkv kv[6])
 {
 	size_t n = 0;
-	unsigned long long v = c->id;
-	int i = 23;
 
-	id[i] = '\0';
-	do {
-		id[--i] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	kv[n++] = (struct jkv){ "call", id + i };
+	kv[n++] = (struct jkv){ "call", jline_utoa(id, c->id) };
 	kv[n++] = (struct jkv){ "dn", dn ? dn : "" };
 	kv[n++] = (struct jkv){ "from", c->from ? c->from : "" };
 	kv[n++] = (struct jkv){ "to", c->to ? c->to : "" };

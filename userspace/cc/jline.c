@@ -74,19 +74,26 @@ static void put_str(struct jw *w, const char *s, size_t n)
 	put(w, "\"", 1);
 }
 
+const char *jline_utoa(char buf[24], uint64_t v)
+{
+	char *p = buf + 23;
+
+	*p = '\0';
+	do {
+		*--p = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	return p;
+}
+
 static void put_int(struct jw *w, long long v)
 {
-	unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
-	char d[24];
-	size_t n = sizeof(d);
+	char d[24], *p = (char *)jline_utoa(d, v < 0 ? 0ull - (unsigned long long)v
+						     : (unsigned long long)v);
 
-	do {
-		d[--n] = (char)('0' + u % 10);
-		u /= 10;
-	} while (u);
 	if (v < 0)
-		d[--n] = '-';
-	put(w, d + n, sizeof(d) - n);
+		*--p = '-';
+	put(w, p, (size_t)(d + 23 - p));
 }
 
 static bool put_value(struct jw *w, json_t *v)

@@ -21,6 +21,9 @@
 ssize_t jline_event(char *buf, size_t cap, const char *name, uint64_t seq, uint64_t ts,
 		    json_t *fields);
 
+/* V in decimal at the end of BUF; returns where it starts. */
+const char *jline_utoa(char buf[24], uint64_t v);
+
 /* An event's fields as key/value strings (a NULL value is JSON null). */
 struct jkv {
 	const char *k;

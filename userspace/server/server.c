@@ -66,14 +66,18 @@ static int respond_fast(struct server *srv, struct txn *st, const struct sip_pee
 			const osip_message_t *req, const struct sipmsg_ix *ix, int code,
 			const char *reason, const char *tag, const char *extra, size_t elen)
 {
+	struct sipmsg_reply_opt r = {
+		.code = code, .reason = reason, .to_tag = tag, .extra = extra, .extralen = elen
+	};
 	char buf[SRV_REPLY_MAX];
 	ssize_t n;
 
+	/* a transaction kept the headers it echoes when it was made */
+	if (st)
+		return txn_reply_opt(st, &r);
 	n = sipmsg_reply(req, ix, code, reason, tag, extra, elen, buf, sizeof(buf));
 	if (n < 0)
 		return -EAGAIN;
-	if (st)
-		return txn_respond_raw(st, code, tag, buf, (size_t)n);
 	return srv_send(srv, from, buf, (size_t)n);
 }
 
